@@ -1,0 +1,669 @@
+//! `dataloader apply -f tables.yaml` and `dataloader export`: the control tables as code.
+//!
+//! The file has `connections`, `defaults` and `tables`. Applying makes `table_control` match
+//! it: tables in the file are created or changed, active tables missing from it are
+//! deactivated (never deleted: their history stays).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use chrono::Utc;
+use dataloader_core::{
+    ColumnNaming, ConnectionConfig, DbType, Error, LoadStrategy, SourceTable, Store, TableSpec,
+    TargetTable,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesFile {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, ConnectionEntry>,
+    #[serde(default, skip_serializing_if = "Defaults::is_empty")]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionEntry {
+    #[serde(rename = "type")]
+    pub db_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `env:NAME` or `file:/path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// A template: `{table}`, `{schema}` and `{connection}` are replaced (normalised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_naming: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+impl Defaults {
+    fn is_empty(&self) -> bool {
+        self == &Defaults::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => vec![],
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+    fn is_none(&self) -> bool {
+        matches!(self, OneOrMany::None)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableEntry {
+    /// `schema.table` in the source database.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(default, skip_serializing_if = "OneOrMany::is_none")]
+    pub primary_key: OneOrMany,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_naming: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+const TABLE_KEYS: &[&str] = &[
+    "source",
+    "connection",
+    "destination",
+    "strategy",
+    "primary_key",
+    "incremental_column",
+    "schedule",
+    "timezone",
+    "active",
+    "priority",
+    "max_retries",
+    "timeout_minutes",
+    "column_naming",
+    "tags",
+];
+const TOP_KEYS: &[&str] = &["connections", "defaults", "tables"];
+const CONNECTION_KEYS: &[&str] = &[
+    "type", "host", "port", "database", "user", "password", "options",
+];
+const DEFAULT_KEYS: &[&str] = &[
+    "connection",
+    "destination",
+    "strategy",
+    "schedule",
+    "timezone",
+    "column_naming",
+    "priority",
+    "max_retries",
+    "timeout_minutes",
+    "tags",
+];
+
+/// serde's "unknown field" message, with the closest valid key suggested.
+fn explain_yaml_error(e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    let Some(rest) = msg.split("unknown field `").nth(1) else {
+        return msg;
+    };
+    let unknown = rest.split('`').next().unwrap_or("");
+    let best = [TABLE_KEYS, TOP_KEYS, CONNECTION_KEYS, DEFAULT_KEYS]
+        .concat()
+        .into_iter()
+        .map(|k| (strsim::levenshtein(unknown, k), k))
+        .min();
+    let location = e
+        .location()
+        .map(|l| format!("line {}: ", l.line()))
+        .unwrap_or_default();
+    match best {
+        Some((d, k)) if d <= 3 => {
+            format!("{location}unknown key \"{unknown}\" (did you mean \"{k}\"?)")
+        }
+        _ => format!("{location}unknown key \"{unknown}\""),
+    }
+}
+
+fn normalise_for_destination(s: &str) -> String {
+    ColumnNaming::SnakeCase.apply(s)
+}
+
+/// The line of the `source:` that starts table `source`, for messages.
+fn line_of(text: &str, source: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim_start();
+            l.strip_prefix("source:")
+                .map(|v| v.trim().trim_matches(['"', '\'']) == source)
+                .unwrap_or(false)
+        })
+        .map(|i| i + 1)
+}
+
+pub struct Desired {
+    pub connections: Vec<ConnectionConfig>,
+    pub tables: Vec<TableSpec>,
+}
+
+/// Parses and validates the whole file, reporting every problem at once.
+pub fn parse(text: &str) -> Result<Desired> {
+    let file: TablesFile =
+        serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!(explain_yaml_error(&e)))?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut connections = Vec::new();
+    for (name, c) in &file.connections {
+        let mut options = c.options.clone();
+        let config = DbType::from_str(&c.db_type).map(|db_type| ConnectionConfig {
+            name: name.clone(),
+            db_type,
+            host: c.host.clone(),
+            port: c.port,
+            database: c.database.clone(),
+            user: c.user.clone(),
+            password: c.password.clone(),
+            options: std::mem::take(&mut options),
+        });
+        match config.and_then(|cfg| cfg.validate().map(|_| cfg)) {
+            Ok(cfg) => connections.push(cfg),
+            Err(e) => problems.push(format!("connections.{name}: {e}")),
+        }
+    }
+    let d = &file.defaults;
+    let mut tables = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, t) in file.tables.iter().enumerate() {
+        let at = match line_of(text, &t.source) {
+            Some(line) => format!("line {line}: tables[{i}] ({})", t.source),
+            None => format!("tables[{i}] ({})", t.source),
+        };
+        match entry_to_spec(t, d) {
+            Ok(spec) => {
+                if let Some(j) = seen.insert(spec.destination.to_string(), i) {
+                    problems.push(format!(
+                        "{at}: destination {} is also used by tables[{j}]",
+                        spec.destination
+                    ));
+                } else {
+                    tables.push(spec);
+                }
+            }
+            Err(e) => problems.push(format!("{at}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} problem(s) in the file:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(Desired {
+        connections,
+        tables,
+    })
+}
+
+fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec, Error> {
+    let source = SourceTable::parse(&t.source)?;
+    let connection = t
+        .connection
+        .clone()
+        .or_else(|| d.connection.clone())
+        .ok_or_else(|| {
+            Error::config(
+                "connection",
+                "no connection (set it on the table or in defaults)",
+            )
+        })?;
+    let destination = match (&t.destination, &d.destination) {
+        (Some(dest), _) => TargetTable::parse(dest)?,
+        (None, Some(template)) => TargetTable::parse(
+            &template
+                .replace("{table}", &normalise_for_destination(&source.name))
+                .replace("{schema}", &normalise_for_destination(source.schema.as_deref().unwrap_or("")))
+                .replace("{connection}", &normalise_for_destination(&connection)),
+        )?,
+        (None, None) => {
+            return Err(Error::config(
+                "destination",
+                "no destination (set it on the table, or a template such as bronze.erp.{table} in defaults)",
+            ))
+        }
+    };
+    let mut spec = TableSpec::new(connection, source, destination);
+    if let Some(s) = t.strategy.as_ref().or(d.strategy.as_ref()) {
+        spec.strategy = LoadStrategy::from_str(s)?;
+    }
+    spec.primary_keys = t.primary_key.clone().into_vec();
+    spec.incremental_column = t.incremental_column.clone();
+    spec.schedule = t.schedule.clone().or_else(|| d.schedule.clone());
+    if let Some(tz) = t.timezone.as_ref().or(d.timezone.as_ref()) {
+        spec.timezone = tz.clone();
+    }
+    spec.is_active = t.active.unwrap_or(true);
+    if let Some(p) = t.priority.or(d.priority) {
+        spec.priority = p;
+    }
+    if let Some(r) = t.max_retries.or(d.max_retries) {
+        spec.max_retries = r;
+    }
+    spec.timeout_minutes = t.timeout_minutes.or(d.timeout_minutes);
+    if let Some(n) = t.column_naming.as_ref().or(d.column_naming.as_ref()) {
+        spec.column_naming = ColumnNaming::from_str(n)?;
+    }
+    spec.tags = t
+        .tags
+        .clone()
+        .or_else(|| d.tags.clone())
+        .unwrap_or_default();
+    spec.validate()?;
+    Ok(spec)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Change {
+    CreateConnection {
+        name: String,
+    },
+    UpdateConnection {
+        name: String,
+        fields: Vec<String>,
+    },
+    CreateTable {
+        destination: String,
+        strategy: String,
+        source: String,
+    },
+    ChangeTable {
+        destination: String,
+        fields: Vec<FieldChange>,
+    },
+    DeactivateTable {
+        destination: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::CreateConnection { name } => write!(f, "+ create connection {name}"),
+            Change::UpdateConnection { name, fields } => {
+                write!(f, "~ change connection {name}: {}", fields.join(", "))
+            }
+            Change::CreateTable {
+                destination,
+                strategy,
+                source,
+            } => {
+                write!(f, "+ create table {destination} ({strategy} from {source})")
+            }
+            Change::ChangeTable {
+                destination,
+                fields,
+            } => {
+                write!(f, "~ change table {destination}")?;
+                for c in fields {
+                    write!(f, "\n    {}: {} → {}", c.field, c.from, c.to)?;
+                }
+                Ok(())
+            }
+            Change::DeactivateTable { destination } => {
+                write!(f, "- deactivate table {destination} (not in the file)")
+            }
+        }
+    }
+}
+
+fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
+    vec![
+        ("connection", s.connection.clone()),
+        ("source", s.source.to_string()),
+        ("strategy", s.strategy.to_string()),
+        ("primary_key", s.primary_keys.join(", ")),
+        (
+            "incremental_column",
+            s.incremental_column.clone().unwrap_or_default(),
+        ),
+        ("schedule", s.schedule.clone().unwrap_or_default()),
+        ("timezone", s.timezone.clone()),
+        ("active", s.is_active.to_string()),
+        ("priority", s.priority.to_string()),
+        ("max_retries", s.max_retries.to_string()),
+        (
+            "timeout_minutes",
+            s.timeout_minutes.map(|t| t.to_string()).unwrap_or_default(),
+        ),
+        ("column_naming", s.column_naming.as_str().to_string()),
+        ("tags", s.tags.join(", ")),
+    ]
+}
+
+fn connection_fields(c: &ConnectionConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("type", c.db_type.to_string()),
+        ("host", c.host.clone().unwrap_or_default()),
+        ("port", c.port.map(|p| p.to_string()).unwrap_or_default()),
+        ("database", c.database.clone().unwrap_or_default()),
+        ("user", c.user.clone().unwrap_or_default()),
+        ("password", c.password.clone().unwrap_or_default()),
+        ("options", format!("{:?}", c.options)),
+    ]
+}
+
+pub struct Plan {
+    pub changes: Vec<Change>,
+    connections: Vec<ConnectionConfig>,
+    creates: Vec<TableSpec>,
+    updates: Vec<(i64, TableSpec)>,
+}
+
+pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
+    let mut changes = Vec::new();
+    let mut connections = Vec::new();
+    let known: BTreeMap<String, ConnectionConfig> = store
+        .connections()
+        .await?
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    for c in desired.connections {
+        match known.get(&c.name) {
+            None => {
+                changes.push(Change::CreateConnection {
+                    name: c.name.clone(),
+                });
+                connections.push(c);
+            }
+            Some(old) if old != &c => {
+                let fields = connection_fields(old)
+                    .into_iter()
+                    .zip(connection_fields(&c))
+                    .filter(|(a, b)| a.1 != b.1)
+                    .map(|(a, _)| a.0.to_string())
+                    .collect();
+                changes.push(Change::UpdateConnection {
+                    name: c.name.clone(),
+                    fields,
+                });
+                connections.push(c);
+            }
+            Some(_) => {}
+        }
+    }
+    let all_connections: Vec<String> = known
+        .keys()
+        .cloned()
+        .chain(connections.iter().map(|c| c.name.clone()))
+        .collect();
+    let mut missing = Vec::new();
+    for t in &desired.tables {
+        if !all_connections.contains(&t.connection) {
+            missing.push(format!(
+                "{}: {}",
+                t.destination,
+                Error::UnknownConnection {
+                    name: t.connection.clone(),
+                    known: all_connections.clone()
+                }
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "{} problem(s) in the file:\n  {}",
+            missing.len(),
+            missing.join("\n  ")
+        );
+    }
+    let existing = store.tables().await?;
+    let mut creates = Vec::new();
+    let mut updates = Vec::new();
+    for spec in &desired.tables {
+        match existing
+            .iter()
+            .find(|t| t.spec.destination == spec.destination)
+        {
+            None => {
+                changes.push(Change::CreateTable {
+                    destination: spec.destination.to_string(),
+                    strategy: spec.strategy.to_string(),
+                    source: format!("{}:{}", spec.connection, spec.source),
+                });
+                creates.push(spec.clone());
+            }
+            Some(t) if &t.spec != spec => {
+                let fields = spec_fields(&t.spec)
+                    .into_iter()
+                    .zip(spec_fields(spec))
+                    .filter(|(a, b)| a.1 != b.1)
+                    .map(|(a, b)| FieldChange {
+                        field: a.0.to_string(),
+                        from: if a.1.is_empty() { "(none)".into() } else { a.1 },
+                        to: if b.1.is_empty() { "(none)".into() } else { b.1 },
+                    })
+                    .collect();
+                changes.push(Change::ChangeTable {
+                    destination: spec.destination.to_string(),
+                    fields,
+                });
+                updates.push((t.table_id, spec.clone()));
+            }
+            Some(_) => {}
+        }
+    }
+    for t in existing.iter().filter(|t| t.spec.is_active) {
+        if !desired
+            .tables
+            .iter()
+            .any(|s| s.destination == t.spec.destination)
+        {
+            changes.push(Change::DeactivateTable {
+                destination: t.spec.destination.to_string(),
+            });
+            let mut spec = t.spec.clone();
+            spec.is_active = false;
+            updates.push((t.table_id, spec));
+        }
+    }
+    Ok(Plan {
+        changes,
+        connections,
+        creates,
+        updates,
+    })
+}
+
+impl Plan {
+    pub fn summary(&self) -> String {
+        let count = |f: fn(&Change) -> bool| self.changes.iter().filter(|c| f(c)).count();
+        format!(
+            "Plan: {} to create, {} to change, {} to deactivate.",
+            count(|c| matches!(
+                c,
+                Change::CreateConnection { .. } | Change::CreateTable { .. }
+            )),
+            count(|c| matches!(
+                c,
+                Change::UpdateConnection { .. } | Change::ChangeTable { .. }
+            )),
+            count(|c| matches!(c, Change::DeactivateTable { .. })),
+        )
+    }
+
+    pub async fn execute(&self, store: &dyn Store) -> Result<()> {
+        let now = Utc::now();
+        for c in &self.connections {
+            store.upsert_connection(c).await?;
+        }
+        for spec in &self.creates {
+            store.insert_table(spec, now).await?;
+        }
+        for (id, spec) in &self.updates {
+            store.update_table_spec(*id, spec, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The control tables as a file that `apply` turns back into the same tables.
+pub async fn export(store: &dyn Store) -> Result<String> {
+    let mut file = TablesFile::default();
+    for c in store.connections().await? {
+        file.connections.insert(
+            c.name.clone(),
+            ConnectionEntry {
+                db_type: c.db_type.to_string(),
+                host: c.host,
+                port: c.port,
+                database: c.database,
+                user: c.user,
+                password: c.password,
+                options: c.options,
+            },
+        );
+    }
+    for t in store.tables().await? {
+        let s = t.spec;
+        file.tables.push(TableEntry {
+            source: s.source.to_string(),
+            connection: Some(s.connection),
+            destination: Some(s.destination.to_string()),
+            strategy: Some(s.strategy.to_string()),
+            primary_key: match s.primary_keys.len() {
+                0 => OneOrMany::None,
+                _ => OneOrMany::Many(s.primary_keys),
+            },
+            incremental_column: s.incremental_column,
+            schedule: s.schedule,
+            timezone: (s.timezone != "UTC").then_some(s.timezone),
+            active: (!s.is_active).then_some(false),
+            priority: (s.priority != 100).then_some(s.priority),
+            max_retries: (s.max_retries != 3).then_some(s.max_retries),
+            timeout_minutes: s.timeout_minutes,
+            column_naming: (s.column_naming != ColumnNaming::SnakeCase)
+                .then(|| s.column_naming.as_str().to_string()),
+            tags: (!s.tags.is_empty()).then_some(s.tags),
+        });
+    }
+    Ok(serde_yaml::to_string(&file)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_templates() {
+        let d = parse(
+            "connections:\n  erp:\n    type: postgresql\n    host: h\n    database: d\n    password: env:X\n\
+             defaults:\n  connection: erp\n  destination: bronze.erp.{table}\n  strategy: incremental\n\
+             tables:\n  - source: dbo.OrderLines\n    primary_key: [Id]\n    incremental_column: ModifiedAt\n\
+             \x20 - source: dbo.Countries\n    strategy: full\n",
+        )
+        .unwrap();
+        assert_eq!(
+            d.tables[0].destination.to_string(),
+            "bronze.erp.order_lines"
+        );
+        assert_eq!(d.tables[1].strategy, LoadStrategy::Full);
+    }
+
+    #[test]
+    fn every_problem_at_once_with_lines() {
+        let err = parse(
+            "defaults:\n  connection: erp\n  destination: bronze.erp.{table}\n\
+             tables:\n  - source: a\n    strategy: incremental\n  - source: b\n    schedule: \"99 * * * *\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("2 problem(s)"), "{err}");
+        assert!(err.contains("line 5: tables[0] (a): primary_key:"), "{err}");
+        assert!(err.contains("line 7: tables[1] (b): schedule:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest() {
+        let err = parse("tables:\n  - source: a\n    primary_keys: [id]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown key \"primary_keys\" (did you mean \"primary_key\"?)"),
+            "{err}"
+        );
+        assert!(err.contains("line 3"), "{err}");
+    }
+}

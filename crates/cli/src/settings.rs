@@ -1,0 +1,63 @@
+//! Where the control database and the lakehouse are: flag > environment > `dataloader.toml` >
+//! default. `docs/configuration.md` documents the same order.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+pub const DEFAULT_CONTROL_DB: &str = "sqlite://./dataloader.db";
+pub const DEFAULT_LAKE_ROOT: &str = "./lakehouse";
+pub const DEFAULT_CONFIG_FILE: &str = "dataloader.toml";
+
+/// The optional `dataloader.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Control database URL (`sqlite://…` or `postgres://…`; no password in it: use
+    /// DATALOADER_CONTROL_DB or LAKEBASE_PASSWORD for that).
+    pub control_db: Option<String>,
+    /// Root of the local lakehouse, or an object-store URL.
+    pub lake_root: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub control_db: String,
+    pub lake_root: String,
+}
+
+impl FileSettings {
+    pub fn load(explicit: Option<&Path>) -> Result<Self> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        if !path.exists() {
+            if required {
+                bail!("config: {} does not exist", path.display());
+            }
+            return Ok(FileSettings::default());
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("config: reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config: {} is not valid", path.display()))
+    }
+}
+
+/// `flag_or_env` is what clap found on the command line or in DATALOADER_* variables.
+pub fn resolve(
+    control_db: Option<String>,
+    lake_root: Option<String>,
+    file: &FileSettings,
+) -> Settings {
+    Settings {
+        control_db: control_db
+            .or_else(dataloader_store::lakebase_url_from_env)
+            .or_else(|| file.control_db.clone())
+            .unwrap_or_else(|| DEFAULT_CONTROL_DB.to_string()),
+        lake_root: lake_root
+            .or_else(|| file.lake_root.clone())
+            .unwrap_or_else(|| DEFAULT_LAKE_ROOT.to_string()),
+    }
+}

@@ -1,0 +1,13 @@
+use async_trait::async_trait;
+
+use crate::{Result, TargetTable};
+
+/// Maps `catalog.schema.table` to where its Delta table lives, and registers it.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// The table's location as a URL (`file:///…`, `s3://…`).
+    fn table_url(&self, table: &TargetTable) -> Result<String>;
+
+    /// Makes a freshly created table known to the catalog; a no-op for path catalogs.
+    async fn register(&self, table: &TargetTable, url: &str) -> Result<()>;
+}

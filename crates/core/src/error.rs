@@ -1,0 +1,146 @@
+//! The one error type the seams speak. Variants carry context (table, connection, step);
+//! [`ErrorKind`] groups them for retry analysis and exit codes.
+
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ErrorKind {
+    Config,
+    Connect,
+    Auth,
+    SourceQuery,
+    TypeMapping,
+    Write,
+    Conflict,
+    Store,
+    Cancelled,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is wrong; `field` names it as the user wrote it.
+    #[error("{field}: {message}")]
+    InvalidConfig { field: String, message: String },
+
+    #[error("unknown connection \"{name}\"{}", known_list(.known))]
+    UnknownConnection { name: String, known: Vec<String> },
+
+    #[error("no table with destination {destination} in table_control")]
+    UnknownTable { destination: String },
+
+    #[error("connection \"{connection}\": cannot reach {db_type} at {address}: {message}")]
+    Connect {
+        connection: String,
+        db_type: String,
+        address: String,
+        message: String,
+    },
+
+    #[error("connection \"{connection}\": authentication failed: {message}")]
+    Auth { connection: String, message: String },
+
+    #[error("connection \"{connection}\": source table {table} not found")]
+    SourceTableNotFound { connection: String, table: String },
+
+    #[error("{role} column \"{column}\" not found in {table} (columns: {})", .columns.join(", "))]
+    ColumnNotFound {
+        table: String,
+        column: String,
+        role: &'static str,
+        columns: Vec<String>,
+    },
+
+    #[error("{table}: column \"{column}\" has type {native_type}, which DataLoader cannot map to Delta; cast it in a custom source query")]
+    UnsupportedType {
+        table: String,
+        column: String,
+        native_type: String,
+    },
+
+    /// A value the destination cannot hold exactly (NaN, infinity, out of range, too precise).
+    #[error("{table}: column \"{column}\": {message}")]
+    UnrepresentableValue {
+        table: String,
+        column: String,
+        message: String,
+    },
+
+    #[error("connection \"{connection}\", {table}: {step} failed: {message}")]
+    SourceQuery {
+        connection: String,
+        table: String,
+        step: &'static str,
+        message: String,
+    },
+
+    #[error("destination {table}: {step} failed: {message}")]
+    Write {
+        table: String,
+        step: &'static str,
+        message: String,
+    },
+
+    #[error("destination {table}: {message}")]
+    Conflict { table: String, message: String },
+
+    #[error("control store: {step} failed: {message}")]
+    Store { step: &'static str, message: String },
+
+    #[error("secret {reference}: {message}")]
+    Secret { reference: String, message: String },
+
+    #[error("load of {table} was cancelled")]
+    Cancelled { table: String },
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (no connections are defined yet: add one with `dataloader connection add`)".into()
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidConfig { .. }
+            | Error::UnknownConnection { .. }
+            | Error::UnknownTable { .. }
+            | Error::SourceTableNotFound { .. }
+            | Error::ColumnNotFound { .. }
+            | Error::Secret { .. } => ErrorKind::Config,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Auth { .. } => ErrorKind::Auth,
+            Error::UnsupportedType { .. } | Error::UnrepresentableValue { .. } => {
+                ErrorKind::TypeMapping
+            }
+            Error::SourceQuery { .. } => ErrorKind::SourceQuery,
+            Error::Write { .. } => ErrorKind::Write,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Store { .. } => ErrorKind::Store,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn store(step: &'static str, err: impl std::fmt::Display) -> Self {
+        Error::Store {
+            step,
+            message: err.to_string(),
+        }
+    }
+}

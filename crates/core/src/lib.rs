@@ -1,0 +1,31 @@
+//! DataLoader's domain types and the seams between its planes.
+//!
+//! Nothing here knows a database driver, Delta Lake or HTTP: the other crates implement
+//! [`Source`], [`Store`] and [`Catalog`] and the engine composes them.
+
+pub mod catalog;
+pub mod clock;
+pub mod connection;
+pub mod decimal;
+pub mod error;
+pub mod naming;
+pub mod secret;
+pub mod source;
+pub mod store;
+pub mod strategy;
+pub mod table;
+pub mod watermark;
+
+pub use catalog::Catalog;
+pub use clock::{Clock, SystemClock};
+pub use connection::{ConnectionConfig, DbType};
+pub use error::{Error, ErrorKind, Result};
+pub use naming::ColumnNaming;
+pub use source::{
+    BatchStream, Predicate, ReadOutput, ReadRequest, Source, SourceColumn, SourceObject,
+    SourceSchema,
+};
+pub use store::{NewRun, RunRecord, RunStatus, RunUpdate, Store, TableControl, Trigger};
+pub use strategy::LoadStrategy;
+pub use table::{SourceTable, TableSpec, TargetTable};
+pub use watermark::{Watermark, WatermarkKind};

@@ -1,0 +1,206 @@
+//! The control plane seam: the seed's four tables behind one trait, so SQLite and
+//! PostgreSQL are interchangeable.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{ConnectionConfig, Error, Result, TableSpec, TargetTable, Watermark};
+
+/// The seed's status strings, kept as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    Queued,
+    #[serde(rename = "In Progress")]
+    InProgress,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "Queued",
+            RunStatus::InProgress => "In Progress",
+            RunStatus::Succeeded => "Succeeded",
+            RunStatus::Failed => "Failed",
+            RunStatus::Cancelled => "Cancelled",
+            RunStatus::Skipped => "Skipped",
+        }
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "Queued" => RunStatus::Queued,
+            "In Progress" => RunStatus::InProgress,
+            "Succeeded" => RunStatus::Succeeded,
+            "Failed" => RunStatus::Failed,
+            "Cancelled" => RunStatus::Cancelled,
+            "Skipped" => RunStatus::Skipped,
+            other => {
+                return Err(Error::store(
+                    "decode status",
+                    format!("unknown status \"{other}\""),
+                ))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+impl FromStr for Trigger {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "manual" => Ok(Trigger::Manual),
+            "schedule" => Ok(Trigger::Schedule),
+            other => Err(Error::store(
+                "decode trigger",
+                format!("unknown trigger \"{other}\""),
+            )),
+        }
+    }
+}
+
+/// A `table_control` row: the declared spec plus the state loads keep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableControl {
+    pub table_id: i64,
+    #[serde(flatten)]
+    pub spec: TableSpec,
+    pub incremental_value: Option<Watermark>,
+    pub next_load_date_time: Option<DateTime<Utc>>,
+    pub status: Option<RunStatus>,
+    pub last_run_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub table_id: i64,
+    pub trigger: Trigger,
+    pub queued_at: DateTime<Utc>,
+    pub watermark_before: Option<Watermark>,
+    pub worker: String,
+}
+
+/// How a run ended, and what the table's state becomes. Written in one transaction so the
+/// watermark never moves without its successful run.
+#[derive(Debug, Clone)]
+pub struct RunUpdate {
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub rows_deleted: i64,
+    pub bytes_written: i64,
+    /// The new watermark; `None` leaves the stored one as it is.
+    pub watermark_after: Option<Watermark>,
+    pub delta_version: Option<i64>,
+    pub error_class: Option<String>,
+    pub error_text: Option<String>,
+    pub next_load_date_time: Option<DateTime<Utc>>,
+}
+
+/// A `historical_metadata` row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub run_id: i64,
+    pub table_id: i64,
+    pub destination: String,
+    pub trigger: String,
+    pub status: RunStatus,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows_read: Option<i64>,
+    pub rows_written: Option<i64>,
+    pub rows_deleted: Option<i64>,
+    pub bytes_written: Option<i64>,
+    pub watermark_before: Option<String>,
+    pub watermark_after: Option<String>,
+    pub delta_version: Option<i64>,
+    pub worker: Option<String>,
+    pub error_class: Option<String>,
+    pub error_text: Option<String>,
+}
+
+/// A `table_control_history` row, written by a database trigger.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryRecord {
+    pub history_id: i64,
+    pub table_id: i64,
+    pub operation: String,
+    pub changed_at: DateTime<Utc>,
+    pub changed_by: Option<String>,
+    pub old_values: Option<serde_json::Value>,
+    pub new_values: Option<serde_json::Value>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates or upgrades the control tables; safe to run again.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Where the store is, for messages (credentials removed).
+    fn describe(&self) -> String;
+
+    async fn upsert_connection(&self, connection: &ConnectionConfig) -> Result<()>;
+    async fn connection(&self, name: &str) -> Result<Option<ConnectionConfig>>;
+    async fn connections(&self) -> Result<Vec<ConnectionConfig>>;
+    /// Fails while a table still uses the connection.
+    async fn delete_connection(&self, name: &str) -> Result<bool>;
+
+    /// Inserts a table; new tables are due at once (`next_load_date_time` = `now`).
+    async fn insert_table(&self, spec: &TableSpec, now: DateTime<Utc>) -> Result<i64>;
+    async fn update_table_spec(
+        &self,
+        table_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn table(&self, table_id: i64) -> Result<Option<TableControl>>;
+    async fn table_by_destination(&self, destination: &TargetTable)
+        -> Result<Option<TableControl>>;
+    async fn tables(&self) -> Result<Vec<TableControl>>;
+
+    /// Records a `Queued` run and marks the table `Queued`.
+    async fn create_run(&self, run: &NewRun) -> Result<i64>;
+    async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<()>;
+    async fn finish_run(&self, run_id: i64, update: &RunUpdate) -> Result<()>;
+    async fn run(&self, run_id: i64) -> Result<Option<RunRecord>>;
+    /// Newest first.
+    async fn runs(&self, table_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>>;
+    /// Newest first.
+    async fn table_history(&self, table_id: i64) -> Result<Vec<HistoryRecord>>;
+}

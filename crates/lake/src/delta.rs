@@ -1,0 +1,428 @@
+//! Writer primitives over one Delta table. Every commit carries an application transaction
+//! (`txn`), so a run can tell whether its own commit already happened.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dataloader_core::{BatchStream, Error, Result};
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::datafusion::catalog::streaming::StreamingTable;
+use deltalake::datafusion::datasource::provider_as_source;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::TaskContext;
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use deltalake::datafusion::physical_plan::streaming::PartitionStream;
+use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
+use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::StreamExt;
+use url::Url;
+
+/// Identifies a commit: the loaded table (app id) and the run (version).
+#[derive(Debug, Clone)]
+pub struct CommitTag {
+    pub app_id: String,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// The Delta version the commit produced; `None` when nothing was committed.
+    pub version: Option<i64>,
+    pub rows_written: u64,
+    pub rows_inserted: u64,
+    pub rows_updated: u64,
+}
+
+pub struct DeltaDestination {
+    url: Url,
+    /// `catalog.schema.table`, for messages.
+    name: String,
+}
+
+/// Hands a [`BatchStream`] to DataFusion once, keeping our own error if the stream fails so
+/// the user sees it instead of DataFusion's wrapper.
+#[derive(Debug)]
+struct OnceStream {
+    schema: SchemaRef,
+    inner: Mutex<Option<BatchStreamHolder>>,
+    failure: Arc<Mutex<Option<Error>>>,
+    rows: Arc<AtomicU64>,
+}
+
+struct BatchStreamHolder(BatchStream);
+
+impl std::fmt::Debug for BatchStreamHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchStream")
+    }
+}
+
+impl PartitionStream for OnceStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.inner.lock().ok().and_then(|mut s| s.take());
+        let failure = self.failure.clone();
+        let rows = self.rows.clone();
+        match taken {
+            Some(BatchStreamHolder(stream)) => Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                stream.map(move |item| match item {
+                    Ok(batch) => {
+                        rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                        Ok(batch)
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if let Ok(mut slot) = failure.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        Err(DataFusionError::Execution(message))
+                    }
+                }),
+            )),
+            None => Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::once(async {
+                    Err(DataFusionError::Internal(
+                        "the source stream can be read only once".into(),
+                    ))
+                }),
+            )),
+        }
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+impl DeltaDestination {
+    pub fn new(url: &str, name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let url = Url::parse(url).map_err(|e| Error::Write {
+            table: name.clone(),
+            step: "parse the table location",
+            message: e.to_string(),
+        })?;
+        Ok(DeltaDestination { url, name })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+        Error::Write {
+            table: self.name.clone(),
+            step,
+            message: e.to_string(),
+        }
+    }
+
+    /// The table as it is now, or `None` when no Delta table exists there yet.
+    pub async fn open(&self) -> Result<Option<DeltaTable>> {
+        if self.url.scheme() == "file" {
+            if let Ok(path) = self.url.to_file_path() {
+                if !path.join("_delta_log").exists() {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut table = deltalake::DeltaTableBuilder::from_url(self.url.clone())
+            .map_err(|e| self.error("open the table", e))?
+            .build()
+            .map_err(|e| self.error("open the table", e))?;
+        match table.load().await {
+            Ok(()) => Ok(Some(table)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(self.error("open the table", e)),
+        }
+    }
+
+    pub async fn version(&self) -> Result<Option<i64>> {
+        Ok(self
+            .open()
+            .await?
+            .and_then(|t| t.version())
+            .map(|v| v as i64))
+    }
+
+    /// The last run version this app committed, from the table's `txn` actions.
+    pub async fn committed_version(&self, app_id: &str) -> Result<Option<i64>> {
+        let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        let state = table
+            .snapshot()
+            .map_err(|e| self.error("read the table state", e))?;
+        state
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| self.error("read the table's transactions", e))
+    }
+
+    async fn table_for_write(&self) -> Result<DeltaTable> {
+        if let Some(path) = self
+            .url
+            .to_file_path()
+            .ok()
+            .filter(|_| self.url.scheme() == "file")
+        {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| self.error("create the table directory", e))?;
+        }
+        DeltaTable::try_from_url(self.url.clone())
+            .await
+            .map_err(|e| self.error("open the table", e))
+    }
+
+    fn commit_properties(tag: &CommitTag) -> CommitProperties {
+        CommitProperties::default()
+            .with_application_transaction(Transaction::new(&tag.app_id, tag.version))
+            .with_metadata([(
+                "dataloader.run".to_string(),
+                serde_json::Value::from(tag.version),
+            )])
+    }
+
+    fn source(
+        schema: SchemaRef,
+        batches: BatchStream,
+    ) -> Result<(
+        Arc<StreamingTable>,
+        Arc<Mutex<Option<Error>>>,
+        Arc<AtomicU64>,
+    )> {
+        let failure = Arc::new(Mutex::new(None));
+        let rows = Arc::new(AtomicU64::new(0));
+        let partition = Arc::new(OnceStream {
+            schema: schema.clone(),
+            inner: Mutex::new(Some(BatchStreamHolder(batches))),
+            failure: failure.clone(),
+            rows: rows.clone(),
+        });
+        let table = StreamingTable::try_new(schema, vec![partition])
+            .map_err(|e| Error::Internal(format!("streaming source: {e}")))?;
+        Ok((Arc::new(table), failure, rows))
+    }
+
+    /// Our own error if the source stream failed, else the writer's.
+    fn failed(
+        &self,
+        step: &'static str,
+        failure: &Mutex<Option<Error>>,
+        e: impl std::fmt::Display,
+    ) -> Error {
+        match failure.lock().ok().and_then(|mut f| f.take()) {
+            Some(source_error) => source_error,
+            None => self.error(step, e),
+        }
+    }
+
+    /// Replaces the table's contents (and schema) in one commit, streaming the batches into
+    /// Parquet files as they come. Readers see the old table until the commit.
+    pub async fn overwrite(
+        &self,
+        schema: SchemaRef,
+        batches: BatchStream,
+        tag: &CommitTag,
+    ) -> Result<WriteSummary> {
+        self.write(schema, batches, tag, SaveMode::Overwrite).await
+    }
+
+    /// Appends the batches in one commit (creating the table if needed).
+    pub async fn append(
+        &self,
+        schema: SchemaRef,
+        batches: BatchStream,
+        tag: &CommitTag,
+    ) -> Result<WriteSummary> {
+        self.write(schema, batches, tag, SaveMode::Append).await
+    }
+
+    async fn write(
+        &self,
+        schema: SchemaRef,
+        batches: BatchStream,
+        tag: &CommitTag,
+        mode: SaveMode,
+    ) -> Result<WriteSummary> {
+        let (provider, failure, rows) = Self::source(schema, batches)?;
+        let plan = LogicalPlanBuilder::scan("source", provider_as_source(provider), None)
+            .and_then(|b| b.build())
+            .map_err(|e| Error::Internal(format!("write plan: {e}")))?;
+        let table = self.table_for_write().await?;
+        let mut builder = table
+            .write(Vec::<RecordBatch>::new())
+            .with_input_plan(plan)
+            .with_save_mode(mode)
+            .with_commit_properties(Self::commit_properties(tag));
+        if mode == SaveMode::Overwrite {
+            builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+        } else {
+            builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+        }
+        let table = builder
+            .await
+            .map_err(|e| self.failed("write the table", &failure, e))?;
+        let written = rows.load(Ordering::Relaxed);
+        Ok(WriteSummary {
+            version: table.version().map(|v| v as i64),
+            rows_written: written,
+            rows_inserted: written,
+            rows_updated: 0,
+        })
+    }
+
+    /// Upserts the batches by `keys` in one commit. Rows with the same key are reduced to
+    /// the one with the greatest `order_by` value first, so the merge never sees two source
+    /// rows for one target row.
+    pub async fn merge(
+        &self,
+        schema: SchemaRef,
+        batches: BatchStream,
+        keys: &[String],
+        order_by: &str,
+        tag: &CommitTag,
+    ) -> Result<WriteSummary> {
+        let Some(table) = self.open().await? else {
+            // Nothing to merge into: the first load creates the table.
+            return self.append(schema, batches, tag).await;
+        };
+        // MERGE scans its source more than once, so the change set is staged in a local
+        // Parquet file first: memory stays bounded by one batch, whatever its size.
+        let staging = tempfile::Builder::new()
+            .prefix("dataloader-merge-")
+            .tempdir()
+            .map_err(|e| self.error("create the merge staging folder", e))?;
+        let staged = staging.path().join("changes.parquet");
+        let rows = self.stage(&staged, schema.clone(), batches).await?;
+        if rows == 0 {
+            return Ok(WriteSummary::default());
+        }
+        let ctx = SessionContext::new();
+        ctx.register_parquet(
+            "source_rows",
+            staged.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| self.error("read the staged changes", e))?;
+        let partition = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        let dedup = format!(
+            "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {} DESC) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
+            quote(order_by)
+        );
+        let source = ctx
+            .sql(&dedup)
+            .await
+            .map_err(|e| self.error("plan the merge source", e))?;
+        let predicate = keys
+            .iter()
+            .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let (table, metrics) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_merge_schema(true)
+            .with_commit_properties(Self::commit_properties(tag))
+            .when_matched_update(|mut update| {
+                for c in &columns {
+                    update = update.update(quote(c), format!("source.{}", quote(c)));
+                }
+                update
+            })
+            .and_then(|b| {
+                b.when_not_matched_insert(|mut insert| {
+                    for c in &columns {
+                        insert = insert.set(quote(c), format!("source.{}", quote(c)));
+                    }
+                    insert
+                })
+            })
+            .map_err(|e| self.error("plan the merge", e))?
+            .await
+            .map_err(|e| self.error("merge into the table", e))?;
+        Ok(WriteSummary {
+            version: table.version().map(|v| v as i64),
+            rows_written: (metrics.num_target_rows_inserted + metrics.num_target_rows_updated)
+                as u64,
+            rows_inserted: metrics.num_target_rows_inserted as u64,
+            rows_updated: metrics.num_target_rows_updated as u64,
+        })
+    }
+
+    async fn stage(
+        &self,
+        path: &std::path::Path,
+        schema: SchemaRef,
+        mut batches: BatchStream,
+    ) -> Result<u64> {
+        let file = std::fs::File::create(path).map_err(|e| self.error("stage the changes", e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, schema, Some(props))
+            .map_err(|e| self.error("stage the changes", e))?;
+        let mut rows = 0u64;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            writer
+                .write(&batch)
+                .map_err(|e| self.error("stage the changes", e))?;
+        }
+        writer
+            .close()
+            .map_err(|e| self.error("stage the changes", e))?;
+        Ok(rows)
+    }
+
+    /// Every row, ordered by `order_by` columns: for `dataloader` commands that show a table and
+    /// for tests that compare it with its source. Reads the whole table into memory.
+    pub async fn read_all(&self, order_by: &[&str]) -> Result<Vec<RecordBatch>> {
+        let Some(table) = self.open().await? else {
+            return Ok(vec![]);
+        };
+        let ctx = SessionContext::new();
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| self.error("scan the table", e))?;
+        ctx.register_table("t", provider)
+            .map_err(|e| self.error("scan the table", e))?;
+        let order = if order_by.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ORDER BY {}",
+                order_by
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        ctx.sql(&format!("SELECT * FROM t{order}"))
+            .await
+            .map_err(|e| self.error("scan the table", e))?
+            .collect()
+            .await
+            .map_err(|e| self.error("scan the table", e))
+    }
+}

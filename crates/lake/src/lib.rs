@@ -1,0 +1,7 @@
+//! DataLoader's destination: Delta Lake tables through `deltalake`, named by a [`Catalog`].
+
+pub mod catalog;
+pub mod delta;
+
+pub use catalog::PathCatalog;
+pub use delta::{CommitTag, DeltaDestination, WriteSummary};

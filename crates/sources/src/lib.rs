@@ -1,0 +1,33 @@
+//! DataLoader's source connectors. Each database is one module behind a cargo feature; all of
+//! them speak the [`Source`] seam and render SQL through [`dialect::SqlDialect`].
+
+use std::sync::Arc;
+
+use dataloader_core::{ConnectionConfig, DbType, Error, Result, Source};
+
+pub mod batch;
+pub mod dialect;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// Rows per Arrow batch unless a load asks otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+
+/// Opens a source for a stored connection. Connecting happens here, so an unreachable
+/// database or a wrong password fails before any load starts.
+pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
+    config.validate()?;
+    match config.db_type {
+        #[cfg(feature = "postgres")]
+        DbType::Postgresql => Ok(Arc::new(postgres::PostgresSource::connect(config).await?)),
+        #[cfg(feature = "sqlite")]
+        DbType::Sqlite => Ok(Arc::new(sqlite::SqliteSource::connect(config).await?)),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::config(
+            "type",
+            format!("this build of dataloader has no {other} connector (enable the \"{other}\" feature)"),
+        )),
+    }
+}

@@ -1,0 +1,375 @@
+//! SQLite source over `sqlx`: the quickstart's demo database and small local files. Reads run
+//! in one transaction, so the captured watermark and the rows come from one snapshot.
+
+pub mod types;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use dataloader_core::{
+    ConnectionConfig, Error, Predicate, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+};
+use futures::StreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::{BatchBuilder, ColumnBuilder};
+use crate::dialect::{number_literal, quote_string, SqlDialect};
+use types::Decode;
+
+pub struct SqliteSource {
+    name: String,
+    path: String,
+    pool: SqlitePool,
+}
+
+pub struct SqliteDialect;
+
+impl SqlDialect for SqliteDialect {
+    fn literal(&self, value: &Watermark) -> Result<String> {
+        match value.kind {
+            WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value),
+            // Dates and times are text in SQLite; ISO text sorts in time order.
+            _ => quote_string(&value.value),
+        }
+    }
+}
+
+impl SqliteSource {
+    pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
+        let path = config.database.clone().unwrap_or_default();
+        if !std::path::Path::new(&path).exists() {
+            return Err(Error::Connect {
+                connection: config.name.clone(),
+                db_type: "sqlite".into(),
+                address: path,
+                message: "no such file".into(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| Error::config("database", e.to_string()))?
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Connect {
+                connection: config.name.clone(),
+                db_type: "sqlite".into(),
+                address: path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(SqliteSource {
+            name: config.name.clone(),
+            path,
+            pool,
+        })
+    }
+
+    fn query_error(&self, table: &str, step: &'static str, e: impl std::fmt::Display) -> Error {
+        Error::SourceQuery {
+            connection: self.name.clone(),
+            table: table.to_string(),
+            step,
+            message: e.to_string(),
+        }
+    }
+
+    async fn columns(&self, table: &SourceTable) -> Result<Vec<(String, String, bool, i64)>> {
+        let shown = table.to_string();
+        let rows = sqlx::query(
+            "SELECT name, type, \"notnull\", pk FROM pragma_table_info($1, COALESCE($2, 'main')) ORDER BY cid",
+        )
+        .bind(&table.name)
+        .bind(&table.schema)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(&shown, "describe the table", e))?;
+        if rows.is_empty() {
+            return Err(Error::SourceTableNotFound {
+                connection: self.name.clone(),
+                table: shown,
+            });
+        }
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)
+                        .map_err(|e| self.query_error(&shown, "describe the table", e))?,
+                    r.try_get::<String, _>(1)
+                        .map_err(|e| self.query_error(&shown, "describe the table", e))?,
+                    r.try_get::<bool, _>(2)
+                        .map_err(|e| self.query_error(&shown, "describe the table", e))?,
+                    r.try_get::<i64, _>(3)
+                        .map_err(|e| self.query_error(&shown, "describe the table", e))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+fn append(
+    builder: &mut ColumnBuilder,
+    decode: Decode,
+    row: &SqliteRow,
+    i: usize,
+) -> std::result::Result<(), String> {
+    let text = |row: &SqliteRow| {
+        row.try_get::<Option<String>, _>(i)
+            .map_err(|e| e.to_string())
+    };
+    match (decode, builder) {
+        (Decode::Integer, ColumnBuilder::Int64(b)) => b.append_option(
+            row.try_get::<Option<i64>, _>(i)
+                .map_err(|e| e.to_string())?,
+        ),
+        (Decode::Boolean, ColumnBuilder::Boolean(b)) => b.append_option(
+            row.try_get::<Option<i64>, _>(i)
+                .map_err(|e| e.to_string())?
+                .map(|v| v != 0),
+        ),
+        (Decode::Real, ColumnBuilder::Float64(b)) => b.append_option(
+            row.try_get::<Option<f64>, _>(i)
+                .map_err(|e| e.to_string())?,
+        ),
+        (Decode::Text, ColumnBuilder::Utf8(b)) => b.append_option(text(row)?),
+        (Decode::Blob, ColumnBuilder::Binary(b)) => b.append_option(
+            row.try_get::<Option<Vec<u8>>, _>(i)
+                .map_err(|e| e.to_string())?,
+        ),
+        (Decode::DecimalText, ColumnBuilder::Decimal(b, p, s)) => match text(row)? {
+            None => b.append_null(),
+            Some(t) => b.append_value(
+                dataloader_core::decimal::parse_scaled(&t, *p, *s).map_err(|e| e.to_string())?,
+            ),
+        },
+        (Decode::DateText, ColumnBuilder::Date32(b)) => match text(row)? {
+            None => b.append_null(),
+            Some(t) => {
+                let d = NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d")
+                    .map_err(|e| format!("\"{t}\" is not a YYYY-MM-DD date: {e}"))?;
+                b.append_value((d - NaiveDate::default()).num_days() as i32)
+            }
+        },
+        (Decode::TimestampText, ColumnBuilder::TimestampMicros(b, _)) => match text(row)? {
+            None => b.append_null(),
+            Some(t) => {
+                let ts = NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S%.f")
+                    .or_else(|_| NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%dT%H:%M:%S%.f"))
+                    .map_err(|e| format!("\"{t}\" is not a YYYY-MM-DD HH:MM:SS timestamp: {e}"))?;
+                b.append_value(ts.and_utc().timestamp_micros())
+            }
+        },
+        (d, _) => {
+            return Err(format!(
+                "internal: decoder {d:?} does not fit the column builder"
+            ))
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Source for SqliteSource {
+    async fn server_version(&self) -> Result<String> {
+        let v: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.query_error("", "read the version", e))?;
+        Ok(format!("SQLite {v} ({})", self.path))
+    }
+
+    async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let cols = self.columns(table).await?;
+        let mut columns = Vec::with_capacity(cols.len());
+        let mut pk: Vec<(i64, String)> = Vec::new();
+        for (name, declared, not_null, pk_pos) in cols {
+            let mapping = types::map(&declared).ok_or_else(|| Error::UnsupportedType {
+                table: shown.clone(),
+                column: name.clone(),
+                native_type: if declared.is_empty() {
+                    "(no declared type)".into()
+                } else {
+                    declared.clone()
+                },
+            })?;
+            if pk_pos > 0 {
+                pk.push((pk_pos, name.clone()));
+            }
+            columns.push(SourceColumn {
+                name,
+                native_type: declared,
+                data_type: mapping.data_type,
+                nullable: !not_null,
+            });
+        }
+        pk.sort();
+        Ok(SourceSchema {
+            object: object.clone(),
+            columns,
+            primary_key: pk.into_iter().map(|(_, n)| n).collect(),
+        })
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
+        let SourceObject::Table(table) = &request.object;
+        let shown = table.to_string();
+        let dialect = SqliteDialect;
+        let mappings = request
+            .columns
+            .iter()
+            .map(|c| {
+                types::map(&c.native_type).ok_or_else(|| Error::UnsupportedType {
+                    table: shown.clone(),
+                    column: c.name.clone(),
+                    native_type: c.native_type.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let from = dialect.table(table);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| self.query_error(&shown, "begin the read transaction", e))?;
+        let mut filter = request.filter.clone();
+        let mut captured_max = None;
+        if let Some(column) = &request.bound_by_max_of {
+            let idx = request
+                .columns
+                .iter()
+                .position(|c| &c.name == column)
+                .ok_or_else(|| Error::ColumnNotFound {
+                    table: shown.clone(),
+                    column: column.clone(),
+                    role: "incremental",
+                    columns: request.columns.iter().map(|c| c.name.clone()).collect(),
+                })?;
+            let kind = mappings[idx].watermark.ok_or_else(|| {
+                Error::config(
+                    "incremental_column",
+                    format!(
+                        "column \"{column}\" of {shown} has type {}, which cannot be a watermark",
+                        request.columns[idx].native_type
+                    ),
+                )
+            })?;
+            let where_clause = match &filter {
+                Some(p) => format!(" WHERE {}", dialect.render(p)?),
+                None => String::new(),
+            };
+            let sql = format!(
+                "SELECT CAST(MAX({}) AS TEXT) FROM {from}{where_clause}",
+                dialect.quote_ident(column)
+            );
+            let max: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(&shown, "capture the watermark", e))?;
+            if let Some(max) = max {
+                let wm = Watermark::new(kind, max)?;
+                let bound = Predicate::Le(column.clone(), wm.clone());
+                filter = Some(match filter {
+                    Some(p) => Predicate::And(vec![p, bound]),
+                    None => bound,
+                });
+                captured_max = Some(wm);
+            }
+        }
+        let select_list = request
+            .columns
+            .iter()
+            .zip(&mappings)
+            .map(|(c, m)| {
+                let q = dialect.quote_ident(&c.name);
+                match m.decode {
+                    Decode::DecimalText => format!("CAST({q} AS TEXT)"),
+                    _ => q,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let where_clause = match &filter {
+            Some(p) => format!(" WHERE {}", dialect.render(p)?),
+            None => String::new(),
+        };
+        let sql = format!("SELECT {select_list} FROM {from}{where_clause}");
+        let schema = Arc::new(Schema::new(
+            request
+                .columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let (batch_tx, rx) = mpsc::channel(2);
+        let (started_tx, started_rx) = oneshot::channel::<Result<()>>();
+        let decodes: Vec<Decode> = mappings.iter().map(|m| m.decode).collect();
+        let names: Vec<String> = request.columns.iter().map(|c| c.name.clone()).collect();
+        let task_schema = schema.clone();
+        let batch_size = request.batch_size.max(1);
+        let connection = self.name.clone();
+        tokio::spawn(async move {
+            let _ = started_tx.send(Ok(()));
+            let mut builder = match BatchBuilder::new(task_schema, batch_size) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = batch_tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
+            while let Some(row) = rows.next().await {
+                let row = match row {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = batch_tx
+                            .send(Err(Error::SourceQuery {
+                                connection: connection.clone(),
+                                table: shown.clone(),
+                                step: "read the rows",
+                                message: e.to_string(),
+                            }))
+                            .await;
+                        return;
+                    }
+                };
+                for (i, decode) in decodes.iter().enumerate() {
+                    if let Err(message) = append(&mut builder.columns[i], *decode, &row, i) {
+                        let _ = batch_tx
+                            .send(Err(Error::UnrepresentableValue {
+                                table: shown.clone(),
+                                column: names[i].clone(),
+                                message,
+                            }))
+                            .await;
+                        return;
+                    }
+                }
+                builder.rows += 1;
+                if builder.is_full() && batch_tx.send(builder.finish()).await.is_err() {
+                    return;
+                }
+            }
+            if builder.rows > 0 {
+                let _ = batch_tx.send(builder.finish()).await;
+            }
+        });
+        started_rx
+            .await
+            .map_err(|_| Error::Internal("the sqlite reader stopped before starting".into()))??;
+        let batches =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Ok(ReadOutput {
+            schema,
+            batches: Box::pin(batches),
+            captured_max,
+        })
+    }
+}

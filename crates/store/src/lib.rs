@@ -1,0 +1,654 @@
+//! DataLoader's control plane: the seed's control tables on SQLite (embedded default) and
+//! PostgreSQL ("Lakebase"). Both backends run the same SQL; the migrations differ only where
+//! the databases do (identity columns, trigger language).
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dataloader_core::store::HistoryRecord;
+use dataloader_core::{
+    ColumnNaming, ConnectionConfig, DbType, Error, LoadStrategy, NewRun, Result, RunRecord,
+    RunStatus, RunUpdate, SourceTable, Store, TableControl, TableSpec, TargetTable, Watermark,
+    WatermarkKind,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Pool, Postgres, Row, SqlStr, Sqlite};
+
+/// Opens the control store a URL names: `sqlite://path` (created if missing) or
+/// `postgres://…`. The returned store is not migrated: call [`Store::migrate`].
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(Error::config(
+                "control_db",
+                "sqlite URL needs a file path, for example sqlite://./dataloader.db",
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| Error::config("control_db", e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                Error::store("open the SQLite control database", format!("{path}: {e}"))
+            })?;
+        Ok(Arc::new(SqlStore {
+            pool,
+            location: format!("sqlite://{path}"),
+        }))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::config("control_db", redact_url(&e.to_string(), url)))?;
+        let location = redact_url(url, url);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                Error::store(
+                    "connect to the PostgreSQL control database",
+                    format!("{location}: {}", redact_url(&e.to_string(), url)),
+                )
+            })?;
+        Ok(Arc::new(SqlStore { pool, location }))
+    } else {
+        Err(Error::config(
+            "control_db",
+            format!(
+                "\"{}\" is not a sqlite:// or postgres:// URL",
+                redact_url(url, url)
+            ),
+        ))
+    }
+}
+
+/// The seed's `LAKEBASE_*` variables as a PostgreSQL URL, when `LAKEBASE_HOST` is set.
+pub fn lakebase_url_from_env() -> Option<String> {
+    let host = std::env::var("LAKEBASE_HOST").ok()?;
+    let port = std::env::var("LAKEBASE_PORT").unwrap_or_else(|_| "5432".into());
+    let db = std::env::var("LAKEBASE_DATABASE").unwrap_or_else(|_| "dataloader".into());
+    let user = std::env::var("LAKEBASE_USER").unwrap_or_else(|_| "postgres".into());
+    let url = match std::env::var("LAKEBASE_PASSWORD") {
+        Ok(pw) => format!(
+            "postgres://{}:{}@{host}:{port}/{db}",
+            url_escape(&user),
+            url_escape(&pw)
+        ),
+        Err(_) => format!("postgres://{}@{host}:{port}/{db}", url_escape(&user)),
+    };
+    Some(url)
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Removes the password of `url` from `text` (and from the URL form itself).
+pub fn redact_url(text: &str, url: &str) -> String {
+    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
+        return text.to_string();
+    };
+    let Some((userinfo, _)) = rest.split_once('@') else {
+        return text.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((_, password)) if !password.is_empty() => text.replace(password, "***"),
+        _ => text.to_string(),
+    }
+}
+
+pub struct SqlStore<DB: sqlx::Database> {
+    pool: Pool<DB>,
+    location: String,
+}
+
+fn migrations(sqlite: bool) -> Migrator {
+    let sql = if sqlite {
+        include_str!("migrations/sqlite/0001_control_tables.sql")
+    } else {
+        include_str!("migrations/postgres/0001_control_tables.sql")
+    };
+    let mut migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("control tables"),
+        MigrationType::Simple,
+        SqlStr::from_static(sql),
+        false,
+    )]);
+    migrator.table_name = Cow::Borrowed("_dataloader_migrations");
+    migrator
+}
+
+const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_table, \
+    destination_catalog, destination_schema, destination_table, load_strategy, primary_keys, \
+    incremental_column, incremental_value, incremental_value_type, schedule, timezone, \
+    next_load_date_time, is_active, status, last_run_id, timeout_minutes, max_retries, priority, \
+    column_naming, tags, created_at, updated_at";
+
+const CONNECTION_COLUMNS: &str =
+    "connection_name, db_type, host, port, database_name, username, password_ref, options";
+
+const RUN_COLUMNS: &str = "run_id, table_id, destination, trigger_type, status, queued_at, \
+    started_at, finished_at, rows_read, rows_written, rows_deleted, bytes_written, \
+    watermark_before, watermark_after, delta_version, worker, error_class, error_text";
+
+fn decode_err(e: impl std::fmt::Display) -> Error {
+    Error::store("read a control row", e)
+}
+
+fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_json_list(column: &str, text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::store(
+            "read a control row",
+            format!("{column} is not a JSON list of strings: {e}"),
+        )
+    })
+}
+
+/// One body for both backends: the SQL is shared, only the pool type differs.
+macro_rules! sql_store {
+    ($db:ty, $sqlite:expr, $history_select:expr) => {
+        impl SqlStore<$db> {
+            fn connection_from_row(row: &<$db as sqlx::Database>::Row) -> Result<ConnectionConfig> {
+                let options: String = row.try_get("options").map_err(decode_err)?;
+                let db_type: String = row.try_get("db_type").map_err(decode_err)?;
+                let port: Option<i64> = row.try_get("port").map_err(decode_err)?;
+                Ok(ConnectionConfig {
+                    name: row.try_get("connection_name").map_err(decode_err)?,
+                    db_type: DbType::from_str(&db_type)?,
+                    host: row.try_get("host").map_err(decode_err)?,
+                    port: port.map(|p| p as u16),
+                    database: row.try_get("database_name").map_err(decode_err)?,
+                    user: row.try_get("username").map_err(decode_err)?,
+                    password: row.try_get("password_ref").map_err(decode_err)?,
+                    options: serde_json::from_str(&options).map_err(decode_err)?,
+                })
+            }
+
+            fn table_from_row(row: &<$db as sqlx::Database>::Row) -> Result<TableControl> {
+                let strategy: String = row.try_get("load_strategy").map_err(decode_err)?;
+                let keys: String = row.try_get("primary_keys").map_err(decode_err)?;
+                let tags: String = row.try_get("tags").map_err(decode_err)?;
+                let naming: String = row.try_get("column_naming").map_err(decode_err)?;
+                let status: Option<String> = row.try_get("status").map_err(decode_err)?;
+                let wm_value: Option<String> = row.try_get("incremental_value").map_err(decode_err)?;
+                let wm_kind: Option<String> = row.try_get("incremental_value_type").map_err(decode_err)?;
+                let incremental_value = match wm_value {
+                    None => None,
+                    Some(v) => {
+                        // A value set by hand with plain SQL may have no type: treat it as text,
+                        // which the source renders as a quoted literal of the column's type.
+                        let kind = wm_kind
+                            .as_deref()
+                            .map(WatermarkKind::from_str)
+                            .transpose()?
+                            .unwrap_or(WatermarkKind::Text);
+                        Some(Watermark::new(kind, v)?)
+                    }
+                };
+                let schema: Option<String> = row.try_get("source_schema").map_err(decode_err)?;
+                let table: Option<String> = row.try_get("source_table").map_err(decode_err)?;
+                let destination = TargetTable {
+                    catalog: row.try_get("destination_catalog").map_err(decode_err)?,
+                    schema: row.try_get("destination_schema").map_err(decode_err)?,
+                    table: row.try_get("destination_table").map_err(decode_err)?,
+                };
+                Ok(TableControl {
+                    table_id: row.try_get("table_id").map_err(decode_err)?,
+                    spec: TableSpec {
+                        connection: row.try_get("connection_name").map_err(decode_err)?,
+                        source: SourceTable {
+                            schema,
+                            name: table.unwrap_or_default(),
+                        },
+                        destination,
+                        strategy: LoadStrategy::from_str(&strategy)?,
+                        primary_keys: parse_json_list("primary_keys", &keys)?,
+                        incremental_column: row.try_get("incremental_column").map_err(decode_err)?,
+                        schedule: row.try_get("schedule").map_err(decode_err)?,
+                        timezone: row.try_get("timezone").map_err(decode_err)?,
+                        is_active: row.try_get("is_active").map_err(decode_err)?,
+                        timeout_minutes: row.try_get("timeout_minutes").map_err(decode_err)?,
+                        max_retries: row.try_get("max_retries").map_err(decode_err)?,
+                        priority: row.try_get("priority").map_err(decode_err)?,
+                        column_naming: ColumnNaming::from_str(&naming)?,
+                        tags: parse_json_list("tags", &tags)?,
+                    },
+                    incremental_value,
+                    next_load_date_time: row.try_get("next_load_date_time").map_err(decode_err)?,
+                    status: status.as_deref().map(RunStatus::from_str).transpose()?,
+                    last_run_id: row.try_get("last_run_id").map_err(decode_err)?,
+                    created_at: row.try_get("created_at").map_err(decode_err)?,
+                    updated_at: row.try_get("updated_at").map_err(decode_err)?,
+                })
+            }
+
+            fn run_from_row(row: &<$db as sqlx::Database>::Row) -> Result<RunRecord> {
+                let status: String = row.try_get("status").map_err(decode_err)?;
+                Ok(RunRecord {
+                    run_id: row.try_get("run_id").map_err(decode_err)?,
+                    table_id: row.try_get("table_id").map_err(decode_err)?,
+                    destination: row.try_get("destination").map_err(decode_err)?,
+                    trigger: row.try_get("trigger_type").map_err(decode_err)?,
+                    status: RunStatus::from_str(&status)?,
+                    queued_at: row.try_get("queued_at").map_err(decode_err)?,
+                    started_at: row.try_get("started_at").map_err(decode_err)?,
+                    finished_at: row.try_get("finished_at").map_err(decode_err)?,
+                    rows_read: row.try_get("rows_read").map_err(decode_err)?,
+                    rows_written: row.try_get("rows_written").map_err(decode_err)?,
+                    rows_deleted: row.try_get("rows_deleted").map_err(decode_err)?,
+                    bytes_written: row.try_get("bytes_written").map_err(decode_err)?,
+                    watermark_before: row.try_get("watermark_before").map_err(decode_err)?,
+                    watermark_after: row.try_get("watermark_after").map_err(decode_err)?,
+                    delta_version: row.try_get("delta_version").map_err(decode_err)?,
+                    worker: row.try_get("worker").map_err(decode_err)?,
+                    error_class: row.try_get("error_class").map_err(decode_err)?,
+                    error_text: row.try_get("error_text").map_err(decode_err)?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl Store for SqlStore<$db> {
+            async fn migrate(&self) -> Result<()> {
+                migrations($sqlite)
+                    .run(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("migrate the control tables", e))
+            }
+
+            fn describe(&self) -> String {
+                self.location.clone()
+            }
+
+            async fn upsert_connection(&self, c: &ConnectionConfig) -> Result<()> {
+                c.validate()?;
+                let options = serde_json::to_string(&c.options).map_err(|e| Error::Internal(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO table_control_dbconfig (connection_name, db_type, host, port, \
+                     database_name, username, password_ref, options, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     ON CONFLICT (connection_name) DO UPDATE SET db_type = excluded.db_type, \
+                     host = excluded.host, port = excluded.port, database_name = excluded.database_name, \
+                     username = excluded.username, password_ref = excluded.password_ref, \
+                     options = excluded.options, updated_at = excluded.updated_at",
+                )
+                .bind(&c.name)
+                .bind(c.db_type.as_str())
+                .bind(&c.host)
+                .bind(c.port.map(i64::from))
+                .bind(&c.database)
+                .bind(&c.user)
+                .bind(&c.password)
+                .bind(options)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| Error::store("save the connection", e))?;
+                Ok(())
+            }
+
+            async fn connection(&self, name: &str) -> Result<Option<ConnectionConfig>> {
+                let sql = format!("SELECT {CONNECTION_COLUMNS} FROM table_control_dbconfig WHERE connection_name = $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("read the connection", e))?
+                    .map(|r| Self::connection_from_row(&r))
+                    .transpose()
+            }
+
+            async fn connections(&self) -> Result<Vec<ConnectionConfig>> {
+                let sql = format!("SELECT {CONNECTION_COLUMNS} FROM table_control_dbconfig ORDER BY connection_name");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("list the connections", e))?
+                    .iter()
+                    .map(Self::connection_from_row)
+                    .collect()
+            }
+
+            async fn delete_connection(&self, name: &str) -> Result<bool> {
+                let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM table_control WHERE connection_name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("check the connection's tables", e))?;
+                if users > 0 {
+                    return Err(Error::config(
+                        "connection",
+                        format!("\"{name}\" is used by {users} table(s); move or remove them first"),
+                    ));
+                }
+                let done = sqlx::query("DELETE FROM table_control_dbconfig WHERE connection_name = $1")
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("remove the connection", e))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_table(&self, spec: &TableSpec, now: DateTime<Utc>) -> Result<i64> {
+                spec.validate()?;
+                // A scheduled table is due at once; one without a schedule waits to be asked.
+                let next = spec.schedule.as_ref().map(|_| now);
+                sqlx::query_scalar(
+                    "INSERT INTO table_control (connection_name, source_schema, source_table, \
+                     destination_catalog, destination_schema, destination_table, load_strategy, \
+                     primary_keys, incremental_column, schedule, timezone, is_active, \
+                     timeout_minutes, max_retries, priority, column_naming, tags, \
+                     next_load_date_time, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19) \
+                     RETURNING table_id",
+                )
+                .bind(&spec.connection)
+                .bind(&spec.source.schema)
+                .bind(&spec.source.name)
+                .bind(&spec.destination.catalog)
+                .bind(&spec.destination.schema)
+                .bind(&spec.destination.table)
+                .bind(spec.strategy.as_str())
+                .bind(json_list(&spec.primary_keys))
+                .bind(&spec.incremental_column)
+                .bind(&spec.schedule)
+                .bind(&spec.timezone)
+                .bind(spec.is_active)
+                .bind(spec.timeout_minutes)
+                .bind(spec.max_retries)
+                .bind(spec.priority)
+                .bind(spec.column_naming.as_str())
+                .bind(json_list(&spec.tags))
+                .bind(next)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| Error::store("add the table", e))
+            }
+
+            async fn update_table_spec(&self, table_id: i64, spec: &TableSpec, now: DateTime<Utc>) -> Result<()> {
+                spec.validate()?;
+                // A watermark of another column (or strategy) means nothing: it is reset. A new
+                // schedule takes effect at once.
+                sqlx::query(
+                    "UPDATE table_control SET connection_name = $2, source_schema = $3, source_table = $4, \
+                     destination_catalog = $5, destination_schema = $6, destination_table = $7, \
+                     incremental_value = CASE WHEN incremental_column IS DISTINCT FROM $9 \
+                         OR load_strategy IS DISTINCT FROM $8 THEN NULL ELSE incremental_value END, \
+                     incremental_value_type = CASE WHEN incremental_column IS DISTINCT FROM $9 \
+                         OR load_strategy IS DISTINCT FROM $8 THEN NULL ELSE incremental_value_type END, \
+                     next_load_date_time = CASE WHEN schedule IS DISTINCT FROM $10 THEN $18 ELSE next_load_date_time END, \
+                     load_strategy = $8, incremental_column = $9, schedule = $10, timezone = $11, \
+                     is_active = $12, timeout_minutes = $13, max_retries = $14, priority = $15, \
+                     column_naming = $16, tags = $17, primary_keys = $19, updated_at = $20 \
+                     WHERE table_id = $1",
+                )
+                .bind(table_id)
+                .bind(&spec.connection)
+                .bind(&spec.source.schema)
+                .bind(&spec.source.name)
+                .bind(&spec.destination.catalog)
+                .bind(&spec.destination.schema)
+                .bind(&spec.destination.table)
+                .bind(spec.strategy.as_str())
+                .bind(&spec.incremental_column)
+                .bind(&spec.schedule)
+                .bind(&spec.timezone)
+                .bind(spec.is_active)
+                .bind(spec.timeout_minutes)
+                .bind(spec.max_retries)
+                .bind(spec.priority)
+                .bind(spec.column_naming.as_str())
+                .bind(json_list(&spec.tags))
+                .bind(spec.schedule.as_ref().map(|_| now))
+                .bind(json_list(&spec.primary_keys))
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| Error::store("update the table", e))?;
+                Ok(())
+            }
+
+            async fn table(&self, table_id: i64) -> Result<Option<TableControl>> {
+                let sql = format!("SELECT {TABLE_COLUMNS} FROM table_control WHERE table_id = $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(table_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("read the table", e))?
+                    .map(|r| Self::table_from_row(&r))
+                    .transpose()
+            }
+
+            async fn table_by_destination(&self, d: &TargetTable) -> Result<Option<TableControl>> {
+                let sql = format!(
+                    "SELECT {TABLE_COLUMNS} FROM table_control WHERE destination_catalog = $1 \
+                     AND destination_schema = $2 AND destination_table = $3"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&d.catalog)
+                    .bind(&d.schema)
+                    .bind(&d.table)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("read the table", e))?
+                    .map(|r| Self::table_from_row(&r))
+                    .transpose()
+            }
+
+            async fn tables(&self) -> Result<Vec<TableControl>> {
+                let sql = format!(
+                    "SELECT {TABLE_COLUMNS} FROM table_control ORDER BY destination_catalog, \
+                     destination_schema, destination_table"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("list the tables", e))?
+                    .iter()
+                    .map(Self::table_from_row)
+                    .collect()
+            }
+
+            async fn create_run(&self, run: &NewRun) -> Result<i64> {
+                let mut tx = self.pool.begin().await.map_err(|e| Error::store("queue the run", e))?;
+                let destination: String = {
+                    let row = sqlx::query(
+                        "SELECT destination_catalog, destination_schema, destination_table \
+                         FROM table_control WHERE table_id = $1",
+                    )
+                    .bind(run.table_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| Error::store("queue the run", e))?
+                    .ok_or_else(|| Error::store("queue the run", format!("no table with id {}", run.table_id)))?;
+                    let c: String = row.try_get(0).map_err(decode_err)?;
+                    let s: String = row.try_get(1).map_err(decode_err)?;
+                    let t: String = row.try_get(2).map_err(decode_err)?;
+                    format!("{c}.{s}.{t}")
+                };
+                let run_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, \
+                     queued_at, watermark_before, worker) VALUES ($1, $2, $3, 'Queued', $4, $5, $6) \
+                     RETURNING run_id",
+                )
+                .bind(run.table_id)
+                .bind(destination)
+                .bind(run.trigger.as_str())
+                .bind(run.queued_at)
+                .bind(run.watermark_before.as_ref().map(|w| w.value.clone()))
+                .bind(&run.worker)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| Error::store("queue the run", e))?;
+                sqlx::query("UPDATE table_control SET status = 'Queued', last_run_id = $2 WHERE table_id = $1")
+                    .bind(run.table_id)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| Error::store("queue the run", e))?;
+                tx.commit().await.map_err(|e| Error::store("queue the run", e))?;
+                Ok(run_id)
+            }
+
+            async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(|e| Error::store("start the run", e))?;
+                sqlx::query("UPDATE historical_metadata SET status = 'In Progress', started_at = $2 WHERE run_id = $1")
+                    .bind(run_id)
+                    .bind(started_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| Error::store("start the run", e))?;
+                sqlx::query(
+                    "UPDATE table_control SET status = 'In Progress' \
+                     WHERE table_id = (SELECT table_id FROM historical_metadata WHERE run_id = $1)",
+                )
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Error::store("start the run", e))?;
+                tx.commit().await.map_err(|e| Error::store("start the run", e))
+            }
+
+            async fn finish_run(&self, run_id: i64, u: &RunUpdate) -> Result<()> {
+                let mut tx = self.pool.begin().await.map_err(|e| Error::store("record the run", e))?;
+                sqlx::query(
+                    "UPDATE historical_metadata SET status = $2, finished_at = $3, rows_read = $4, \
+                     rows_written = $5, rows_deleted = $6, bytes_written = $7, watermark_after = $8, \
+                     delta_version = $9, error_class = $10, error_text = $11 WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .bind(u.status.as_str())
+                .bind(u.finished_at)
+                .bind(u.rows_read)
+                .bind(u.rows_written)
+                .bind(u.rows_deleted)
+                .bind(u.bytes_written)
+                .bind(u.watermark_after.as_ref().map(|w| w.value.clone()))
+                .bind(u.delta_version)
+                .bind(&u.error_class)
+                .bind(&u.error_text)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Error::store("record the run", e))?;
+                sqlx::query(
+                    "UPDATE table_control SET status = $2, next_load_date_time = $3, \
+                     incremental_value = COALESCE($4, incremental_value), \
+                     incremental_value_type = COALESCE($5, incremental_value_type) \
+                     WHERE table_id = (SELECT table_id FROM historical_metadata WHERE run_id = $1)",
+                )
+                .bind(run_id)
+                .bind(u.status.as_str())
+                .bind(u.next_load_date_time)
+                .bind(u.watermark_after.as_ref().map(|w| w.value.clone()))
+                .bind(u.watermark_after.as_ref().map(|w| w.kind.as_str()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Error::store("record the run", e))?;
+                tx.commit().await.map_err(|e| Error::store("record the run", e))
+            }
+
+            async fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
+                let sql = format!("SELECT {RUN_COLUMNS} FROM historical_metadata WHERE run_id = $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("read the run", e))?
+                    .map(|r| Self::run_from_row(&r))
+                    .transpose()
+            }
+
+            async fn runs(&self, table_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>> {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM historical_metadata \
+                     WHERE ($1 IS NULL OR table_id = $1) ORDER BY run_id DESC LIMIT $2"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(table_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("list the runs", e))?
+                    .iter()
+                    .map(Self::run_from_row)
+                    .collect()
+            }
+
+            async fn table_history(&self, table_id: i64) -> Result<Vec<HistoryRecord>> {
+                let rows = sqlx::query($history_select)
+                    .bind(table_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("read the table's history", e))?;
+                rows.iter()
+                    .map(|row| {
+                        let old: Option<String> = row.try_get("old_values").map_err(decode_err)?;
+                        let new: Option<String> = row.try_get("new_values").map_err(decode_err)?;
+                        let parse = |s: Option<String>| -> Result<Option<serde_json::Value>> {
+                            s.map(|s| serde_json::from_str(&s).map_err(decode_err)).transpose()
+                        };
+                        Ok(HistoryRecord {
+                            history_id: row.try_get("history_id").map_err(decode_err)?,
+                            table_id: row.try_get("table_id").map_err(decode_err)?,
+                            operation: row.try_get("operation").map_err(decode_err)?,
+                            changed_at: row.try_get("changed_at").map_err(decode_err)?,
+                            changed_by: row.try_get("changed_by").map_err(decode_err)?,
+                            old_values: parse(old)?,
+                            new_values: parse(new)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+sql_store!(
+    Sqlite,
+    true,
+    "SELECT history_id, table_id, operation, changed_at, changed_by, old_values, new_values \
+     FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC"
+);
+sql_store!(
+    Postgres,
+    false,
+    "SELECT history_id, table_id, operation, changed_at, changed_by, old_values::text AS old_values, \
+     new_values::text AS new_values FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let url = "postgres://u:s3cret@h:5432/db";
+        assert_eq!(redact_url(url, url), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("error at s3cret", url), "error at ***");
+    }
+}
