@@ -89,34 +89,31 @@ pub fn numeric(raw: &[u8], precision: u8, scale: i8) -> Result<i128, ValueError>
         return Err("numeric length does not match its digit count".into());
     }
     let too_big = || format!("numeric does not fit decimal({precision},{scale})");
-    // value = Σ digit[i] · 10000^(weight − i); accumulate the digits, then shift to `scale`.
-    let mut acc: i128 = 0;
+    // value = Σ digit[i] · 10000^(weight − i); each group is shifted straight to `scale`, so
+    // fraction groups past the scale never inflate the intermediate value.
+    let mut scaled: i128 = 0;
     for i in 0..ndigits {
         let digit = i128::from(word(8 + 2 * i));
-        acc = acc
-            .checked_mul(10_000)
-            .and_then(|a| a.checked_add(digit))
-            .ok_or_else(too_big)?;
-    }
-    // acc = value · 10^frac_digits
-    let frac_digits = 4 * (ndigits as i32 - 1 - weight);
-    let shift = i32::from(scale) - frac_digits;
-    let scaled = if ndigits == 0 {
-        0
-    } else if shift >= 0 {
-        10i128
-            .checked_pow(shift as u32)
-            .and_then(|f| acc.checked_mul(f))
-            .ok_or_else(too_big)?
-    } else {
-        let f = 10i128.checked_pow((-shift) as u32).ok_or_else(too_big)?;
-        if acc % f != 0 {
-            return Err(format!(
-                "numeric has more than {scale} decimal places; decimal({precision},{scale}) would round it"
-            ));
+        if digit == 0 {
+            continue;
         }
-        acc / f
-    };
+        let exponent = 4 * (weight - i as i32) + i32::from(scale);
+        let part = if exponent >= 0 {
+            10i128
+                .checked_pow(exponent as u32)
+                .and_then(|f| digit.checked_mul(f))
+                .ok_or_else(too_big)?
+        } else {
+            let f = 10i128.pow((-exponent).min(4) as u32);
+            if -exponent >= 4 || digit % f != 0 {
+                return Err(format!(
+                    "numeric has more than {scale} decimal places; decimal({precision},{scale}) would round it"
+                ));
+            }
+            digit / f
+        };
+        scaled = scaled.checked_add(part).ok_or_else(too_big)?;
+    }
     if scaled.unsigned_abs() >= 10u128.pow(u32::from(precision)) {
         return Err(too_big());
     }

@@ -1,0 +1,140 @@
+use dataloader_core::{LoadStrategy, RunStatus, Trigger};
+use dataloader_testkit::{arrow_rows, assert_same_rows, pg_rows, Canon};
+
+use crate::Harness;
+
+const COLUMNS: [&str; 4] = ["id", "customer", "amount", "updated_at"];
+const KINDS: [Canon; 4] = [Canon::Text, Canon::Text, Canon::Decimal, Canon::Text];
+
+async fn compare(h: &Harness, dest: &dataloader_core::TargetTable) {
+    let source = pg_rows(
+        &h.source.client,
+        "SELECT id::text, customer, amount::text, (extract(epoch from updated_at) * 1000000)::bigint::text FROM orders ORDER BY orders.id",
+        &KINDS,
+    )
+    .await;
+    let batches = h.destination(dest).read_all(&["id"]).await.unwrap();
+    assert_same_rows(&source, &arrow_rows(&batches, &COLUMNS, &KINDS), &COLUMNS);
+}
+
+#[tokio::test]
+async fn incremental_reads_only_changed_rows_and_merges_them() {
+    let h = Harness::new("incr").await;
+    h.source
+        .client
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(10,2), updated_at timestamp(6) NOT NULL);
+             INSERT INTO orders SELECT g, 'customer ' || g, g * 1.5, timestamp '2024-01-01' + g * interval '1.000001 second'
+             FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let dest = h
+        .add_table(
+            "public.orders",
+            "bronze.pg.orders",
+            LoadStrategy::Incremental,
+            &["id"],
+            Some("updated_at"),
+        )
+        .await;
+
+    let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!((first.rows_read, first.rows_inserted), (1000, 1000));
+    assert_eq!(
+        first.watermark_after.as_deref(),
+        Some("2024-01-01 00:16:40.001")
+    );
+    compare(&h, &dest).await;
+
+    h.source
+        .client
+        .batch_execute(
+            "INSERT INTO orders SELECT g, 'new ' || g, g, timestamp '2024-02-01' + g * interval '1 second' FROM generate_series(1001, 1100) g;
+             UPDATE orders SET amount = amount + 0.01, customer = customer || ' (moved)', updated_at = timestamp '2024-03-01 00:00:00.000007'
+             WHERE id % 20 = 0;",
+        )
+        .await
+        .unwrap();
+    let second = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(
+        second.rows_read, 150,
+        "only the 100 new and 50 updated rows are read"
+    );
+    assert_eq!((second.rows_inserted, second.rows_updated), (100, 50));
+    assert_eq!(
+        second.watermark_after.as_deref(),
+        Some("2024-03-01 00:00:00.000007")
+    );
+    compare(&h, &dest).await;
+
+    let runs = h.store.runs(None, 10).await.unwrap();
+    assert_eq!(runs[0].rows_read, Some(150), "history records rows read");
+    assert_eq!(
+        runs[0].watermark_before.as_deref(),
+        Some("2024-01-01 00:16:40.001")
+    );
+    assert_eq!(
+        runs[0].watermark_after.as_deref(),
+        Some("2024-03-01 00:00:00.000007")
+    );
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+
+    // Nothing new: nothing read, no commit, watermark kept.
+    let version = h.destination(&dest).version().await.unwrap();
+    let third = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(third.rows_read, 0);
+    assert_eq!(third.delta_version, None);
+    assert_eq!(h.destination(&dest).version().await.unwrap(), version);
+    let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
+    assert_eq!(
+        table.incremental_value.unwrap().value,
+        "2024-03-01 00:00:00.000007"
+    );
+    assert_eq!(table.status, Some(RunStatus::Succeeded));
+}
+
+#[tokio::test]
+async fn a_failed_load_keeps_the_watermark() {
+    let h = Harness::new("incr_fail").await;
+    h.source
+        .client
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric, updated_at timestamptz NOT NULL);
+             INSERT INTO orders VALUES (1, 1, '2024-01-01 00:00:00+00');",
+        )
+        .await
+        .unwrap();
+    let dest = h
+        .add_table(
+            "public.orders",
+            "bronze.pg.orders",
+            LoadStrategy::Incremental,
+            &["id"],
+            Some("updated_at"),
+        )
+        .await;
+    let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(
+        first.watermark_after.as_deref(),
+        Some("2024-01-01 00:00:00+00")
+    );
+    h.source
+        .client
+        .batch_execute("INSERT INTO orders VALUES (2, 'NaN', '2024-01-02 00:00:00+00')")
+        .await
+        .unwrap();
+    let err = h
+        .engine
+        .load(&dest, Trigger::Manual, None)
+        .await
+        .unwrap_err();
+    assert!(err.error.to_string().contains("NaN"), "{}", err.error);
+    let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
+    assert_eq!(
+        table.incremental_value.unwrap().value,
+        "2024-01-01 00:00:00+00"
+    );
+    assert_eq!(table.status, Some(RunStatus::Failed));
+    assert_eq!(h.destination(&dest).version().await.unwrap(), Some(0));
+}
