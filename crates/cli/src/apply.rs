@@ -206,6 +206,7 @@ fn line_of(text: &str, source: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+#[derive(Debug)]
 pub struct Desired {
     pub connections: Vec<ConnectionConfig>,
     pub tables: Vec<TableSpec>,

@@ -222,9 +222,13 @@ pub async fn run(dir: &Path, json: bool) -> Result<()> {
         reports.push(report);
     }
     if json {
-        return print::json(
-            &serde_json::json!({"dir": dir, "control_db": control_db, "lake_root": lake_root, "loads": reports}),
-        );
+        let changed = changed.map(|(updated, inserted)| {
+            serde_json::json!({"orders_updated": updated, "orders_inserted": inserted})
+        });
+        return print::json(&serde_json::json!({
+            "dir": dir, "control_db": control_db, "lake_root": lake_root,
+            "source_changes": changed, "loads": reports
+        }));
     }
     let cd = format!("cd {}", dir.display());
     println!(

@@ -53,7 +53,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         let location = redact_url(url, url);
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(|e| {

@@ -149,6 +149,11 @@ fn canon(kind: Canon, s: &str) -> String {
     }
 }
 
+/// A decimal's text with trailing fraction zeros (and leading zeros) removed.
+pub fn canon_decimal(text: &str) -> String {
+    canon(Canon::Decimal, text)
+}
+
 /// Rows of a query whose every column is text, canonicalised per `kinds`.
 pub async fn pg_rows(client: &Client, sql: &str, kinds: &[Canon]) -> Vec<Vec<Option<String>>> {
     client

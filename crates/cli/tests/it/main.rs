@@ -1,0 +1,77 @@
+//! The `dataloader` binary as a user runs it: each test in a fresh folder, against the real
+//! PostgreSQL on 127.0.0.1:5432 where a source is needed.
+
+mod apply;
+mod bad_input;
+mod postgres;
+mod quickstart;
+
+use std::path::Path;
+use std::process::Command;
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `dataloader` in `dir` with a clean DataLoader environment.
+pub fn dataloader(dir: &Path, args: &[&str]) -> Run {
+    dataloader_env(dir, args, &[])
+}
+
+pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dataloader"));
+    cmd.args(args).current_dir(dir);
+    for var in [
+        "DATALOADER_CONTROL_DB",
+        "DATALOADER_LAKE_ROOT",
+        "DATALOADER_CONFIG",
+        "LAKEBASE_HOST",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run dataloader");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// A failure with exactly one `error:` line that contains `expected`.
+    #[track_caller]
+    pub fn fails_with(self, expected: &str) -> Run {
+        assert_ne!(self.code, 0, "expected failure\nstdout: {}", self.stdout);
+        assert!(
+            self.stderr.starts_with("error: "),
+            "stderr: {}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(expected),
+            "expected {expected:?} in stderr: {}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}

@@ -1,0 +1,122 @@
+use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
+
+use crate::dataloader_env;
+
+#[tokio::test]
+async fn connection_table_load_and_history_through_the_cli() {
+    let db = PgTestDb::create("cli").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL);
+             INSERT INTO orders SELECT g, g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour' FROM generate_series(1, 40) g;",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (host, port) = pg_host_port();
+    let port = port.to_string();
+    let env = [
+        ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+        ("PGPASSWORD_FOR_TEST", "not-needed-with-trust"),
+    ];
+    let run = |args: &[&str]| dataloader_env(d, args, &env);
+    run(&["init"]).ok();
+    run(&[
+        "connection",
+        "add",
+        "pg",
+        "--type",
+        "postgresql",
+        "--host",
+        &host,
+        "--port",
+        &port,
+        "--database",
+        &db.name,
+        "--user",
+        &pg_user(),
+        "--password-env",
+        "PGPASSWORD_FOR_TEST",
+    ])
+    .ok();
+    let test = run(&["connection", "test", "pg"]).ok();
+    assert!(
+        test.stdout.contains("connection pg: ok") && test.stdout.contains("PostgreSQL 1"),
+        "{}",
+        test.stdout
+    );
+    assert!(!test.stdout.contains("not-needed-with-trust"));
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.orders",
+        "--dest",
+        "bronze.sales.orders",
+        "--strategy",
+        "incremental",
+        "--primary-key",
+        "id",
+        "--incremental-column",
+        "updated_at",
+        "--schedule",
+        "0 2 * * *",
+    ])
+    .ok();
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.orders",
+        "--dest",
+        "bronze.sales.orders",
+    ])
+    .fails_with("destination: bronze.sales.orders is already in table_control");
+
+    let first = run(&["load", "bronze.sales.orders", "--json"]).ok().json();
+    assert_eq!(first["rows_read"], 40);
+    assert_eq!(first["status"], "Succeeded");
+    assert_eq!(first["watermark_after"], "2024-01-02 16:00:00+00");
+    db.client
+        .batch_execute("UPDATE orders SET amount = 0, updated_at = updated_at + interval '1 year' WHERE id <= 3")
+        .await
+        .unwrap();
+    let second = run(&["load", "bronze.sales.orders"]).ok();
+    assert!(
+        second.stdout.contains("bronze.sales.orders: Succeeded")
+            && second.stdout.contains("3 rows read, 3 written (0 inserted, 3 updated), watermark 2024-01-02 16:00:00+00 → 2025-01-01 03:00:00+00; Delta version 1"),
+        "{}",
+        second.stdout
+    );
+    let history = run(&["history", "bronze.sales.orders", "--json"])
+        .ok()
+        .json();
+    let rows: Vec<i64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rows_read"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rows, vec![3, 40], "newest first");
+    let text = run(&["history", "bronze.sales.orders"]).ok();
+    assert!(
+        text.stdout.lines().count() == 3 && text.stdout.contains("Succeeded"),
+        "{}",
+        text.stdout
+    );
+    let list = run(&["table", "list"]).ok();
+    assert!(
+        list.stdout.contains("2025-01-01 03:00:00+00"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        d.join("lakehouse/bronze/sales/orders/_delta_log").exists(),
+        "default lake root ./lakehouse"
+    );
+}

@@ -1,0 +1,283 @@
+//! One conformance suite for every `Store` backend: SQLite in a temp folder and PostgreSQL on
+//! the real server (a fresh database per test).
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use dataloader_core::{
+    ConnectionConfig, DbType, LoadStrategy, NewRun, RunStatus, RunUpdate, SourceTable, Store,
+    TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
+};
+use dataloader_testkit::PgTestDb;
+
+fn connection(name: &str) -> ConnectionConfig {
+    ConnectionConfig {
+        name: name.into(),
+        db_type: DbType::Postgresql,
+        host: Some("db.internal".into()),
+        port: Some(5432),
+        database: Some("erp".into()),
+        user: Some("loader".into()),
+        password: Some("env:ERP_PASSWORD".into()),
+        options: [("sslmode".to_string(), "require".to_string())].into(),
+    }
+}
+
+fn spec(dest: &str) -> TableSpec {
+    let mut s = TableSpec::new(
+        "erp",
+        SourceTable::parse("dbo.Orders").unwrap(),
+        TargetTable::parse(dest).unwrap(),
+    );
+    s.strategy = LoadStrategy::Incremental;
+    s.primary_keys = vec!["OrderID".into(), "LineNo".into()];
+    s.incremental_column = Some("ModifiedAt".into());
+    s.schedule = Some("0 2 * * *".into());
+    s.timezone = "Europe/Amsterdam".into();
+    s.tags = vec!["finance".into()];
+    s
+}
+
+/// Runs `sql` against the store's database directly, as a user with a SQL client would.
+type RawSql = Box<dyn Fn(&'static str) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
+    // Migrations are idempotent.
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+
+    // Connections round-trip, with the password only as a reference.
+    store.upsert_connection(&connection("erp")).await.unwrap();
+    assert_eq!(
+        store.connection("erp").await.unwrap(),
+        Some(connection("erp"))
+    );
+    let mut changed = connection("erp");
+    changed.host = Some("db2.internal".into());
+    store.upsert_connection(&changed).await.unwrap();
+    assert_eq!(store.connections().await.unwrap(), vec![changed]);
+    let mut plain = connection("bad");
+    plain.password = Some("hunter2".into());
+    assert!(
+        store.upsert_connection(&plain).await.is_err(),
+        "a plain password is refused"
+    );
+    assert!(store.connection("bad").await.unwrap().is_none());
+
+    // Tables.
+    let now = Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap();
+    let id = store
+        .insert_table(&spec("bronze.erp.orders"), now)
+        .await
+        .unwrap();
+    let t = store.table(id).await.unwrap().unwrap();
+    assert_eq!(t.spec, spec("bronze.erp.orders"));
+    assert_eq!(
+        t.next_load_date_time,
+        Some(now),
+        "a scheduled table is due at once"
+    );
+    assert_eq!(t.status, None);
+    let by_dest = store
+        .table_by_destination(&TargetTable::parse("bronze.erp.orders").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_dest.table_id, id);
+    assert!(
+        store
+            .insert_table(&spec("bronze.erp.orders"), now)
+            .await
+            .is_err(),
+        "destinations are unique"
+    );
+    let mut no_key = spec("bronze.erp.other");
+    no_key.primary_keys.clear();
+    assert!(
+        store.insert_table(&no_key, now).await.is_err(),
+        "specs are validated"
+    );
+
+    // A connection in use cannot be removed.
+    assert!(store.delete_connection("erp").await.is_err());
+
+    // A run: Queued → In Progress → Succeeded moves the watermark with it, in one step.
+    let run_id = store
+        .create_run(&NewRun {
+            table_id: id,
+            trigger: Trigger::Manual,
+            queued_at: now,
+            watermark_before: None,
+            worker: "test".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.table(id).await.unwrap().unwrap().status,
+        Some(RunStatus::Queued)
+    );
+    assert_eq!(
+        store.run(run_id).await.unwrap().unwrap().destination,
+        "bronze.erp.orders"
+    );
+    store
+        .start_run(run_id, now + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.table(id).await.unwrap().unwrap().status,
+        Some(RunStatus::InProgress)
+    );
+    let watermark = Watermark::new(WatermarkKind::Timestamp, "2026-01-10 11:59:59.123456").unwrap();
+    let next = now + Duration::hours(14);
+    store
+        .finish_run(
+            run_id,
+            &RunUpdate {
+                status: RunStatus::Succeeded,
+                finished_at: now + Duration::seconds(5),
+                rows_read: 150,
+                rows_written: 150,
+                rows_deleted: 0,
+                bytes_written: 0,
+                watermark_after: Some(watermark.clone()),
+                delta_version: Some(3),
+                error_class: None,
+                error_text: None,
+                next_load_date_time: Some(next),
+            },
+        )
+        .await
+        .unwrap();
+    let t = store.table(id).await.unwrap().unwrap();
+    assert_eq!(t.status, Some(RunStatus::Succeeded));
+    assert_eq!(t.incremental_value, Some(watermark.clone()));
+    assert_eq!(t.next_load_date_time, Some(next));
+    assert_eq!(t.last_run_id, Some(run_id));
+    let run = store.run(run_id).await.unwrap().unwrap();
+    assert_eq!(
+        (run.rows_read, run.delta_version, run.status),
+        (Some(150), Some(3), RunStatus::Succeeded)
+    );
+    assert_eq!(
+        run.watermark_after.as_deref(),
+        Some("2026-01-10 11:59:59.123456")
+    );
+    assert_eq!(run.started_at, Some(now + Duration::seconds(1)));
+
+    // Runs list newest first, per table or all.
+    let second = store
+        .create_run(&NewRun {
+            table_id: id,
+            trigger: Trigger::Schedule,
+            queued_at: now,
+            watermark_before: Some(watermark.clone()),
+            worker: "test".into(),
+        })
+        .await
+        .unwrap();
+    let runs = store.runs(Some(id), 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        vec![second, run_id]
+    );
+    assert_eq!(store.runs(None, 1).await.unwrap().len(), 1);
+    assert_eq!(store.runs(Some(id + 1000), 10).await.unwrap().len(), 0);
+
+    // Changing the incremental column resets the watermark.
+    let mut respec = spec("bronze.erp.orders");
+    respec.priority = 5;
+    store.update_table_spec(id, &respec, now).await.unwrap();
+    assert_eq!(
+        store.table(id).await.unwrap().unwrap().incremental_value,
+        Some(watermark)
+    );
+    respec.incremental_column = Some("UpdatedAt".into());
+    store.update_table_spec(id, &respec, now).await.unwrap();
+    let t = store.table(id).await.unwrap().unwrap();
+    assert_eq!(t.incremental_value, None);
+    assert_eq!(t.spec, respec);
+
+    // The audit trail: triggers record every change, even one made with plain SQL, but not
+    // run bookkeeping.
+    let before = store.table_history(id).await.unwrap();
+    raw("UPDATE table_control SET status = 'Failed', last_run_id = 99").await;
+    assert_eq!(
+        store.table_history(id).await.unwrap().len(),
+        before.len(),
+        "bookkeeping is not audited"
+    );
+    raw("UPDATE table_control SET schedule = '30 4 * * *'").await;
+    let history = store.table_history(id).await.unwrap();
+    assert_eq!(history.len(), before.len() + 1);
+    let last = &history[0];
+    assert_eq!(last.operation, "UPDATE");
+    assert_eq!(last.old_values.as_ref().unwrap()["schedule"], "0 2 * * *");
+    assert_eq!(last.new_values.as_ref().unwrap()["schedule"], "30 4 * * *");
+    assert!(last.changed_by.is_some());
+    assert_eq!(history.last().unwrap().operation, "INSERT");
+    // INSERT, priority change, column change (+ watermark reset), the watermark set by the run.
+    let operations: Vec<&str> = history.iter().map(|h| h.operation.as_str()).collect();
+    assert_eq!(
+        operations,
+        vec!["UPDATE", "UPDATE", "UPDATE", "UPDATE", "INSERT"],
+        "{history:#?}"
+    );
+    raw("DELETE FROM table_control").await;
+    assert_eq!(
+        store.table_history(id).await.unwrap()[0].operation,
+        "DELETE"
+    );
+    assert!(store.delete_connection("erp").await.unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.db");
+    let store = dataloader_store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let raw: RawSql = Box::new(move |sql| {
+        let url = url.clone();
+        Box::pin(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        })
+    });
+    conformance(store, raw).await;
+}
+
+#[tokio::test]
+async fn postgres_store_conforms() {
+    let db = Arc::new(PgTestDb::create("store").await);
+    let store = dataloader_store::open(&db.url()).await.unwrap();
+    let raw_db = db.clone();
+    let raw: RawSql = Box::new(move |sql| {
+        let db = raw_db.clone();
+        Box::pin(async move {
+            db.client.batch_execute(sql).await.unwrap();
+        })
+    });
+    conformance(store, raw).await;
+}
+
+#[tokio::test]
+async fn unreachable_postgres_control_db_is_a_clear_error_without_the_password() {
+    let err = match dataloader_store::open("postgres://loader:s3cret@127.0.0.1:1/dataloader").await
+    {
+        Ok(_) => panic!("port 1 has no server"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with("control store: connect to the PostgreSQL control database failed"),
+        "{err}"
+    );
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
