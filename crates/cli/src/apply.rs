@@ -329,7 +329,7 @@ fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec,
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-pub enum Change {
+pub enum PlanAction {
     CreateConnection {
         name: String,
     },
@@ -358,21 +358,21 @@ pub struct FieldChange {
     pub to: String,
 }
 
-impl std::fmt::Display for Change {
+impl std::fmt::Display for PlanAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Change::CreateConnection { name } => write!(f, "+ create connection {name}"),
-            Change::UpdateConnection { name, fields } => {
+            PlanAction::CreateConnection { name } => write!(f, "+ create connection {name}"),
+            PlanAction::UpdateConnection { name, fields } => {
                 write!(f, "~ change connection {name}: {}", fields.join(", "))
             }
-            Change::CreateTable {
+            PlanAction::CreateTable {
                 destination,
                 strategy,
                 source,
             } => {
                 write!(f, "+ create table {destination} ({strategy} from {source})")
             }
-            Change::ChangeTable {
+            PlanAction::ChangeTable {
                 destination,
                 fields,
             } => {
@@ -382,7 +382,7 @@ impl std::fmt::Display for Change {
                 }
                 Ok(())
             }
-            Change::DeactivateTable { destination } => {
+            PlanAction::DeactivateTable { destination } => {
                 write!(f, "- deactivate table {destination} (not in the file)")
             }
         }
@@ -426,7 +426,7 @@ fn connection_fields(c: &ConnectionConfig) -> Vec<(&'static str, String)> {
 }
 
 pub struct Plan {
-    pub changes: Vec<Change>,
+    pub changes: Vec<PlanAction>,
     connections: Vec<ConnectionConfig>,
     creates: Vec<TableSpec>,
     updates: Vec<(i64, TableSpec)>,
@@ -444,7 +444,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
     for c in desired.connections {
         match known.get(&c.name) {
             None => {
-                changes.push(Change::CreateConnection {
+                changes.push(PlanAction::CreateConnection {
                     name: c.name.clone(),
                 });
                 connections.push(c);
@@ -456,7 +456,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
                     .filter(|(a, b)| a.1 != b.1)
                     .map(|(a, _)| a.0.to_string())
                     .collect();
-                changes.push(Change::UpdateConnection {
+                changes.push(PlanAction::UpdateConnection {
                     name: c.name.clone(),
                     fields,
                 });
@@ -499,7 +499,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
             .find(|t| t.spec.destination == spec.destination)
         {
             None => {
-                changes.push(Change::CreateTable {
+                changes.push(PlanAction::CreateTable {
                     destination: spec.destination.to_string(),
                     strategy: spec.strategy.to_string(),
                     source: format!("{}:{}", spec.connection, spec.source),
@@ -517,7 +517,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
                         to: if b.1.is_empty() { "(none)".into() } else { b.1 },
                     })
                     .collect();
-                changes.push(Change::ChangeTable {
+                changes.push(PlanAction::ChangeTable {
                     destination: spec.destination.to_string(),
                     fields,
                 });
@@ -532,7 +532,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
             .iter()
             .any(|s| s.destination == t.spec.destination)
         {
-            changes.push(Change::DeactivateTable {
+            changes.push(PlanAction::DeactivateTable {
                 destination: t.spec.destination.to_string(),
             });
             let mut spec = t.spec.clone();
@@ -550,18 +550,18 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
 
 impl Plan {
     pub fn summary(&self) -> String {
-        let count = |f: fn(&Change) -> bool| self.changes.iter().filter(|c| f(c)).count();
+        let count = |f: fn(&PlanAction) -> bool| self.changes.iter().filter(|c| f(c)).count();
         format!(
             "Plan: {} to create, {} to change, {} to deactivate.",
             count(|c| matches!(
                 c,
-                Change::CreateConnection { .. } | Change::CreateTable { .. }
+                PlanAction::CreateConnection { .. } | PlanAction::CreateTable { .. }
             )),
             count(|c| matches!(
                 c,
-                Change::UpdateConnection { .. } | Change::ChangeTable { .. }
+                PlanAction::UpdateConnection { .. } | PlanAction::ChangeTable { .. }
             )),
-            count(|c| matches!(c, Change::DeactivateTable { .. })),
+            count(|c| matches!(c, PlanAction::DeactivateTable { .. })),
         )
     }
 

@@ -145,6 +145,8 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("\"{s}\" is not KEY=VALUE"))
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum TableCommand {
     /// Add a table to load.

@@ -11,7 +11,7 @@ use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::TaskContext;
-use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
@@ -59,6 +59,22 @@ struct OnceStream {
 }
 
 struct BatchStreamHolder(BatchStream);
+
+struct StreamedInput {
+    plan: LogicalPlan,
+    failure: Arc<Mutex<Option<Error>>>,
+    rows: Arc<AtomicU64>,
+}
+
+impl StreamedInput {
+    /// Our own error if the source stream failed, else the writer's.
+    fn error(&self, destination: &DeltaDestination, step: &'static str, e: impl std::fmt::Display) -> Error {
+        match self.failure.lock().ok().and_then(|mut f| f.take()) {
+            Some(source_error) => source_error,
+            None => destination.error(step, e),
+        }
+    }
+}
 
 impl std::fmt::Debug for BatchStreamHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,14 +213,9 @@ impl DeltaDestination {
             )])
     }
 
-    fn source(
-        schema: SchemaRef,
-        batches: BatchStream,
-    ) -> Result<(
-        Arc<StreamingTable>,
-        Arc<Mutex<Option<Error>>>,
-        Arc<AtomicU64>,
-    )> {
+    /// Wraps the batches as a one-shot DataFusion plan that counts rows and keeps a source
+    /// error for [`StreamedInput::error`].
+    fn streamed_input(schema: SchemaRef, batches: BatchStream) -> Result<StreamedInput> {
         let failure = Arc::new(Mutex::new(None));
         let rows = Arc::new(AtomicU64::new(0));
         let partition = Arc::new(OnceStream {
@@ -215,20 +226,10 @@ impl DeltaDestination {
         });
         let table = StreamingTable::try_new(schema, vec![partition])
             .map_err(|e| Error::Internal(format!("streaming source: {e}")))?;
-        Ok((Arc::new(table), failure, rows))
-    }
-
-    /// Our own error if the source stream failed, else the writer's.
-    fn failed(
-        &self,
-        step: &'static str,
-        failure: &Mutex<Option<Error>>,
-        e: impl std::fmt::Display,
-    ) -> Error {
-        match failure.lock().ok().and_then(|mut f| f.take()) {
-            Some(source_error) => source_error,
-            None => self.error(step, e),
-        }
+        let plan = LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(table)), None)
+            .and_then(|b| b.build())
+            .map_err(|e| Error::Internal(format!("write plan: {e}")))?;
+        Ok(StreamedInput { plan, failure, rows })
     }
 
     /// Replaces the table's contents (and schema) in one commit, streaming the batches into
@@ -259,14 +260,11 @@ impl DeltaDestination {
         tag: &CommitTag,
         mode: SaveMode,
     ) -> Result<WriteSummary> {
-        let (provider, failure, rows) = Self::source(schema, batches)?;
-        let plan = LogicalPlanBuilder::scan("source", provider_as_source(provider), None)
-            .and_then(|b| b.build())
-            .map_err(|e| Error::Internal(format!("write plan: {e}")))?;
+        let input = Self::streamed_input(schema, batches)?;
         let table = self.table_for_write().await?;
         let mut builder = table
             .write(Vec::<RecordBatch>::new())
-            .with_input_plan(plan)
+            .with_input_plan(input.plan.clone())
             .with_save_mode(mode)
             .with_commit_properties(Self::commit_properties(tag));
         if mode == SaveMode::Overwrite {
@@ -276,8 +274,8 @@ impl DeltaDestination {
         }
         let table = builder
             .await
-            .map_err(|e| self.failed("write the table", &failure, e))?;
-        let written = rows.load(Ordering::Relaxed);
+            .map_err(|e| input.error(self, "write the table", e))?;
+        let written = input.rows.load(Ordering::Relaxed);
         Ok(WriteSummary {
             version: table.version().map(|v| v as i64),
             rows_written: written,

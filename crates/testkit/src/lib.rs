@@ -37,7 +37,7 @@ async fn connect(db: &str) -> Client {
     let (client, conn) = tokio_postgres::Config::new()
         .host(&host)
         .port(port)
-        .user(&pg_user())
+        .user(pg_user())
         .dbname(db)
         .connect(NoTls)
         .await

@@ -88,7 +88,7 @@ fn precision_scale(upper: &str) -> Option<(u8, i8)> {
         Some(s) => s.ok()?,
         None => 0,
     };
-    (p >= 1 && p <= 38 && s <= p).then_some((p, s as i8))
+    ((1..=38).contains(&p) && s <= p).then_some((p, s as i8))
 }
 
 #[cfg(test)]
