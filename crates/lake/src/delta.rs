@@ -68,7 +68,12 @@ struct StreamedInput {
 
 impl StreamedInput {
     /// Our own error if the source stream failed, else the writer's.
-    fn error(&self, destination: &DeltaDestination, step: &'static str, e: impl std::fmt::Display) -> Error {
+    fn error(
+        &self,
+        destination: &DeltaDestination,
+        step: &'static str,
+        e: impl std::fmt::Display,
+    ) -> Error {
         match self.failure.lock().ok().and_then(|mut f| f.take()) {
             Some(source_error) => source_error,
             None => destination.error(step, e),
@@ -229,7 +234,11 @@ impl DeltaDestination {
         let plan = LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(table)), None)
             .and_then(|b| b.build())
             .map_err(|e| Error::Internal(format!("write plan: {e}")))?;
-        Ok(StreamedInput { plan, failure, rows })
+        Ok(StreamedInput {
+            plan,
+            failure,
+            rows,
+        })
     }
 
     /// Replaces the table's contents (and schema) in one commit, streaming the batches into
