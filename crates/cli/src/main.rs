@@ -399,7 +399,7 @@ async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
             }
         }
         ConnectionCommand::Test { name } => {
-            let config = find_connection(app, &name).await?;
+            let config = app.store.require_connection(&name).await?;
             let started = std::time::Instant::now();
             let source = dataloader_sources::connect(&config).await?;
             let version = source.server_version().await?;
@@ -413,7 +413,7 @@ async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
             }
         }
         ConnectionCommand::Show { name } => {
-            let config = find_connection(app, &name).await?;
+            let config = app.store.require_connection(&name).await?;
             let secret = config
                 .password
                 .as_deref()
@@ -474,23 +474,6 @@ async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
     Ok(())
 }
 
-async fn find_connection(app: &App, name: &str) -> Result<ConnectionConfig> {
-    match app.store.connection(name).await? {
-        Some(c) => Ok(c),
-        None => Err(dataloader_core::Error::UnknownConnection {
-            name: name.to_string(),
-            known: app
-                .store
-                .connections()
-                .await?
-                .into_iter()
-                .map(|c| c.name)
-                .collect(),
-        }
-        .into()),
-    }
-}
-
 async fn table(app: &App, t: TableCommand) -> Result<()> {
     match t {
         TableCommand::Add(a) => {
@@ -514,7 +497,7 @@ async fn table(app: &App, t: TableCommand) -> Result<()> {
             spec.tags = a.tags;
             spec.is_active = !a.inactive;
             spec.validate()?;
-            find_connection(app, &spec.connection).await?;
+            app.store.require_connection(&spec.connection).await?;
             if let Some(existing) = app.store.table_by_destination(&spec.destination).await? {
                 bail!(
                     "destination: {} is already in table_control (table_id {}); change it with `dataloader apply`",

@@ -178,6 +178,21 @@ pub trait Store: Send + Sync {
     async fn upsert_connection(&self, connection: &ConnectionConfig) -> Result<()>;
     async fn connection(&self, name: &str) -> Result<Option<ConnectionConfig>>;
     async fn connections(&self) -> Result<Vec<ConnectionConfig>>;
+    /// The named connection, or an error that lists the known ones.
+    async fn require_connection(&self, name: &str) -> Result<ConnectionConfig> {
+        match self.connection(name).await? {
+            Some(c) => Ok(c),
+            None => Err(Error::UnknownConnection {
+                name: name.to_string(),
+                known: self
+                    .connections()
+                    .await?
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect(),
+            }),
+        }
+    }
     /// Fails while a table still uses the connection.
     async fn delete_connection(&self, name: &str) -> Result<bool>;
 

@@ -343,21 +343,7 @@ impl Engine {
     ) -> Result<Outcome> {
         let spec = &table.spec;
         spec.validate()?;
-        let connection = match self.store.connection(&spec.connection).await? {
-            Some(c) => c,
-            None => {
-                return Err(Error::UnknownConnection {
-                    name: spec.connection.clone(),
-                    known: self
-                        .store
-                        .connections()
-                        .await?
-                        .into_iter()
-                        .map(|c| c.name)
-                        .collect(),
-                })
-            }
-        };
+        let connection = self.store.require_connection(&spec.connection).await?;
         let source = dataloader_sources::connect(&connection).await?;
         let schema = source
             .describe(&SourceObject::Table(spec.source.clone()))

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod dialect;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod read;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -4,10 +4,8 @@
 pub mod decode;
 pub mod types;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::{Field, Schema};
 use async_trait::async_trait;
 use dataloader_core::secret::mask;
 use dataloader_core::{
@@ -15,13 +13,12 @@ use dataloader_core::{
     SourceSchema, SourceTable, Watermark,
 };
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls};
 
-use crate::batch::BatchBuilder;
 use crate::dialect::{number_literal, quote_string, SqlDialect};
+use crate::read::{batch_schema, bound_column, where_clause, with_upper_bound, BatchSender};
 use types::{Mapping, PgType, Select};
 
 pub struct PostgresSource {
@@ -303,47 +300,20 @@ impl Source for PostgresSource {
             .map_err(|e| self.query_error(&shown, "begin the read transaction", &e))?;
 
         let mut captured_max = None;
-        if let Some(column) = &request.bound_by_max_of {
-            let idx = request
-                .columns
-                .iter()
-                .position(|c| &c.name == column)
-                .ok_or_else(|| Error::ColumnNotFound {
-                    table: shown.clone(),
-                    column: column.clone(),
-                    role: "incremental",
-                    columns: request.columns.iter().map(|c| c.name.clone()).collect(),
-                })?;
-            let kind = mappings[idx].watermark.ok_or_else(|| {
-                Error::config(
-                    "incremental_column",
-                    format!(
-                        "column \"{column}\" of {shown} has type {}, which cannot be a watermark (use an integer, numeric, date, timestamp or text column)",
-                        request.columns[idx].native_type
-                    ),
-                )
-            })?;
-            let where_clause = match &filter {
-                Some(p) => format!(" WHERE {}", dialect.render(p)?),
-                None => String::new(),
-            };
+        if let Some((column, kind)) = bound_column(&request, &shown, |i| mappings[i].watermark)? {
             let sql = format!(
-                "SELECT MAX({})::text FROM {from}{where_clause}",
-                dialect.quote_ident(column)
+                "SELECT MAX({})::text FROM {from}{}",
+                dialect.quote_ident(&column),
+                where_clause(&dialect, filter.as_ref())?
             );
             let row = client
                 .query_one(sql.as_str(), &[])
                 .await
                 .map_err(|e| self.query_error(&shown, "capture the watermark", &e))?;
-            let max: Option<String> = row.get(0);
-            if let Some(max) = max {
-                let wm = Watermark::new(kind, max)?;
-                let bound = dataloader_core::Predicate::Le(column.clone(), wm.clone());
-                filter = Some(match filter {
-                    Some(p) => dataloader_core::Predicate::And(vec![p, bound]),
-                    None => bound,
-                });
-                captured_max = Some(wm);
+            if let Some(max) = row.get::<_, Option<String>>(0) {
+                let max = Watermark::new(kind, max)?;
+                filter = Some(with_upper_bound(filter, &column, &max));
+                captured_max = Some(max);
             }
         }
 
@@ -361,107 +331,59 @@ impl Source for PostgresSource {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let where_clause = match &filter {
-            Some(p) => format!(" WHERE {}", dialect.render(p)?),
-            None => String::new(),
-        };
-        let sql = format!("SELECT {select_list} FROM {from}{where_clause}");
+        let sql = format!(
+            "SELECT {select_list} FROM {from}{}",
+            where_clause(&dialect, filter.as_ref())?
+        );
         tracing::debug!(%sql, "postgres read");
 
-        let schema = Arc::new(Schema::new(
-            request
-                .columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
-                .collect::<Vec<_>>(),
-        ));
-        let (tx, rx) = mpsc::channel::<Result<arrow::record_batch::RecordBatch>>(2);
-        let (started_tx, started_rx) = oneshot::channel::<Result<()>>();
-        let batch_size = request.batch_size.max(1);
-        let connection = self.config.name.clone();
-        let password = self.password.clone().unwrap_or_default();
+        let schema = batch_schema(&request.columns);
+        let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
+        // Started before returning, so a failing query is the read's error, not the stream's.
+        let rows = client
+            .query_raw(sql.as_str(), std::iter::empty::<i32>())
+            .await
+            .map_err(|e| self.query_error(&shown, "read the rows", &e))?;
         let decodes: Vec<types::Decode> = mappings.iter().map(|m| m.decode).collect();
-        let names: Vec<String> = request.columns.iter().map(|c| c.name.clone()).collect();
-        let task_schema = schema.clone();
-        tokio::spawn(async move {
-            let fail = |step: &'static str, e: &tokio_postgres::Error| Error::SourceQuery {
+        let fail = {
+            let connection = self.config.name.clone();
+            let password = self.password.clone().unwrap_or_default();
+            let shown = shown.clone();
+            move |step: &'static str, e: &tokio_postgres::Error| Error::SourceQuery {
                 connection: connection.clone(),
                 table: shown.clone(),
                 step,
                 message: mask(&pg_message(e), &password),
-            };
-            let rows = match client
-                .query_raw(sql.as_str(), std::iter::empty::<i32>())
-                .await
-            {
-                Ok(rows) => {
-                    let _ = started_tx.send(Ok(()));
-                    rows
-                }
-                Err(e) => {
-                    let _ = started_tx.send(Err(fail("read the rows", &e)));
-                    return;
-                }
-            };
+            }
+        };
+        tokio::spawn(async move {
             let mut rows = std::pin::pin!(rows);
-            let mut builder = match BatchBuilder::new(task_schema, batch_size) {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
             while let Some(row) = rows.next().await {
                 let row = match row {
                     Ok(r) => r,
-                    Err(e) => {
-                        let _ = tx.send(Err(fail("read the rows", &e))).await;
-                        return;
-                    }
+                    Err(e) => return sender.fail(fail("read the rows", &e)).await,
                 };
                 for (i, decode) in decodes.iter().enumerate() {
                     let raw: Option<Raw<'_>> = match row.try_get(i) {
                         Ok(v) => v,
-                        Err(e) => {
-                            let _ = tx.send(Err(fail("decode a row", &e))).await;
-                            return;
-                        }
+                        Err(e) => return sender.fail(fail("decode a row", &e)).await,
                     };
                     if let Err(message) =
-                        decode::append(&mut builder.columns[i], *decode, raw.map(|r| r.0))
+                        decode::append(sender.column(i), *decode, raw.map(|r| r.0))
                     {
-                        let _ = tx
-                            .send(Err(Error::UnrepresentableValue {
-                                table: shown.clone(),
-                                column: names[i].clone(),
-                                message,
-                            }))
-                            .await;
-                        return;
+                        return sender.value_error(i, message).await;
                     }
                 }
-                builder.rows += 1;
-                if builder.is_full() {
-                    let batch = builder.finish();
-                    if tx.send(batch).await.is_err() {
-                        return; // the reader went away: the load was cancelled or failed
-                    }
+                if !sender.end_row().await {
+                    return;
                 }
             }
-            if builder.rows > 0 {
-                let batch = builder.finish();
-                let _ = tx.send(batch).await;
-            }
+            sender.finish().await;
             let _ = client.batch_execute("COMMIT").await;
         });
-        started_rx
-            .await
-            .map_err(|_| Error::Internal("the postgres reader stopped before starting".into()))??;
-        let batches =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
         Ok(ReadOutput {
             schema,
-            batches: Box::pin(batches),
+            batches,
             captured_max,
         })
     }

@@ -4,22 +4,20 @@
 pub mod types;
 
 use std::str::FromStr;
-use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
 use dataloader_core::{
-    ConnectionConfig, Error, Predicate, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    ConnectionConfig, Error, ReadOutput, ReadRequest, Result, Source, SourceColumn, SourceObject,
+    SourceSchema, SourceTable, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::batch::{BatchBuilder, ColumnBuilder};
+use crate::batch::ColumnBuilder;
 use crate::dialect::{number_literal, quote_string, SqlDialect};
+use crate::read::{batch_schema, bound_column, where_clause, with_upper_bound, BatchSender};
 use types::Decode;
 
 pub struct SqliteSource {
@@ -241,46 +239,20 @@ impl Source for SqliteSource {
             .map_err(|e| self.query_error(&shown, "begin the read transaction", e))?;
         let mut filter = request.filter.clone();
         let mut captured_max = None;
-        if let Some(column) = &request.bound_by_max_of {
-            let idx = request
-                .columns
-                .iter()
-                .position(|c| &c.name == column)
-                .ok_or_else(|| Error::ColumnNotFound {
-                    table: shown.clone(),
-                    column: column.clone(),
-                    role: "incremental",
-                    columns: request.columns.iter().map(|c| c.name.clone()).collect(),
-                })?;
-            let kind = mappings[idx].watermark.ok_or_else(|| {
-                Error::config(
-                    "incremental_column",
-                    format!(
-                        "column \"{column}\" of {shown} has type {}, which cannot be a watermark",
-                        request.columns[idx].native_type
-                    ),
-                )
-            })?;
-            let where_clause = match &filter {
-                Some(p) => format!(" WHERE {}", dialect.render(p)?),
-                None => String::new(),
-            };
+        if let Some((column, kind)) = bound_column(&request, &shown, |i| mappings[i].watermark)? {
             let sql = format!(
-                "SELECT CAST(MAX({}) AS TEXT) FROM {from}{where_clause}",
-                dialect.quote_ident(column)
+                "SELECT CAST(MAX({}) AS TEXT) FROM {from}{}",
+                dialect.quote_ident(&column),
+                where_clause(&dialect, filter.as_ref())?
             );
             let max: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| self.query_error(&shown, "capture the watermark", e))?;
             if let Some(max) = max {
-                let wm = Watermark::new(kind, max)?;
-                let bound = Predicate::Le(column.clone(), wm.clone());
-                filter = Some(match filter {
-                    Some(p) => Predicate::And(vec![p, bound]),
-                    None => bound,
-                });
-                captured_max = Some(wm);
+                let max = Watermark::new(kind, max)?;
+                filter = Some(with_upper_bound(filter, &column, &max));
+                captured_max = Some(max);
             }
         }
         let select_list = request
@@ -296,79 +268,44 @@ impl Source for SqliteSource {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let where_clause = match &filter {
-            Some(p) => format!(" WHERE {}", dialect.render(p)?),
-            None => String::new(),
-        };
-        let sql = format!("SELECT {select_list} FROM {from}{where_clause}");
-        let schema = Arc::new(Schema::new(
-            request
-                .columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
-                .collect::<Vec<_>>(),
-        ));
-        let (batch_tx, rx) = mpsc::channel(2);
-        let (started_tx, started_rx) = oneshot::channel::<Result<()>>();
+        let sql = format!(
+            "SELECT {select_list} FROM {from}{}",
+            where_clause(&dialect, filter.as_ref())?
+        );
+        let schema = batch_schema(&request.columns);
+        let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let decodes: Vec<Decode> = mappings.iter().map(|m| m.decode).collect();
-        let names: Vec<String> = request.columns.iter().map(|c| c.name.clone()).collect();
-        let task_schema = schema.clone();
-        let batch_size = request.batch_size.max(1);
         let connection = self.name.clone();
         tokio::spawn(async move {
-            let _ = started_tx.send(Ok(()));
-            let mut builder = match BatchBuilder::new(task_schema, batch_size) {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = batch_tx.send(Err(e)).await;
-                    return;
-                }
-            };
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
             while let Some(row) = rows.next().await {
                 let row = match row {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = batch_tx
-                            .send(Err(Error::SourceQuery {
+                        return sender
+                            .fail(Error::SourceQuery {
                                 connection: connection.clone(),
                                 table: shown.clone(),
                                 step: "read the rows",
                                 message: e.to_string(),
-                            }))
-                            .await;
-                        return;
+                            })
+                            .await
                     }
                 };
                 for (i, decode) in decodes.iter().enumerate() {
-                    if let Err(message) = append(&mut builder.columns[i], *decode, &row, i) {
-                        let _ = batch_tx
-                            .send(Err(Error::UnrepresentableValue {
-                                table: shown.clone(),
-                                column: names[i].clone(),
-                                message,
-                            }))
-                            .await;
-                        return;
+                    if let Err(message) = append(sender.column(i), *decode, &row, i) {
+                        return sender.value_error(i, message).await;
                     }
                 }
-                builder.rows += 1;
-                if builder.is_full() && batch_tx.send(builder.finish()).await.is_err() {
+                if !sender.end_row().await {
                     return;
                 }
             }
-            if builder.rows > 0 {
-                let _ = batch_tx.send(builder.finish()).await;
-            }
+            sender.finish().await;
         });
-        started_rx
-            .await
-            .map_err(|_| Error::Internal("the sqlite reader stopped before starting".into()))??;
-        let batches =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
         Ok(ReadOutput {
             schema,
-            batches: Box::pin(batches),
+            batches,
             captured_max,
         })
     }

@@ -1,0 +1,136 @@
+//! What every SQL source's `read` shares: the upper bound from the captured maximum, the
+//! WHERE clause, and the row-by-row batch assembly that feeds a bounded channel.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use dataloader_core::{
+    BatchStream, Error, Predicate, ReadRequest, Result, SourceColumn, Watermark, WatermarkKind,
+};
+use tokio::sync::mpsc;
+
+use crate::batch::{BatchBuilder, ColumnBuilder};
+use crate::dialect::SqlDialect;
+
+/// Batches in flight between the reading task and the writer: the back-pressure that bounds
+/// memory to a few batches.
+const CHANNEL_DEPTH: usize = 2;
+
+/// The column whose maximum bounds the read, with its index and watermark kind.
+pub fn bound_column(
+    request: &ReadRequest,
+    table: &str,
+    kind_of: impl Fn(usize) -> Option<WatermarkKind>,
+) -> Result<Option<(String, WatermarkKind)>> {
+    let Some(column) = &request.bound_by_max_of else {
+        return Ok(None);
+    };
+    let idx = request
+        .columns
+        .iter()
+        .position(|c| &c.name == column)
+        .ok_or_else(|| Error::ColumnNotFound {
+            table: table.to_string(),
+            column: column.clone(),
+            role: "incremental",
+            columns: request.columns.iter().map(|c| c.name.clone()).collect(),
+        })?;
+    let kind = kind_of(idx).ok_or_else(|| {
+        Error::config(
+            "incremental_column",
+            format!(
+                "column \"{column}\" of {table} has type {}, which cannot be a watermark (use an integer, numeric, date, timestamp or text column)",
+                request.columns[idx].native_type
+            ),
+        )
+    })?;
+    Ok(Some((column.clone(), kind)))
+}
+
+/// ` WHERE …`, or nothing.
+pub fn where_clause(dialect: &dyn SqlDialect, filter: Option<&Predicate>) -> Result<String> {
+    Ok(match filter {
+        Some(p) => format!(" WHERE {}", dialect.render(p)?),
+        None => String::new(),
+    })
+}
+
+/// `filter AND column <= max`.
+pub fn with_upper_bound(filter: Option<Predicate>, column: &str, max: &Watermark) -> Predicate {
+    let bound = Predicate::Le(column.to_string(), max.clone());
+    match filter {
+        Some(p) => Predicate::And(vec![p, bound]),
+        None => bound,
+    }
+}
+
+pub fn batch_schema(columns: &[SourceColumn]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The reading task's end of a read: fills column builders row by row and sends each full
+/// batch, waiting while the writer is behind.
+pub struct BatchSender {
+    builder: BatchBuilder,
+    tx: mpsc::Sender<Result<RecordBatch>>,
+    table: String,
+    names: Vec<String>,
+}
+
+impl BatchSender {
+    /// The sender, and the stream the writer consumes.
+    pub fn new(schema: SchemaRef, batch_size: usize, table: &str) -> Result<(Self, BatchStream)> {
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let sender = BatchSender {
+            builder: BatchBuilder::new(schema, batch_size.max(1))?,
+            tx,
+            table: table.to_string(),
+            names,
+        };
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Ok((sender, Box::pin(stream)))
+    }
+
+    pub fn column(&mut self, i: usize) -> &mut ColumnBuilder {
+        &mut self.builder.columns[i]
+    }
+
+    /// Ends the read with an error for the writer to report.
+    pub async fn fail(&self, error: Error) {
+        let _ = self.tx.send(Err(error)).await;
+    }
+
+    /// Ends the read: column `i` holds a value the destination cannot store exactly.
+    pub async fn value_error(&self, i: usize, message: String) {
+        self.fail(Error::UnrepresentableValue {
+            table: self.table.clone(),
+            column: self.names.get(i).cloned().unwrap_or_default(),
+            message,
+        })
+        .await;
+    }
+
+    /// Counts a finished row; `false` when the writer has gone (the load failed or stopped).
+    pub async fn end_row(&mut self) -> bool {
+        self.builder.rows += 1;
+        if self.builder.is_full() {
+            return self.tx.send(self.builder.finish()).await.is_ok();
+        }
+        true
+    }
+
+    /// Sends the last, partly filled batch.
+    pub async fn finish(mut self) {
+        if self.builder.rows > 0 {
+            let _ = self.tx.send(self.builder.finish()).await;
+        }
+    }
+}
