@@ -25,7 +25,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # One arrow in the build: a second one means a dependency drifted (see STYLE.md).
-arrows=$(cargo tree --workspace -e normal --prefix none | grep -E '^arrow v' | sort -u)
+arrows=$(cargo tree --workspace -e normal --prefix none | grep -E '^arrow v' | sed 's/ (\*)$//' | sort -u)
 if [ "$(printf '%s\n' "$arrows" | wc -l)" -ne 1 ]; then
   echo "more than one arrow version in the build:" >&2
   printf '%s\n' "$arrows" >&2
