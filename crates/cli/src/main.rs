@@ -343,6 +343,9 @@ async fn load_with_progress(app: &App, dest: &TargetTable) -> Result<LoadReport>
 fn summary_line(r: &LoadReport) -> String {
     let watermark = match (&r.watermark_before, &r.watermark_after) {
         (_, None) => String::new(),
+        (Some(before), Some(after)) if before == after => {
+            format!(", watermark unchanged at {after}")
+        }
         (before, Some(after)) => format!(
             ", watermark {} → {after}",
             before.as_deref().unwrap_or("(none)")

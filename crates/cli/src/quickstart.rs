@@ -231,14 +231,31 @@ pub async fn run(dir: &Path, json: bool) -> Result<()> {
         }));
     }
     let cd = format!("cd {}", dir.display());
+    let exe = command_name();
     println!(
-        "\nLook around:\n  {cd}\n  dataloader --control-db sqlite://dataloader.db table list\n  \
-         dataloader --control-db sqlite://dataloader.db history bronze.demo.orders\n  \
-         dataloader --control-db sqlite://dataloader.db export\n\
+        "\nLook around:\n  {cd}\n  {exe} --control-db sqlite://dataloader.db table list\n  \
+         {exe} --control-db sqlite://dataloader.db history bronze.demo.orders\n  \
+         {exe} --control-db sqlite://dataloader.db export\n\
          The Delta tables are in {lake_root}/bronze/demo/ — open them with any Delta reader, for example\n  \
          python -c \"import deltalake; print(deltalake.DeltaTable('{lake_root}/bronze/demo/orders').to_pandas())\"\n  \
          duckdb -c \"SELECT * FROM delta_scan('{lake_root}/bronze/demo/orders') LIMIT 10\"\n\
-         Run `dataloader quickstart` again: it changes some orders first, and the incremental load picks up exactly those."
+         Run the quickstart again: it changes some orders first, and the incremental load picks up exactly those."
     );
     Ok(())
+}
+
+/// `dataloader` when this binary is the one on the PATH, else its full path, so the hints
+/// work as printed.
+fn command_name() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "dataloader".into();
+    };
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join("dataloader") == exe))
+        .unwrap_or(false);
+    if on_path {
+        "dataloader".into()
+    } else {
+        exe.display().to_string()
+    }
 }

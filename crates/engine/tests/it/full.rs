@@ -187,3 +187,55 @@ async fn values_delta_cannot_hold_fail_the_load_naming_the_column() {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.error_class.as_deref(), Some("TypeMapping"));
 }
+
+#[tokio::test]
+async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
+    let h = Harness::new("full_empty").await;
+    h.source
+        .client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    let dest = h
+        .add_table("public.t", "bronze.pg.t", LoadStrategy::Full, &[], None)
+        .await;
+    let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!((first.rows_read, first.delta_version), (0, Some(0)));
+    assert!(h
+        .destination(&dest)
+        .read_all(&[])
+        .await
+        .unwrap()
+        .iter()
+        .all(|b| b.num_rows() == 0));
+
+    h.source
+        .client
+        .batch_execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine
+            .load(&dest, Trigger::Manual, None)
+            .await
+            .unwrap()
+            .rows_written,
+        2
+    );
+    h.source
+        .client
+        .batch_execute("DELETE FROM t")
+        .await
+        .unwrap();
+    let emptied = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(emptied.delta_version, Some(2));
+    let rows: usize = h
+        .destination(&dest)
+        .read_all(&[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 0, "a full load of an empty source empties the table");
+}
