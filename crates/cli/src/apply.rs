@@ -10,8 +10,8 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use chrono::Utc;
 use dataloader_core::{
-    ColumnNaming, ConnectionConfig, DbType, Error, LoadStrategy, SourceTable, Store, TableSpec,
-    TargetTable,
+    CheckMode, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy,
+    NullWatermark, SchemaEvolution, SourceTable, Store, TableSpec, TargetTable,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,18 @@ pub struct Defaults {
     pub timeout_minutes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_watermark: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_detection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_detection_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delete_ratio: Option<f64>,
 }
 
 impl Defaults {
@@ -131,6 +143,30 @@ pub struct TableEntry {
     pub column_naming: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_strategy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_watermark: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_detection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_detection_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delete_ratio: Option<f64>,
 }
 
 const TABLE_KEYS: &[&str] = &[
@@ -323,6 +359,53 @@ fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec,
         .clone()
         .or_else(|| d.tags.clone())
         .unwrap_or_default();
+    spec.lookback = t.lookback.clone().or_else(|| d.lookback.clone());
+    spec.rolling_column = t.rolling_column.clone();
+    spec.rolling_window = t.rolling_window.clone();
+    spec.chunk_size = t.chunk_size.clone();
+    spec.check_mode = t
+        .check_mode
+        .as_deref()
+        .map(CheckMode::from_str)
+        .transpose()?;
+    spec.check_query = t.check_query.clone();
+    spec.inner_strategy = t
+        .inner_strategy
+        .as_deref()
+        .map(LoadStrategy::from_str)
+        .transpose()?;
+    spec.null_watermark = t
+        .null_watermark
+        .as_ref()
+        .or(d.null_watermark.as_ref())
+        .map(|n| NullWatermark::from_str(n))
+        .transpose()?;
+    if let Some(s) = t.schema_evolution.as_ref().or(d.schema_evolution.as_ref()) {
+        spec.schema_evolution = SchemaEvolution::from_str(s)?;
+    }
+    if let Some(s) = t.delete_detection.as_ref().or(d.delete_detection.as_ref()) {
+        spec.delete_detection = DeleteDetection::from_str(s)?;
+    }
+    spec.delete_detection_interval = t
+        .delete_detection_interval
+        .clone()
+        .or_else(|| d.delete_detection_interval.clone());
+    if let Some(r) = t.max_delete_ratio.or(d.max_delete_ratio) {
+        spec.max_delete_ratio = r;
+    }
+    // A default that does not apply to this table's strategy is not an error.
+    if t.lookback.is_none() && spec.effective_strategy() != LoadStrategy::Incremental {
+        spec.lookback = None;
+    }
+    if t.delete_detection.is_none()
+        && !matches!(
+            spec.strategy,
+            LoadStrategy::Incremental | LoadStrategy::ChunkedBackfill
+        )
+    {
+        spec.delete_detection = DeleteDetection::None;
+        spec.delete_detection_interval = None;
+    }
     spec.validate()?;
     Ok(spec)
 }
@@ -410,6 +493,36 @@ fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
         ),
         ("column_naming", s.column_naming.as_str().to_string()),
         ("tags", s.tags.join(", ")),
+        ("lookback", s.lookback.clone().unwrap_or_default()),
+        (
+            "rolling_column",
+            s.rolling_column.clone().unwrap_or_default(),
+        ),
+        (
+            "rolling_window",
+            s.rolling_window.clone().unwrap_or_default(),
+        ),
+        ("chunk_size", s.chunk_size.clone().unwrap_or_default()),
+        (
+            "check_mode",
+            s.check_mode.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        ("check_query", s.check_query.clone().unwrap_or_default()),
+        (
+            "inner_strategy",
+            s.inner_strategy.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        (
+            "null_watermark",
+            s.null_watermark.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        ("schema_evolution", s.schema_evolution.to_string()),
+        ("delete_detection", s.delete_detection.to_string()),
+        (
+            "delete_detection_interval",
+            s.delete_detection_interval.clone().unwrap_or_default(),
+        ),
+        ("max_delete_ratio", s.max_delete_ratio.to_string()),
     ]
 }
 
@@ -494,10 +607,19 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for spec in &desired.tables {
-        match existing
+        let found = existing
             .iter()
-            .find(|t| t.spec.destination == spec.destination)
-        {
+            .find(|t| t.spec.destination == spec.destination);
+        // A finished backfill switched itself to incremental: the file still saying
+        // chunked_backfill is not a change (applying it would start the backfill again).
+        let spec = &match found {
+            Some(t) if backfill_finished(t, spec) => TableSpec {
+                strategy: LoadStrategy::Incremental,
+                ..spec.clone()
+            },
+            _ => spec.clone(),
+        };
+        match found {
             None => {
                 changes.push(PlanAction::CreateTable {
                     destination: spec.destination.to_string(),
@@ -546,6 +668,13 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
         creates,
         updates,
     })
+}
+
+fn backfill_finished(existing: &dataloader_core::TableControl, desired: &TableSpec) -> bool {
+    desired.strategy == LoadStrategy::ChunkedBackfill
+        && existing.spec.strategy == LoadStrategy::Incremental
+        && existing.backfill_cursor.is_none()
+        && existing.spec.chunk_size == desired.chunk_size
 }
 
 impl Plan {
@@ -618,6 +747,20 @@ pub async fn export(store: &dyn Store) -> Result<String> {
             column_naming: (s.column_naming != ColumnNaming::SnakeCase)
                 .then(|| s.column_naming.as_str().to_string()),
             tags: (!s.tags.is_empty()).then_some(s.tags),
+            lookback: s.lookback,
+            rolling_column: s.rolling_column,
+            rolling_window: s.rolling_window,
+            chunk_size: s.chunk_size,
+            check_mode: s.check_mode.map(|m| m.to_string()),
+            check_query: s.check_query,
+            inner_strategy: s.inner_strategy.map(|m| m.to_string()),
+            null_watermark: s.null_watermark.map(|m| m.to_string()),
+            schema_evolution: (s.schema_evolution != SchemaEvolution::AddColumns)
+                .then(|| s.schema_evolution.to_string()),
+            delete_detection: (s.delete_detection != DeleteDetection::None)
+                .then(|| s.delete_detection.to_string()),
+            delete_detection_interval: s.delete_detection_interval,
+            max_delete_ratio: (s.max_delete_ratio != 0.2).then_some(s.max_delete_ratio),
         });
     }
     Ok(serde_yaml::to_string(&file)?)

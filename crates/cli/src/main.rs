@@ -4,6 +4,7 @@ mod apply;
 mod print;
 mod quickstart;
 mod settings;
+mod spec_args;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,10 +16,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dataloader_core::secret::SecretRef;
 use dataloader_core::{
-    Clock, ColumnNaming, ConnectionConfig, DbType, LoadStrategy, SourceTable, Store, SystemClock,
-    TableSpec, TargetTable, Trigger,
+    Clock, ConnectionConfig, DbType, SourceTable, Store, SystemClock, TableSpec, TargetTable,
+    Trigger,
 };
-use dataloader_engine::{Engine, LoadReport, ProgressFn};
+use dataloader_engine::{Engine, LoadOptions, LoadReport, ProgressFn};
 use dataloader_lake::PathCatalog;
 
 #[derive(Parser)]
@@ -53,6 +54,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create or upgrade the control tables (safe to run again).
@@ -78,6 +81,10 @@ enum Command {
     Load {
         /// Destination, catalog.schema.table.
         table: String,
+        /// Read the whole table and replace the Delta table, whatever the strategy (the
+        /// watermark moves to the source's maximum).
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Runs of one table (or all), newest first.
     History {
@@ -155,6 +162,8 @@ enum TableCommand {
     List,
     /// Show one table's configuration and state.
     Show { table: String },
+    /// Change a table's options (options not given keep their value; `none` clears one).
+    Update(TableUpdateArgs),
 }
 
 #[derive(Args)]
@@ -167,29 +176,27 @@ struct TableArgs {
     /// Destination, catalog.schema.table.
     #[arg(long = "dest")]
     destination: String,
-    /// full or incremental.
-    #[arg(long, default_value = "full")]
-    strategy: String,
-    /// Primary key column(s), comma-separated or repeated.
-    #[arg(long = "primary-key", value_delimiter = ',')]
-    primary_key: Vec<String>,
-    #[arg(long)]
-    incremental_column: Option<String>,
-    /// Five-field cron, for example "0 2 * * *".
-    #[arg(long)]
-    schedule: Option<String>,
-    #[arg(long, default_value = "UTC")]
-    timezone: String,
-    /// snake_case, lowercase or source.
-    #[arg(long, default_value = "snake_case")]
-    column_naming: String,
-    #[arg(long, default_value_t = 100)]
-    priority: i64,
-    #[arg(long, value_delimiter = ',')]
-    tags: Vec<String>,
     /// Add it inactive.
     #[arg(long)]
     inactive: bool,
+    #[command(flatten)]
+    spec: spec_args::SpecArgs,
+}
+
+#[derive(Args)]
+struct TableUpdateArgs {
+    /// Destination, catalog.schema.table.
+    table: String,
+    /// Take the table out of (or, with --active, back into) scheduling.
+    #[arg(long, conflicts_with = "active")]
+    inactive: bool,
+    #[arg(long)]
+    active: bool,
+    /// Forget the watermark: the next load reads from the start.
+    #[arg(long)]
+    reset_watermark: bool,
+    #[command(flatten)]
+    spec: spec_args::SpecArgs,
 }
 
 struct App {
@@ -289,9 +296,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Export => print!("{}", apply::export(app.store.as_ref()).await?),
-        Command::Load { table } => {
+        Command::Load {
+            table,
+            full_refresh,
+        } => {
             let dest = TargetTable::parse(&table)?;
-            let report = load_with_progress(&app, &dest).await?;
+            let report = load_with_progress(&app, &dest, LoadOptions { full_refresh }).await?;
             if app.json {
                 print::json(&report)?;
             } else {
@@ -308,7 +318,11 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn load_with_progress(app: &App, dest: &TargetTable) -> Result<LoadReport> {
+async fn load_with_progress(
+    app: &App,
+    dest: &TargetTable,
+    options: LoadOptions,
+) -> Result<LoadReport> {
     let bar = (std::io::stderr().is_terminal() && !app.json).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -324,7 +338,10 @@ async fn load_with_progress(app: &App, dest: &TargetTable) -> Result<LoadReport>
         Arc::new(move |rows: u64| bar.set_message(format!("{dest}: {rows} rows read")))
             as ProgressFn
     });
-    let result = app.engine()?.load(dest, Trigger::Manual, progress).await;
+    let result = app
+        .engine()?
+        .load_with(dest, Trigger::Manual, progress, options)
+        .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -355,8 +372,19 @@ fn summary_line(r: &LoadReport) -> String {
         .delta_version
         .map(|v| format!("Delta version {v}"))
         .unwrap_or_else(|| "no new Delta version".into());
+    let deleted = if r.rows_deleted > 0 {
+        format!(", {} deleted", r.rows_deleted)
+    } else {
+        String::new()
+    };
+    let extra: String = r
+        .schema_changes
+        .iter()
+        .map(|c| format!("\n  schema: {c}"))
+        .chain(r.notes.iter().map(|n| format!("\n  note: {n}")))
+        .collect();
     format!(
-        "{}: {} in {:.1}s ({}) — {} rows read, {} written ({} inserted, {} updated){watermark}; {version}; run {}",
+        "{}: {} in {:.1}s ({}) — {} rows read, {} written ({} inserted, {} updated{deleted}){watermark}; {version}; run {}{extra}",
         r.table,
         r.status,
         r.duration_ms as f64 / 1000.0,
@@ -485,19 +513,7 @@ async fn table(app: &App, t: TableCommand) -> Result<()> {
                 SourceTable::parse(&a.source)?,
                 TargetTable::parse(&a.destination)?,
             );
-            spec.strategy = LoadStrategy::from_str(&a.strategy)?;
-            spec.primary_keys = a
-                .primary_key
-                .into_iter()
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty())
-                .collect();
-            spec.incremental_column = a.incremental_column;
-            spec.schedule = a.schedule;
-            spec.timezone = a.timezone;
-            spec.column_naming = ColumnNaming::from_str(&a.column_naming)?;
-            spec.priority = a.priority;
-            spec.tags = a.tags;
+            a.spec.apply(&mut spec)?;
             spec.is_active = !a.inactive;
             spec.validate()?;
             app.store.require_connection(&spec.connection).await?;
@@ -559,6 +575,39 @@ async fn table(app: &App, t: TableCommand) -> Result<()> {
                         &rows
                     )
                 );
+            }
+        }
+        TableCommand::Update(a) => {
+            let dest = TargetTable::parse(&a.table)?;
+            let Some(existing) = app.store.table_by_destination(&dest).await? else {
+                bail!(
+                    "{}",
+                    dataloader_core::Error::UnknownTable {
+                        destination: dest.to_string()
+                    }
+                );
+            };
+            let mut spec = existing.spec.clone();
+            a.spec.apply(&mut spec)?;
+            if a.inactive {
+                spec.is_active = false;
+            }
+            if a.active {
+                spec.is_active = true;
+            }
+            spec.validate()?;
+            app.store.require_connection(&spec.connection).await?;
+            app.store
+                .update_table_spec(existing.table_id, &spec, SystemClock.now())
+                .await?;
+            if a.reset_watermark {
+                app.store.set_watermark(existing.table_id, None).await?;
+            }
+            let updated = app.store.table(existing.table_id).await?;
+            if app.json {
+                print::json(&updated)?;
+            } else {
+                println!("table {dest} updated");
             }
         }
         TableCommand::Show { table } => {

@@ -215,7 +215,7 @@ pub async fn run(dir: &Path, json: bool) -> Result<()> {
         "bronze.demo.orders",
     ] {
         let dest = dataloader_core::TargetTable::parse(dest)?;
-        let report = load_with_progress(&app, &dest).await?;
+        let report = load_with_progress(&app, &dest, Default::default()).await?;
         if !json {
             println!("{}", summary_line(&report));
         }

@@ -14,6 +14,7 @@ pub enum ErrorKind {
     TypeMapping,
     Write,
     Conflict,
+    Schema,
     Store,
     Cancelled,
     Internal,
@@ -86,6 +87,10 @@ pub enum Error {
     #[error("destination {table}: {message}")]
     Conflict { table: String, message: String },
 
+    /// The source's columns changed in a way the table's schema policy does not allow.
+    #[error("destination {table}: {message}")]
+    SchemaChange { table: String, message: String },
+
     #[error("control store: {step} failed: {message}")]
     Store { step: &'static str, message: String },
 
@@ -124,6 +129,7 @@ impl Error {
             Error::SourceQuery { .. } => ErrorKind::SourceQuery,
             Error::Write { .. } => ErrorKind::Write,
             Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::SchemaChange { .. } => ErrorKind::Schema,
             Error::Store { .. } => ErrorKind::Store,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::Internal(_) => ErrorKind::Internal,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod naming;
 pub mod secret;
 pub mod source;
+pub mod span;
 pub mod store;
 pub mod strategy;
 pub mod table;
@@ -22,10 +23,13 @@ pub use connection::{ConnectionConfig, DbType};
 pub use error::{Error, ErrorKind, Result};
 pub use naming::ColumnNaming;
 pub use source::{
-    BatchStream, Predicate, ReadOutput, ReadRequest, Source, SourceColumn, SourceObject,
-    SourceSchema,
+    BatchStream, Predicate, Probe, ReadOutput, ReadRequest, Source, SourceColumn, SourceObject,
+    SourceSchema, WatermarkRead,
 };
-pub use store::{NewRun, RunRecord, RunStatus, RunUpdate, Store, TableControl, Trigger};
-pub use strategy::LoadStrategy;
+pub use span::Span;
+pub use store::{
+    NewRun, RunRecord, RunStatus, RunUpdate, StateUpdate, Store, TableControl, Trigger,
+};
+pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{SourceTable, TableSpec, TargetTable};
 pub use watermark::{Watermark, WatermarkKind};

@@ -58,8 +58,35 @@ impl SourceSchema {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Predicate {
     Gt(String, Watermark),
+    Ge(String, Watermark),
+    Lt(String, Watermark),
     Le(String, Watermark),
+    IsNull(String),
     And(Vec<Predicate>),
+    Or(Vec<Predicate>),
+}
+
+/// A watermark-bounded read: the rows past `after`, up to the column's maximum captured in
+/// the read's own snapshot (`after < col <= max`), plus NULLs when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkRead {
+    pub column: String,
+    /// Exclusive lower bound; `None` reads from the start.
+    pub after: Option<Watermark>,
+    /// Also read the rows whose column is NULL.
+    pub include_nulls: bool,
+}
+
+/// A cheap question to the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Min(String),
+    Max(String),
+    RowCount,
+    /// A user query returning one value (trusted configuration, run as written).
+    Query(String),
+    /// Rows whose column is NULL.
+    NullCount(String),
 }
 
 #[derive(Debug, Clone)]
@@ -68,10 +95,9 @@ pub struct ReadRequest {
     /// Columns to read, in order, as [`Source::describe`] returned them.
     pub columns: Vec<SourceColumn>,
     pub filter: Option<Predicate>,
-    /// Capture `MAX(column)` of the rows matching `filter` first, in the same snapshot as the
-    /// read, and bound the read by it (`column <= max`), so rows committed during the run
-    /// wait for the next one instead of being skipped.
-    pub bound_by_max_of: Option<String>,
+    /// Capture the maximum first, in the same snapshot as the read, and bound the read by it,
+    /// so rows committed during the run wait for the next one instead of being skipped.
+    pub watermark: Option<WatermarkRead>,
     pub batch_size: usize,
 }
 
@@ -79,8 +105,56 @@ pub struct ReadOutput {
     /// The Arrow schema of every batch: the requested columns, source names.
     pub schema: SchemaRef,
     pub batches: BatchStream,
-    /// The captured maximum; `None` when nothing matched (or no bound was asked for).
+    /// The captured maximum; `None` when nothing past `after` (or no bound was asked for).
     pub captured_max: Option<Watermark>,
+}
+
+impl ReadRequest {
+    /// The filter the source runs once it captured `max`, or `None` when nothing can match.
+    pub fn effective_filter(&self, max: Option<&Watermark>) -> Option<Option<Predicate>> {
+        let Some(w) = &self.watermark else {
+            return Some(self.filter.clone());
+        };
+        let mut range = Vec::new();
+        if let Some(max) = max {
+            let mut bounds = Vec::new();
+            if let Some(after) = &w.after {
+                bounds.push(Predicate::Gt(w.column.clone(), after.clone()));
+            }
+            bounds.push(Predicate::Le(w.column.clone(), max.clone()));
+            range.push(Predicate::And(bounds));
+        }
+        if w.include_nulls {
+            range.push(Predicate::IsNull(w.column.clone()));
+        }
+        let watermark = match range.len() {
+            0 => return None,
+            1 => range.remove(0),
+            _ => Predicate::Or(range),
+        };
+        Some(Some(match &self.filter {
+            Some(f) => Predicate::And(vec![f.clone(), watermark]),
+            None => watermark,
+        }))
+    }
+
+    /// The filter for capturing the maximum: `filter AND col > after`.
+    pub fn max_filter(&self) -> Option<Predicate> {
+        let mut parts: Vec<Predicate> = self.filter.iter().cloned().collect();
+        if let Some(WatermarkRead {
+            column,
+            after: Some(after),
+            ..
+        }) = &self.watermark
+        {
+            parts.push(Predicate::Gt(column.clone(), after.clone()));
+        }
+        match parts.len() {
+            0 => None,
+            1 => Some(parts.remove(0)),
+            _ => Some(Predicate::And(parts)),
+        }
+    }
 }
 
 #[async_trait]
@@ -93,4 +167,13 @@ pub trait Source: Send + Sync {
 
     /// Rows matching the request, projected, in batches; memory bounded by the batch size.
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput>;
+
+    /// Answers a probe: a watermark-typed value for `Min`/`Max` (`None` on an empty table),
+    /// an integer for counts, text for a query.
+    async fn probe(
+        &self,
+        object: &SourceObject,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>>;
 }

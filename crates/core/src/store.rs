@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConnectionConfig, Error, Result, TableSpec, TargetTable, Watermark};
+use crate::{ConnectionConfig, Error, LoadStrategy, Result, TableSpec, TargetTable, Watermark};
 
 /// The seed's status strings, kept as they were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +101,11 @@ pub struct TableControl {
     pub next_load_date_time: Option<DateTime<Utc>>,
     pub status: Option<RunStatus>,
     pub last_run_id: Option<i64>,
+    /// `chunked_backfill` progress (JSON, see the engine's backfill module).
+    pub backfill_cursor: Option<String>,
+    /// `check_and_load`: the probe value of the last successful load.
+    pub last_check_value: Option<String>,
+    pub last_delete_scan_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -130,6 +135,23 @@ pub struct RunUpdate {
     pub error_class: Option<String>,
     pub error_text: Option<String>,
     pub next_load_date_time: Option<DateTime<Utc>>,
+    /// Schema differences the run found and applied (or refused), for the record.
+    pub schema_changes: Option<String>,
+    /// Anything else worth keeping: skipped NULL rows, recovery of an earlier run.
+    pub notes: Option<String>,
+    /// Table state that moves with the run (only on success).
+    pub state: StateUpdate,
+}
+
+/// State changes written in the same transaction as a successful run.
+#[derive(Debug, Clone, Default)]
+pub struct StateUpdate {
+    /// `Some(None)` clears the cursor.
+    pub backfill_cursor: Option<Option<String>>,
+    pub check_value: Option<String>,
+    pub delete_scan_at: Option<DateTime<Utc>>,
+    /// A finished backfill switches the table to this strategy.
+    pub strategy: Option<LoadStrategy>,
 }
 
 /// A `historical_metadata` row.
@@ -153,6 +175,8 @@ pub struct RunRecord {
     pub worker: Option<String>,
     pub error_class: Option<String>,
     pub error_text: Option<String>,
+    pub schema_changes: Option<String>,
+    pub notes: Option<String>,
 }
 
 /// A `table_control_history` row, written by a database trigger.
@@ -213,6 +237,18 @@ pub trait Store: Send + Sync {
     async fn create_run(&self, run: &NewRun) -> Result<i64>;
     async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<()>;
     async fn finish_run(&self, run_id: i64, update: &RunUpdate) -> Result<()>;
+    /// Sets (or, with `None`, forgets) the watermark by hand.
+    async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()>;
+    /// Progress inside a run (a committed backfill chunk), saved at once.
+    async fn save_backfill_cursor(&self, table_id: i64, cursor: Option<&str>) -> Result<()>;
+    /// Marks the table's other `Queued` / `In Progress` runs `Failed` with `reason`; returns them.
+    async fn abandon_runs(
+        &self,
+        table_id: i64,
+        except_run: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>>;
     async fn run(&self, run_id: i64) -> Result<Option<RunRecord>>;
     /// Newest first.
     async fn runs(&self, table_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>>;

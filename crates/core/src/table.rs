@@ -4,7 +4,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ColumnNaming, Error, LoadStrategy, Result};
+use crate::{
+    CheckMode, ColumnNaming, DeleteDetection, Error, LoadStrategy, NullWatermark, Result,
+    SchemaEvolution, Span,
+};
 
 /// Letters, digits, `_` and `-`, starting with a letter or `_`: safe as a path segment and as
 /// a catalog identifier.
@@ -121,7 +124,7 @@ impl std::fmt::Display for SourceTable {
 
 /// The declared part of a `table_control` row: everything a user writes, nothing a load
 /// changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSpec {
     pub connection: String,
     pub source: SourceTable,
@@ -139,6 +142,28 @@ pub struct TableSpec {
     pub priority: i64,
     pub column_naming: ColumnNaming,
     pub tags: Vec<String>,
+    /// Re-read below the watermark: a duration (`2h`) or an amount (`1000`).
+    pub lookback: Option<String>,
+    /// `rolling`: the column the window is on.
+    pub rolling_column: Option<String>,
+    /// `rolling`: the window's length, back from the newest value in the source.
+    pub rolling_window: Option<String>,
+    /// `chunked_backfill`: rows per chunk for integer columns, a duration for dates/timestamps.
+    pub chunk_size: Option<String>,
+    /// `check_and_load`: what to probe; default `max` with an incremental column, else `row_count`.
+    pub check_mode: Option<CheckMode>,
+    /// `check_and_load` with `check_mode: query`: SQL returning one value.
+    pub check_query: Option<String>,
+    /// `check_and_load`: how to load when the probe changed; default `full`.
+    pub inner_strategy: Option<LoadStrategy>,
+    /// Default: `include` for merging strategies, `skip` for `append_only`.
+    pub null_watermark: Option<NullWatermark>,
+    pub schema_evolution: SchemaEvolution,
+    pub delete_detection: DeleteDetection,
+    /// Least time between two primary-key scans; every run when unset.
+    pub delete_detection_interval: Option<String>,
+    /// Largest share of the table a key scan may delete before the run refuses.
+    pub max_delete_ratio: f64,
 }
 
 impl TableSpec {
@@ -163,33 +188,208 @@ impl TableSpec {
             priority: 100,
             column_naming: ColumnNaming::SnakeCase,
             tags: vec![],
+            lookback: None,
+            rolling_column: None,
+            rolling_window: None,
+            chunk_size: None,
+            check_mode: None,
+            check_query: None,
+            inner_strategy: None,
+            null_watermark: None,
+            schema_evolution: SchemaEvolution::AddColumns,
+            delete_detection: DeleteDetection::None,
+            delete_detection_interval: None,
+            max_delete_ratio: 0.2,
         }
     }
 
-    /// Every rule that can be checked without a database.
-    pub fn validate(&self) -> Result<()> {
-        if self.strategy.needs_primary_key() && self.primary_keys.is_empty() {
-            return Err(Error::config(
-                "primary_key",
-                format!(
-                    "{}: the {} strategy merges by primary key; give one with --primary-key",
-                    self.destination, self.strategy
-                ),
-            ));
+    /// The NULL policy in force (the default depends on the strategy).
+    pub fn effective_null_watermark(&self) -> NullWatermark {
+        self.null_watermark
+            .unwrap_or(match self.effective_strategy() {
+                LoadStrategy::AppendOnly => NullWatermark::Skip,
+                _ => NullWatermark::Include,
+            })
+    }
+
+    /// The strategy that writes: `check_and_load`'s inner strategy, else the strategy itself.
+    pub fn effective_strategy(&self) -> LoadStrategy {
+        match self.strategy {
+            LoadStrategy::CheckAndLoad => self.inner_strategy.unwrap_or(LoadStrategy::Full),
+            s => s,
         }
+    }
+
+    /// `check_and_load`'s probe in force.
+    pub fn effective_check_mode(&self) -> CheckMode {
+        self.check_mode
+            .unwrap_or(if self.incremental_column.is_some() {
+                CheckMode::Max
+            } else {
+                CheckMode::RowCount
+            })
+    }
+
+    /// Every rule that can be checked without a database; the first broken one is reported,
+    /// naming its field.
+    pub fn validate(&self) -> Result<()> {
+        let dest = &self.destination;
+        let strategy = self.strategy;
+        let writes = self.effective_strategy();
+        let need = |field: &str, what: &str| {
+            Error::config(
+                field,
+                format!("{dest}: the {strategy} strategy needs {what}"),
+            )
+        };
+        let only = |field: &str, for_what: &str| {
+            Error::config(
+                field,
+                format!("{dest}: {field} only applies to {for_what}, not to {strategy}"),
+            )
+        };
         if self.primary_keys.iter().any(|k| k.trim().is_empty()) {
             return Err(Error::config(
                 "primary_key",
                 "a primary key column name is empty",
             ));
         }
-        if self.strategy.uses_watermark() && self.incremental_column.is_none() {
+        if writes.needs_primary_key() && self.primary_keys.is_empty() {
+            return Err(Error::config(
+                "primary_key",
+                format!("{dest}: the {writes} strategy merges by primary key; give one with --primary-key"),
+            ));
+        }
+        let watermark_needed = matches!(
+            writes,
+            LoadStrategy::Incremental | LoadStrategy::AppendOnly | LoadStrategy::ChunkedBackfill
+        ) || (strategy == LoadStrategy::CheckAndLoad
+            && self.effective_check_mode() == CheckMode::Max);
+        if watermark_needed && self.incremental_column.is_none() {
             return Err(Error::config(
                 "incremental_column",
                 format!(
-                    "{}: the {} strategy needs an incremental column (for example updated_at); give one with --incremental-column",
-                    self.destination, self.strategy
+                    "{dest}: the {writes} strategy needs an incremental column (for example updated_at); give one with --incremental-column"
                 ),
+            ));
+        }
+        if let Some(lookback) = &self.lookback {
+            if !matches!(writes, LoadStrategy::Incremental) {
+                return Err(only(
+                    "lookback",
+                    "incremental loads (append_only would append re-read rows twice)",
+                ));
+            }
+            Span::parse("lookback", lookback)?;
+        }
+        match (strategy, &self.rolling_column, &self.rolling_window) {
+            (LoadStrategy::Rolling, None, _) => {
+                return Err(need(
+                    "rolling_column",
+                    "a rolling column (--rolling-column)",
+                ))
+            }
+            (LoadStrategy::Rolling, _, None) => {
+                return Err(need(
+                    "rolling_window",
+                    "a window (--rolling-window, for example 30 days)",
+                ))
+            }
+            (LoadStrategy::Rolling, _, Some(w)) => {
+                Span::parse("rolling_window", w)?;
+            }
+            (_, Some(_), _) => return Err(only("rolling_column", "the rolling strategy")),
+            (_, _, Some(_)) => return Err(only("rolling_window", "the rolling strategy")),
+            _ => {}
+        }
+        match (strategy, &self.chunk_size) {
+            (LoadStrategy::ChunkedBackfill, None) => {
+                return Err(need("chunk_size", "a chunk size (--chunk-size: rows for an integer column, a duration such as 7 days for dates)"))
+            }
+            (_, Some(c)) => {
+                // Kept after a finished backfill switched the table to incremental.
+                if !matches!(strategy, LoadStrategy::ChunkedBackfill | LoadStrategy::Incremental) {
+                    return Err(only("chunk_size", "the chunked_backfill strategy"));
+                }
+                Span::parse("chunk_size", c)?;
+            }
+            _ => {}
+        }
+        if strategy == LoadStrategy::CheckAndLoad {
+            match self.effective_check_mode() {
+                CheckMode::Query if self.check_query.as_deref().unwrap_or("").trim().is_empty() => {
+                    return Err(need(
+                        "check_query",
+                        "a query returning one value with check_mode query (--check-query)",
+                    ))
+                }
+                CheckMode::Max | CheckMode::RowCount if self.check_query.is_some() => {
+                    return Err(Error::config(
+                        "check_query",
+                        format!("{dest}: check_query is used only with check_mode query"),
+                    ))
+                }
+                _ => {}
+            }
+            if matches!(
+                self.inner_strategy,
+                Some(
+                    LoadStrategy::CheckAndLoad
+                        | LoadStrategy::Rolling
+                        | LoadStrategy::ChunkedBackfill
+                )
+            ) {
+                return Err(Error::config(
+                    "inner_strategy",
+                    format!("{dest}: check_and_load loads with full, incremental or append_only"),
+                ));
+            }
+        } else {
+            if self.check_mode.is_some() {
+                return Err(only("check_mode", "the check_and_load strategy"));
+            }
+            if self.check_query.is_some() {
+                return Err(only("check_query", "the check_and_load strategy"));
+            }
+            if self.inner_strategy.is_some() {
+                return Err(only("inner_strategy", "the check_and_load strategy"));
+            }
+        }
+        if self.null_watermark == Some(NullWatermark::Include) && writes == LoadStrategy::AppendOnly
+        {
+            return Err(Error::config(
+                "null_watermark",
+                format!("{dest}: append_only cannot include NULL watermark rows: it would append them again every run; use skip"),
+            ));
+        }
+        if self.delete_detection == DeleteDetection::PkScan {
+            if !matches!(
+                strategy,
+                LoadStrategy::Incremental | LoadStrategy::ChunkedBackfill
+            ) {
+                return Err(only("delete_detection", "incremental loads"));
+            }
+        } else if self.delete_detection_interval.is_some() {
+            return Err(Error::config(
+                "delete_detection_interval",
+                format!("{dest}: set delete_detection: pk_scan to use an interval"),
+            ));
+        }
+        if let Some(interval) = &self.delete_detection_interval {
+            if !matches!(
+                Span::parse("delete_detection_interval", interval)?,
+                Span::Duration(_)
+            ) {
+                return Err(Error::config(
+                    "delete_detection_interval",
+                    "must be a duration, for example 1 day",
+                ));
+            }
+        }
+        if !(self.max_delete_ratio > 0.0 && self.max_delete_ratio <= 1.0) {
+            return Err(Error::config(
+                "max_delete_ratio",
+                "must be more than 0 and at most 1 (for example 0.2)",
             ));
         }
         if let Some(schedule) = &self.schedule {

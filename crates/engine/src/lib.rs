@@ -1,29 +1,30 @@
-//! One load, start to finish: plan → read → write → bookkeeping. Each strategy is one module
-//! under [`strategies`]; this file holds what they share.
+//! One load, start to finish: recover → plan → read → write → bookkeeping. Each strategy is
+//! one module under [`strategies`]; this file holds what they share.
 
+pub mod evolution;
+pub mod fault;
 pub mod strategies;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{new_null_array, ArrayRef, Int64Array, TimestampMicrosecondArray};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use dataloader_core::table::next_occurrence;
 use dataloader_core::{
-    BatchStream, Catalog, Clock, Error, LoadStrategy, NewRun, Predicate, ReadRequest, Result,
-    RunStatus, RunUpdate, Source, SourceObject, SourceSchema, Store, TableControl, TargetTable,
-    Trigger, Watermark,
+    BatchStream, Catalog, Clock, Error, LoadStrategy, NewRun, Predicate, Probe, ReadRequest,
+    Result, RunStatus, RunUpdate, Source, SourceObject, SourceSchema, StateUpdate, Store,
+    TableControl, TargetTable, Trigger, Watermark, WatermarkKind, WatermarkRead,
 };
 use dataloader_lake::{CommitTag, DeltaDestination};
 use futures::StreamExt;
 use serde::Serialize;
 use tracing::Instrument;
 
-/// Columns DataLoader adds to every row.
-pub const LOADED_AT: &str = "_loaded_at";
-pub const RUN_ID: &str = "_run_id";
+pub use evolution::{LOADED_AT, RUN_ID};
 
 /// Called with the running count of rows read, for progress bars.
 pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
@@ -34,6 +35,14 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     worker: String,
     batch_size: usize,
+}
+
+/// How to run one load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Read the whole table and replace the Delta table, whatever the strategy; the watermark
+    /// (if any) becomes the source's maximum. The remedy for a column Delta cannot widen.
+    pub full_refresh: bool,
 }
 
 /// What a finished load reports (also what `dataloader load --json` prints).
@@ -47,9 +56,12 @@ pub struct LoadReport {
     pub rows_written: u64,
     pub rows_inserted: u64,
     pub rows_updated: u64,
+    pub rows_deleted: u64,
     pub watermark_before: Option<String>,
     pub watermark_after: Option<String>,
     pub delta_version: Option<i64>,
+    pub schema_changes: Vec<String>,
+    pub notes: Vec<String>,
     pub table_url: String,
     pub duration_ms: u128,
 }
@@ -70,9 +82,28 @@ pub struct Outcome {
     pub rows_written: u64,
     pub rows_inserted: u64,
     pub rows_updated: u64,
+    pub rows_deleted: u64,
     /// The new watermark, if it moved.
     pub watermark_after: Option<Watermark>,
+    /// The newest Delta version this run committed.
     pub delta_version: Option<i64>,
+    /// A probe said nothing changed: no read, no commit.
+    pub skipped: bool,
+    pub notes: Vec<String>,
+    pub state: StateUpdate,
+}
+
+impl Outcome {
+    fn absorb(&mut self, other: Outcome) {
+        self.rows_read += other.rows_read;
+        self.rows_written += other.rows_written;
+        self.rows_inserted += other.rows_inserted;
+        self.rows_updated += other.rows_updated;
+        self.rows_deleted += other.rows_deleted;
+        self.watermark_after = other.watermark_after.or(self.watermark_after.take());
+        self.delta_version = other.delta_version.or(self.delta_version);
+        self.notes.extend(other.notes);
+    }
 }
 
 /// Everything a strategy needs for one run.
@@ -83,15 +114,17 @@ pub struct LoadContext<'a> {
     /// Destination column name of each source column, in source order.
     pub dest_names: Vec<String>,
     pub destination: DeltaDestination,
-    pub tag: CommitTag,
     pub run_id: i64,
     pub loaded_at: DateTime<Utc>,
     pub batch_size: usize,
     pub progress: Option<ProgressFn>,
-    rows_read: Arc<std::sync::atomic::AtomicU64>,
+    pub store: Arc<dyn Store>,
+    pub options: LoadOptions,
+    pub evolution: evolution::Evolution,
+    rows_read: Arc<AtomicU64>,
 }
 
-/// A source read, renamed to destination columns and carrying the audit columns.
+/// A source read, shaped to the destination's columns and carrying the audit columns.
 pub struct PreparedRead {
     pub schema: SchemaRef,
     pub batches: BatchStream,
@@ -99,6 +132,10 @@ pub struct PreparedRead {
 }
 
 impl LoadContext<'_> {
+    pub fn object(&self) -> SourceObject {
+        SourceObject::Table(self.table.spec.source.clone())
+    }
+
     /// The destination name of a source column.
     pub fn dest_name(&self, source_column: &str) -> Result<&str> {
         self.schema
@@ -114,66 +151,156 @@ impl LoadContext<'_> {
             })
     }
 
-    pub fn rows_read(&self) -> u64 {
-        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
+    /// The destination names of the primary key.
+    pub fn dest_keys(&self) -> Result<Vec<String>> {
+        self.table
+            .spec
+            .primary_keys
+            .iter()
+            .map(|k| self.dest_name(k).map(str::to_string))
+            .collect()
     }
 
+    pub fn rows_read(&self) -> u64 {
+        self.rows_read.load(Ordering::Relaxed)
+    }
+
+    /// A commit tag whose state the engine will record when the run succeeds.
+    pub fn tag(&self, watermark: Option<&Watermark>, state: &StateUpdate) -> CommitTag {
+        let mut map = serde_json::Map::new();
+        if let Some(w) = watermark {
+            map.insert(
+                "watermark".into(),
+                serde_json::json!({"kind": w.kind.as_str(), "value": w.value}),
+            );
+        }
+        if let Some(cursor) = &state.backfill_cursor {
+            map.insert("backfill_cursor".into(), serde_json::json!(cursor));
+        }
+        if let Some(v) = &state.check_value {
+            map.insert("check_value".into(), serde_json::json!(v));
+        }
+        if let Some(s) = state.strategy {
+            map.insert("strategy".into(), serde_json::json!(s.as_str()));
+        }
+        CommitTag {
+            app_id: app_id(self.table.table_id),
+            version: self.run_id,
+            state: map,
+        }
+    }
+
+    pub async fn probe(&self, probe: &Probe) -> Result<Option<Watermark>> {
+        self.source.probe(&self.object(), &self.schema, probe).await
+    }
+
+    /// Reads every column, shaped to the destination.
     pub async fn read(
         &self,
         filter: Option<Predicate>,
-        bound_by_max_of: Option<String>,
+        watermark: Option<WatermarkRead>,
     ) -> Result<PreparedRead> {
+        fault::point("before_read");
         let output = self
             .source
             .read(ReadRequest {
-                object: SourceObject::Table(self.table.spec.source.clone()),
+                object: self.object(),
                 columns: self.schema.columns.clone(),
                 filter,
-                bound_by_max_of,
+                watermark,
                 batch_size: self.batch_size,
             })
             .await?;
-        let mut fields: Vec<Field> = output
-            .schema
-            .fields()
-            .iter()
-            .zip(&self.dest_names)
-            .map(|(f, name)| Field::new(name, f.data_type().clone(), true))
-            .collect();
-        fields.push(Field::new(
-            LOADED_AT,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ));
-        fields.push(Field::new(RUN_ID, DataType::Int64, false));
-        let schema = Arc::new(Schema::new(fields));
         let loaded_at = self.loaded_at.timestamp_micros();
         let run_id = self.run_id;
-        let out_schema = schema.clone();
+        let plan = self.evolution.clone();
         let counter = self.rows_read.clone();
         let progress = self.progress.clone();
         let batches = output.batches.map(move |batch| {
             let batch = batch?;
             let n = batch.num_rows();
-            let total =
-                counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed) + n as u64;
-            if let Some(p) = &progress {
-                p(total);
+            let before = counter.fetch_add(n as u64, Ordering::Relaxed);
+            if before > 0 {
+                fault::point("mid_stream");
             }
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            if let Some(p) = &progress {
+                p(before + n as u64);
+            }
+            let mut columns = plan.shape(&batch)?;
             columns.push(Arc::new(
                 TimestampMicrosecondArray::from(vec![loaded_at; n]).with_timezone("UTC"),
             ));
             columns.push(Arc::new(Int64Array::from(vec![run_id; n])));
-            RecordBatch::try_new(out_schema.clone(), columns)
-                .map_err(|e| Error::Internal(format!("adding audit columns: {e}")))
+            RecordBatch::try_new(plan.target.clone(), columns)
+                .map_err(|e| Error::Internal(format!("shaping a batch for the destination: {e}")))
         });
         Ok(PreparedRead {
-            schema,
+            schema: self.evolution.target.clone(),
             batches: Box::pin(batches),
             captured_max: output.captured_max,
         })
     }
+
+    /// Reads only the primary key, renamed to the destination's names.
+    pub async fn read_keys(&self) -> Result<(SchemaRef, BatchStream)> {
+        let indexes: Vec<usize> = self
+            .table
+            .spec
+            .primary_keys
+            .iter()
+            .filter_map(|k| self.schema.columns.iter().position(|c| &c.name == k))
+            .collect();
+        let output = self
+            .source
+            .read(ReadRequest {
+                object: self.object(),
+                columns: indexes
+                    .iter()
+                    .map(|&i| self.schema.columns[i].clone())
+                    .collect(),
+                filter: None,
+                watermark: None,
+                batch_size: self.batch_size,
+            })
+            .await?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            indexes
+                .iter()
+                .zip(output.schema.fields())
+                .map(|(&i, f)| {
+                    arrow::datatypes::Field::new(&self.dest_names[i], f.data_type().clone(), true)
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let out = schema.clone();
+        let batches = output.batches.map(move |b| {
+            let b = b?;
+            RecordBatch::try_new(out.clone(), b.columns().to_vec())
+                .map_err(|e| Error::Internal(e.to_string()))
+        });
+        Ok((schema, Box::pin(batches)))
+    }
+
+    /// Rows the NULL policy leaves out, as a note for the run's history row.
+    pub async fn skipped_nulls_note(&self, column: &str) -> Result<Option<String>> {
+        let nulls = self.probe(&Probe::NullCount(column.to_string())).await?;
+        Ok(nulls.filter(|n| n.value != "0").map(|n| {
+            format!(
+                "{} rows with NULL {column} not loaded (null_watermark: skip)",
+                n.value
+            )
+        }))
+    }
+}
+
+/// The Delta application id of a table's loads.
+pub fn app_id(table_id: i64) -> String {
+    format!("dataloader-table-{table_id}")
+}
+
+/// Fills `data_type`-typed nulls, for columns the source no longer has.
+pub(crate) fn nulls(data_type: &arrow::datatypes::DataType, n: usize) -> ArrayRef {
+    new_null_array(data_type, n)
 }
 
 impl Engine {
@@ -207,20 +334,38 @@ impl Engine {
         trigger: Trigger,
         progress: Option<ProgressFn>,
     ) -> std::result::Result<LoadReport, LoadFailure> {
+        self.load_with(destination, trigger, progress, LoadOptions::default())
+            .await
+    }
+
+    pub async fn load_with(
+        &self,
+        destination: &TargetTable,
+        trigger: Trigger,
+        progress: Option<ProgressFn>,
+        options: LoadOptions,
+    ) -> std::result::Result<LoadReport, LoadFailure> {
         let no_run = |error| LoadFailure {
             run_id: None,
             error,
         };
-        let table = self
-            .store
-            .table_by_destination(destination)
-            .await
-            .map_err(no_run)?
-            .ok_or_else(|| {
-                no_run(Error::UnknownTable {
+        let find = || async {
+            self.store
+                .table_by_destination(destination)
+                .await?
+                .ok_or_else(|| Error::UnknownTable {
                     destination: destination.to_string(),
                 })
-            })?;
+        };
+        let table = find().await.map_err(no_run)?;
+        let table_url = self.catalog.table_url(destination).map_err(no_run)?;
+        let dest = DeltaDestination::new(&table_url, destination.to_string()).map_err(no_run)?;
+        let recovered = self.recover(&table, &dest).await.map_err(no_run)?;
+        let table = if recovered.is_empty() {
+            table
+        } else {
+            find().await.map_err(no_run)?
+        };
         let queued_at = self.clock.now();
         let run_id = self
             .store
@@ -237,66 +382,63 @@ impl Engine {
         async {
             let started = Instant::now();
             let started_at = self.clock.now();
-            let fail = |error| LoadFailure {
-                run_id: Some(run_id),
-                error,
-            };
-            self.store
-                .start_run(run_id, started_at)
-                .await
-                .map_err(fail)?;
-            let table_url = self.catalog.table_url(destination).map_err(fail)?;
+            let fail = |error| LoadFailure { run_id: Some(run_id), error };
+            self.store.start_run(run_id, started_at).await.map_err(fail)?;
+            let mut schema_changes = Vec::new();
             let result = self
-                .execute(&table, run_id, started_at, &table_url, progress)
+                .execute(&table, run_id, started_at, dest, progress, options, &mut schema_changes)
                 .await;
             let finished_at = self.clock.now();
             match result {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
+                    fault::point("after_commit");
+                    outcome.notes.extend(recovered);
                     let next = match &table.spec.schedule {
-                        Some(s) => Some(
-                            next_occurrence(s, &table.spec.timezone, finished_at).map_err(fail)?,
-                        ),
+                        Some(s) => Some(next_occurrence(s, &table.spec.timezone, finished_at).map_err(fail)?),
                         None => None,
                     };
+                    let status = if outcome.skipped { RunStatus::Skipped } else { RunStatus::Succeeded };
                     self.store
                         .finish_run(
                             run_id,
                             &RunUpdate {
-                                status: RunStatus::Succeeded,
+                                status,
                                 finished_at,
                                 rows_read: outcome.rows_read as i64,
                                 rows_written: outcome.rows_written as i64,
-                                rows_deleted: 0,
+                                rows_deleted: outcome.rows_deleted as i64,
                                 bytes_written: 0,
                                 watermark_after: outcome.watermark_after.clone(),
                                 delta_version: outcome.delta_version,
                                 error_class: None,
                                 error_text: None,
                                 next_load_date_time: next,
+                                schema_changes: joined(&schema_changes),
+                                notes: joined(&outcome.notes),
+                                state: outcome.state.clone(),
                             },
                         )
                         .await
                         .map_err(fail)?;
-                    tracing::info!(
-                        rows_read = outcome.rows_read,
-                        rows_written = outcome.rows_written,
-                        "load succeeded"
-                    );
+                    tracing::info!(rows_read = outcome.rows_read, rows_written = outcome.rows_written, %status, "load finished");
                     Ok(LoadReport {
                         run_id,
                         table: destination.to_string(),
-                        strategy: table.spec.strategy,
-                        status: RunStatus::Succeeded,
+                        strategy: outcome.state.strategy.unwrap_or(table.spec.strategy),
+                        status,
                         rows_read: outcome.rows_read,
                         rows_written: outcome.rows_written,
                         rows_inserted: outcome.rows_inserted,
                         rows_updated: outcome.rows_updated,
+                        rows_deleted: outcome.rows_deleted,
                         watermark_before: table.incremental_value.as_ref().map(|w| w.value.clone()),
                         watermark_after: outcome
                             .watermark_after
                             .or(table.incremental_value.clone())
                             .map(|w| w.value),
                         delta_version: outcome.delta_version,
+                        schema_changes,
+                        notes: outcome.notes,
                         table_url,
                         duration_ms: started.elapsed().as_millis(),
                     })
@@ -319,6 +461,9 @@ impl Engine {
                                 error_class: Some(format!("{:?}", error.kind())),
                                 error_text: Some(error.to_string()),
                                 next_load_date_time: table.next_load_date_time,
+                                schema_changes: joined(&schema_changes),
+                                notes: None,
+                                state: StateUpdate::default(),
                             },
                         )
                         .await;
@@ -333,13 +478,103 @@ impl Engine {
         .await
     }
 
+    /// Finishes the bookkeeping of a run that committed to Delta but stopped before recording
+    /// it (the `txn` in the Delta log says so), and closes runs left `Queued`/`In Progress`.
+    async fn recover(&self, table: &TableControl, dest: &DeltaDestination) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        let app = app_id(table.table_id);
+        if let Some(committed) = dest.committed_version(&app).await? {
+            let run = self.store.run(committed).await?;
+            if run
+                .as_ref()
+                .is_some_and(|r| matches!(r.status, RunStatus::Queued | RunStatus::InProgress))
+            {
+                let state = dest
+                    .committed_state(&app, committed)
+                    .await?
+                    .unwrap_or_default();
+                let watermark = match state.get("watermark") {
+                    Some(w) => Some(Watermark::new(
+                        w["kind"]
+                            .as_str()
+                            .unwrap_or("text")
+                            .parse::<WatermarkKind>()?,
+                        w["value"].as_str().unwrap_or_default(),
+                    )?),
+                    None => None,
+                };
+                let update = StateUpdate {
+                    backfill_cursor: state
+                        .get("backfill_cursor")
+                        .map(|c| c.as_str().map(str::to_string)),
+                    check_value: state
+                        .get("check_value")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    delete_scan_at: None,
+                    strategy: state
+                        .get("strategy")
+                        .and_then(|s| s.as_str())
+                        .map(str::parse)
+                        .transpose()?,
+                };
+                let now = self.clock.now();
+                self.store
+                    .finish_run(
+                        committed,
+                        &RunUpdate {
+                            status: RunStatus::Succeeded,
+                            finished_at: now,
+                            rows_read: 0,
+                            rows_written: 0,
+                            rows_deleted: 0,
+                            bytes_written: 0,
+                            watermark_after: watermark,
+                            delta_version: dest.version().await?,
+                            error_class: None,
+                            error_text: None,
+                            next_load_date_time: table.next_load_date_time,
+                            schema_changes: None,
+                            notes: Some("committed to Delta, then its process stopped: bookkeeping recovered from the Delta log".into()),
+                            state: update,
+                        },
+                    )
+                    .await?;
+                notes.push(format!("recovered run {committed}: it had committed to Delta before its process stopped"));
+            }
+        }
+        let abandoned = self
+            .store
+            .abandon_runs(
+                table.table_id,
+                -1,
+                "the process running this load stopped before it committed anything",
+                self.clock.now(),
+            )
+            .await?;
+        if !abandoned.is_empty() {
+            notes.push(format!(
+                "closed abandoned run(s) {}",
+                abandoned
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(notes)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         table: &TableControl,
         run_id: i64,
         started_at: DateTime<Utc>,
-        table_url: &str,
+        destination: DeltaDestination,
         progress: Option<ProgressFn>,
+        options: LoadOptions,
+        schema_changes: &mut Vec<String>,
     ) -> Result<Outcome> {
         let spec = &table.spec;
         spec.validate()?;
@@ -358,31 +593,57 @@ impl Engine {
                 format!("{}: source column becomes \"{clash}\", a name DataLoader reserves for its audit columns", spec.source),
             ));
         }
+        let rewrites_all = options.full_refresh || spec.effective_strategy() == LoadStrategy::Full;
+        let evolution = evolution::plan(
+            spec,
+            &schema,
+            &dest_names,
+            destination.schema().await?.as_deref(),
+            rewrites_all,
+        )?;
+        schema_changes.extend(evolution.changes.iter().cloned());
         let ctx = LoadContext {
             table,
             source,
             schema,
             dest_names,
-            destination: DeltaDestination::new(table_url, spec.destination.to_string())?,
-            tag: CommitTag {
-                app_id: format!("dataloader-table-{}", table.table_id),
-                version: run_id,
-            },
+            destination,
             run_id,
             loaded_at: started_at,
             batch_size: self.batch_size,
             progress,
+            store: self.store.clone(),
+            options,
+            evolution,
             rows_read: Arc::default(),
         };
-        let outcome = match spec.strategy {
-            LoadStrategy::Full => strategies::full::run(&ctx).await?,
-            LoadStrategy::Incremental => strategies::incremental::run(&ctx).await?,
+        let outcome = if options.full_refresh {
+            strategies::full::refresh(&ctx).await?
+        } else {
+            match spec.strategy {
+                LoadStrategy::Full => strategies::full::run(&ctx, StateUpdate::default()).await?,
+                LoadStrategy::Incremental => {
+                    strategies::incremental::run(&ctx, StateUpdate::default()).await?
+                }
+                LoadStrategy::AppendOnly => {
+                    strategies::append_only::run(&ctx, StateUpdate::default()).await?
+                }
+                LoadStrategy::Rolling => strategies::rolling::run(&ctx).await?,
+                LoadStrategy::CheckAndLoad => strategies::check_and_load::run(&ctx).await?,
+                LoadStrategy::ChunkedBackfill => strategies::chunked_backfill::run(&ctx).await?,
+            }
         };
         if outcome.delta_version == Some(0) {
-            self.catalog.register(&spec.destination, table_url).await?;
+            self.catalog
+                .register(&spec.destination, ctx.destination.url().as_str())
+                .await?;
         }
         Ok(outcome)
     }
+}
+
+fn joined(items: &[String]) -> Option<String> {
+    (!items.is_empty()).then(|| items.join("; "))
 }
 
 /// Every column the table's configuration names must exist in the source.
@@ -392,7 +653,8 @@ fn check_columns(table: &TableControl, schema: &SourceSchema) -> Result<()> {
         .primary_keys
         .iter()
         .map(|k| ("primary key", k))
-        .chain(spec.incremental_column.iter().map(|c| ("incremental", c)));
+        .chain(spec.incremental_column.iter().map(|c| ("incremental", c)))
+        .chain(spec.rolling_column.iter().map(|c| ("rolling", c)));
     for (role, column) in named {
         if schema.column(column).is_none() {
             return Err(Error::ColumnNotFound {

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dataloader_core::{BatchStream, Error, Result};
+use deltalake::arrow::array::Int64Array;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::TaskContext;
-use deltalake::datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
@@ -26,12 +27,18 @@ use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 use url::Url;
 
-/// Identifies a commit: the loaded table (app id) and the run (version).
+/// Identifies a commit: the loaded table (app id) and the run (version), plus the state the
+/// run will record once the commit is in, so a crashed run's bookkeeping can be recovered
+/// from the Delta log.
 #[derive(Debug, Clone)]
 pub struct CommitTag {
     pub app_id: String,
     pub version: i64,
+    pub state: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Key of the commit metadata that carries [`CommitTag::state`].
+pub const STATE_KEY: &str = "dataloader.state";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteSummary {
@@ -194,6 +201,179 @@ impl DeltaDestination {
             .map_err(|e| self.error("read the table's transactions", e))
     }
 
+    /// The Arrow schema of the table, `None` when it does not exist yet.
+    pub async fn schema(&self) -> Result<Option<SchemaRef>> {
+        let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        let state = table
+            .snapshot()
+            .map_err(|e| self.error("read the table schema", e))?;
+        Ok(Some(state.snapshot().arrow_schema()))
+    }
+
+    /// The state recorded by the newest commit that `app_id` made with txn `version`.
+    pub async fn committed_state(
+        &self,
+        app_id: &str,
+        version: i64,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        use futures::TryStreamExt;
+        let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        if self.committed_version(app_id).await? != Some(version) {
+            return Ok(None);
+        }
+        let commits: Vec<_> = table
+            .history(Some(50))
+            .try_collect()
+            .await
+            .map_err(|e| self.error("read the table history", e))?;
+        Ok(commits.into_iter().find_map(|c| {
+            let run = c.info.get("dataloader.run").and_then(|v| v.as_i64());
+            match (run, c.info.get(STATE_KEY)) {
+                (Some(r), Some(serde_json::Value::Object(state))) if r == version => {
+                    Some(state.clone())
+                }
+                _ => None,
+            }
+        }))
+    }
+
+    /// Deletes the rows matching `predicate` in one commit; returns how many.
+    pub async fn delete_where(
+        &self,
+        predicate: Expr,
+        tag: &CommitTag,
+    ) -> Result<(u64, Option<i64>)> {
+        let Some(table) = self.open().await? else {
+            return Ok((0, None));
+        };
+        let before = table.version();
+        let (table, metrics) = table
+            .delete()
+            .with_predicate(predicate)
+            .with_commit_properties(Self::commit_properties(tag))
+            .await
+            .map_err(|e| self.error("delete rows", e))?;
+        // delta-rs leaves the count empty when whole files go; the version says whether it committed.
+        let deleted = metrics.num_deleted_rows.unwrap_or(0) as u64;
+        let version = table
+            .version()
+            .filter(|v| Some(*v) != before)
+            .map(|v| v as i64);
+        Ok((deleted, version))
+    }
+
+    /// Deletes the rows whose `keys` are not among the staged source keys, in one commit,
+    /// unless that would delete more than `max_ratio` of the table or the source had no keys.
+    pub async fn delete_missing_keys(
+        &self,
+        key_schema: SchemaRef,
+        source_keys: BatchStream,
+        keys: &[String],
+        max_ratio: f64,
+        tag: &CommitTag,
+    ) -> Result<(u64, Option<i64>)> {
+        let Some(table) = self.open().await? else {
+            return Ok((0, None));
+        };
+        let staging = tempfile::Builder::new()
+            .prefix("dataloader-keys-")
+            .tempdir()
+            .map_err(|e| self.error("create the key staging folder", e))?;
+        let staged = staging.path().join("keys.parquet");
+        let source_rows = self.stage(&staged, key_schema, source_keys).await?;
+        let ctx = SessionContext::new();
+        ctx.register_parquet(
+            "source_keys",
+            staged.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| self.error("read the staged keys", e))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| self.error("scan the table", e))?;
+        ctx.register_table("target", provider)
+            .map_err(|e| self.error("scan the table", e))?;
+        let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        let on = keys
+            .iter()
+            .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let count = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(&sql).await?.collect().await?;
+                Ok::<u64, DataFusionError>(
+                    batches
+                        .first()
+                        .and_then(|b| {
+                            b.column(0)
+                                .as_any()
+                                .downcast_ref::<Int64Array>()
+                                .map(|a| a.value(0))
+                        })
+                        .unwrap_or(0) as u64,
+                )
+            }
+        };
+        let target_rows = count("SELECT COUNT(*) FROM target".into())
+            .await
+            .map_err(|e| self.error("count the table", e))?;
+        let missing = count(format!(
+            "SELECT COUNT(*) FROM (SELECT {key_list} FROM target) t LEFT ANTI JOIN source_keys s ON {on}"
+        ))
+        .await
+        .map_err(|e| self.error("compare keys", e))?;
+        if missing == 0 {
+            return Ok((0, None));
+        }
+        if source_rows == 0 {
+            return Err(Error::Conflict {
+                table: self.name.clone(),
+                message: format!(
+                    "the source returned no primary keys, which would delete all {target_rows} rows; refusing (check the source, or load with --full-refresh)"
+                ),
+            });
+        }
+        if missing as f64 > max_ratio * target_rows as f64 {
+            return Err(Error::Conflict {
+                table: self.name.clone(),
+                message: format!(
+                    "delete detection would delete {missing} of {target_rows} rows ({:.1}%), more than max_delete_ratio {max_ratio}; refusing (raise max_delete_ratio if that is right)",
+                    100.0 * missing as f64 / target_rows.max(1) as f64
+                ),
+            });
+        }
+        let source = ctx
+            .sql(&format!("SELECT {key_list} FROM source_keys"))
+            .await
+            .map_err(|e| self.error("plan the key comparison", e))?;
+        let predicate = keys
+            .iter()
+            .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let (table, metrics) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(Self::commit_properties(tag))
+            .when_not_matched_by_source_delete(|d| d)
+            .map_err(|e| self.error("plan the deletes", e))?
+            .await
+            .map_err(|e| self.error("delete rows gone from the source", e))?;
+        Ok((
+            metrics.num_target_rows_deleted as u64,
+            table.version().map(|v| v as i64),
+        ))
+    }
+
     async fn table_for_write(&self) -> Result<DeltaTable> {
         if let Some(path) = self
             .url
@@ -212,10 +392,16 @@ impl DeltaDestination {
     fn commit_properties(tag: &CommitTag) -> CommitProperties {
         CommitProperties::default()
             .with_application_transaction(Transaction::new(&tag.app_id, tag.version))
-            .with_metadata([(
-                "dataloader.run".to_string(),
-                serde_json::Value::from(tag.version),
-            )])
+            .with_metadata([
+                (
+                    "dataloader.run".to_string(),
+                    serde_json::Value::from(tag.version),
+                ),
+                (
+                    STATE_KEY.to_string(),
+                    serde_json::Value::Object(tag.state.clone()),
+                ),
+            ])
     }
 
     /// Wraps the batches as a one-shot DataFusion plan that counts rows and keeps a source

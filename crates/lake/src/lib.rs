@@ -4,4 +4,6 @@ pub mod catalog;
 pub mod delta;
 
 pub use catalog::PathCatalog;
-pub use delta::{CommitTag, DeltaDestination, WriteSummary};
+pub use delta::{CommitTag, DeltaDestination, WriteSummary, STATE_KEY};
+pub use deltalake::datafusion::logical_expr::Expr;
+pub mod expr;

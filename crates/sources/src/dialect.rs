@@ -26,18 +26,31 @@ pub trait SqlDialect {
     fn render(&self, predicate: &Predicate) -> Result<String> {
         Ok(match predicate {
             Predicate::Gt(col, v) => format!("{} > {}", self.quote_ident(col), self.literal(v)?),
+            Predicate::Ge(col, v) => format!("{} >= {}", self.quote_ident(col), self.literal(v)?),
+            Predicate::Lt(col, v) => format!("{} < {}", self.quote_ident(col), self.literal(v)?),
             Predicate::Le(col, v) => format!("{} <= {}", self.quote_ident(col), self.literal(v)?),
-            Predicate::And(parts) => {
-                if parts.is_empty() {
-                    return Ok("TRUE".into());
-                }
-                parts
-                    .iter()
-                    .map(|p| self.render(p).map(|s| format!("({s})")))
-                    .collect::<Result<Vec<_>>>()?
-                    .join(" AND ")
-            }
+            Predicate::IsNull(col) => format!("{} IS NULL", self.quote_ident(col)),
+            Predicate::And(parts) => self.join(parts, " AND ", "1 = 1")?,
+            Predicate::Or(parts) => self.join(parts, " OR ", "1 = 0")?,
         })
+    }
+}
+
+/// Parts in parentheses joined by `op`; `empty` when there are none.
+trait Join {
+    fn join(&self, parts: &[Predicate], op: &str, empty: &str) -> Result<String>;
+}
+
+impl<D: SqlDialect + ?Sized> Join for D {
+    fn join(&self, parts: &[Predicate], op: &str, empty: &str) -> Result<String> {
+        if parts.is_empty() {
+            return Ok(empty.to_string());
+        }
+        Ok(parts
+            .iter()
+            .map(|p| self.render(p).map(|s| format!("({s})")))
+            .collect::<Result<Vec<_>>>()?
+            .join(op))
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use dataloader_core::{
-    BatchStream, Error, Predicate, ReadRequest, Result, SourceColumn, Watermark, WatermarkKind,
+    BatchStream, Error, Predicate, ReadOutput, ReadRequest, Result, SourceColumn, Watermark,
+    WatermarkKind,
 };
 use tokio::sync::mpsc;
 
@@ -17,35 +18,55 @@ use crate::dialect::SqlDialect;
 /// memory to a few batches.
 const CHANNEL_DEPTH: usize = 2;
 
-/// The column whose maximum bounds the read, with its index and watermark kind.
-pub fn bound_column(
+/// The watermark kind of the column whose maximum bounds the read.
+pub fn watermark_kind(
     request: &ReadRequest,
     table: &str,
     kind_of: impl Fn(usize) -> Option<WatermarkKind>,
-) -> Result<Option<(String, WatermarkKind)>> {
-    let Some(column) = &request.bound_by_max_of else {
+) -> Result<Option<WatermarkKind>> {
+    let Some(w) = &request.watermark else {
         return Ok(None);
     };
-    let idx = request
-        .columns
+    let idx = column_index(&request.columns, &w.column, table, "incremental")?;
+    kind_of(idx)
+        .map(Some)
+        .ok_or_else(|| not_a_watermark(&request.columns[idx], table))
+}
+
+pub fn not_a_watermark(column: &SourceColumn, table: &str) -> Error {
+    Error::config(
+        "incremental_column",
+        format!(
+            "column \"{}\" of {table} has type {}, which cannot be a watermark (use an integer, numeric, date, timestamp or text column)",
+            column.name, column.native_type
+        ),
+    )
+}
+
+pub fn column_index(
+    columns: &[SourceColumn],
+    column: &str,
+    table: &str,
+    role: &'static str,
+) -> Result<usize> {
+    columns
         .iter()
-        .position(|c| &c.name == column)
+        .position(|c| c.name == column)
         .ok_or_else(|| Error::ColumnNotFound {
             table: table.to_string(),
-            column: column.clone(),
-            role: "incremental",
-            columns: request.columns.iter().map(|c| c.name.clone()).collect(),
-        })?;
-    let kind = kind_of(idx).ok_or_else(|| {
-        Error::config(
-            "incremental_column",
-            format!(
-                "column \"{column}\" of {table} has type {}, which cannot be a watermark (use an integer, numeric, date, timestamp or text column)",
-                request.columns[idx].native_type
-            ),
-        )
-    })?;
-    Ok(Some((column.clone(), kind)))
+            column: column.to_string(),
+            role,
+            columns: columns.iter().map(|c| c.name.clone()).collect(),
+        })
+}
+
+/// A read that matched nothing: the schema and no batches.
+pub fn empty_output(schema: SchemaRef, captured_max: Option<Watermark>) -> ReadOutput {
+    ReadOutput {
+        schema,
+        batches: Box::pin(futures::stream::empty()),
+        captured_max,
+    }
 }
 
 /// ` WHERE …`, or nothing.
@@ -54,15 +75,6 @@ pub fn where_clause(dialect: &dyn SqlDialect, filter: Option<&Predicate>) -> Res
         Some(p) => format!(" WHERE {}", dialect.render(p)?),
         None => String::new(),
     })
-}
-
-/// `filter AND column <= max`.
-pub fn with_upper_bound(filter: Option<Predicate>, column: &str, max: &Watermark) -> Predicate {
-    let bound = Predicate::Le(column.to_string(), max.clone());
-    match filter {
-        Some(p) => Predicate::And(vec![p, bound]),
-        None => bound,
-    }
 }
 
 pub fn batch_schema(columns: &[SourceColumn]) -> SchemaRef {

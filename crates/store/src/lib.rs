@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
-    ColumnNaming, ConnectionConfig, DbType, Error, LoadStrategy, NewRun, Result, RunRecord,
-    RunStatus, RunUpdate, SourceTable, Store, TableControl, TableSpec, TargetTable, Watermark,
-    WatermarkKind,
+    ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy, NewRun, Result,
+    RunRecord, RunStatus, RunUpdate, SchemaEvolution, SourceTable, Store, TableControl, TableSpec,
+    TargetTable, Watermark, WatermarkKind,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -122,18 +122,44 @@ pub struct SqlStore<DB: sqlx::Database> {
 }
 
 fn migrations(sqlite: bool) -> Migrator {
-    let sql = if sqlite {
-        include_str!("migrations/sqlite/0001_control_tables.sql")
+    let scripts: [(&'static str, &'static str); 2] = if sqlite {
+        [
+            (
+                "control tables",
+                include_str!("migrations/sqlite/0001_control_tables.sql"),
+            ),
+            (
+                "strategy options",
+                include_str!("migrations/sqlite/0002_strategy_options.sql"),
+            ),
+        ]
     } else {
-        include_str!("migrations/postgres/0001_control_tables.sql")
+        [
+            (
+                "control tables",
+                include_str!("migrations/postgres/0001_control_tables.sql"),
+            ),
+            (
+                "strategy options",
+                include_str!("migrations/postgres/0002_strategy_options.sql"),
+            ),
+        ]
     };
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("control tables"),
-        MigrationType::Simple,
-        SqlStr::from_static(sql),
-        false,
-    )]);
+    let mut migrator = Migrator::with_migrations(
+        scripts
+            .iter()
+            .enumerate()
+            .map(|(i, (name, sql))| {
+                Migration::new(
+                    i as i64 + 1,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    );
     migrator.table_name = Cow::Borrowed("_dataloader_migrations");
     migrator
 }
@@ -142,17 +168,25 @@ const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_ta
     destination_catalog, destination_schema, destination_table, load_strategy, primary_keys, \
     incremental_column, incremental_value, incremental_value_type, schedule, timezone, \
     next_load_date_time, is_active, status, last_run_id, timeout_minutes, max_retries, priority, \
-    column_naming, tags, created_at, updated_at";
+    column_naming, tags, lookback, rolling_column, rolling_window, chunk_size, check_mode, \
+    check_query, inner_strategy, null_watermark, schema_evolution, delete_detection, \
+    delete_detection_interval, max_delete_ratio, backfill_cursor, last_check_value, \
+    last_delete_scan_at, created_at, updated_at";
 
 const CONNECTION_COLUMNS: &str =
     "connection_name, db_type, host, port, database_name, username, password_ref, options";
 
 const RUN_COLUMNS: &str = "run_id, table_id, destination, trigger_type, status, queued_at, \
     started_at, finished_at, rows_read, rows_written, rows_deleted, bytes_written, \
-    watermark_before, watermark_after, delta_version, worker, error_class, error_text";
+    watermark_before, watermark_after, delta_version, worker, error_class, error_text, \
+    schema_changes, notes";
 
 fn decode_err(e: impl std::fmt::Display) -> Error {
     Error::store("read a control row", e)
+}
+
+fn parse_opt<T: FromStr<Err = Error>>(text: Option<String>) -> Result<Option<T>> {
+    text.as_deref().map(T::from_str).transpose()
 }
 
 fn json_list(values: &[String]) -> String {
@@ -236,11 +270,30 @@ macro_rules! sql_store {
                         priority: row.try_get("priority").map_err(decode_err)?,
                         column_naming: ColumnNaming::from_str(&naming)?,
                         tags: parse_json_list("tags", &tags)?,
+                        lookback: row.try_get("lookback").map_err(decode_err)?,
+                        rolling_column: row.try_get("rolling_column").map_err(decode_err)?,
+                        rolling_window: row.try_get("rolling_window").map_err(decode_err)?,
+                        chunk_size: row.try_get("chunk_size").map_err(decode_err)?,
+                        check_mode: parse_opt(row.try_get("check_mode").map_err(decode_err)?)?,
+                        check_query: row.try_get("check_query").map_err(decode_err)?,
+                        inner_strategy: parse_opt(row.try_get("inner_strategy").map_err(decode_err)?)?,
+                        null_watermark: parse_opt(row.try_get("null_watermark").map_err(decode_err)?)?,
+                        schema_evolution: SchemaEvolution::from_str(
+                            &row.try_get::<String, _>("schema_evolution").map_err(decode_err)?,
+                        )?,
+                        delete_detection: DeleteDetection::from_str(
+                            &row.try_get::<String, _>("delete_detection").map_err(decode_err)?,
+                        )?,
+                        delete_detection_interval: row.try_get("delete_detection_interval").map_err(decode_err)?,
+                        max_delete_ratio: row.try_get("max_delete_ratio").map_err(decode_err)?,
                     },
                     incremental_value,
                     next_load_date_time: row.try_get("next_load_date_time").map_err(decode_err)?,
                     status: status.as_deref().map(RunStatus::from_str).transpose()?,
                     last_run_id: row.try_get("last_run_id").map_err(decode_err)?,
+                    backfill_cursor: row.try_get("backfill_cursor").map_err(decode_err)?,
+                    last_check_value: row.try_get("last_check_value").map_err(decode_err)?,
+                    last_delete_scan_at: row.try_get("last_delete_scan_at").map_err(decode_err)?,
                     created_at: row.try_get("created_at").map_err(decode_err)?,
                     updated_at: row.try_get("updated_at").map_err(decode_err)?,
                 })
@@ -267,6 +320,8 @@ macro_rules! sql_store {
                     worker: row.try_get("worker").map_err(decode_err)?,
                     error_class: row.try_get("error_class").map_err(decode_err)?,
                     error_text: row.try_get("error_text").map_err(decode_err)?,
+                    schema_changes: row.try_get("schema_changes").map_err(decode_err)?,
+                    notes: row.try_get("notes").map_err(decode_err)?,
                 })
             }
         }
@@ -362,8 +417,12 @@ macro_rules! sql_store {
                      destination_catalog, destination_schema, destination_table, load_strategy, \
                      primary_keys, incremental_column, schedule, timezone, is_active, \
                      timeout_minutes, max_retries, priority, column_naming, tags, \
-                     next_load_date_time, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19) \
+                     next_load_date_time, created_at, updated_at, lookback, rolling_column, \
+                     rolling_window, chunk_size, check_mode, check_query, inner_strategy, \
+                     null_watermark, schema_evolution, delete_detection, delete_detection_interval, \
+                     max_delete_ratio) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, \
+                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
                      RETURNING table_id",
                 )
                 .bind(&spec.connection)
@@ -385,6 +444,18 @@ macro_rules! sql_store {
                 .bind(json_list(&spec.tags))
                 .bind(next)
                 .bind(now)
+                .bind(&spec.lookback)
+                .bind(&spec.rolling_column)
+                .bind(&spec.rolling_window)
+                .bind(&spec.chunk_size)
+                .bind(spec.check_mode.map(|m| m.as_str()))
+                .bind(&spec.check_query)
+                .bind(spec.inner_strategy.map(|m| m.as_str()))
+                .bind(spec.null_watermark.map(|m| m.as_str()))
+                .bind(spec.schema_evolution.as_str())
+                .bind(spec.delete_detection.as_str())
+                .bind(&spec.delete_detection_interval)
+                .bind(spec.max_delete_ratio)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| Error::store("add the table", e))
@@ -401,10 +472,19 @@ macro_rules! sql_store {
                          OR load_strategy IS DISTINCT FROM $8 THEN NULL ELSE incremental_value END, \
                      incremental_value_type = CASE WHEN incremental_column IS DISTINCT FROM $9 \
                          OR load_strategy IS DISTINCT FROM $8 THEN NULL ELSE incremental_value_type END, \
+                     backfill_cursor = CASE WHEN load_strategy IS DISTINCT FROM $8 \
+                         OR incremental_column IS DISTINCT FROM $9 THEN NULL ELSE backfill_cursor END, \
+                     last_check_value = CASE WHEN load_strategy IS DISTINCT FROM $8 \
+                         OR check_mode IS DISTINCT FROM $25 OR check_query IS DISTINCT FROM $26 \
+                         THEN NULL ELSE last_check_value END, \
                      next_load_date_time = CASE WHEN schedule IS DISTINCT FROM $10 THEN $18 ELSE next_load_date_time END, \
                      load_strategy = $8, incremental_column = $9, schedule = $10, timezone = $11, \
                      is_active = $12, timeout_minutes = $13, max_retries = $14, priority = $15, \
-                     column_naming = $16, tags = $17, primary_keys = $19, updated_at = $20 \
+                     column_naming = $16, tags = $17, primary_keys = $19, updated_at = $20, \
+                     lookback = $21, rolling_column = $22, rolling_window = $23, chunk_size = $24, \
+                     check_mode = $25, check_query = $26, inner_strategy = $27, null_watermark = $28, \
+                     schema_evolution = $29, delete_detection = $30, delete_detection_interval = $31, \
+                     max_delete_ratio = $32 \
                      WHERE table_id = $1",
                 )
                 .bind(table_id)
@@ -427,6 +507,18 @@ macro_rules! sql_store {
                 .bind(spec.schedule.as_ref().map(|_| now))
                 .bind(json_list(&spec.primary_keys))
                 .bind(now)
+                .bind(&spec.lookback)
+                .bind(&spec.rolling_column)
+                .bind(&spec.rolling_window)
+                .bind(&spec.chunk_size)
+                .bind(spec.check_mode.map(|m| m.as_str()))
+                .bind(&spec.check_query)
+                .bind(spec.inner_strategy.map(|m| m.as_str()))
+                .bind(spec.null_watermark.map(|m| m.as_str()))
+                .bind(spec.schema_evolution.as_str())
+                .bind(spec.delete_detection.as_str())
+                .bind(&spec.delete_detection_interval)
+                .bind(spec.max_delete_ratio)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| Error::store("update the table", e))?;
@@ -539,7 +631,8 @@ macro_rules! sql_store {
                 sqlx::query(
                     "UPDATE historical_metadata SET status = $2, finished_at = $3, rows_read = $4, \
                      rows_written = $5, rows_deleted = $6, bytes_written = $7, watermark_after = $8, \
-                     delta_version = $9, error_class = $10, error_text = $11 WHERE run_id = $1",
+                     delta_version = $9, error_class = $10, error_text = $11, schema_changes = $12, \
+                     notes = $13 WHERE run_id = $1",
                 )
                 .bind(run_id)
                 .bind(u.status.as_str())
@@ -552,13 +645,19 @@ macro_rules! sql_store {
                 .bind(u.delta_version)
                 .bind(&u.error_class)
                 .bind(&u.error_text)
+                .bind(&u.schema_changes)
+                .bind(&u.notes)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| Error::store("record the run", e))?;
                 sqlx::query(
                     "UPDATE table_control SET status = $2, next_load_date_time = $3, \
                      incremental_value = COALESCE($4, incremental_value), \
-                     incremental_value_type = COALESCE($5, incremental_value_type) \
+                     incremental_value_type = COALESCE($5, incremental_value_type), \
+                     backfill_cursor = CASE WHEN $6 THEN $7 ELSE backfill_cursor END, \
+                     last_check_value = COALESCE($8, last_check_value), \
+                     last_delete_scan_at = COALESCE($9, last_delete_scan_at), \
+                     load_strategy = COALESCE($10, load_strategy) \
                      WHERE table_id = (SELECT table_id FROM historical_metadata WHERE run_id = $1)",
                 )
                 .bind(run_id)
@@ -566,10 +665,52 @@ macro_rules! sql_store {
                 .bind(u.next_load_date_time)
                 .bind(u.watermark_after.as_ref().map(|w| w.value.clone()))
                 .bind(u.watermark_after.as_ref().map(|w| w.kind.as_str()))
+                .bind(u.state.backfill_cursor.is_some())
+                .bind(u.state.backfill_cursor.clone().flatten())
+                .bind(&u.state.check_value)
+                .bind(u.state.delete_scan_at)
+                .bind(u.state.strategy.map(|s| s.as_str()))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| Error::store("record the run", e))?;
                 tx.commit().await.map_err(|e| Error::store("record the run", e))
+            }
+
+            async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()> {
+                sqlx::query("UPDATE table_control SET incremental_value = $2, incremental_value_type = $3 WHERE table_id = $1")
+                    .bind(table_id)
+                    .bind(watermark.map(|w| w.value.clone()))
+                    .bind(watermark.map(|w| w.kind.as_str()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("set the watermark", e))?;
+                Ok(())
+            }
+
+            async fn save_backfill_cursor(&self, table_id: i64, cursor: Option<&str>) -> Result<()> {
+                sqlx::query("UPDATE table_control SET backfill_cursor = $2 WHERE table_id = $1")
+                    .bind(table_id)
+                    .bind(cursor)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("save the backfill cursor", e))?;
+                Ok(())
+            }
+
+            async fn abandon_runs(&self, table_id: i64, except_run: i64, reason: &str, at: DateTime<Utc>) -> Result<Vec<i64>> {
+                sqlx::query_scalar(
+                    "UPDATE historical_metadata SET status = 'Failed', finished_at = $4, \
+                     error_class = 'Cancelled', error_text = $3 \
+                     WHERE table_id = $1 AND run_id <> $2 AND status IN ('Queued', 'In Progress') \
+                     RETURNING run_id",
+                )
+                .bind(table_id)
+                .bind(except_run)
+                .bind(reason)
+                .bind(at)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| Error::store("close abandoned runs", e))
             }
 
             async fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {

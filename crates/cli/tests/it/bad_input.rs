@@ -67,7 +67,7 @@ fn bad_table_definitions_are_refused_and_nothing_is_written() {
     table_add(d, &["--dest", "bronze.sales.orders", "--schedule", "daily"])
         .fails_with("schedule: \"daily\" is not a five-field cron expression");
     table_add(d, &["--dest", "bronze.sales.orders", "--strategy", "fast"])
-        .fails_with("strategy: unknown strategy \"fast\" (valid: full, incremental)");
+        .fails_with("strategy: unknown strategy \"fast\" (valid: full, incremental, append_only, rolling, check_and_load, chunked_backfill)");
     table_add(
         d,
         &[

@@ -1,49 +1,91 @@
-//! `incremental`: read the rows with `incremental_column > incremental_value`, bounded above by
-//! the column's maximum captured in the same snapshot, and MERGE them by primary key.
+//! `incremental`: read the rows with `incremental_column > incremental_value − lookback`,
+//! bounded above by the column's maximum captured in the same snapshot, and MERGE them by
+//! primary key.
 //!
 //! - Source rows sharing a key are reduced to the one with the greatest incremental value.
-//! - The first load (no stored value) reads everything and creates the table.
-//! - `incremental_value` becomes the captured maximum, and only after the Delta commit: the
-//!   engine stores it in the same control-plane transaction that marks the run `Succeeded`.
-//! - Nothing new (no row past the watermark): no read of rows, no commit, watermark unchanged.
+//! - `lookback` re-reads a window below the watermark, so a row committed late with an older
+//!   value is still loaded; the merge makes the re-read rows no-ops.
+//! - `null_watermark: include` (the default) also re-reads the rows whose column is NULL,
+//!   every run; `skip` leaves them out and the run's notes count them.
+//! - The watermark becomes the greater of the stored one and the captured maximum, only after
+//!   the commit, in the same control-plane transaction that marks the run `Succeeded`.
+//! - A source maximum below the stored watermark stops the run (the source was reset).
+//! - `delete_detection: pk_scan` then deletes rows whose keys left the source (second commit).
 
-use dataloader_core::{Error, Predicate, Result};
+use dataloader_core::{DeleteDetection, NullWatermark, Result, Span, StateUpdate, WatermarkRead};
 
+use super::{check_regression, newest};
 use crate::{LoadContext, Outcome};
 
-pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
+pub async fn run(ctx: &LoadContext<'_>, mut state: StateUpdate) -> Result<Outcome> {
     let spec = &ctx.table.spec;
-    let column = spec.incremental_column.clone().ok_or_else(|| {
-        Error::config(
-            "incremental_column",
-            "the incremental strategy needs an incremental column",
-        )
-    })?;
-    let filter = ctx
-        .table
-        .incremental_value
-        .clone()
-        .map(|after| Predicate::Gt(column.clone(), after));
-    let read = ctx.read(filter, Some(column.clone())).await?;
-    let Some(high) = read.captured_max else {
-        return Ok(Outcome::default());
+    let column = spec.incremental_column.clone().unwrap_or_default();
+    let stored = ctx.table.incremental_value.as_ref();
+    let after = match (stored, &spec.lookback) {
+        (Some(w), Some(lookback)) => {
+            Some(w.shifted("lookback", &Span::parse("lookback", lookback)?, false)?)
+        }
+        (w, _) => w.cloned(),
     };
-    let keys = spec
-        .primary_keys
-        .iter()
-        .map(|k| ctx.dest_name(k).map(str::to_string))
-        .collect::<Result<Vec<_>>>()?;
+    let include_nulls = spec.effective_null_watermark() == NullWatermark::Include;
+    let read = ctx
+        .read(
+            None,
+            Some(WatermarkRead {
+                column: column.clone(),
+                after,
+                include_nulls,
+            }),
+        )
+        .await?;
+    check_regression(ctx, &column, stored, read.captured_max.as_ref()).await?;
+    let high = newest(stored, read.captured_max.as_ref())?;
+    let keys = ctx.dest_keys()?;
     let order_by = ctx.dest_name(&column)?.to_string();
+    let tag = ctx.tag(high.as_ref(), &state);
     let written = ctx
         .destination
-        .merge(read.schema, read.batches, &keys, &order_by, &ctx.tag)
+        .merge(read.schema, read.batches, &keys, &order_by, &tag)
         .await?;
-    Ok(Outcome {
+    let mut outcome = Outcome {
         rows_read: ctx.rows_read(),
         rows_written: written.rows_written,
         rows_inserted: written.rows_inserted,
         rows_updated: written.rows_updated,
-        watermark_after: Some(high),
+        watermark_after: high,
         delta_version: written.version,
+        ..Outcome::default()
+    };
+    if !include_nulls {
+        outcome.notes.extend(ctx.skipped_nulls_note(&column).await?);
+    }
+    if delete_scan_due(ctx)? {
+        let (key_schema, source_keys) = ctx.read_keys().await?;
+        let (deleted, version) = ctx
+            .destination
+            .delete_missing_keys(key_schema, source_keys, &keys, spec.max_delete_ratio, &tag)
+            .await?;
+        outcome.rows_deleted = deleted;
+        outcome.delta_version = version.or(outcome.delta_version);
+        state.delete_scan_at = Some(ctx.loaded_at);
+    }
+    outcome.state = state;
+    Ok(outcome)
+}
+
+fn delete_scan_due(ctx: &LoadContext<'_>) -> Result<bool> {
+    let spec = &ctx.table.spec;
+    if spec.delete_detection != DeleteDetection::PkScan {
+        return Ok(false);
+    }
+    let Some(interval) = &spec.delete_detection_interval else {
+        return Ok(true);
+    };
+    let Span::Duration(micros) = Span::parse("delete_detection_interval", interval)? else {
+        return Ok(true);
+    };
+    Ok(match ctx.table.last_delete_scan_at {
+        None => true,
+        Some(last) => last + chrono::Duration::microseconds(micros) <= ctx.loaded_at,
     })
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dataloader_core::secret::mask;
 use dataloader_core::{
-    ConnectionConfig, Error, ReadOutput, ReadRequest, Result, Source, SourceColumn, SourceObject,
-    SourceSchema, SourceTable, Watermark,
+    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 use tokio_postgres::error::SqlState;
@@ -18,7 +18,10 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use crate::dialect::{number_literal, quote_string, SqlDialect};
-use crate::read::{batch_schema, bound_column, where_clause, with_upper_bound, BatchSender};
+use crate::read::{
+    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
+    BatchSender,
+};
 use types::{Mapping, PgType, Select};
 
 pub struct PostgresSource {
@@ -285,6 +288,16 @@ impl Source for PostgresSource {
         }
     }
 
+    async fn probe(
+        &self,
+        object: &SourceObject,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>> {
+        let SourceObject::Table(table) = object;
+        self.probe_table(table, schema, probe).await
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
         let SourceObject::Table(table) = &request.object;
         let shown = table.to_string();
@@ -293,29 +306,34 @@ impl Source for PostgresSource {
         let mappings = self.mappings(&client, table, &request.columns).await?;
 
         let from = dialect.table(table);
-        let mut filter = request.filter.clone();
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(|e| self.query_error(&shown, "begin the read transaction", &e))?;
 
         let mut captured_max = None;
-        if let Some((column, kind)) = bound_column(&request, &shown, |i| mappings[i].watermark)? {
+        if let (Some(w), Some(kind)) = (
+            &request.watermark,
+            watermark_kind(&request, &shown, |i| mappings[i].watermark)?,
+        ) {
             let sql = format!(
                 "SELECT MAX({})::text FROM {from}{}",
-                dialect.quote_ident(&column),
-                where_clause(&dialect, filter.as_ref())?
+                dialect.quote_ident(&w.column),
+                where_clause(&dialect, request.max_filter().as_ref())?
             );
             let row = client
                 .query_one(sql.as_str(), &[])
                 .await
                 .map_err(|e| self.query_error(&shown, "capture the watermark", &e))?;
-            if let Some(max) = row.get::<_, Option<String>>(0) {
-                let max = Watermark::new(kind, max)?;
-                filter = Some(with_upper_bound(filter, &column, &max));
-                captured_max = Some(max);
-            }
+            captured_max = row
+                .get::<_, Option<String>>(0)
+                .map(|m| Watermark::new(kind, m))
+                .transpose()?;
         }
+        let schema = batch_schema(&request.columns);
+        let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
+            return Ok(empty_output(schema, captured_max));
+        };
 
         let select_list = request
             .columns
@@ -337,7 +355,6 @@ impl Source for PostgresSource {
         );
         tracing::debug!(%sql, "postgres read");
 
-        let schema = batch_schema(&request.columns);
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         // Started before returning, so a failing query is the read's error, not the stream's.
         let rows = client
@@ -389,10 +406,85 @@ impl Source for PostgresSource {
     }
 }
 
+impl PostgresSource {
+    pub async fn probe_table(
+        &self,
+        table: &SourceTable,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>> {
+        let shown = table.to_string();
+        let dialect = PostgresDialect;
+        let client = self.client().await?;
+        let from = dialect.table(table);
+        let one = |sql: String, step: &'static str| {
+            let client = &client;
+            let shown = shown.clone();
+            async move {
+                let row = client
+                    .query_one(sql.as_str(), &[])
+                    .await
+                    .map_err(|e| self.query_error(&shown, step, &e))?;
+                Ok::<Option<String>, Error>(row.get(0))
+            }
+        };
+        let count = match probe {
+            Probe::Min(column) | Probe::Max(column) => {
+                let function = if matches!(probe, Probe::Min(_)) {
+                    "MIN"
+                } else {
+                    "MAX"
+                };
+                let idx = column_index(&schema.columns, column, &shown, "incremental")?;
+                let mapping = self
+                    .mappings(&client, table, &schema.columns[idx..=idx])
+                    .await?;
+                let kind = mapping[0]
+                    .watermark
+                    .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
+                let sql = format!(
+                    "SELECT {function}({})::text FROM {from}",
+                    dialect.quote_ident(column)
+                );
+                return one(sql, "probe the table")
+                    .await?
+                    .map(|v| Watermark::new(kind, v))
+                    .transpose();
+            }
+            Probe::RowCount => format!("SELECT COUNT(*)::text FROM {from}"),
+            Probe::NullCount(c) => format!(
+                "SELECT COUNT(*)::text FROM {from} WHERE {} IS NULL",
+                dialect.quote_ident(c)
+            ),
+            Probe::Query(query) => {
+                // The user's check query, run as written; its first value, as text.
+                let messages = client
+                    .simple_query(query)
+                    .await
+                    .map_err(|e| self.query_error(&shown, "run the check query", &e))?;
+                let value = messages.iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => {
+                        Some(row.get(0).map(str::to_string))
+                    }
+                    _ => None,
+                });
+                return value
+                    .flatten()
+                    .map(|v| Watermark::new(WatermarkKind::Text, v))
+                    .transpose();
+            }
+        };
+        one(count, "count rows")
+            .await?
+            .map(|v| Watermark::new(WatermarkKind::Integer, v))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::{Predicate, WatermarkKind};
+    use dataloader_core::Predicate;
 
     #[test]
     fn renders_typed_literals() {

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
 use dataloader_core::{
-    ConnectionConfig, Error, ReadOutput, ReadRequest, Result, Source, SourceColumn, SourceObject,
-    SourceSchema, SourceTable, Watermark, WatermarkKind,
+    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
@@ -17,7 +17,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::batch::ColumnBuilder;
 use crate::dialect::{number_literal, quote_string, SqlDialect};
-use crate::read::{batch_schema, bound_column, where_clause, with_upper_bound, BatchSender};
+use crate::read::{
+    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
+    BatchSender,
+};
 use types::Decode;
 
 pub struct SqliteSource {
@@ -216,6 +219,57 @@ impl Source for SqliteSource {
         })
     }
 
+    async fn probe(
+        &self,
+        object: &SourceObject,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let dialect = SqliteDialect;
+        let from = dialect.table(table);
+        let (sql, kind) = match probe {
+            Probe::Min(column) | Probe::Max(column) => {
+                let function = if matches!(probe, Probe::Min(_)) {
+                    "MIN"
+                } else {
+                    "MAX"
+                };
+                let idx = column_index(&schema.columns, column, &shown, "incremental")?;
+                let kind = types::map(&schema.columns[idx].native_type)
+                    .and_then(|m| m.watermark)
+                    .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
+                (
+                    format!(
+                        "SELECT CAST({function}({}) AS TEXT) FROM {from}",
+                        dialect.quote_ident(column)
+                    ),
+                    kind,
+                )
+            }
+            Probe::RowCount => (
+                format!("SELECT CAST(COUNT(*) AS TEXT) FROM {from}"),
+                WatermarkKind::Integer,
+            ),
+            Probe::NullCount(c) => (
+                format!(
+                    "SELECT CAST(COUNT(*) AS TEXT) FROM {from} WHERE {} IS NULL",
+                    dialect.quote_ident(c)
+                ),
+                WatermarkKind::Integer,
+            ),
+            // The user's check query, run as written; its first value, as text.
+            Probe::Query(q) => (format!("SELECT CAST(({q}) AS TEXT)"), WatermarkKind::Text),
+        };
+        let value: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.query_error(&shown, "probe the table", e))?
+            .flatten();
+        value.map(|v| Watermark::new(kind, v)).transpose()
+    }
+
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
         let SourceObject::Table(table) = &request.object;
         let shown = table.to_string();
@@ -237,24 +291,26 @@ impl Source for SqliteSource {
             .begin()
             .await
             .map_err(|e| self.query_error(&shown, "begin the read transaction", e))?;
-        let mut filter = request.filter.clone();
         let mut captured_max = None;
-        if let Some((column, kind)) = bound_column(&request, &shown, |i| mappings[i].watermark)? {
+        if let (Some(w), Some(kind)) = (
+            &request.watermark,
+            watermark_kind(&request, &shown, |i| mappings[i].watermark)?,
+        ) {
             let sql = format!(
                 "SELECT CAST(MAX({}) AS TEXT) FROM {from}{}",
-                dialect.quote_ident(&column),
-                where_clause(&dialect, filter.as_ref())?
+                dialect.quote_ident(&w.column),
+                where_clause(&dialect, request.max_filter().as_ref())?
             );
             let max: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| self.query_error(&shown, "capture the watermark", e))?;
-            if let Some(max) = max {
-                let max = Watermark::new(kind, max)?;
-                filter = Some(with_upper_bound(filter, &column, &max));
-                captured_max = Some(max);
-            }
+            captured_max = max.map(|m| Watermark::new(kind, m)).transpose()?;
         }
+        let schema = batch_schema(&request.columns);
+        let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
+            return Ok(empty_output(schema, captured_max));
+        };
         let select_list = request
             .columns
             .iter()
@@ -272,7 +328,6 @@ impl Source for SqliteSource {
             "SELECT {select_list} FROM {from}{}",
             where_clause(&dialect, filter.as_ref())?
         );
-        let schema = batch_schema(&request.columns);
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let decodes: Vec<Decode> = mappings.iter().map(|m| m.decode).collect();
         let connection = self.name.clone();

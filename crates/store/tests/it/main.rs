@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, NewRun, RunStatus, RunUpdate, SourceTable, Store,
-    TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
+    ConnectionConfig, DbType, LoadStrategy, NewRun, RunStatus, RunUpdate, SourceTable, StateUpdate,
+    Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
 };
 use dataloader_testkit::PgTestDb;
 
@@ -145,6 +145,13 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
                 error_class: None,
                 error_text: None,
                 next_load_date_time: Some(next),
+                schema_changes: Some("added column note (Utf8)".into()),
+                notes: None,
+                state: StateUpdate {
+                    check_value: Some("42".into()),
+                    backfill_cursor: Some(Some("{\"next\":\"7\"}".into())),
+                    ..StateUpdate::default()
+                },
             },
         )
         .await
@@ -154,6 +161,18 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     assert_eq!(t.incremental_value, Some(watermark.clone()));
     assert_eq!(t.next_load_date_time, Some(next));
     assert_eq!(t.last_run_id, Some(run_id));
+    assert_eq!(t.last_check_value.as_deref(), Some("42"));
+    assert_eq!(t.backfill_cursor.as_deref(), Some("{\"next\":\"7\"}"));
+    assert_eq!(
+        store
+            .run(run_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .schema_changes
+            .as_deref(),
+        Some("added column note (Utf8)")
+    );
     let run = store.run(run_id).await.unwrap().unwrap();
     assert_eq!(
         (run.rows_read, run.delta_version, run.status),
@@ -176,6 +195,22 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
         })
         .await
         .unwrap();
+    // A second run left behind (its process died) is closed by the next load.
+    let abandoned = store
+        .abandon_runs(id, -1, "process stopped", now)
+        .await
+        .unwrap();
+    assert_eq!(abandoned, vec![second]);
+    let closed = store.run(second).await.unwrap().unwrap();
+    assert_eq!(
+        (closed.status, closed.error_text.as_deref()),
+        (RunStatus::Failed, Some("process stopped"))
+    );
+    store.save_backfill_cursor(id, None).await.unwrap();
+    assert_eq!(
+        store.table(id).await.unwrap().unwrap().backfill_cursor,
+        None
+    );
     let runs = store.runs(Some(id), 10).await.unwrap();
     assert_eq!(
         runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
@@ -198,6 +233,15 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     assert_eq!(t.incremental_value, None);
     assert_eq!(t.spec, respec);
 
+    // A watermark set by hand is audited; a finished backfill's strategy switch too.
+    let manual = Watermark::new(WatermarkKind::Integer, "5").unwrap();
+    store.set_watermark(id, Some(&manual)).await.unwrap();
+    assert_eq!(
+        store.table(id).await.unwrap().unwrap().incremental_value,
+        Some(manual)
+    );
+    store.set_watermark(id, None).await.unwrap();
+
     // The audit trail: triggers record every change, even one made with plain SQL, but not
     // run bookkeeping.
     let before = store.table_history(id).await.unwrap();
@@ -216,13 +260,12 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     assert_eq!(last.new_values.as_ref().unwrap()["schedule"], "30 4 * * *");
     assert!(last.changed_by.is_some());
     assert_eq!(history.last().unwrap().operation, "INSERT");
-    // INSERT, priority change, column change (+ watermark reset), the watermark set by the run.
+    // INSERT, the run's watermark, priority, column change (+ watermark reset), two manual
+    // watermarks, the schedule.
     let operations: Vec<&str> = history.iter().map(|h| h.operation.as_str()).collect();
-    assert_eq!(
-        operations,
-        vec!["UPDATE", "UPDATE", "UPDATE", "UPDATE", "INSERT"],
-        "{history:#?}"
-    );
+    let mut expected = vec!["UPDATE"; 6];
+    expected.push("INSERT");
+    assert_eq!(operations, expected, "{history:#?}");
     raw("DELETE FROM table_control").await;
     assert_eq!(
         store.table_history(id).await.unwrap()[0].operation,

@@ -1,0 +1,52 @@
+//! `check_and_load`: a cheap probe first — `MAX(incremental_column)`, `COUNT(*)`, or the
+//! value of a user `check_query` — compared with the value stored by the last successful load.
+//! Unchanged: a `Skipped` run, with no read and no commit. Changed: the load runs with the
+//! inner strategy (`full` by default, or `incremental` / `append_only`) and the probe value is
+//! stored with it. The probe runs before the read, in its own snapshot: a change that lands in
+//! between is loaded now and seen as a change again next time, never missed.
+
+use dataloader_core::{CheckMode, LoadStrategy, Probe, Result, StateUpdate};
+
+use super::{append_only, full, incremental};
+use crate::{LoadContext, Outcome};
+
+pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
+    let spec = &ctx.table.spec;
+    let mode = spec.effective_check_mode();
+    let probe = match mode {
+        CheckMode::Max => Probe::Max(spec.incremental_column.clone().unwrap_or_default()),
+        CheckMode::RowCount => Probe::RowCount,
+        CheckMode::Query => Probe::Query(spec.check_query.clone().unwrap_or_default()),
+    };
+    let value = ctx
+        .probe(&probe)
+        .await?
+        .map(|v| v.value)
+        .unwrap_or_else(|| "(null)".into());
+    if ctx.table.last_check_value.as_deref() == Some(value.as_str()) {
+        return Ok(Outcome {
+            skipped: true,
+            notes: vec![format!(
+                "check ({mode}) unchanged at {value}: nothing loaded"
+            )],
+            ..Outcome::default()
+        });
+    }
+    let state = StateUpdate {
+        check_value: Some(value.clone()),
+        ..StateUpdate::default()
+    };
+    let mut outcome = match spec.effective_strategy() {
+        LoadStrategy::Incremental => incremental::run(ctx, state).await?,
+        LoadStrategy::AppendOnly => append_only::run(ctx, state).await?,
+        _ => full::run(ctx, state).await?,
+    };
+    outcome.notes.push(format!(
+        "check ({mode}) changed from {} to {value}",
+        ctx.table
+            .last_check_value
+            .as_deref()
+            .unwrap_or("(never checked)")
+    ));
+    Ok(outcome)
+}

@@ -1,0 +1,66 @@
+//! `rolling`: keep the rows of a window, `rolling_column > newest − rolling_window`, where
+//! `newest` is the column's maximum in the source at the start of the run.
+//!
+//! Two commits: first the window's rows are MERGEd by primary key, then the Delta rows at or
+//! below the window's lower bound are deleted. Between the two a reader may still see rows
+//! that just left the window, never a window row missing. Rows whose rolling column is NULL
+//! are not in any window: they are not loaded and not deleted. The watermark records the
+//! newest value loaded.
+
+use dataloader_core::{Error, Probe, Result, Span, StateUpdate, WatermarkRead};
+
+use crate::{LoadContext, Outcome};
+
+pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
+    let spec = &ctx.table.spec;
+    let column = spec.rolling_column.clone().unwrap_or_default();
+    let window = Span::parse(
+        "rolling_window",
+        spec.rolling_window.as_deref().unwrap_or_default(),
+    )?;
+    let Some(newest) = ctx.probe(&Probe::Max(column.clone())).await? else {
+        return Ok(Outcome {
+            notes: vec![format!("{} is empty: nothing to roll", spec.source)],
+            ..Outcome::default()
+        });
+    };
+    let lower = newest.shifted("rolling_window", &window, false)?;
+    let read = ctx
+        .read(
+            None,
+            Some(WatermarkRead {
+                column: column.clone(),
+                after: Some(lower.clone()),
+                include_nulls: false,
+            }),
+        )
+        .await?;
+    let high = read.captured_max.clone().unwrap_or(newest);
+    let keys = ctx.dest_keys()?;
+    let dest_column = ctx.dest_name(&column)?.to_string();
+    let tag = ctx.tag(Some(&high), &StateUpdate::default());
+    let merged = ctx
+        .destination
+        .merge(read.schema, read.batches, &keys, &dest_column, &tag)
+        .await?;
+    let data_type = ctx
+        .evolution
+        .target
+        .field_with_name(&dest_column)
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .data_type()
+        .clone();
+    let expired = dataloader_lake::expr::at_or_below(&dest_column, &data_type, &lower)?;
+    let (deleted, deleted_version) = ctx.destination.delete_where(expired, &tag).await?;
+    Ok(Outcome {
+        rows_read: ctx.rows_read(),
+        rows_written: merged.rows_written,
+        rows_inserted: merged.rows_inserted,
+        rows_updated: merged.rows_updated,
+        rows_deleted: deleted,
+        watermark_after: Some(high),
+        delta_version: deleted_version.or(merged.version),
+        notes: vec![format!("window: {column} > {lower}")],
+        ..Outcome::default()
+    })
+}
