@@ -2,6 +2,8 @@
 //! on the real server, and a canonical text form of rows so a Delta table can be compared
 //! with its source row by row.
 
+pub mod workload;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use arrow::array::{
@@ -32,7 +34,8 @@ pub struct PgTestDb {
     pub client: Client,
 }
 
-async fn connect(db: &str) -> Client {
+/// A new connection to the test server's database `db`.
+pub async fn connect(db: &str) -> Client {
     let (host, port) = pg_host_port();
     let (client, conn) = tokio_postgres::Config::new()
         .host(&host)

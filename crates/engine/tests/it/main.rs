@@ -2,8 +2,11 @@
 //! test has its own source database, control database and lake folder.
 
 mod bad_input;
+mod differential;
+mod evolution;
 mod full;
 mod incremental;
+mod strategies;
 
 use std::sync::Arc;
 
@@ -81,10 +84,28 @@ impl Harness {
         spec.destination
     }
 
+    pub async fn add_spec(&self, spec: &TableSpec) -> TargetTable {
+        self.store
+            .insert_table(spec, chrono::Utc::now())
+            .await
+            .unwrap();
+        spec.destination.clone()
+    }
+
     pub fn destination(&self, dest: &TargetTable) -> DeltaDestination {
         let url = url_of(self.lake.path(), dest);
         DeltaDestination::new(&url, dest.to_string()).unwrap()
     }
+}
+
+pub fn spec(source: &str, dest: &str, strategy: LoadStrategy) -> TableSpec {
+    let mut spec = TableSpec::new(
+        "pg",
+        SourceTable::parse(source).unwrap(),
+        TargetTable::parse(dest).unwrap(),
+    );
+    spec.strategy = strategy;
+    spec
 }
 
 pub fn url_of(root: &std::path::Path, dest: &TargetTable) -> String {
