@@ -50,6 +50,10 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Rows per Arrow batch read from a source.
+    #[arg(long, env = "DATALOADER_BATCH_SIZE", global = true, default_value_t = dataloader_sources::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -203,16 +207,16 @@ struct App {
     store: Arc<dyn Store>,
     lake_root: String,
     json: bool,
+    batch_size: usize,
 }
 
 impl App {
     fn engine(&self) -> Result<Engine> {
         let catalog = PathCatalog::new(&self.lake_root)?;
-        Ok(Engine::new(
-            self.store.clone(),
-            Arc::new(catalog),
-            Arc::new(SystemClock),
-        ))
+        Ok(
+            Engine::new(self.store.clone(), Arc::new(catalog), Arc::new(SystemClock))
+                .with_batch_size(self.batch_size),
+        )
     }
 }
 
@@ -253,12 +257,13 @@ async fn open_app(cli: &Cli) -> Result<App> {
         store,
         lake_root: s.lake_root,
         json: cli.json,
+        batch_size: cli.batch_size,
     })
 }
 
 async fn run(cli: Cli) -> Result<()> {
     if let Command::Quickstart { dir } = &cli.command {
-        return quickstart::run(dir, cli.json).await;
+        return quickstart::run(dir, cli.json, cli.batch_size).await;
     }
     let app = open_app(&cli).await?;
     match cli.command {

@@ -169,7 +169,7 @@ async fn change_demo_rows(pool: &SqlitePool) -> Result<(i64, i64)> {
     Ok((updated, 10))
 }
 
-pub async fn run(dir: &Path, json: bool) -> Result<()> {
+pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = std::path::absolute(dir)?;
     let source_path = dir.join("demo-source.db");
@@ -196,6 +196,7 @@ pub async fn run(dir: &Path, json: bool) -> Result<()> {
         store: store.clone(),
         lake_root: lake_root.clone(),
         json,
+        batch_size,
     };
     if !json {
         println!("DataLoader quickstart in {}", dir.display());

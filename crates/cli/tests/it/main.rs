@@ -3,8 +3,10 @@
 
 mod apply;
 mod bad_input;
+mod crash;
 mod postgres;
 mod quickstart;
+mod strategies;
 
 use std::path::Path;
 use std::process::Command;
@@ -27,6 +29,8 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         "DATALOADER_CONTROL_DB",
         "DATALOADER_LAKE_ROOT",
         "DATALOADER_CONFIG",
+        "DATALOADER_BATCH_SIZE",
+        "DATALOADER_FAULT",
         "LAKEBASE_HOST",
     ] {
         cmd.env_remove(var);

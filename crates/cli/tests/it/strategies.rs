@@ -1,0 +1,351 @@
+//! Every strategy option through `table add` / `table update` and `apply -f`, each validated
+//! with a message naming the field; `table show --json` reports the strategy and its state.
+
+use crate::{dataloader, Run};
+
+fn run(dir: &std::path::Path, args: &[&str]) -> Run {
+    let mut all = vec!["--control-db", "sqlite://control.db"];
+    all.extend_from_slice(args);
+    dataloader(dir, &all)
+}
+
+fn add(dir: &std::path::Path, dest: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.t",
+        "--dest",
+        dest,
+    ];
+    args.extend_from_slice(extra);
+    run(dir, &args)
+}
+
+#[test]
+fn table_add_and_update_take_every_strategy_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(
+        d,
+        &[
+            "connection",
+            "add",
+            "pg",
+            "--type",
+            "postgresql",
+            "--host",
+            "127.0.0.1",
+            "--database",
+            "test",
+        ],
+    )
+    .ok();
+
+    add(
+        d,
+        "b.s.rolling",
+        &["--strategy", "rolling", "--primary-key", "id"],
+    )
+    .fails_with("rolling_column: b.s.rolling: the rolling strategy needs a rolling column");
+    add(
+        d,
+        "b.s.rolling",
+        &[
+            "--strategy",
+            "rolling",
+            "--primary-key",
+            "id",
+            "--rolling-column",
+            "day",
+        ],
+    )
+    .fails_with("rolling_window: b.s.rolling: the rolling strategy needs a window");
+    add(
+        d,
+        "b.s.rolling",
+        &[
+            "--strategy",
+            "rolling",
+            "--primary-key",
+            "id",
+            "--rolling-column",
+            "day",
+            "--rolling-window",
+            "thirty days",
+        ],
+    )
+    .fails_with("rolling_window: \"thirty days\" is neither a duration");
+    add(
+        d,
+        "b.s.rolling",
+        &[
+            "--strategy",
+            "rolling",
+            "--primary-key",
+            "id",
+            "--rolling-column",
+            "day",
+            "--rolling-window",
+            "30 days",
+        ],
+    )
+    .ok();
+    add(
+        d,
+        "b.s.chunks",
+        &[
+            "--strategy",
+            "chunked_backfill",
+            "--primary-key",
+            "id",
+            "--incremental-column",
+            "id",
+        ],
+    )
+    .fails_with("chunk_size: b.s.chunks: the chunked_backfill strategy needs a chunk size");
+    add(
+        d,
+        "b.s.check",
+        &["--strategy", "check_and_load", "--check-mode", "query"],
+    )
+    .fails_with("check_query: b.s.check: the check_and_load strategy needs a query");
+    add(
+        d,
+        "b.s.check",
+        &["--strategy", "check_and_load", "--check-mode", "sometimes"],
+    )
+    .fails_with("check_mode: unknown check mode \"sometimes\" (valid: max, row_count, query)");
+    add(
+        d,
+        "b.s.append",
+        &[
+            "--strategy",
+            "append_only",
+            "--incremental-column",
+            "seq",
+            "--lookback",
+            "2h",
+        ],
+    )
+    .fails_with("lookback: b.s.append: lookback only applies to incremental loads");
+    add(
+        d,
+        "b.s.append",
+        &[
+            "--strategy",
+            "append_only",
+            "--incremental-column",
+            "seq",
+            "--null-watermark",
+            "include",
+        ],
+    )
+    .fails_with("null_watermark: b.s.append: append_only cannot include NULL watermark rows");
+    add(d, "b.s.full", &["--delete-detection", "pk_scan"]).fails_with(
+        "delete_detection: b.s.full: delete_detection only applies to incremental loads",
+    );
+    add(
+        d,
+        "b.s.incr",
+        &[
+            "--strategy",
+            "incremental",
+            "--primary-key",
+            "id",
+            "--incremental-column",
+            "updated_at",
+            "--max-delete-ratio",
+            "3",
+        ],
+    )
+    .fails_with("max_delete_ratio: must be more than 0 and at most 1");
+    add(
+        d,
+        "b.s.incr",
+        &[
+            "--strategy",
+            "incremental",
+            "--primary-key",
+            "id",
+            "--incremental-column",
+            "updated_at",
+            "--schema-evolution",
+            "loose",
+        ],
+    )
+    .fails_with(
+        "schema_evolution: unknown schema evolution \"loose\" (valid: add_columns, strict)",
+    );
+    add(
+        d,
+        "b.s.incr",
+        &[
+            "--strategy",
+            "incremental",
+            "--primary-key",
+            "id",
+            "--incremental-column",
+            "updated_at",
+            "--lookback",
+            "2h",
+            "--null-watermark",
+            "skip",
+            "--schema-evolution",
+            "strict",
+            "--delete-detection",
+            "pk_scan",
+            "--delete-detection-interval",
+            "1 day",
+            "--max-delete-ratio",
+            "0.05",
+        ],
+    )
+    .ok();
+    let shown = run(d, &["table", "show", "b.s.incr"]).ok().json();
+    for (field, value) in [
+        ("strategy", "incremental"),
+        ("lookback", "2h"),
+        ("null_watermark", "skip"),
+        ("schema_evolution", "strict"),
+        ("delete_detection", "pk_scan"),
+        ("delete_detection_interval", "1 day"),
+    ] {
+        assert_eq!(shown[field], value, "{field}: {shown}");
+    }
+    assert_eq!(shown["max_delete_ratio"], 0.05);
+    assert!(
+        shown.get("backfill_cursor").is_some() && shown.get("incremental_value").is_some(),
+        "{shown}"
+    );
+
+    run(
+        d,
+        &[
+            "table",
+            "update",
+            "b.s.incr",
+            "--lookback",
+            "none",
+            "--strategy",
+            "append_only",
+            "--primary-key",
+            "none",
+            "--delete-detection",
+            "none",
+            "--delete-detection-interval",
+            "none",
+        ],
+    )
+    .ok();
+    let shown = run(d, &["table", "show", "b.s.incr"]).ok().json();
+    assert_eq!(shown["strategy"], "append_only");
+    assert!(shown["lookback"].is_null());
+    run(
+        d,
+        &["table", "update", "b.s.incr", "--rolling-window", "1 day"],
+    )
+    .fails_with("rolling_window: b.s.incr: rolling_window only applies to the rolling strategy");
+    run(d, &["table", "update", "b.s.nope", "--priority", "1"])
+        .fails_with("no table with destination b.s.nope");
+}
+
+#[test]
+fn apply_takes_the_strategy_options_and_round_trips_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = r#"
+connections:
+  pg: {type: postgresql, host: 127.0.0.1, database: test}
+defaults:
+  connection: pg
+  destination: bronze.pg.{table}
+  schema_evolution: strict
+  lookback: 1h
+tables:
+  - source: public.orders
+    strategy: incremental
+    primary_key: id
+    incremental_column: updated_at
+    delete_detection: pk_scan
+    max_delete_ratio: 0.1
+  - source: public.events
+    strategy: append_only
+    incremental_column: seq
+    null_watermark: skip
+  - source: public.metrics
+    strategy: rolling
+    primary_key: [id]
+    rolling_column: day
+    rolling_window: 30 days
+  - source: public.prices
+    strategy: check_and_load
+    check_mode: query
+    check_query: SELECT max(version) FROM price_lists
+  - source: public.history
+    strategy: chunked_backfill
+    primary_key: id
+    incremental_column: id
+    chunk_size: 100000
+"#;
+    std::fs::write(d.join("tables.yaml"), file).unwrap();
+    run(d, &["apply", "-f", "tables.yaml"]).ok();
+    let tables = run(d, &["table", "list", "--json"]).ok().json();
+    let find = |name: &str| {
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["destination"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        find("bronze.pg.orders")["lookback"],
+        "1h",
+        "defaults apply where they fit"
+    );
+    assert!(
+        find("bronze.pg.events")["lookback"].is_null(),
+        "and not where they do not (append_only)"
+    );
+    assert_eq!(
+        find("bronze.pg.prices")["check_query"],
+        "SELECT max(version) FROM price_lists"
+    );
+    assert_eq!(find("bronze.pg.history")["chunk_size"], "100000");
+    assert_eq!(find("bronze.pg.orders")["schema_evolution"], "strict");
+
+    let exported = run(d, &["export"]).ok().stdout;
+    std::fs::write(d.join("exported.yaml"), &exported).unwrap();
+    let again = run(d, &["apply", "-f", "exported.yaml", "--dry-run"]).ok();
+    assert!(
+        again
+            .stdout
+            .contains("Plan: 0 to create, 0 to change, 0 to deactivate."),
+        "{exported}\n{}",
+        again.stdout
+    );
+
+    std::fs::write(
+        d.join("bad.yaml"),
+        file.replace("    rolling_window: 30 days\n", "")
+            .replace("chunk_size: 100000", "chunk_size: lots"),
+    )
+    .unwrap();
+    let out = run(d, &["apply", "-f", "bad.yaml"]).fails_with("2 problem(s)");
+    assert!(
+        out.stderr
+            .contains("tables[2] (public.metrics): rolling_window:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("tables[4] (public.history): chunk_size: \"lots\""),
+        "{}",
+        out.stderr
+    );
+}
