@@ -406,3 +406,57 @@ async fn check_and_load_with_a_check_query() {
     let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
     assert_eq!(table.last_check_value.as_deref(), Some("8"));
 }
+
+#[tokio::test]
+async fn delete_detection_runs_at_most_once_per_interval() {
+    let h = Harness::new("delete_interval").await;
+    h.source
+        .client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, updated_at timestamp NOT NULL);
+             INSERT INTO t SELECT g, timestamp '2024-01-01' + g * interval '1 second' FROM generate_series(1, 20) g;",
+        )
+        .await
+        .unwrap();
+    let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::Incremental);
+    s.primary_keys = vec!["id".into()];
+    s.incremental_column = Some("updated_at".into());
+    s.delete_detection = DeleteDetection::PkScan;
+    s.delete_detection_interval = Some("1 day".into());
+    let dest = h.add_spec(&s).await;
+    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let scanned = h
+        .store
+        .table_by_destination(&dest)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_delete_scan_at;
+    assert!(scanned.is_some(), "the first load scanned the keys");
+
+    h.source
+        .client
+        .batch_execute("DELETE FROM t WHERE id = 1")
+        .await
+        .unwrap();
+    let within = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(within.rows_deleted, 0, "not due again within the interval");
+    assert_eq!(count(&h, &dest).await, 20);
+
+    // Two days later, the scan runs again.
+    struct Later;
+    impl dataloader_core::Clock for Later {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            chrono::Utc::now() + chrono::Duration::days(2)
+        }
+    }
+    let catalog = dataloader_lake::PathCatalog::new(&h.lake.path().display().to_string()).unwrap();
+    let later = dataloader_engine::Engine::new(
+        h.store.clone(),
+        std::sync::Arc::new(catalog),
+        std::sync::Arc::new(Later),
+    );
+    let due = later.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(due.rows_deleted, 1);
+    assert_eq!(count(&h, &dest).await, 19);
+}
