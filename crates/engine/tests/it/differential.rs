@@ -7,7 +7,7 @@ use dataloader_core::{DeleteDetection, LoadStrategy, RunStatus, TableSpec, Trigg
 use dataloader_testkit::workload::{assert_same_checksum, Mix, Workload, COLUMNS};
 use dataloader_testkit::{arrow_rows, connect, Canon};
 
-use crate::{spec, Harness};
+use crate::{keyed, spec, Harness};
 
 struct Case {
     name: &'static str,
@@ -98,9 +98,13 @@ async fn full_equals_source_every_round() {
 
 #[tokio::test]
 async fn incremental_with_lookback_nulls_and_deletes_equals_source_every_round() {
-    let mut s = spec("public.items", "bronze.pg.items", LoadStrategy::Incremental);
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("updated_at".into());
+    let mut s = keyed(
+        "public.items",
+        "bronze.pg.items",
+        LoadStrategy::Incremental,
+        "id",
+        "updated_at",
+    );
     s.lookback = Some("1h".into());
     s.delete_detection = DeleteDetection::PkScan;
     differential(Case {
@@ -185,13 +189,13 @@ async fn check_and_load_loads_changes_and_skips_the_rest() {
 
 #[tokio::test]
 async fn chunked_backfill_then_incremental_equals_source_every_round() {
-    let mut s = spec(
+    let mut s = keyed(
         "public.items",
         "bronze.pg.items",
         LoadStrategy::ChunkedBackfill,
+        "id",
+        "updated_at",
     );
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("updated_at".into());
     s.chunk_size = Some("3 minutes".into());
     s.delete_detection = DeleteDetection::PkScan;
     differential(Case {
@@ -222,9 +226,13 @@ async fn long_randomized_incremental() {
                 .as_secs()
         });
     eprintln!("DATALOADER_SEED={seed}");
-    let mut s = spec("public.items", "bronze.pg.items", LoadStrategy::Incremental);
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("updated_at".into());
+    let mut s = keyed(
+        "public.items",
+        "bronze.pg.items",
+        LoadStrategy::Incremental,
+        "id",
+        "updated_at",
+    );
     s.lookback = Some("1h".into());
     s.delete_detection = DeleteDetection::PkScan;
     differential(Case {

@@ -108,6 +108,20 @@ pub fn spec(source: &str, dest: &str, strategy: LoadStrategy) -> TableSpec {
     spec
 }
 
+/// A spec merging by `key` with `column` as its watermark.
+pub fn keyed(
+    source: &str,
+    dest: &str,
+    strategy: LoadStrategy,
+    key: &str,
+    column: &str,
+) -> TableSpec {
+    let mut s = spec(source, dest, strategy);
+    s.primary_keys = vec![key.to_string()];
+    s.incremental_column = Some(column.to_string());
+    s
+}
+
 pub fn url_of(root: &std::path::Path, dest: &TargetTable) -> String {
     use dataloader_core::Catalog;
     PathCatalog::new(&root.display().to_string())

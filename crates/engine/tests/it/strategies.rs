@@ -3,7 +3,7 @@
 use dataloader_core::{DeleteDetection, LoadStrategy, NullWatermark, RunStatus, Trigger};
 use dataloader_testkit::connect;
 
-use crate::{spec, Harness};
+use crate::{keyed, spec, Harness};
 
 async fn count(h: &Harness, dest: &dataloader_core::TargetTable) -> usize {
     h.destination(dest)
@@ -28,13 +28,13 @@ async fn lookback_catches_a_row_committed_late_with_an_older_timestamp() {
         )
         .await
         .unwrap();
-    let mut with = spec(
+    let mut with = keyed(
         "public.events",
         "bronze.pg.with_lookback",
         LoadStrategy::Incremental,
+        "id",
+        "updated_at",
     );
-    with.primary_keys = vec!["id".into()];
-    with.incremental_column = Some("updated_at".into());
     with.lookback = Some("10 minutes".into());
     let mut without = with.clone();
     without.destination =
@@ -95,9 +95,13 @@ async fn null_watermark_rows_are_included_by_default_and_skipped_on_request() {
         )
         .await
         .unwrap();
-    let mut include = spec("public.t", "bronze.pg.t_include", LoadStrategy::Incremental);
-    include.primary_keys = vec!["id".into()];
-    include.incremental_column = Some("updated_at".into());
+    let include = keyed(
+        "public.t",
+        "bronze.pg.t_include",
+        LoadStrategy::Incremental,
+        "id",
+        "updated_at",
+    );
     let mut skip = include.clone();
     skip.destination = dataloader_core::TargetTable::parse("bronze.pg.t_skip").unwrap();
     skip.null_watermark = Some(NullWatermark::Skip);
@@ -158,9 +162,13 @@ async fn a_source_maximum_below_the_watermark_is_an_error_not_a_reload() {
         )
         .await
         .unwrap();
-    let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::Incremental);
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("updated_at".into());
+    let s = keyed(
+        "public.t",
+        "bronze.pg.t",
+        LoadStrategy::Incremental,
+        "id",
+        "updated_at",
+    );
     let dest = h.add_spec(&s).await;
     h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
     // The source is restored from an older backup.
@@ -239,9 +247,13 @@ async fn chunked_backfill_loads_in_chunks_then_switches_to_incremental_on_record
         .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 95) g;")
         .await
         .unwrap();
-    let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::ChunkedBackfill);
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("id".into());
+    let mut s = keyed(
+        "public.t",
+        "bronze.pg.t",
+        LoadStrategy::ChunkedBackfill,
+        "id",
+        "id",
+    );
     s.chunk_size = Some("20".into());
     let dest = h.add_spec(&s).await;
     let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
@@ -297,9 +309,13 @@ async fn delete_detection_refuses_to_delete_too_much_or_everything() {
         )
         .await
         .unwrap();
-    let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::Incremental);
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("updated_at".into());
+    let mut s = keyed(
+        "public.t",
+        "bronze.pg.t",
+        LoadStrategy::Incremental,
+        "id",
+        "updated_at",
+    );
     s.delete_detection = DeleteDetection::PkScan;
     let dest = h.add_spec(&s).await;
     h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
@@ -418,9 +434,13 @@ async fn delete_detection_runs_at_most_once_per_interval() {
         )
         .await
         .unwrap();
-    let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::Incremental);
-    s.primary_keys = vec!["id".into()];
-    s.incremental_column = Some("updated_at".into());
+    let mut s = keyed(
+        "public.t",
+        "bronze.pg.t",
+        LoadStrategy::Incremental,
+        "id",
+        "updated_at",
+    );
     s.delete_detection = DeleteDetection::PkScan;
     s.delete_detection_interval = Some("1 day".into());
     let dest = h.add_spec(&s).await;
