@@ -44,6 +44,8 @@ pub struct ConnectionEntry {
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -265,6 +267,7 @@ pub fn parse(text: &str) -> Result<Desired> {
             user: c.user.clone(),
             password: c.password.clone(),
             options: std::mem::take(&mut options),
+            max_connections: c.max_connections,
         });
         match config.and_then(|cfg| cfg.validate().map(|_| cfg)) {
             Ok(cfg) => connections.push(cfg),
@@ -535,6 +538,10 @@ fn connection_fields(c: &ConnectionConfig) -> Vec<(&'static str, String)> {
         ("user", c.user.clone().unwrap_or_default()),
         ("password", c.password.clone().unwrap_or_default()),
         ("options", format!("{:?}", c.options)),
+        (
+            "max_connections",
+            c.max_connections.map(|m| m.to_string()).unwrap_or_default(),
+        ),
     ]
 }
 
@@ -723,6 +730,7 @@ pub async fn export(store: &dyn Store) -> Result<String> {
                 user: c.user,
                 password: c.password,
                 options: c.options,
+                max_connections: c.max_connections,
             },
         );
     }

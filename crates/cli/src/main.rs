@@ -1,6 +1,7 @@
 //! The `dataloader` command.
 
 mod apply;
+mod bench;
 mod print;
 mod quickstart;
 mod settings;
@@ -100,10 +101,87 @@ enum Command {
         #[arg(long)]
         changes: bool,
     },
+    /// The scheduler: claims due tables and loads them, with the seed's monitors.
+    Run(RunArgs),
+    /// Every table: status, last run, rows, next run, last error and what to do about it.
+    Status,
+    /// Measure DataLoader itself.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Set up a demo (SQLite source, control DB, lakehouse) in a folder and load it.
     Quickstart {
         #[arg(long, default_value = "./dataloader-quickstart")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// One sensor tick and the loads it claims, then exit (for cron and tests).
+    #[arg(long)]
+    once: bool,
+    /// Master sensor interval.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    poll_interval: Duration,
+    #[arg(long, default_value_t = 4)]
+    max_concurrent_loads: usize,
+    /// A claim without a heartbeat for this long is taken as a lost worker.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    lease: Duration,
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    queued_monitor_interval: Duration,
+    /// Runs queued longer than this are cancelled.
+    #[arg(long, default_value = "60m", value_parser = duration)]
+    queued_threshold: Duration,
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    running_monitor_interval: Duration,
+    /// Runs longer than this are cancelled (a table's timeout_minutes overrides it).
+    #[arg(long, default_value = "180m", value_parser = duration)]
+    running_threshold: Duration,
+    #[arg(long, default_value = "15m", value_parser = duration)]
+    failed_monitor_interval: Duration,
+    #[arg(long, default_value = "30m", value_parser = duration)]
+    landing_monitor_interval: Duration,
+    /// Where the landing-table monitor writes schema files and dbt sources.yml.
+    #[arg(long, default_value = "schemas")]
+    schemas_dir: PathBuf,
+    /// On SIGTERM/SIGINT, how long running loads may finish before they are cancelled.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    grace_period: Duration,
+    /// First retry delay; doubles with each retry.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    retry_base: Duration,
+    #[arg(long, default_value = "60m", value_parser = duration)]
+    retry_max: Duration,
+    /// OpenAI-compatible endpoint that words retry explanations (the rules decide).
+    #[arg(long)]
+    retry_llm_url: Option<String>,
+    /// API key reference for it: env:NAME or file:/path.
+    #[arg(long)]
+    retry_llm_key: Option<String>,
+    #[arg(long, default_value = "gpt-4o-mini")]
+    retry_llm_model: String,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    match dataloader_core::Span::parse("duration", text).map_err(|e| e.to_string())? {
+        dataloader_core::Span::Duration(us) => Ok(Duration::from_micros(us as u64)),
+        dataloader_core::Span::Amount(a) => a
+            .parse::<f64>()
+            .map(Duration::from_secs_f64)
+            .map_err(|_| format!("\"{text}\" is not a duration")),
+    }
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// One sensor tick over many configured tables, on the control database given.
+    Scheduler {
+        #[arg(long, default_value_t = 10_000)]
+        tables: usize,
+        /// How many of them are due.
+        #[arg(long, default_value_t = 100)]
+        due: usize,
     },
 }
 
@@ -148,6 +226,9 @@ struct ConnectionArgs {
     /// Driver option KEY=VALUE (repeatable).
     #[arg(long = "option", value_parser = parse_key_value)]
     options: Vec<(String, String)>,
+    /// Loads running at once against this database, at most (the scheduler waits for a slot).
+    #[arg(long)]
+    max_connections: Option<u32>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -318,6 +399,11 @@ async fn run(cli: Cli) -> Result<()> {
             limit,
             changes,
         } => history(&app, table, limit, changes).await?,
+        Command::Run(args) => run_scheduler(&app, args).await?,
+        Command::Status => status(&app).await?,
+        Command::Bench(BenchCommand::Scheduler { tables, due }) => {
+            bench::scheduler(&app, tables, due).await?
+        }
         Command::Quickstart { .. } => unreachable!("handled before the store is opened"),
     }
     Ok(())
@@ -420,6 +506,7 @@ async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
                 user: a.user,
                 password,
                 options: a.options.into_iter().collect(),
+                max_connections: a.max_connections,
             };
             config.validate()?;
             app.store.upsert_connection(&config).await?;
@@ -728,6 +815,181 @@ async fn history(app: &App, table: Option<String>, limit: i64, changes: bool) ->
                 "watermark",
                 "version",
                 "error"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// On SQLite one scheduler at a time: a lock file beside the database, held while it runs.
+fn sqlite_run_lock(control_db: &str) -> Result<Option<std::fs::File>> {
+    let Some(path) = control_db.strip_prefix("sqlite:") else {
+        return Ok(None);
+    };
+    let path = path.trim_start_matches("//");
+    let lock_path = format!("{path}.run-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `dataloader run` is already using {control_db}; on SQLite one scheduler runs at a time (use a PostgreSQL control database to run several)"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {lock_path}")),
+    }
+}
+
+async fn run_scheduler(app: &App, args: RunArgs) -> Result<()> {
+    let _lock = sqlite_run_lock(&app.store.describe())?;
+    let llm = match &args.retry_llm_url {
+        Some(url) => Some(dataloader_scheduler::LlmConfig {
+            url: url.clone(),
+            api_key: args
+                .retry_llm_key
+                .as_deref()
+                .map(|r| SecretRef::parse(r)?.resolve())
+                .transpose()?,
+            model: args.retry_llm_model.clone(),
+            timeout: Duration::from_secs(10),
+        }),
+        None => None,
+    };
+    let config = dataloader_scheduler::SchedulerConfig {
+        poll_interval: args.poll_interval,
+        max_concurrent_loads: args.max_concurrent_loads,
+        lease: args.lease,
+        queued_monitor_interval: args.queued_monitor_interval,
+        queued_threshold: args.queued_threshold,
+        running_monitor_interval: args.running_monitor_interval,
+        running_threshold: args.running_threshold,
+        failed_monitor_interval: args.failed_monitor_interval,
+        landing_monitor_interval: args.landing_monitor_interval,
+        schemas_dir: args.schemas_dir.clone(),
+        grace_period: args.grace_period,
+        retry_base: args.retry_base,
+        retry_max: args.retry_max,
+        llm,
+        claim_batch: 100,
+    };
+    let scheduler = Arc::new(dataloader_scheduler::Scheduler::new(
+        Arc::new(app.engine()?),
+        Arc::new(SystemClock),
+        config,
+    ));
+    if args.once {
+        let results = scheduler.run_once().await?;
+        let reports: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| match r {
+                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                Err(f) => serde_json::json!({"run_id": f.run_id, "status": "Failed", "error": f.error.to_string()}),
+            })
+            .collect();
+        if app.json {
+            print::json(&reports)?;
+        } else {
+            for r in &results {
+                match r {
+                    Ok(report) => println!("{}", summary_line(report)),
+                    Err(f) => println!("run {}: {}", print::opt(&f.run_id), f.error),
+                }
+            }
+            println!("{} load(s) claimed and run", results.len());
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "dataloader run: worker {} on {}",
+        scheduler.worker(),
+        app.store.describe()
+    );
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("dataloader run: stopping (no more claims; running loads get the grace period)");
+    };
+    scheduler.run(shutdown).await?;
+    Ok(())
+}
+
+async fn status(app: &App) -> Result<()> {
+    let tables = app.store.tables().await?;
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for t in &tables {
+        let last = match t.last_run_id {
+            Some(id) => app.store.run(id).await?,
+            None => None,
+        };
+        let error = last
+            .as_ref()
+            .and_then(|r| r.error_text.clone())
+            .filter(|_| {
+                !matches!(
+                    t.status,
+                    Some(
+                        dataloader_core::RunStatus::Succeeded | dataloader_core::RunStatus::Skipped
+                    )
+                )
+            });
+        let advice = last.as_ref().and_then(|r| {
+            r.retry_recommendation
+                .as_ref()
+                .map(|rec| format!("{rec}: {}", r.retry_explanation.clone().unwrap_or_default()))
+        });
+        json.push(serde_json::json!({
+            "table": t.spec.destination.to_string(),
+            "strategy": t.spec.strategy,
+            "active": t.spec.is_active,
+            "status": t.status,
+            "last_run": last,
+            "next_load": t.next_load_date_time,
+            "watermark": t.incremental_value.as_ref().map(|w| &w.value),
+            "retry_count": t.retry_count,
+            "last_error": error,
+            "recommendation": advice,
+        }));
+        rows.push(vec![
+            t.spec.destination.to_string(),
+            print::opt(&t.status),
+            last.as_ref()
+                .and_then(|r| r.finished_at.or(r.started_at))
+                .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into()),
+            print::opt(&last.as_ref().and_then(|r| r.rows_written)),
+            print::opt(&t.next_load_date_time.map(|d| d.format("%Y-%m-%d %H:%M"))),
+            match (&error, &advice) {
+                (Some(e), Some(a)) => format!("{e} — {a}"),
+                (Some(e), None) => e.clone(),
+                _ => String::new(),
+            },
+        ]);
+    }
+    if app.json {
+        return print::json(&json);
+    }
+    println!(
+        "{}",
+        print::table(
+            &[
+                "table",
+                "status",
+                "last run (UTC)",
+                "rows",
+                "next run (UTC)",
+                "last error"
             ],
             &rows
         )

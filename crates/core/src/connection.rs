@@ -75,6 +75,9 @@ pub struct ConnectionConfig {
     /// Driver options (for example `sslmode`, `timezone`); never secrets.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Loads running at once against this database, at most; unlimited when unset.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
 }
 
 impl ConnectionConfig {

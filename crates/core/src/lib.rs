@@ -28,7 +28,8 @@ pub use source::{
 };
 pub use span::Span;
 pub use store::{
-    NewRun, RunRecord, RunStatus, RunUpdate, StateUpdate, Store, TableControl, Trigger,
+    Claim, NewRun, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, StateUpdate, Store,
+    TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{SourceTable, TableSpec, TargetTable};

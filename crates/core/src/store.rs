@@ -106,6 +106,8 @@ pub struct TableControl {
     /// `check_and_load`: the probe value of the last successful load.
     pub last_check_value: Option<String>,
     pub last_delete_scan_at: Option<DateTime<Utc>>,
+    /// Automatic retries since the last success.
+    pub retry_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -177,6 +179,35 @@ pub struct RunRecord {
     pub error_text: Option<String>,
     pub schema_changes: Option<String>,
     pub notes: Option<String>,
+    pub retry_category: Option<String>,
+    pub retry_recommendation: Option<String>,
+    pub retry_explanation: Option<String>,
+}
+
+/// A run the scheduler claimed, with its table as it was at the claim.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub run_id: i64,
+    pub table: TableControl,
+}
+
+/// What the failed monitor concluded about a failed run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetryVerdict {
+    pub category: String,
+    pub recommendation: String,
+    pub explanation: String,
+    /// When to load again; `None` leaves the table to its schedule.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// A running run, for the long-running monitor.
+#[derive(Debug, Clone)]
+pub struct RunningRun {
+    pub run_id: i64,
+    pub table_id: i64,
+    pub started_at: DateTime<Utc>,
+    pub timeout_minutes: Option<i64>,
 }
 
 /// A `table_control_history` row, written by a database trigger.
@@ -235,7 +266,9 @@ pub trait Store: Send + Sync {
 
     /// Records a `Queued` run and marks the table `Queued`.
     async fn create_run(&self, run: &NewRun) -> Result<i64>;
-    async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<()>;
+    /// Moves a `Queued` run to `In Progress`; `false` when it is no longer queued (a monitor
+    /// cancelled it), in which case the load must not start.
+    async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<bool>;
     async fn finish_run(&self, run_id: i64, update: &RunUpdate) -> Result<()>;
     /// Sets (or, with `None`, forgets) the watermark by hand.
     async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()>;
@@ -254,4 +287,34 @@ pub trait Store: Send + Sync {
     async fn runs(&self, table_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>>;
     /// Newest first.
     async fn table_history(&self, table_id: i64) -> Result<Vec<HistoryRecord>>;
+
+    /// Claims up to `limit` due tables (active, `next_load_date_time <= now`, not queued or
+    /// running), by priority then due time: each gets a `Queued` run leased to `worker`. On
+    /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`).
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claim>>;
+    /// Extends a run's lease; returns whether a monitor asked the run to stop.
+    async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool>;
+    /// Fails runs whose lease ran out (their worker is gone); their tables are due at once.
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>>;
+    /// Cancels runs queued since before `queued_before`.
+    async fn cancel_queued(
+        &self,
+        queued_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<i64>>;
+    async fn running_runs(&self) -> Result<Vec<RunningRun>>;
+    /// Asks a running run to stop; its worker sees it at the next heartbeat.
+    async fn request_cancel(&self, run_id: i64) -> Result<()>;
+    async fn set_next_load(&self, table_id: i64, at: Option<DateTime<Utc>>) -> Result<()>;
+    /// Failed runs the failed monitor has not looked at, oldest first.
+    async fn runs_to_analyze(&self, limit: i64) -> Result<Vec<RunRecord>>;
+    /// Stores the verdict on the run and, for a retry, reschedules the table and counts it.
+    async fn record_verdict(&self, run_id: i64, verdict: &RetryVerdict) -> Result<()>;
 }

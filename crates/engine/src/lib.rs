@@ -15,13 +15,14 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use dataloader_core::table::next_occurrence;
 use dataloader_core::{
-    BatchStream, Catalog, Clock, Error, LoadStrategy, NewRun, Predicate, Probe, ReadRequest,
+    BatchStream, Catalog, Claim, Clock, Error, LoadStrategy, NewRun, Predicate, Probe, ReadRequest,
     Result, RunStatus, RunUpdate, Source, SourceObject, SourceSchema, StateUpdate, Store,
     TableControl, TargetTable, Trigger, Watermark, WatermarkKind, WatermarkRead,
 };
 use dataloader_lake::{CommitTag, DeltaDestination};
 use futures::StreamExt;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use evolution::{LOADED_AT, RUN_ID};
@@ -358,14 +359,7 @@ impl Engine {
                 })
         };
         let table = find().await.map_err(no_run)?;
-        let table_url = self.catalog.table_url(destination).map_err(no_run)?;
-        let dest = DeltaDestination::new(&table_url, destination.to_string()).map_err(no_run)?;
-        let recovered = self.recover(&table, &dest).await.map_err(no_run)?;
-        let table = if recovered.is_empty() {
-            table
-        } else {
-            find().await.map_err(no_run)?
-        };
+        let (table, dest, recovered) = self.prepare(table, -1).await.map_err(no_run)?;
         let queued_at = self.clock.now();
         let run_id = self
             .store
@@ -378,16 +372,94 @@ impl Engine {
             })
             .await
             .map_err(no_run)?;
+        self.execute_run(
+            &table,
+            run_id,
+            dest,
+            recovered,
+            progress,
+            options,
+            CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// Runs a load the scheduler claimed (its run is already `Queued`). `cancel` stops it
+    /// cooperatively: nothing is committed after it fires and the run ends `Cancelled`.
+    pub async fn run_claimed(
+        &self,
+        claim: &Claim,
+        progress: Option<ProgressFn>,
+        cancel: CancellationToken,
+    ) -> std::result::Result<LoadReport, LoadFailure> {
+        let (table, dest, recovered) = self
+            .prepare(claim.table.clone(), claim.run_id)
+            .await
+            .map_err(|error| LoadFailure {
+                run_id: Some(claim.run_id),
+                error,
+            })?;
+        self.execute_run(
+            &table,
+            claim.run_id,
+            dest,
+            recovered,
+            progress,
+            LoadOptions::default(),
+            cancel,
+        )
+        .await
+    }
+
+    /// Recovery before a run: the table's state as the Delta log says it should be.
+    async fn prepare(
+        &self,
+        table: TableControl,
+        except_run: i64,
+    ) -> Result<(TableControl, DeltaDestination, Vec<String>)> {
+        let destination = table.spec.destination.clone();
+        let table_url = self.catalog.table_url(&destination)?;
+        let dest = DeltaDestination::new(&table_url, destination.to_string())?;
+        let recovered = self.recover(&table, &dest, except_run).await?;
+        let table = if recovered.is_empty() {
+            table
+        } else {
+            self.store
+                .table(table.table_id)
+                .await?
+                .ok_or_else(|| Error::UnknownTable {
+                    destination: destination.to_string(),
+                })?
+        };
+        Ok((table, dest, recovered))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_run(
+        &self,
+        table: &TableControl,
+        run_id: i64,
+        dest: DeltaDestination,
+        recovered: Vec<String>,
+        progress: Option<ProgressFn>,
+        options: LoadOptions,
+        cancel: CancellationToken,
+    ) -> std::result::Result<LoadReport, LoadFailure> {
+        let destination = &table.spec.destination;
+        let table_url = dest.url().to_string();
         let span = tracing::info_span!("load", run_id, table = %destination);
         async {
             let started = Instant::now();
             let started_at = self.clock.now();
             let fail = |error| LoadFailure { run_id: Some(run_id), error };
-            self.store.start_run(run_id, started_at).await.map_err(fail)?;
+            if !self.store.start_run(run_id, started_at).await.map_err(fail)? {
+                return Err(fail(Error::Cancelled { table: destination.to_string() }));
+            }
             let mut schema_changes = Vec::new();
-            let result = self
-                .execute(&table, run_id, started_at, dest, progress, options, &mut schema_changes)
-                .await;
+            let result = tokio::select! {
+                result = self.execute(table, run_id, started_at, dest, progress, options, &mut schema_changes) => result,
+                _ = cancel.cancelled() => Err(Error::Cancelled { table: destination.to_string() }),
+            };
             let finished_at = self.clock.now();
             match result {
                 Ok(mut outcome) => {
@@ -445,12 +517,19 @@ impl Engine {
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, "load failed");
+                    let cancelled = matches!(error, Error::Cancelled { .. });
+                    // A failed table waits for its next scheduled time; the failed monitor
+                    // brings a retryable one forward.
+                    let next = match &table.spec.schedule {
+                        Some(s) => next_occurrence(s, &table.spec.timezone, finished_at).ok(),
+                        None => table.next_load_date_time,
+                    };
                     let recorded = self
                         .store
                         .finish_run(
                             run_id,
                             &RunUpdate {
-                                status: RunStatus::Failed,
+                                status: if cancelled { RunStatus::Cancelled } else { RunStatus::Failed },
                                 finished_at,
                                 rows_read: 0,
                                 rows_written: 0,
@@ -460,7 +539,7 @@ impl Engine {
                                 delta_version: None,
                                 error_class: Some(format!("{:?}", error.kind())),
                                 error_text: Some(error.to_string()),
-                                next_load_date_time: table.next_load_date_time,
+                                next_load_date_time: next,
                                 schema_changes: joined(&schema_changes),
                                 notes: None,
                                 state: StateUpdate::default(),
@@ -480,7 +559,12 @@ impl Engine {
 
     /// Finishes the bookkeeping of a run that committed to Delta but stopped before recording
     /// it (the `txn` in the Delta log says so), and closes runs left `Queued`/`In Progress`.
-    async fn recover(&self, table: &TableControl, dest: &DeltaDestination) -> Result<Vec<String>> {
+    async fn recover(
+        &self,
+        table: &TableControl,
+        dest: &DeltaDestination,
+        except_run: i64,
+    ) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         let app = app_id(table.table_id);
         if let Some(committed) = dest.committed_version(&app).await? {
@@ -547,7 +631,7 @@ impl Engine {
             .store
             .abandon_runs(
                 table.table_id,
-                -1,
+                except_run,
                 "the process running this load stopped before it committed anything",
                 self.clock.now(),
             )

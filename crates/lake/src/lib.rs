@@ -5,5 +5,6 @@ pub mod delta;
 
 pub use catalog::PathCatalog;
 pub use delta::{CommitTag, DeltaDestination, WriteSummary, STATE_KEY};
+pub use deltalake::arrow;
 pub use deltalake::datafusion::logical_expr::Expr;
 pub mod expr;

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
-    ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy, NewRun, Result,
-    RunRecord, RunStatus, RunUpdate, SchemaEvolution, SourceTable, Store, TableControl, TableSpec,
-    TargetTable, Watermark, WatermarkKind,
+    Claim, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy, NewRun,
+    Result, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, SchemaEvolution,
+    SourceTable, Store, TableControl, TableSpec, TargetTable, Watermark, WatermarkKind,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -121,29 +121,41 @@ pub struct SqlStore<DB: sqlx::Database> {
     location: String,
 }
 
+/// Embedded migrations, in order; one list per backend.
+const SQLITE_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "control tables",
+        include_str!("migrations/sqlite/0001_control_tables.sql"),
+    ),
+    (
+        "strategy options",
+        include_str!("migrations/sqlite/0002_strategy_options.sql"),
+    ),
+    (
+        "scheduler",
+        include_str!("migrations/sqlite/0003_scheduler.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "control tables",
+        include_str!("migrations/postgres/0001_control_tables.sql"),
+    ),
+    (
+        "strategy options",
+        include_str!("migrations/postgres/0002_strategy_options.sql"),
+    ),
+    (
+        "scheduler",
+        include_str!("migrations/postgres/0003_scheduler.sql"),
+    ),
+];
+
 fn migrations(sqlite: bool) -> Migrator {
-    let scripts: [(&'static str, &'static str); 2] = if sqlite {
-        [
-            (
-                "control tables",
-                include_str!("migrations/sqlite/0001_control_tables.sql"),
-            ),
-            (
-                "strategy options",
-                include_str!("migrations/sqlite/0002_strategy_options.sql"),
-            ),
-        ]
+    let scripts = if sqlite {
+        SQLITE_MIGRATIONS
     } else {
-        [
-            (
-                "control tables",
-                include_str!("migrations/postgres/0001_control_tables.sql"),
-            ),
-            (
-                "strategy options",
-                include_str!("migrations/postgres/0002_strategy_options.sql"),
-            ),
-        ]
+        POSTGRES_MIGRATIONS
     };
     let mut migrator = Migrator::with_migrations(
         scripts
@@ -171,15 +183,25 @@ const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_ta
     column_naming, tags, lookback, rolling_column, rolling_window, chunk_size, check_mode, \
     check_query, inner_strategy, null_watermark, schema_evolution, delete_detection, \
     delete_detection_interval, max_delete_ratio, backfill_cursor, last_check_value, \
-    last_delete_scan_at, created_at, updated_at";
+    last_delete_scan_at, retry_count, created_at, updated_at";
 
-const CONNECTION_COLUMNS: &str =
-    "connection_name, db_type, host, port, database_name, username, password_ref, options";
+const CONNECTION_COLUMNS: &str = "connection_name, db_type, host, port, database_name, username, \
+    password_ref, options, max_connections";
 
 const RUN_COLUMNS: &str = "run_id, table_id, destination, trigger_type, status, queued_at, \
     started_at, finished_at, rows_read, rows_written, rows_deleted, bytes_written, \
     watermark_before, watermark_after, delta_version, worker, error_class, error_text, \
-    schema_changes, notes";
+    schema_changes, notes, retry_category, retry_recommendation, retry_explanation";
+
+/// Due tables, most urgent first; PostgreSQL skips rows another claimer holds.
+const CLAIM_DUE_SQLITE: &str = "SELECT table_id FROM table_control WHERE is_active = TRUE \
+    AND next_load_date_time IS NOT NULL AND next_load_date_time <= $1 \
+    AND (status IS NULL OR status NOT IN ('Queued', 'In Progress')) \
+    ORDER BY priority, next_load_date_time, table_id LIMIT $2";
+const CLAIM_DUE_POSTGRES: &str = "SELECT table_id FROM table_control WHERE is_active = TRUE \
+    AND next_load_date_time IS NOT NULL AND next_load_date_time <= $1 \
+    AND (status IS NULL OR status NOT IN ('Queued', 'In Progress')) \
+    ORDER BY priority, next_load_date_time, table_id LIMIT $2 FOR UPDATE SKIP LOCKED";
 
 fn decode_err(e: impl std::fmt::Display) -> Error {
     Error::store("read a control row", e)
@@ -204,7 +226,7 @@ fn parse_json_list(column: &str, text: &str) -> Result<Vec<String>> {
 
 /// One body for both backends: the SQL is shared, only the pool type differs.
 macro_rules! sql_store {
-    ($db:ty, $sqlite:expr, $history_select:expr) => {
+    ($db:ty, $sqlite:expr, $history_select:expr, $claim_due:expr) => {
         impl SqlStore<$db> {
             fn connection_from_row(row: &<$db as sqlx::Database>::Row) -> Result<ConnectionConfig> {
                 let options: String = row.try_get("options").map_err(decode_err)?;
@@ -219,6 +241,10 @@ macro_rules! sql_store {
                     user: row.try_get("username").map_err(decode_err)?,
                     password: row.try_get("password_ref").map_err(decode_err)?,
                     options: serde_json::from_str(&options).map_err(decode_err)?,
+                    max_connections: row
+                        .try_get::<Option<i64>, _>("max_connections")
+                        .map_err(decode_err)?
+                        .map(|m| m.clamp(0, i64::from(u32::MAX)) as u32),
                 })
             }
 
@@ -294,6 +320,7 @@ macro_rules! sql_store {
                     backfill_cursor: row.try_get("backfill_cursor").map_err(decode_err)?,
                     last_check_value: row.try_get("last_check_value").map_err(decode_err)?,
                     last_delete_scan_at: row.try_get("last_delete_scan_at").map_err(decode_err)?,
+                    retry_count: row.try_get("retry_count").map_err(decode_err)?,
                     created_at: row.try_get("created_at").map_err(decode_err)?,
                     updated_at: row.try_get("updated_at").map_err(decode_err)?,
                 })
@@ -322,6 +349,9 @@ macro_rules! sql_store {
                     error_text: row.try_get("error_text").map_err(decode_err)?,
                     schema_changes: row.try_get("schema_changes").map_err(decode_err)?,
                     notes: row.try_get("notes").map_err(decode_err)?,
+                    retry_category: row.try_get("retry_category").map_err(decode_err)?,
+                    retry_recommendation: row.try_get("retry_recommendation").map_err(decode_err)?,
+                    retry_explanation: row.try_get("retry_explanation").map_err(decode_err)?,
                 })
             }
         }
@@ -344,12 +374,13 @@ macro_rules! sql_store {
                 let options = serde_json::to_string(&c.options).map_err(|e| Error::Internal(e.to_string()))?;
                 sqlx::query(
                     "INSERT INTO table_control_dbconfig (connection_name, db_type, host, port, \
-                     database_name, username, password_ref, options, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     database_name, username, password_ref, options, created_at, updated_at, max_connections) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
                      ON CONFLICT (connection_name) DO UPDATE SET db_type = excluded.db_type, \
                      host = excluded.host, port = excluded.port, database_name = excluded.database_name, \
                      username = excluded.username, password_ref = excluded.password_ref, \
-                     options = excluded.options, updated_at = excluded.updated_at",
+                     options = excluded.options, updated_at = excluded.updated_at, \
+                     max_connections = excluded.max_connections",
                 )
                 .bind(&c.name)
                 .bind(c.db_type.as_str())
@@ -360,6 +391,7 @@ macro_rules! sql_store {
                 .bind(&c.password)
                 .bind(options)
                 .bind(Utc::now())
+                .bind(c.max_connections.map(i64::from))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| Error::store("save the connection", e))?;
@@ -607,14 +639,21 @@ macro_rules! sql_store {
                 Ok(run_id)
             }
 
-            async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<()> {
+            async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<bool> {
                 let mut tx = self.pool.begin().await.map_err(|e| Error::store("start the run", e))?;
-                sqlx::query("UPDATE historical_metadata SET status = 'In Progress', started_at = $2 WHERE run_id = $1")
-                    .bind(run_id)
-                    .bind(started_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| Error::store("start the run", e))?;
+                let started = sqlx::query(
+                    "UPDATE historical_metadata SET status = 'In Progress', started_at = $2 \
+                     WHERE run_id = $1 AND status = 'Queued'",
+                )
+                .bind(run_id)
+                .bind(started_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Error::store("start the run", e))?
+                .rows_affected();
+                if started == 0 {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "UPDATE table_control SET status = 'In Progress' \
                      WHERE table_id = (SELECT table_id FROM historical_metadata WHERE run_id = $1)",
@@ -623,7 +662,8 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| Error::store("start the run", e))?;
-                tx.commit().await.map_err(|e| Error::store("start the run", e))
+                tx.commit().await.map_err(|e| Error::store("start the run", e))?;
+                Ok(true)
             }
 
             async fn finish_run(&self, run_id: i64, u: &RunUpdate) -> Result<()> {
@@ -632,7 +672,7 @@ macro_rules! sql_store {
                     "UPDATE historical_metadata SET status = $2, finished_at = $3, rows_read = $4, \
                      rows_written = $5, rows_deleted = $6, bytes_written = $7, watermark_after = $8, \
                      delta_version = $9, error_class = $10, error_text = $11, schema_changes = $12, \
-                     notes = $13 WHERE run_id = $1",
+                     notes = $13, lease_expires_at = NULL WHERE run_id = $1",
                 )
                 .bind(run_id)
                 .bind(u.status.as_str())
@@ -657,7 +697,8 @@ macro_rules! sql_store {
                      backfill_cursor = CASE WHEN $6 THEN $7 ELSE backfill_cursor END, \
                      last_check_value = COALESCE($8, last_check_value), \
                      last_delete_scan_at = COALESCE($9, last_delete_scan_at), \
-                     load_strategy = COALESCE($10, load_strategy) \
+                     load_strategy = COALESCE($10, load_strategy), \
+                     retry_count = CASE WHEN $2 = 'Succeeded' THEN 0 ELSE retry_count END \
                      WHERE table_id = (SELECT table_id FROM historical_metadata WHERE run_id = $1)",
                 )
                 .bind(run_id)
@@ -702,6 +743,7 @@ macro_rules! sql_store {
                     "UPDATE historical_metadata SET status = 'Failed', finished_at = $4, \
                      error_class = 'Cancelled', error_text = $3 \
                      WHERE table_id = $1 AND run_id <> $2 AND status IN ('Queued', 'In Progress') \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $4) \
                      RETURNING run_id",
                 )
                 .bind(table_id)
@@ -711,6 +753,199 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| Error::store("close abandoned runs", e))
+            }
+
+            async fn claim_due(&self, now: DateTime<Utc>, limit: i64, worker: &str, lease_until: DateTime<Utc>) -> Result<Vec<Claim>> {
+                let err = |e| Error::store("claim due tables", e);
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let ids: Vec<i64> = sqlx::query_scalar($claim_due)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let mut claimed = Vec::with_capacity(ids.len());
+                for table_id in ids {
+                    let run_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, queued_at, \
+                         watermark_before, worker, lease_owner, lease_expires_at) \
+                         SELECT table_id, destination_catalog || '.' || destination_schema || '.' || destination_table, \
+                         'schedule', 'Queued', $2, incremental_value, $3, $3, $4 FROM table_control WHERE table_id = $1 \
+                         RETURNING run_id",
+                    )
+                    .bind(table_id)
+                    .bind(now)
+                    .bind(worker)
+                    .bind(lease_until)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    sqlx::query("UPDATE table_control SET status = 'Queued', last_run_id = $2 WHERE table_id = $1")
+                        .bind(table_id)
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    claimed.push((run_id, table_id));
+                }
+                tx.commit().await.map_err(err)?;
+                let mut out = Vec::with_capacity(claimed.len());
+                for (run_id, table_id) in claimed {
+                    if let Some(table) = self.table(table_id).await? {
+                        out.push(Claim { run_id, table });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool> {
+                let cancel: Option<bool> = sqlx::query_scalar(
+                    "UPDATE historical_metadata SET lease_expires_at = $2 WHERE run_id = $1 RETURNING cancel_requested",
+                )
+                .bind(run_id)
+                .bind(lease_until)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| Error::store("renew the lease", e))?;
+                Ok(cancel.unwrap_or(false))
+            }
+
+            async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
+                let err = |e| Error::store("expire leases", e);
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let lost: Vec<(i64, i64)> = sqlx::query_as(
+                    "UPDATE historical_metadata SET status = 'Failed', finished_at = $1, error_class = 'WorkerLost', \
+                     error_text = 'worker lost: ' || COALESCE(lease_owner, '?') || ' stopped renewing its lease', \
+                     lease_expires_at = NULL, retry_analyzed = TRUE, retry_category = 'worker lost', \
+                     retry_recommendation = 'retry_now', \
+                     retry_explanation = 'the process running the load stopped (killed or its machine lost); the table is loaded again at once' \
+                     WHERE status IN ('Queued', 'In Progress') AND lease_expires_at IS NOT NULL AND lease_expires_at < $1 \
+                     RETURNING run_id, table_id",
+                )
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+                for (run_id, table_id) in &lost {
+                    sqlx::query(
+                        "UPDATE table_control SET status = 'Failed', next_load_date_time = $3 \
+                         WHERE table_id = $1 AND last_run_id = $2",
+                    )
+                    .bind(table_id)
+                    .bind(run_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(lost.into_iter().map(|(r, _)| r).collect())
+            }
+
+            async fn cancel_queued(&self, queued_before: DateTime<Utc>, now: DateTime<Utc>, reason: &str) -> Result<Vec<i64>> {
+                let err = |e| Error::store("cancel queued runs", e);
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let cancelled: Vec<(i64, i64)> = sqlx::query_as(
+                    "UPDATE historical_metadata SET status = 'Cancelled', finished_at = $2, error_class = 'Cancelled', \
+                     error_text = $3, lease_expires_at = NULL, retry_analyzed = TRUE \
+                     WHERE status = 'Queued' AND queued_at < $1 RETURNING run_id, table_id",
+                )
+                .bind(queued_before)
+                .bind(now)
+                .bind(reason)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+                for (run_id, table_id) in &cancelled {
+                    sqlx::query("UPDATE table_control SET status = 'Cancelled' WHERE table_id = $1 AND last_run_id = $2")
+                        .bind(table_id)
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(cancelled.into_iter().map(|(_, t)| t).collect())
+            }
+
+            async fn running_runs(&self) -> Result<Vec<RunningRun>> {
+                let rows: Vec<(i64, i64, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
+                    "SELECT h.run_id, h.table_id, h.started_at, t.timeout_minutes FROM historical_metadata h \
+                     JOIN table_control t ON t.table_id = h.table_id \
+                     WHERE h.status = 'In Progress' AND h.cancel_requested = FALSE",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| Error::store("list running runs", e))?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(run_id, table_id, started, timeout_minutes)| {
+                        started.map(|started_at| RunningRun { run_id, table_id, started_at, timeout_minutes })
+                    })
+                    .collect())
+            }
+
+            async fn request_cancel(&self, run_id: i64) -> Result<()> {
+                sqlx::query("UPDATE historical_metadata SET cancel_requested = TRUE WHERE run_id = $1")
+                    .bind(run_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("request a cancel", e))?;
+                Ok(())
+            }
+
+            async fn set_next_load(&self, table_id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+                sqlx::query("UPDATE table_control SET next_load_date_time = $2 WHERE table_id = $1")
+                    .bind(table_id)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("reschedule the table", e))?;
+                Ok(())
+            }
+
+            async fn runs_to_analyze(&self, limit: i64) -> Result<Vec<RunRecord>> {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM historical_metadata WHERE status = 'Failed' \
+                     AND retry_analyzed = FALSE ORDER BY run_id LIMIT $1"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("list failed runs", e))?
+                    .iter()
+                    .map(Self::run_from_row)
+                    .collect()
+            }
+
+            async fn record_verdict(&self, run_id: i64, v: &RetryVerdict) -> Result<()> {
+                let err = |e| Error::store("record the retry analysis", e);
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                sqlx::query(
+                    "UPDATE historical_metadata SET retry_category = $2, retry_recommendation = $3, \
+                     retry_explanation = $4, retry_recommended = $5, retry_analyzed = TRUE WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .bind(&v.category)
+                .bind(&v.recommendation)
+                .bind(&v.explanation)
+                .bind(v.retry_at.is_some())
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                if let Some(at) = v.retry_at {
+                    sqlx::query(
+                        "UPDATE table_control SET next_load_date_time = $2, retry_count = retry_count + 1 \
+                         WHERE last_run_id = $1",
+                    )
+                    .bind(run_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)
             }
 
             async fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
@@ -773,13 +1008,15 @@ sql_store!(
     Sqlite,
     true,
     "SELECT history_id, table_id, operation, changed_at, changed_by, old_values, new_values \
-     FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC"
+     FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC",
+    CLAIM_DUE_SQLITE
 );
 sql_store!(
     Postgres,
     false,
     "SELECT history_id, table_id, operation, changed_at, changed_by, old_values::text AS old_values, \
-     new_values::text AS new_values FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC"
+     new_values::text AS new_values FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC",
+    CLAIM_DUE_POSTGRES
 );
 
 #[cfg(test)]

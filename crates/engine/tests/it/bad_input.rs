@@ -128,6 +128,7 @@ async fn unreachable_database() {
             user: Some("postgres".into()),
             password: None,
             options: Default::default(),
+            max_connections: None,
         })
         .await
         .unwrap();

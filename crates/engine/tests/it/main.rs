@@ -46,6 +46,7 @@ impl Harness {
                 user: Some(pg_user()),
                 password: None,
                 options: Default::default(),
+                max_connections: None,
             })
             .await
             .unwrap();

@@ -20,6 +20,7 @@ fn connection(name: &str) -> ConnectionConfig {
         user: Some("loader".into()),
         password: Some("env:ERP_PASSWORD".into()),
         options: [("sslmode".to_string(), "require".to_string())].into(),
+        max_connections: Some(4),
     }
 }
 

@@ -1,0 +1,451 @@
+//! `dataloader run`: the seed's master sensor and four monitors in one process, loads on a
+//! bounded worker pool, and leases so that many processes can share one PostgreSQL control
+//! plane.
+//!
+//! | loop | does |
+//! |---|---|
+//! | master sensor | claims due tables (a `Queued` run each, leased to this worker) |
+//! | heartbeat | renews the lease of every run this worker holds; stops a run a monitor cancelled |
+//! | lease monitor | fails runs whose worker stopped renewing (every sensor tick) |
+//! | long-queued monitor | cancels runs queued too long |
+//! | long-running monitor | asks runs running too long to stop (cooperatively: nothing is committed) |
+//! | failed monitor | retry analysis, reschedules retryable failures with backoff |
+//! | landing-table monitor | schema files and dbt `sources.yml` |
+
+pub mod landing;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dataloader_core::table::next_occurrence;
+use dataloader_core::{
+    Claim, Clock, Result, RetryVerdict, RunStatus, RunUpdate, StateUpdate, Store,
+};
+use dataloader_engine::{Engine, LoadFailure, LoadReport};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use retry::LlmConfig;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub poll_interval: Duration,
+    pub max_concurrent_loads: usize,
+    /// How long a claim stays valid without a heartbeat; heartbeats come at a third of it.
+    pub lease: Duration,
+    pub queued_monitor_interval: Duration,
+    pub queued_threshold: Duration,
+    pub running_monitor_interval: Duration,
+    /// For tables without `timeout_minutes`.
+    pub running_threshold: Duration,
+    pub failed_monitor_interval: Duration,
+    pub landing_monitor_interval: Duration,
+    pub schemas_dir: PathBuf,
+    /// How long a shutdown waits for running loads before cancelling them.
+    pub grace_period: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub llm: Option<LlmConfig>,
+    /// Most tables one sensor tick claims.
+    pub claim_batch: i64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            poll_interval: Duration::from_secs(60),
+            max_concurrent_loads: 4,
+            lease: Duration::from_secs(60),
+            queued_monitor_interval: Duration::from_secs(600),
+            queued_threshold: Duration::from_secs(3600),
+            running_monitor_interval: Duration::from_secs(600),
+            running_threshold: Duration::from_secs(3 * 3600),
+            failed_monitor_interval: Duration::from_secs(900),
+            landing_monitor_interval: Duration::from_secs(1800),
+            schemas_dir: PathBuf::from("schemas"),
+            grace_period: Duration::from_secs(30),
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            llm: None,
+            claim_batch: 100,
+        }
+    }
+}
+
+/// How one claimed load ended.
+pub type LoadResult = std::result::Result<LoadReport, LoadFailure>;
+
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    worker: String,
+    slots: Arc<Semaphore>,
+    connection_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Cancelling it cancels every load this process runs.
+    stop_loads: CancellationToken,
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<Engine>, clock: Arc<dyn Clock>, config: SchedulerConfig) -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| "localhost".into());
+        Scheduler {
+            store: engine.store().clone(),
+            engine,
+            clock,
+            slots: Arc::new(Semaphore::new(config.max_concurrent_loads.max(1))),
+            config,
+            worker: format!("{host}:{}", std::process::id()),
+            connection_slots: Mutex::new(HashMap::new()),
+            stop_loads: CancellationToken::new(),
+        }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// The master sensor: fails expired leases, then claims what is due.
+    pub async fn tick(&self) -> Result<Vec<Claim>> {
+        let now = self.clock.now();
+        let lost = self.store.expire_leases(now).await?;
+        if !lost.is_empty() {
+            tracing::warn!(runs = ?lost, "runs whose worker was lost are failed; their tables are due again");
+        }
+        self.store
+            .claim_due(
+                now,
+                self.config.claim_batch,
+                &self.worker,
+                now + chrono_duration(self.config.lease),
+            )
+            .await
+    }
+
+    /// Runs one claimed load on the pool: waits for a slot (and for its connection's limit),
+    /// renews the lease meanwhile, and stops when a monitor or a shutdown cancels it.
+    async fn run_claim(self: Arc<Self>, claim: Claim) -> LoadResult {
+        let cancel = self.stop_loads.child_token();
+        let lease = self.config.lease;
+        let heartbeat = {
+            let store = self.store.clone();
+            let clock = self.clock.clone();
+            let cancel = cancel.clone();
+            let run_id = claim.run_id;
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval((lease / 3).max(Duration::from_millis(200)));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    match store
+                        .renew_lease(run_id, clock.now() + chrono_duration(lease))
+                        .await
+                    {
+                        Ok(true) => {
+                            tracing::warn!(run_id, "a monitor cancelled this run");
+                            cancel.cancel();
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(run_id, error = %e, "could not renew the lease"),
+                    }
+                }
+            })
+        };
+        let result = self.clone().run_with_slots(&claim, cancel).await;
+        heartbeat.abort();
+        result
+    }
+
+    async fn run_with_slots(
+        self: Arc<Self>,
+        claim: &Claim,
+        cancel: CancellationToken,
+    ) -> LoadResult {
+        let waiting = |e: dataloader_core::Error| LoadFailure {
+            run_id: Some(claim.run_id),
+            error: e,
+        };
+        let cancelled = || dataloader_core::Error::Cancelled {
+            table: claim.table.spec.destination.to_string(),
+        };
+        let _slot = tokio::select! {
+            slot = self.slots.clone().acquire_owned() => slot.map_err(|e| waiting(dataloader_core::Error::Internal(e.to_string())))?,
+            _ = cancel.cancelled() => {
+                self.give_back(claim, "the worker stopped before the load started").await;
+                return Err(waiting(cancelled()));
+            }
+        };
+        let connection = self
+            .connection_limit(&claim.table.spec.connection)
+            .await
+            .map_err(waiting)?;
+        let _connection_slot = match connection {
+            Some(limit) => Some(tokio::select! {
+                slot = limit.acquire_owned() => slot.map_err(|e| waiting(dataloader_core::Error::Internal(e.to_string())))?,
+                _ = cancel.cancelled() => {
+                    self.give_back(claim, "the worker stopped before the load started").await;
+                    return Err(waiting(cancelled()));
+                }
+            }),
+            None => None,
+        };
+        self.engine.run_claimed(claim, None, cancel).await
+    }
+
+    /// A claimed run that never started is cancelled and its table left due for others.
+    async fn give_back(&self, claim: &Claim, reason: &str) {
+        let now = self.clock.now();
+        let update = RunUpdate {
+            status: RunStatus::Cancelled,
+            finished_at: now,
+            rows_read: 0,
+            rows_written: 0,
+            rows_deleted: 0,
+            bytes_written: 0,
+            watermark_after: None,
+            delta_version: None,
+            error_class: Some("Cancelled".into()),
+            error_text: Some(reason.into()),
+            next_load_date_time: claim.table.next_load_date_time,
+            schema_changes: None,
+            notes: None,
+            state: StateUpdate::default(),
+        };
+        if let Err(e) = self.store.finish_run(claim.run_id, &update).await {
+            tracing::warn!(run_id = claim.run_id, error = %e, "could not record the cancelled run");
+        }
+    }
+
+    async fn connection_limit(&self, name: &str) -> Result<Option<Arc<Semaphore>>> {
+        if let Some(s) = self
+            .connection_slots
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+        {
+            return Ok(Some(s));
+        }
+        let Some(limit) = self
+            .store
+            .connection(name)
+            .await?
+            .and_then(|c| c.max_connections)
+        else {
+            return Ok(None);
+        };
+        let semaphore = Arc::new(Semaphore::new(limit.max(1) as usize));
+        if let Ok(mut map) = self.connection_slots.lock() {
+            return Ok(Some(
+                map.entry(name.to_string()).or_insert(semaphore).clone(),
+            ));
+        }
+        Ok(Some(semaphore))
+    }
+
+    /// One sensor tick and the loads it claimed, run to the end (`dataloader run --once`).
+    pub async fn run_once(self: &Arc<Self>) -> Result<Vec<LoadResult>> {
+        let claims = self.tick().await?;
+        let mut loads = JoinSet::new();
+        for claim in claims {
+            loads.spawn(self.clone().run_claim(claim));
+        }
+        let mut results = Vec::new();
+        while let Some(done) = loads.join_next().await {
+            if let Ok(result) = done {
+                results.push(result);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The long-queued monitor: cancels runs queued longer than the threshold; their tables
+    /// wait for their next scheduled time.
+    pub async fn long_queued(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let minutes = self.config.queued_threshold.as_secs_f64() / 60.0;
+        let tables = self
+            .store
+            .cancel_queued(
+                now - chrono_duration(self.config.queued_threshold),
+                now,
+                &format!("queued for more than {minutes:.0} minute(s) (long-queued monitor)"),
+            )
+            .await?;
+        for table_id in &tables {
+            if let Some(t) = self.store.table(*table_id).await? {
+                let next = match &t.spec.schedule {
+                    Some(s) => Some(next_occurrence(s, &t.spec.timezone, now)?),
+                    None => None,
+                };
+                self.store.set_next_load(*table_id, next).await?;
+            }
+        }
+        Ok(tables.len())
+    }
+
+    /// The long-running monitor: asks runs past their table's `timeout_minutes` (or the
+    /// default threshold) to stop; their worker cancels them at its next heartbeat.
+    pub async fn long_running(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut asked = 0;
+        for run in self.store.running_runs().await? {
+            let limit = run
+                .timeout_minutes
+                .map(chrono::Duration::minutes)
+                .unwrap_or_else(|| chrono_duration(self.config.running_threshold));
+            if now - run.started_at > limit {
+                tracing::warn!(run_id = run.run_id, "running too long: asking it to stop");
+                self.store.request_cancel(run.run_id).await?;
+                asked += 1;
+            }
+        }
+        Ok(asked)
+    }
+
+    /// The failed monitor: retry analysis of every failed run not yet analysed.
+    pub async fn failed(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let runs = self.store.runs_to_analyze(200).await?;
+        for run in &runs {
+            let text = run.error_text.clone().unwrap_or_default();
+            let analysis = retry::analyze(run.error_class.as_deref(), &text);
+            let mut explanation = analysis.explanation.clone();
+            if let Some(llm) = &self.config.llm {
+                if let Some(better) =
+                    retry::llm_explain(llm, &run.destination, &text, &analysis).await
+                {
+                    explanation = better;
+                }
+            }
+            let table = self.store.table(run.table_id).await?;
+            let retry_at = match (&table, analysis.recommendation) {
+                (_, retry::Recommendation::DoNotRetry) => None,
+                (Some(t), _)
+                    if t.last_run_id == Some(run.run_id) && t.retry_count < t.spec.max_retries =>
+                {
+                    Some(match analysis.recommendation {
+                        retry::Recommendation::RetryNow => now,
+                        _ => {
+                            let wait = retry::backoff(
+                                self.config.retry_base,
+                                self.config.retry_max,
+                                t.retry_count,
+                                (run.run_id as u64).wrapping_mul(2_654_435_761),
+                            );
+                            now + chrono_duration(wait)
+                        }
+                    })
+                }
+                _ => None,
+            };
+            let exhausted =
+                retry_at.is_none() && analysis.recommendation != retry::Recommendation::DoNotRetry;
+            if exhausted {
+                explanation = format!("{explanation} (no retries left: max_retries reached)");
+            }
+            self.store
+                .record_verdict(
+                    run.run_id,
+                    &RetryVerdict {
+                        category: analysis.category.into(),
+                        recommendation: analysis.recommendation.as_str().into(),
+                        explanation,
+                        retry_at,
+                    },
+                )
+                .await?;
+        }
+        Ok(runs.len())
+    }
+
+    /// The landing-table monitor.
+    pub async fn landing(&self) -> Result<usize> {
+        let written = landing::run(
+            self.store.as_ref(),
+            self.engine.catalog().as_ref(),
+            &self.config.schemas_dir,
+        )
+        .await?;
+        Ok(written.len())
+    }
+
+    /// The long-running process: the sensor and the monitors until `shutdown` resolves; then
+    /// no more claims, running loads get the grace period, and what is left is cancelled.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let interval = |d: Duration| {
+            let mut i = tokio::time::interval(d.max(Duration::from_millis(100)));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        };
+        let mut sensor = interval(self.config.poll_interval);
+        let mut queued = interval(self.config.queued_monitor_interval);
+        let mut running = interval(self.config.running_monitor_interval);
+        let mut failed = interval(self.config.failed_monitor_interval);
+        let mut landing = interval(self.config.landing_monitor_interval);
+        let mut loads: JoinSet<LoadResult> = JoinSet::new();
+        tokio::pin!(shutdown);
+        tracing::info!(worker = %self.worker, "scheduler started");
+        loop {
+            let outcome: Result<()> = tokio::select! {
+                _ = &mut shutdown => break,
+                _ = sensor.tick() => match self.tick().await {
+                    Ok(claims) => {
+                        for claim in claims {
+                            tracing::info!(run_id = claim.run_id, table = %claim.table.spec.destination, "claimed");
+                            loads.spawn(self.clone().run_claim(claim));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                _ = queued.tick() => self.long_queued().await.map(|_| ()),
+                _ = running.tick() => self.long_running().await.map(|_| ()),
+                _ = failed.tick() => self.failed().await.map(|_| ()),
+                _ = landing.tick() => self.landing().await.map(|_| ()),
+                Some(done) = loads.join_next(), if !loads.is_empty() => {
+                    if let Ok(Err(failure)) = done {
+                        tracing::warn!(run_id = ?failure.run_id, error = %failure.error, "load failed");
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = outcome {
+                // The control plane may be briefly unreachable: log, and try at the next tick.
+                tracing::error!(error = %e, "scheduler loop");
+            }
+        }
+        tracing::info!(running = loads.len(), grace = ?self.config.grace_period, "shutting down: no more claims");
+        let drained = tokio::time::timeout(self.config.grace_period, async {
+            while loads.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                running = loads.len(),
+                "grace period over: cancelling the loads still running"
+            );
+            self.stop_loads.cancel();
+            while loads.join_next().await.is_some() {}
+        }
+        Ok(())
+    }
+}
