@@ -61,6 +61,30 @@ pub async fn scheduler(app: &App, tables: usize, due: usize) -> Result<()> {
         .claim_due(now, due as i64, "bench", now + chrono::Duration::minutes(1))
         .await?;
     let tick = tick.elapsed();
+    // Leave the tables claimable for the next bench.
+    for claim in claimed.iter().chain(&none) {
+        store
+            .finish_run(
+                claim.run_id,
+                &dataloader_core::RunUpdate {
+                    status: dataloader_core::RunStatus::Cancelled,
+                    finished_at: Utc::now(),
+                    rows_read: 0,
+                    rows_written: 0,
+                    rows_deleted: 0,
+                    bytes_written: 0,
+                    watermark_after: None,
+                    delta_version: None,
+                    error_class: Some("Cancelled".into()),
+                    error_text: Some("bench claim".into()),
+                    next_load_date_time: None,
+                    schema_changes: None,
+                    notes: None,
+                    state: Default::default(),
+                },
+            )
+            .await?;
+    }
     println!(
         "{}: {} tables configured (set up in {:.1}s); sensor tick with none due: {:.1} ms; with {} due: {:.1} ms ({} claimed)",
         store.describe(),

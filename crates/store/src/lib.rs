@@ -764,38 +764,52 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(err)?;
-                let mut claimed = Vec::with_capacity(ids.len());
-                for table_id in ids {
-                    let run_id: i64 = sqlx::query_scalar(
-                        "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, queued_at, \
-                         watermark_before, worker, lease_owner, lease_expires_at) \
-                         SELECT table_id, destination_catalog || '.' || destination_schema || '.' || destination_table, \
-                         'schedule', 'Queued', $2, incremental_value, $3, $3, $4 FROM table_control WHERE table_id = $1 \
-                         RETURNING run_id",
-                    )
-                    .bind(table_id)
-                    .bind(now)
-                    .bind(worker)
-                    .bind(lease_until)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                    sqlx::query("UPDATE table_control SET status = 'Queued', last_run_id = $2 WHERE table_id = $1")
-                        .bind(table_id)
-                        .bind(run_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                    claimed.push((run_id, table_id));
+                if ids.is_empty() {
+                    tx.commit().await.map_err(err)?;
+                    return Ok(vec![]);
                 }
+                // Ids come from the database as integers: safe to list in the SQL.
+                let id_list = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+                let runs: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, queued_at, \
+                     watermark_before, worker, lease_owner, lease_expires_at) \
+                     SELECT table_id, destination_catalog || '.' || destination_schema || '.' || destination_table, \
+                     'schedule', 'Queued', $1, incremental_value, $2, $2, $3 FROM table_control \
+                     WHERE table_id IN ({id_list}) RETURNING run_id, table_id"
+                )))
+                .bind(now)
+                .bind(worker)
+                .bind(lease_until)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE table_control SET status = 'Queued', last_run_id = \
+                     (SELECT MAX(h.run_id) FROM historical_metadata h WHERE h.table_id = table_control.table_id) \
+                     WHERE table_id IN ({id_list})"
+                )))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                let tables: Vec<TableControl> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TABLE_COLUMNS} FROM table_control WHERE table_id IN ({id_list})"
+                )))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(Self::table_from_row)
+                .collect::<Result<_>>()?;
                 tx.commit().await.map_err(err)?;
-                let mut out = Vec::with_capacity(claimed.len());
-                for (run_id, table_id) in claimed {
-                    if let Some(table) = self.table(table_id).await? {
-                        out.push(Claim { run_id, table });
-                    }
-                }
-                Ok(out)
+                let mut claims: Vec<Claim> = runs
+                    .into_iter()
+                    .filter_map(|(run_id, table_id)| {
+                        tables.iter().find(|t| t.table_id == table_id).map(|t| Claim { run_id, table: t.clone() })
+                    })
+                    .collect();
+                // Most urgent first, as claimed.
+                claims.sort_by_key(|c| ids.iter().position(|i| *i == c.table.table_id));
+                Ok(claims)
             }
 
             async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool> {
