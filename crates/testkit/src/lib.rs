@@ -278,3 +278,31 @@ mod tests {
         assert_eq!(canon(Canon::Decimal, "0.05"), "0.05");
     }
 }
+
+/// A TCP proxy on `127.0.0.1:port` to the test PostgreSQL, started on demand: a database that
+/// is "down" (nothing listens on the port) until the test brings it "back".
+pub async fn start_pg_proxy(port: u16) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("proxy port {port}: {e}"));
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (host, port) = pg_host_port();
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect((host.as_str(), port)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -1,0 +1,518 @@
+//! The scheduler in one process against the real PostgreSQL: sensor and monitors, with short
+//! intervals and thresholds. Multi-process behaviour is tested through the binary in the CLI
+//! crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataloader_core::{
+    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
+    TargetTable,
+};
+use dataloader_engine::Engine;
+use dataloader_lake::PathCatalog;
+use dataloader_scheduler::{LlmConfig, Scheduler, SchedulerConfig};
+use dataloader_testkit::{free_port, pg_host_port, pg_user, start_pg_proxy, PgTestDb};
+
+struct Setup {
+    source: PgTestDb,
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new(prefix: &str) -> Setup {
+        let source = PgTestDb::create(prefix).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            dataloader_store::open(&format!("sqlite://{}/control.db", dir.path().display()))
+                .await
+                .unwrap();
+        store.migrate().await.unwrap();
+        let catalog = PathCatalog::new(&dir.path().join("lake").display().to_string()).unwrap();
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            Arc::new(catalog),
+            Arc::new(SystemClock),
+        ));
+        let setup = Setup {
+            source,
+            store,
+            engine,
+            dir,
+        };
+        let (_, port) = pg_host_port();
+        setup.connection("pg", port, &pg_user()).await;
+        setup
+    }
+
+    async fn connection(&self, name: &str, port: u16, user: &str) {
+        self.store
+            .upsert_connection(&ConnectionConfig {
+                name: name.into(),
+                db_type: DbType::Postgresql,
+                host: Some("127.0.0.1".into()),
+                port: Some(port),
+                database: Some(self.source.name.clone()),
+                user: Some(user.into()),
+                password: None,
+                options: Default::default(),
+                max_connections: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A scheduled table, due now.
+    async fn table(&self, connection: &str, source: &str, dest: &str) -> i64 {
+        let mut spec = TableSpec::new(
+            connection,
+            SourceTable::parse(source).unwrap(),
+            TargetTable::parse(dest).unwrap(),
+        );
+        spec.strategy = LoadStrategy::Full;
+        spec.schedule = Some("0 0 1 1 *".into());
+        self.store
+            .insert_table(&spec, chrono::Utc::now())
+            .await
+            .unwrap()
+    }
+
+    fn scheduler(&self, config: SchedulerConfig) -> Arc<Scheduler> {
+        Arc::new(Scheduler::new(
+            self.engine.clone(),
+            Arc::new(SystemClock),
+            SchedulerConfig {
+                schemas_dir: self.dir.path().join("schemas"),
+                ..config
+            },
+        ))
+    }
+
+    async fn last_run(&self, table_id: i64) -> dataloader_core::RunRecord {
+        let t = self.store.table(table_id).await.unwrap().unwrap();
+        self.store
+            .run(t.last_run_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn fast() -> SchedulerConfig {
+    SchedulerConfig {
+        poll_interval: Duration::from_millis(300),
+        lease: Duration::from_millis(1500),
+        queued_monitor_interval: Duration::from_millis(300),
+        running_monitor_interval: Duration::from_millis(300),
+        failed_monitor_interval: Duration::from_millis(300),
+        landing_monitor_interval: Duration::from_secs(3600),
+        grace_period: Duration::from_millis(500),
+        retry_base: Duration::from_millis(300),
+        retry_max: Duration::from_secs(2),
+        ..SchedulerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_with_backoff_until_the_server_is_back() {
+    let s = Setup::new("sched_retry").await;
+    s.source
+        .client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await
+        .unwrap();
+    let port = free_port();
+    s.connection("flaky", port, &pg_user()).await;
+    let table = s.table("flaky", "public.t", "bronze.pg.t").await;
+    let scheduler = s.scheduler(SchedulerConfig {
+        max_concurrent_loads: 2,
+        ..fast()
+    });
+
+    let first = scheduler.run_once().await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(first[0]
+        .as_ref()
+        .unwrap_err()
+        .error
+        .to_string()
+        .contains("cannot reach postgresql"));
+    assert_eq!(scheduler.failed().await.unwrap(), 1);
+    let run = s.last_run(table).await;
+    assert_eq!(run.retry_category.as_deref(), Some("network"));
+    assert_eq!(
+        run.retry_recommendation.as_deref(),
+        Some("retry_with_backoff")
+    );
+    let t = s.store.table(table).await.unwrap().unwrap();
+    assert_eq!(t.retry_count, 1);
+    let retry_at = t.next_load_date_time.unwrap();
+    assert!(
+        retry_at > chrono::Utc::now() - chrono::Duration::seconds(1)
+            && retry_at < chrono::Utc::now() + chrono::Duration::seconds(2),
+        "{retry_at}"
+    );
+
+    // The server comes back; the retry (at its backoff time) succeeds.
+    let _proxy = start_pg_proxy(port).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = scheduler.run_once().await.unwrap();
+    let report = second[0].as_ref().unwrap();
+    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
+    let t = s.store.table(table).await.unwrap().unwrap();
+    assert_eq!(t.retry_count, 0, "a success resets the retries");
+    assert!(
+        t.next_load_date_time.unwrap() > chrono::Utc::now() + chrono::Duration::days(1),
+        "back on its schedule"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_user_is_not_retried_and_says_what_to_do() {
+    let s = Setup::new("sched_auth").await;
+    s.source
+        .client
+        .batch_execute("CREATE TABLE t (id int)")
+        .await
+        .unwrap();
+    let (_, port) = pg_host_port();
+    s.connection("ghost", port, "ghost_user_that_does_not_exist")
+        .await;
+    let table = s.table("ghost", "public.t", "bronze.pg.t").await;
+    let scheduler = s.scheduler(fast());
+    let results = scheduler.run_once().await.unwrap();
+    assert!(
+        results[0]
+            .as_ref()
+            .unwrap_err()
+            .error
+            .to_string()
+            .contains("authentication failed"),
+        "{:?}",
+        results[0].as_ref().err()
+    );
+    scheduler.failed().await.unwrap();
+    let run = s.last_run(table).await;
+    assert_eq!(run.retry_category.as_deref(), Some("authentication"));
+    assert_eq!(run.retry_recommendation.as_deref(), Some("do_not_retry"));
+    assert!(run
+        .retry_explanation
+        .unwrap()
+        .contains("check the user and the password reference"));
+    let t = s.store.table(table).await.unwrap().unwrap();
+    assert_eq!(t.retry_count, 0);
+    assert!(
+        t.next_load_date_time.unwrap() > chrono::Utc::now() + chrono::Duration::days(1),
+        "left to its schedule"
+    );
+    assert!(
+        scheduler.run_once().await.unwrap().is_empty(),
+        "not claimed again"
+    );
+}
+
+/// A one-shot HTTP server answering every request with `status` and `body`.
+async fn http_server(
+    status: u16,
+    body: &'static str,
+) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        let mut requests = Vec::new();
+        if let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let mut read = 0;
+            // Headers, then the body by Content-Length.
+            loop {
+                let n = socket.read(&mut buf[read..]).await.unwrap_or(0);
+                read += n;
+                let text = String::from_utf8_lossy(&buf[..read]).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if read >= end + 4 + length || n == 0 {
+                        requests.push(text);
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let reason = if status == 200 {
+                "OK"
+            } else {
+                "Internal Server Error"
+            };
+            let response = format!(
+                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+        requests
+    });
+    (url, handle)
+}
+
+#[tokio::test]
+async fn an_llm_endpoint_words_the_explanation_and_the_rules_stand_when_it_fails() {
+    let s = Setup::new("sched_llm").await;
+    let (_, port) = pg_host_port();
+    s.connection("ghost", port, "ghost_user_that_does_not_exist")
+        .await;
+    let table = s.table("ghost", "public.t", "bronze.pg.t").await;
+
+    let (url, server) = http_server(
+        200,
+        r#"{"choices":[{"message":{"role":"assistant","content":"The user ghost does not exist on the server: create it or fix the connection."}}]}"#,
+    )
+    .await;
+    let llm = LlmConfig {
+        url,
+        api_key: Some("sk-test".into()),
+        model: "test-model".into(),
+        timeout: Duration::from_secs(5),
+    };
+    let scheduler = s.scheduler(SchedulerConfig {
+        llm: Some(llm),
+        ..fast()
+    });
+    scheduler.run_once().await.unwrap();
+    scheduler.failed().await.unwrap();
+    let run = s.last_run(table).await;
+    assert_eq!(
+        run.retry_explanation.as_deref(),
+        Some("The user ghost does not exist on the server: create it or fix the connection.")
+    );
+    assert_eq!(
+        run.retry_recommendation.as_deref(),
+        Some("do_not_retry"),
+        "the rules decide"
+    );
+    let requests = server.await.unwrap();
+    assert!(
+        requests[0].starts_with("POST /chat/completions"),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[0]
+        .to_ascii_lowercase()
+        .contains("authorization: bearer sk-test"));
+    assert!(requests[0].contains("\"model\":\"test-model\""));
+
+    // A failing endpoint: the rules' explanation.
+    let (url, _server) = http_server(500, "{}").await;
+    let llm = LlmConfig {
+        url,
+        api_key: None,
+        model: "m".into(),
+        timeout: Duration::from_secs(5),
+    };
+    s.store
+        .set_next_load(table, Some(chrono::Utc::now()))
+        .await
+        .unwrap();
+    let scheduler = s.scheduler(SchedulerConfig {
+        llm: Some(llm),
+        ..fast()
+    });
+    scheduler.run_once().await.unwrap();
+    scheduler.failed().await.unwrap();
+    let run = s.last_run(table).await;
+    assert!(run
+        .retry_explanation
+        .unwrap()
+        .starts_with("the database refused the credentials"));
+}
+
+#[tokio::test]
+async fn a_load_running_too_long_is_cancelled_and_commits_nothing() {
+    let s = Setup::new("sched_slow").await;
+    s.source
+        .client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+             CREATE VIEW slow AS SELECT t.id FROM t CROSS JOIN (SELECT pg_sleep(30)) s;",
+        )
+        .await
+        .unwrap();
+    let table = s.table("pg", "public.slow", "bronze.pg.slow").await;
+    let scheduler = s.scheduler(SchedulerConfig {
+        running_threshold: Duration::from_secs(2),
+        ..fast()
+    });
+    let started = std::time::Instant::now();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(scheduler.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let mut status = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let run = s.store.table(table).await.unwrap().unwrap().last_run_id;
+        if let Some(run) = run {
+            let r = s.store.run(run).await.unwrap().unwrap();
+            if r.status == RunStatus::Cancelled {
+                status = Some(r);
+                break;
+            }
+        }
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    let run = status.expect("the slow load was cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cancelled well before the 30 s query ended"
+    );
+    assert_eq!(run.delta_version, None);
+    assert!(
+        !s.dir.path().join("lake/bronze/pg/slow/_delta_log").exists(),
+        "nothing committed"
+    );
+}
+
+#[tokio::test]
+async fn runs_queued_too_long_are_cancelled_and_shutdown_is_graceful() {
+    let s = Setup::new("sched_queue").await;
+    s.source
+        .client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+             CREATE VIEW slow1 AS SELECT t.id FROM t CROSS JOIN (SELECT pg_sleep(20)) s;
+             CREATE VIEW slow2 AS SELECT t.id FROM t CROSS JOIN (SELECT pg_sleep(20)) s;",
+        )
+        .await
+        .unwrap();
+    let a = s.table("pg", "public.slow1", "bronze.pg.slow1").await;
+    let b = s.table("pg", "public.slow2", "bronze.pg.slow2").await;
+    let scheduler = s.scheduler(SchedulerConfig {
+        max_concurrent_loads: 1,
+        queued_threshold: Duration::from_secs(2),
+        ..fast()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(scheduler.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let started = std::time::Instant::now();
+    let mut queued_out = None;
+    while started.elapsed() < Duration::from_secs(15) && queued_out.is_none() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for t in [a, b] {
+            if let Some(run) = s.store.table(t).await.unwrap().unwrap().last_run_id {
+                let r = s.store.run(run).await.unwrap().unwrap();
+                if r.status == RunStatus::Cancelled {
+                    queued_out = Some((t, r));
+                }
+            }
+        }
+    }
+    let (cancelled_table, run) =
+        queued_out.expect("one load waited for the only slot and was cancelled");
+    assert!(
+        run.error_text.unwrap().contains("queued for more than"),
+        "long-queued monitor"
+    );
+    assert!(run.started_at.is_none(), "it never started");
+    let next = s
+        .store
+        .table(cancelled_table)
+        .await
+        .unwrap()
+        .unwrap()
+        .next_load_date_time
+        .unwrap();
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::days(1),
+        "it waits for its next scheduled time"
+    );
+
+    // SIGTERM-like shutdown: the running load gets the grace period, then is cancelled cleanly.
+    let other = if cancelled_table == a { b } else { a };
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("shut down in time")
+        .unwrap()
+        .unwrap();
+    let last = s.last_run(other).await;
+    assert_eq!(last.status, RunStatus::Cancelled, "{last:?}");
+    assert!(!s
+        .dir
+        .path()
+        .join("lake/bronze/pg/slow1/_delta_log")
+        .exists());
+}
+
+#[tokio::test]
+async fn the_landing_monitor_writes_schema_files_and_dbt_sources() {
+    let s = Setup::new("sched_landing").await;
+    s.source
+        .client
+        .batch_execute("CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(10,2), at timestamptz); INSERT INTO orders VALUES (1, 2.5, now())")
+        .await
+        .unwrap();
+    s.table("pg", "public.orders", "bronze.sales.orders").await;
+    let scheduler = s.scheduler(fast());
+    scheduler.run_once().await.unwrap().remove(0).unwrap();
+    assert_eq!(
+        scheduler.landing().await.unwrap(),
+        2,
+        "the table's file and its schema's sources.yml"
+    );
+    assert_eq!(
+        scheduler.landing().await.unwrap(),
+        0,
+        "unchanged: nothing rewritten"
+    );
+    let dir = s.dir.path().join("schemas/bronze/sales");
+    let table: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("orders.yml")).unwrap()).unwrap();
+    assert_eq!(table["table"], "bronze.sales.orders");
+    assert_eq!(table["source"]["table"], "public.orders");
+    assert_eq!(table["columns"][1]["name"], "amount");
+    assert_eq!(table["columns"][1]["type"], "decimal(10,2)");
+    assert_eq!(table["columns"][2]["type"], "timestamp");
+    let sources: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("sources.yml")).unwrap()).unwrap();
+    assert_eq!(sources["version"], 2);
+    assert_eq!(sources["sources"][0]["name"], "sales");
+    assert_eq!(sources["sources"][0]["database"], "bronze");
+    assert_eq!(sources["sources"][0]["tables"][0]["name"], "orders");
+    assert_eq!(
+        sources["sources"][0]["tables"][0]["columns"][0]["data_type"],
+        "long"
+    );
+
+    s.source
+        .client
+        .batch_execute("ALTER TABLE orders ADD COLUMN note text")
+        .await
+        .unwrap();
+    let t = s.store.tables().await.unwrap().remove(0);
+    s.store
+        .set_next_load(t.table_id, Some(chrono::Utc::now()))
+        .await
+        .unwrap();
+    scheduler.run_once().await.unwrap().remove(0).unwrap();
+    assert_eq!(
+        scheduler.landing().await.unwrap(),
+        2,
+        "a schema change rewrites the files"
+    );
+    assert!(std::fs::read_to_string(dir.join("orders.yml"))
+        .unwrap()
+        .contains("name: note"));
+}
