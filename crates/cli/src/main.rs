@@ -1,5 +1,8 @@
 //! The `dataloader` command.
 
+// The command enums are parsed once per process: their variants' sizes do not matter.
+#![allow(clippy::large_enum_variant)]
+
 mod apply;
 mod bench;
 mod print;
@@ -59,8 +62,6 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per process: the size difference between variants does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create or upgrade the control tables (safe to run again).
@@ -237,8 +238,6 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("\"{s}\" is not KEY=VALUE"))
 }
 
-// Parsed once per process: the size difference between variants does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum TableCommand {
     /// Add a table to load.
@@ -882,7 +881,7 @@ async fn run_scheduler(app: &App, args: RunArgs) -> Result<()> {
         config,
     ));
     if args.once {
-        let results = scheduler.run_once().await?;
+        let results = scheduler.run_once_and_analyze().await?;
         let reports: Vec<serde_json::Value> = results
             .iter()
             .map(|r| match r {

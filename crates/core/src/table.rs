@@ -492,6 +492,64 @@ mod tests {
             .starts_with("schedule:"));
     }
 
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    /// Europe/Amsterdam springs forward on 2026-03-29 (02:00 → 03:00) and falls back on
+    /// 2026-10-25 (03:00 → 02:00).
+    #[test]
+    fn daylight_saving_transitions() {
+        // A time that does not exist that night runs at the first minute after the gap.
+        let skipped =
+            next_occurrence("30 2 * * *", "Europe/Amsterdam", at("2026-03-28T12:00:00Z")).unwrap();
+        assert_eq!(
+            skipped.to_rfc3339(),
+            "2026-03-29T01:00:00+00:00",
+            "03:00 CEST, once"
+        );
+        let after = next_occurrence("30 2 * * *", "Europe/Amsterdam", skipped).unwrap();
+        assert_eq!(
+            after.to_rfc3339(),
+            "2026-03-30T00:30:00+00:00",
+            "back to 02:30 CEST"
+        );
+        // A time that happens twice runs once, at its first occurrence.
+        let repeated =
+            next_occurrence("30 2 * * *", "Europe/Amsterdam", at("2026-10-24T12:00:00Z")).unwrap();
+        assert_eq!(
+            repeated.to_rfc3339(),
+            "2026-10-25T00:30:00+00:00",
+            "02:30 CEST"
+        );
+        let after = next_occurrence("30 2 * * *", "Europe/Amsterdam", repeated).unwrap();
+        assert_eq!(
+            after.to_rfc3339(),
+            "2026-10-26T01:30:00+00:00",
+            "not again at 02:30 CET the same night"
+        );
+        // Hourly schedules keep firing every real hour through both transitions.
+        let hourly =
+            next_occurrence("0 * * * *", "Europe/Amsterdam", at("2026-03-29T00:30:00Z")).unwrap();
+        assert_eq!(hourly.to_rfc3339(), "2026-03-29T01:00:00+00:00");
+        // Other zones and UTC.
+        let ny = next_occurrence(
+            "0 9 * * 1-5",
+            "America/New_York",
+            at("2026-11-27T15:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            ny.to_rfc3339(),
+            "2026-11-30T14:00:00+00:00",
+            "Friday 10:00 EST → Monday 09:00 EST"
+        );
+        let utc = next_occurrence("*/15 * * * *", "UTC", at("2026-01-01T00:07:00Z")).unwrap();
+        assert_eq!(utc.to_rfc3339(), "2026-01-01T00:15:00+00:00");
+    }
+
     #[test]
     fn next_occurrence_in_zone() {
         let after = chrono::DateTime::parse_from_rfc3339("2026-01-10T12:00:00Z")

@@ -40,6 +40,9 @@ struct Column {
     nullable: bool,
 }
 
+/// A loaded table and its Delta columns, grouped per schema for `sources.yml`.
+type Landed = (TableControl, Vec<Column>);
+
 /// Delta's name for an Arrow type, as `DESCRIBE` shows it.
 pub fn delta_type(t: &DataType) -> String {
     match t {
@@ -95,8 +98,7 @@ fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
 /// One pass: returns the files written (new or changed).
 pub async fn run(store: &dyn Store, catalog: &dyn Catalog, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let mut by_schema: BTreeMap<(String, String), Vec<(TableControl, Vec<Column>)>> =
-        BTreeMap::new();
+    let mut by_schema: BTreeMap<(String, String), Vec<Landed>> = BTreeMap::new();
     for table in store.tables().await? {
         let dest = &table.spec.destination;
         let url = catalog.table_url(dest)?;

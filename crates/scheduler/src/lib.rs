@@ -258,7 +258,15 @@ impl Scheduler {
         Ok(Some(semaphore))
     }
 
-    /// One sensor tick and the loads it claimed, run to the end (`dataloader run --once`).
+    /// One sensor tick and the loads it claimed, run to the end, then the failed monitor over
+    /// what failed (`dataloader run --once`).
+    pub async fn run_once_and_analyze(self: &Arc<Self>) -> Result<Vec<LoadResult>> {
+        let results = self.run_once().await?;
+        self.failed().await?;
+        Ok(results)
+    }
+
+    /// One sensor tick and the loads it claimed, run to the end.
     pub async fn run_once(self: &Arc<Self>) -> Result<Vec<LoadResult>> {
         let claims = self.tick().await?;
         let mut loads = JoinSet::new();

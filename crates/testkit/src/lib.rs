@@ -265,20 +265,6 @@ pub fn assert_same_rows(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_canon() {
-        assert_eq!(canon(Canon::Decimal, "12.500"), "12.5");
-        assert_eq!(canon(Canon::Decimal, "-0.000"), "0");
-        assert_eq!(canon(Canon::Decimal, "007.10"), "7.1");
-        assert_eq!(canon(Canon::Decimal, "100"), "100");
-        assert_eq!(canon(Canon::Decimal, "0.05"), "0.05");
-    }
-}
-
 /// A TCP proxy on `127.0.0.1:port` to the test PostgreSQL, started on demand: a database that
 /// is "down" (nothing listens on the port) until the test brings it "back".
 pub async fn start_pg_proxy(port: u16) -> tokio::task::JoinHandle<()> {
@@ -305,4 +291,18 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_canon() {
+        assert_eq!(canon(Canon::Decimal, "12.500"), "12.5");
+        assert_eq!(canon(Canon::Decimal, "-0.000"), "0");
+        assert_eq!(canon(Canon::Decimal, "007.10"), "7.1");
+        assert_eq!(canon(Canon::Decimal, "100"), "100");
+        assert_eq!(canon(Canon::Decimal, "0.05"), "0.05");
+    }
 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod crash;
 mod postgres;
 mod quickstart;
+mod scheduler;
 mod strategies;
 
 use std::path::Path;
