@@ -795,7 +795,14 @@ async fn history(app: &App, table: Option<String>, limit: i64, changes: bool) ->
                 print::opt(&r.rows_written),
                 print::opt(&r.watermark_after),
                 print::opt(&r.delta_version),
-                r.error_text.clone().unwrap_or_default(),
+                match (&r.error_text, &r.retry_recommendation) {
+                    (Some(e), Some(rec)) => format!(
+                        "{e} — {rec}: {}",
+                        r.retry_explanation.as_deref().unwrap_or("")
+                    ),
+                    (Some(e), None) => e.clone(),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();

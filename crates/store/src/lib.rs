@@ -194,14 +194,15 @@ const RUN_COLUMNS: &str = "run_id, table_id, destination, trigger_type, status, 
     schema_changes, notes, retry_category, retry_recommendation, retry_explanation";
 
 /// Due tables, most urgent first; PostgreSQL skips rows another claimer holds.
+/// A scheduled table with no `next_load_date_time` (added with plain SQL) is due at once.
 const CLAIM_DUE_SQLITE: &str = "SELECT table_id FROM table_control WHERE is_active = TRUE \
-    AND next_load_date_time IS NOT NULL AND next_load_date_time <= $1 \
+    AND (next_load_date_time <= $1 OR (next_load_date_time IS NULL AND schedule IS NOT NULL)) \
     AND (status IS NULL OR status NOT IN ('Queued', 'In Progress')) \
-    ORDER BY priority, next_load_date_time, table_id LIMIT $2";
+    ORDER BY priority, COALESCE(next_load_date_time, $1), table_id LIMIT $2";
 const CLAIM_DUE_POSTGRES: &str = "SELECT table_id FROM table_control WHERE is_active = TRUE \
-    AND next_load_date_time IS NOT NULL AND next_load_date_time <= $1 \
+    AND (next_load_date_time <= $1 OR (next_load_date_time IS NULL AND schedule IS NOT NULL)) \
     AND (status IS NULL OR status NOT IN ('Queued', 'In Progress')) \
-    ORDER BY priority, next_load_date_time, table_id LIMIT $2 FOR UPDATE SKIP LOCKED";
+    ORDER BY priority, COALESCE(next_load_date_time, $1), table_id LIMIT $2 FOR UPDATE SKIP LOCKED";
 
 fn decode_err(e: impl std::fmt::Display) -> Error {
     Error::store("read a control row", e)

@@ -516,3 +516,77 @@ async fn the_landing_monitor_writes_schema_files_and_dbt_sources() {
         .unwrap()
         .contains("name: note"));
 }
+
+#[tokio::test]
+async fn a_connection_at_its_limit_makes_loads_wait() {
+    let s = Setup::new("sched_limit").await;
+    s.source
+        .client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+             CREATE VIEW slow1 AS SELECT t.id FROM t CROSS JOIN (SELECT pg_sleep(1)) s;
+             CREATE VIEW slow2 AS SELECT t.id FROM t CROSS JOIN (SELECT pg_sleep(1)) s;
+             CREATE VIEW slow3 AS SELECT t.id FROM t CROSS JOIN (SELECT pg_sleep(1)) s;",
+        )
+        .await
+        .unwrap();
+    let mut limited = s.store.connection("pg").await.unwrap().unwrap();
+    limited.max_connections = Some(1);
+    s.store.upsert_connection(&limited).await.unwrap();
+    for i in 1..=3 {
+        s.table(
+            "pg",
+            &format!("public.slow{i}"),
+            &format!("bronze.pg.slow{i}"),
+        )
+        .await;
+    }
+    let scheduler = s.scheduler(SchedulerConfig {
+        max_concurrent_loads: 4,
+        ..fast()
+    });
+    let results = scheduler.run_once().await.unwrap();
+    assert_eq!(results.len(), 3);
+    let mut spans: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = Vec::new();
+    for r in s.store.runs(None, 10).await.unwrap() {
+        assert_eq!(r.status, RunStatus::Succeeded);
+        spans.push((r.started_at.unwrap(), r.finished_at.unwrap()));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "with max_connections 1 the loads ran one after the other: {spans:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_table_without_a_next_load_is_due_at_once() {
+    let s = Setup::new("sched_null").await;
+    s.source
+        .client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let id = s.table("pg", "public.t", "bronze.pg.t").await;
+    s.store.set_next_load(id, None).await.unwrap();
+    let mut unscheduled = TableSpec::new(
+        "pg",
+        SourceTable::parse("public.t").unwrap(),
+        TargetTable::parse("bronze.pg.on_demand").unwrap(),
+    );
+    unscheduled.schedule = None;
+    s.store
+        .insert_table(&unscheduled, chrono::Utc::now())
+        .await
+        .unwrap();
+    let scheduler = s.scheduler(fast());
+    let results = scheduler.run_once().await.unwrap();
+    assert_eq!(
+        results.len(),
+        1,
+        "the scheduled one only; a table without a schedule loads on demand"
+    );
+    assert_eq!(results[0].as_ref().unwrap().table, "bronze.pg.t");
+}
