@@ -21,6 +21,17 @@ if ! pg_up; then
   pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432; the tests need it (see TEST-SERVERS.md)" >&2; exit 1; }
 fi
 
+# MariaDB on 127.0.0.1:3306 (root, no password): the MySQL connector's tests use it.
+my_up() { (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; }
+if ! my_up; then
+  if [ -x /usr/sbin/mariadbd ]; then
+    echo "starting MariaDB"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  fi
+  for _ in $(seq 1 100); do my_up && break; sleep 0.2; done
+  my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306; the tests need it (see TEST-SERVERS.md)" >&2; exit 1; }
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

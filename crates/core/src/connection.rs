@@ -12,15 +12,17 @@ use crate::{secret::SecretRef, Error, Result};
 #[serde(rename_all = "lowercase")]
 pub enum DbType {
     Postgresql,
+    Mysql,
     Sqlite,
 }
 
 impl DbType {
-    pub const ALL: &'static [DbType] = &[DbType::Postgresql, DbType::Sqlite];
+    pub const ALL: &'static [DbType] = &[DbType::Postgresql, DbType::Mysql, DbType::Sqlite];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DbType::Postgresql => "postgresql",
+            DbType::Mysql => "mysql",
             DbType::Sqlite => "sqlite",
         }
     }
@@ -28,6 +30,7 @@ impl DbType {
     pub fn default_port(self) -> Option<u16> {
         match self {
             DbType::Postgresql => Some(5432),
+            DbType::Mysql => Some(3306),
             DbType::Sqlite => None,
         }
     }
@@ -38,6 +41,7 @@ impl FromStr for DbType {
     fn from_str(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "postgresql" | "postgres" => Ok(DbType::Postgresql),
+            "mysql" | "mariadb" => Ok(DbType::Mysql),
             "sqlite" => Ok(DbType::Sqlite),
             other => Err(Error::config(
                 "type",
@@ -95,17 +99,18 @@ impl ConnectionConfig {
             SecretRef::parse(p)?;
         }
         match self.db_type {
-            DbType::Postgresql => {
+            DbType::Postgresql | DbType::Mysql => {
+                let kind = self.db_type;
                 if self.host.as_deref().unwrap_or("").is_empty() {
                     return Err(Error::config(
                         "host",
-                        "a postgresql connection needs --host",
+                        format!("a {kind} connection needs --host"),
                     ));
                 }
                 if self.database.as_deref().unwrap_or("").is_empty() {
                     return Err(Error::config(
                         "database",
-                        "a postgresql connection needs --database",
+                        format!("a {kind} connection needs --database"),
                     ));
                 }
             }

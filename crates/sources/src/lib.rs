@@ -7,6 +7,8 @@ use dataloader_core::{ConnectionConfig, DbType, Error, Result, Source};
 
 pub mod batch;
 pub mod dialect;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod read;
@@ -23,6 +25,8 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
     match config.db_type {
         #[cfg(feature = "postgres")]
         DbType::Postgresql => Ok(Arc::new(postgres::PostgresSource::connect(config).await?)),
+        #[cfg(feature = "mysql")]
+        DbType::Mysql => Ok(Arc::new(mysql::MysqlSource::connect(config).await?)),
         #[cfg(feature = "sqlite")]
         DbType::Sqlite => Ok(Arc::new(sqlite::SqliteSource::connect(config).await?)),
         #[allow(unreachable_patterns)]

@@ -2,6 +2,7 @@
 //! on the real server, and a canonical text form of rows so a Delta table can be compared
 //! with its source row by row.
 
+pub mod mysql;
 pub mod workload;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -150,6 +151,11 @@ fn canon(kind: Canon, s: &str) -> String {
             }
         }
     }
+}
+
+/// One value's canonical text.
+pub fn canon_value(kind: Canon, text: &str) -> String {
+    canon(kind, text)
 }
 
 /// A decimal's text with trailing fraction zeros (and leading zeros) removed.

@@ -6,6 +6,7 @@ mod differential;
 mod evolution;
 mod full;
 mod incremental;
+mod mysql;
 mod strategies;
 
 use std::sync::Arc;

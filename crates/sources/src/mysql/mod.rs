@@ -1,0 +1,589 @@
+//! MySQL and MariaDB source over `mysql_async`. Reads run in a `WITH CONSISTENT SNAPSHOT,
+//! READ ONLY` transaction (InnoDB's REPEATABLE READ), so the captured watermark and the rows
+//! come from one snapshot; values come in the binary protocol, typed.
+
+pub mod types;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use dataloader_core::secret::mask;
+use dataloader_core::{
+    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Row, Value};
+
+use crate::batch::ColumnBuilder;
+use crate::dialect::{number_literal, quote_string, SqlDialect};
+use crate::read::{
+    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
+    BatchSender,
+};
+use types::{Decode, Mapping};
+
+pub struct MysqlSource {
+    config: ConnectionConfig,
+    password: Option<String>,
+}
+
+pub struct MysqlDialect;
+
+impl SqlDialect for MysqlDialect {
+    fn quote_ident(&self, ident: &str) -> String {
+        format!("`{}`", ident.replace('`', "``"))
+    }
+
+    fn literal(&self, value: &Watermark) -> Result<String> {
+        Ok(match value.kind {
+            WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value)?,
+            WatermarkKind::Date => format!("DATE {}", quote_string(&value.value)?),
+            WatermarkKind::Timestamp => format!("TIMESTAMP {}", quote_string(&value.value)?),
+            // The session runs in UTC, so a timestamp column compares with the UTC instant.
+            WatermarkKind::TimestampTz => {
+                let utc = chrono::DateTime::from_timestamp_micros(value.timestamp_micros()?)
+                    .ok_or_else(|| {
+                        Error::config("incremental_value", format!("{value} is out of range"))
+                    })?;
+                format!(
+                    "TIMESTAMP '{}'",
+                    utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")
+                )
+            }
+            WatermarkKind::Text => quote_string(&value.value)?,
+        })
+    }
+}
+
+/// Watermark text as MySQL prints it, made exact and typed: `timestamp` values are UTC.
+fn watermark_text(kind: WatermarkKind, text: String) -> Result<Watermark> {
+    match kind {
+        WatermarkKind::TimestampTz => Watermark::new(kind, format!("{text}+00")),
+        _ => Watermark::new(kind, text),
+    }
+}
+
+fn mysql_message(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("{} (MySQL error {})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+/// Appends one binary-protocol value; the caller adds table and column to an error.
+fn append(
+    builder: &mut ColumnBuilder,
+    decode: Decode,
+    value: &Value,
+) -> std::result::Result<(), String> {
+    if matches!(value, Value::NULL) {
+        builder.append_null();
+        return Ok(());
+    }
+    let int = |v: &Value| -> std::result::Result<i128, String> {
+        match v {
+            Value::Int(i) => Ok(i128::from(*i)),
+            Value::UInt(u) => Ok(i128::from(*u)),
+            Value::Bytes(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| "not an integer".to_string()),
+            other => Err(format!("unexpected value {other:?} for an integer")),
+        }
+    };
+    let bytes = |v: &Value| -> std::result::Result<Vec<u8>, String> {
+        match v {
+            Value::Bytes(b) => Ok(b.clone()),
+            other => Err(format!("unexpected value {other:?}")),
+        }
+    };
+    let out_of_range = |what: &str| format!("{what} is out of range for its Arrow type");
+    match (decode, builder) {
+        (Decode::Int16, ColumnBuilder::Int16(b)) => {
+            b.append_value(i16::try_from(int(value)?).map_err(|_| out_of_range("value"))?)
+        }
+        (Decode::Int32, ColumnBuilder::Int32(b)) => {
+            b.append_value(i32::try_from(int(value)?).map_err(|_| out_of_range("value"))?)
+        }
+        (Decode::Int64, ColumnBuilder::Int64(b)) => {
+            b.append_value(i64::try_from(int(value)?).map_err(|_| out_of_range("value"))?)
+        }
+        (Decode::UInt64AsDecimal, ColumnBuilder::Decimal(b, ..)) => b.append_value(int(value)?),
+        (Decode::Float, ColumnBuilder::Float32(b)) => match value {
+            Value::Float(f) => b.append_value(*f),
+            Value::Double(d) => b.append_value(*d as f32),
+            other => return Err(format!("unexpected value {other:?} for a float")),
+        },
+        (Decode::Double, ColumnBuilder::Float64(b)) => match value {
+            Value::Double(d) => b.append_value(*d),
+            Value::Float(f) => b.append_value(f64::from(*f)),
+            other => return Err(format!("unexpected value {other:?} for a double")),
+        },
+        (Decode::DecimalText, ColumnBuilder::Decimal(b, p, s)) => {
+            let text = String::from_utf8(bytes(value)?).map_err(|e| e.to_string())?;
+            b.append_value(
+                dataloader_core::decimal::parse_scaled(&text, *p, *s).map_err(|e| e.to_string())?,
+            )
+        }
+        (Decode::Bit1, ColumnBuilder::Boolean(b)) => {
+            b.append_value(bytes(value)?.iter().any(|x| *x != 0))
+        }
+        (Decode::BitsAsInt, ColumnBuilder::Int64(b)) => {
+            let raw = bytes(value)?;
+            if raw.len() > 8 {
+                return Err(out_of_range("bit value"));
+            }
+            let v = raw.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+            b.append_value(i64::try_from(v).map_err(|_| out_of_range("bit value"))?)
+        }
+        (Decode::Text, ColumnBuilder::Utf8(b)) => b.append_value(
+            String::from_utf8(bytes(value)?).map_err(|e| format!("invalid UTF-8: {e}"))?,
+        ),
+        (Decode::Bytes, ColumnBuilder::Binary(b)) => b.append_value(bytes(value)?),
+        (Decode::Date, ColumnBuilder::Date32(b)) => match value {
+            Value::Date(0, 0, 0, ..) => b.append_null(),
+            Value::Date(y, m, d, ..) => {
+                let date = NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*m), u32::from(*d))
+                    .ok_or_else(|| format!("{y:04}-{m:02}-{d:02} is not a date"))?;
+                b.append_value((date - NaiveDate::default()).num_days() as i32)
+            }
+            other => return Err(format!("unexpected value {other:?} for a date")),
+        },
+        (Decode::DateTime, ColumnBuilder::TimestampMicros(b, _)) => match value {
+            Value::Date(0, 0, 0, ..) => b.append_null(),
+            Value::Date(y, mo, d, h, mi, s, us) => {
+                let t = NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))
+                    .and_then(|d| {
+                        d.and_hms_micro_opt(u32::from(*h), u32::from(*mi), u32::from(*s), *us)
+                    })
+                    .ok_or_else(|| {
+                        format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} is not a timestamp")
+                    })?;
+                b.append_value(t.and_utc().timestamp_micros())
+            }
+            other => return Err(format!("unexpected value {other:?} for a timestamp")),
+        },
+        (Decode::Time, ColumnBuilder::Utf8(b)) => match value {
+            Value::Time(neg, days, h, m, s, us) => {
+                let hours = u64::from(*days) * 24 + u64::from(*h);
+                let frac = if *us > 0 {
+                    format!(".{us:06}")
+                } else {
+                    String::new()
+                };
+                b.append_value(format!(
+                    "{}{hours:02}:{m:02}:{s:02}{frac}",
+                    if *neg { "-" } else { "" }
+                ))
+            }
+            Value::Bytes(t) => b.append_value(String::from_utf8_lossy(t)),
+            other => return Err(format!("unexpected value {other:?} for a time")),
+        },
+        (d, _) => {
+            return Err(format!(
+                "internal: decoder {d:?} does not fit the column builder"
+            ))
+        }
+    }
+    Ok(())
+}
+
+impl MysqlSource {
+    pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
+        let source = MysqlSource {
+            config: config.clone(),
+            password: config.resolve_password()?,
+        };
+        source.conn().await?;
+        Ok(source)
+    }
+
+    fn message(&self, e: &mysql_async::Error) -> String {
+        mask(&mysql_message(e), self.password.as_deref().unwrap_or(""))
+    }
+
+    fn query_error(&self, table: &str, step: &'static str, e: &mysql_async::Error) -> Error {
+        Error::SourceQuery {
+            connection: self.config.name.clone(),
+            table: table.to_string(),
+            step,
+            message: self.message(e),
+        }
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        let c = &self.config;
+        let mut opts = OptsBuilder::default()
+            .ip_or_hostname(c.host.clone().unwrap_or_else(|| "localhost".into()))
+            .tcp_port(c.port.unwrap_or(3306))
+            .user(c.user.clone())
+            .pass(self.password.clone())
+            .db_name(c.database.clone())
+            .prefer_socket(false);
+        if c.options.get("sslmode").is_some_and(|m| m != "disable") {
+            opts = opts.ssl_opts(mysql_async::SslOpts::default());
+        }
+        let mut conn = Conn::new(opts).await.map_err(|e| {
+            let message = self.message(&e);
+            match &e {
+                mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1698) => {
+                    Error::Auth {
+                        connection: c.name.clone(),
+                        message,
+                    }
+                }
+                _ => Error::Connect {
+                    connection: c.name.clone(),
+                    db_type: c.db_type.to_string(),
+                    address: c.address(),
+                    message,
+                },
+            }
+        })?;
+        // UTC so `timestamp` values are instants; no backslash escapes so string literals are
+        // standard SQL.
+        conn.query_drop(
+            "SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
+        )
+        .await
+        .map_err(|e| self.query_error("", "set up the session", &e))?;
+        Ok(conn)
+    }
+
+    async fn catalog(
+        &self,
+        conn: &mut Conn,
+        table: &SourceTable,
+    ) -> Result<Vec<(String, String, String, bool, Option<u64>, Option<u64>)>> {
+        let shown = table.to_string();
+        let rows: Vec<Row> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                (table.schema.clone(), table.name.clone()),
+            )
+            .await
+            .map_err(|e| self.query_error(&shown, "describe the table", &e))?;
+        rows.into_iter()
+            .map(|mut r| {
+                let text = |r: &mut Row, i: usize| -> String {
+                    r.take::<Option<String>, _>(i).flatten().unwrap_or_default()
+                };
+                let name = text(&mut r, 0);
+                let data_type = text(&mut r, 1);
+                let column_type = text(&mut r, 2);
+                let nullable = text(&mut r, 3) == "YES";
+                let precision = r.take::<Option<u64>, _>(4).flatten();
+                let scale = r.take::<Option<u64>, _>(5).flatten();
+                Ok((name, data_type, column_type, nullable, precision, scale))
+            })
+            .collect()
+    }
+
+    async fn mappings(
+        &self,
+        conn: &mut Conn,
+        table: &SourceTable,
+        columns: &[SourceColumn],
+    ) -> Result<Vec<Mapping>> {
+        let shown = table.to_string();
+        let catalog = self.catalog(conn, table).await?;
+        columns
+            .iter()
+            .map(|col| {
+                let (_, data_type, column_type, _, p, s) = catalog
+                    .iter()
+                    .find(|c| c.0 == col.name)
+                    .ok_or_else(|| Error::ColumnNotFound {
+                        table: shown.clone(),
+                        column: col.name.clone(),
+                        role: "requested",
+                        columns: catalog.iter().map(|c| c.0.clone()).collect(),
+                    })?;
+                types::map(data_type, column_type, *p, *s).ok_or_else(|| Error::UnsupportedType {
+                    table: shown.clone(),
+                    column: col.name.clone(),
+                    native_type: column_type.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn first_text(
+        &self,
+        conn: &mut Conn,
+        sql: String,
+        table: &str,
+        step: &'static str,
+    ) -> Result<Option<String>> {
+        let value: Option<Option<String>> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| self.query_error(table, step, &e))?;
+        Ok(value.flatten())
+    }
+}
+
+#[async_trait]
+impl Source for MysqlSource {
+    async fn server_version(&self) -> Result<String> {
+        let mut conn = self.conn().await?;
+        let v = self
+            .first_text(
+                &mut conn,
+                "SELECT CONCAT('MySQL-compatible ', VERSION())".into(),
+                "",
+                "read the server version",
+            )
+            .await?;
+        Ok(v.unwrap_or_default())
+    }
+
+    async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let mut conn = self.conn().await?;
+        let catalog = self.catalog(&mut conn, table).await?;
+        if catalog.is_empty() {
+            return Err(Error::SourceTableNotFound {
+                connection: self.config.name.clone(),
+                table: shown,
+            });
+        }
+        let mut columns = Vec::with_capacity(catalog.len());
+        for (name, data_type, column_type, nullable, p, s) in catalog {
+            let mapping = types::map(&data_type, &column_type, p, s).ok_or_else(|| {
+                Error::UnsupportedType {
+                    table: shown.clone(),
+                    column: name.clone(),
+                    native_type: column_type.clone(),
+                }
+            })?;
+            columns.push(SourceColumn {
+                name,
+                native_type: column_type,
+                data_type: mapping.data_type,
+                nullable,
+            });
+        }
+        let keys: Vec<Option<String>> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+                 ORDER BY ORDINAL_POSITION",
+                (table.schema.clone(), table.name.clone()),
+            )
+            .await
+            .map_err(|e| self.query_error(&shown, "read the primary key", &e))?;
+        Ok(SourceSchema {
+            object: object.clone(),
+            columns,
+            primary_key: keys.into_iter().flatten().collect(),
+        })
+    }
+
+    async fn probe(
+        &self,
+        object: &SourceObject,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let dialect = MysqlDialect;
+        let from = dialect.table(table);
+        let mut conn = self.conn().await?;
+        let (sql, kind) = match probe {
+            Probe::Min(column) | Probe::Max(column) => {
+                let function = if matches!(probe, Probe::Min(_)) {
+                    "MIN"
+                } else {
+                    "MAX"
+                };
+                let idx = column_index(&schema.columns, column, &shown, "incremental")?;
+                let mapping = self
+                    .mappings(&mut conn, table, &schema.columns[idx..=idx])
+                    .await?;
+                let kind = mapping[0]
+                    .watermark
+                    .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
+                (
+                    format!(
+                        "SELECT CAST({function}({}) AS CHAR) FROM {from}",
+                        dialect.quote_ident(column)
+                    ),
+                    kind,
+                )
+            }
+            Probe::RowCount => (
+                format!("SELECT CAST(COUNT(*) AS CHAR) FROM {from}"),
+                WatermarkKind::Integer,
+            ),
+            Probe::NullCount(c) => (
+                format!(
+                    "SELECT CAST(COUNT(*) AS CHAR) FROM {from} WHERE {} IS NULL",
+                    dialect.quote_ident(c)
+                ),
+                WatermarkKind::Integer,
+            ),
+            // The user's check query, run as written; its first value, as text.
+            Probe::Query(q) => (format!("SELECT CAST(({q}) AS CHAR)"), WatermarkKind::Text),
+        };
+        self.first_text(&mut conn, sql, &shown, "probe the table")
+            .await?
+            .map(|v| watermark_text(kind, v))
+            .transpose()
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
+        let SourceObject::Table(table) = &request.object;
+        let shown = table.to_string();
+        let dialect = MysqlDialect;
+        let mut conn = self.conn().await?;
+        let mappings = self.mappings(&mut conn, table, &request.columns).await?;
+        let from = dialect.table(table);
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(|e| self.query_error(&shown, "begin the read transaction", &e))?;
+        let mut captured_max = None;
+        if let (Some(w), Some(kind)) = (
+            &request.watermark,
+            watermark_kind(&request, &shown, |i| mappings[i].watermark)?,
+        ) {
+            let sql = format!(
+                "SELECT CAST(MAX({}) AS CHAR) FROM {from}{}",
+                dialect.quote_ident(&w.column),
+                where_clause(&dialect, request.max_filter().as_ref())?
+            );
+            captured_max = self
+                .first_text(&mut conn, sql, &shown, "capture the watermark")
+                .await?
+                .map(|m| watermark_text(kind, m))
+                .transpose()?;
+        }
+        let schema = batch_schema(&request.columns);
+        let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
+            return Ok(empty_output(schema, captured_max));
+        };
+        let select_list = request
+            .columns
+            .iter()
+            .map(|c| dialect.quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {select_list} FROM {from}{}",
+            where_clause(&dialect, filter.as_ref())?
+        );
+        tracing::debug!(%sql, "mysql read");
+        let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
+        let decodes: Vec<Decode> = mappings.iter().map(|m| m.decode).collect();
+        let connection = self.config.name.clone();
+        let password = self.password.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            let fail = |step: &'static str, e: &mysql_async::Error| Error::SourceQuery {
+                connection: connection.clone(),
+                table: shown.clone(),
+                step,
+                message: mask(&mysql_message(e), &password),
+            };
+            let mut result = match conn.exec_iter(sql.as_str(), ()).await {
+                Ok(r) => r,
+                Err(e) => return sender.fail(fail("read the rows", &e)).await,
+            };
+            loop {
+                let row: Row = match result.next().await {
+                    Ok(Some(row)) => row,
+                    Ok(None) => break,
+                    Err(e) => return sender.fail(fail("read the rows", &e)).await,
+                };
+                for (i, decode) in decodes.iter().enumerate() {
+                    let value = row.as_ref(i).unwrap_or(&Value::NULL);
+                    if let Err(message) = append(sender.column(i), *decode, value) {
+                        return sender.value_error(i, message).await;
+                    }
+                }
+                if !sender.end_row().await {
+                    return;
+                }
+            }
+            drop(result);
+            sender.finish().await;
+            let _ = conn.query_drop("COMMIT").await;
+            let _ = conn.disconnect().await;
+        });
+        Ok(ReadOutput {
+            schema,
+            batches,
+            captured_max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataloader_core::Predicate;
+
+    #[test]
+    fn renders_backticks_and_typed_literals() {
+        let p = Predicate::And(vec![
+            Predicate::Gt(
+                "updated`at".into(),
+                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05.5+02").unwrap(),
+            ),
+            Predicate::Le(
+                "id".into(),
+                Watermark::new(WatermarkKind::Integer, "42").unwrap(),
+            ),
+            Predicate::Gt(
+                "name".into(),
+                Watermark::new(WatermarkKind::Text, "O'Hara\\").unwrap(),
+            ),
+        ]);
+        assert_eq!(
+            MysqlDialect.render(&p).unwrap(),
+            "(`updated``at` > TIMESTAMP '2024-01-02 01:04:05.500000') AND (`id` <= 42) AND (`name` > 'O''Hara\\')"
+        );
+        assert_eq!(
+            MysqlDialect.table(&SourceTable::parse("erp.order lines").unwrap()),
+            "`erp`.`order lines`"
+        );
+    }
+
+    #[test]
+    fn decodes_binary_protocol_values() {
+        let mut b = ColumnBuilder::new(&arrow::datatypes::DataType::Decimal128(20, 0), 4).unwrap();
+        append(&mut b, Decode::UInt64AsDecimal, &Value::UInt(u64::MAX)).unwrap();
+        let mut t = ColumnBuilder::new(&arrow::datatypes::DataType::Utf8, 4).unwrap();
+        append(&mut t, Decode::Time, &Value::Time(true, 1, 2, 3, 4, 500)).unwrap();
+        let mut d = ColumnBuilder::new(&arrow::datatypes::DataType::Date32, 4).unwrap();
+        append(&mut d, Decode::Date, &Value::Date(0, 0, 0, 0, 0, 0, 0)).unwrap();
+        append(&mut d, Decode::Date, &Value::Date(1970, 1, 2, 0, 0, 0, 0)).unwrap();
+        let mut bits = ColumnBuilder::new(&arrow::datatypes::DataType::Int64, 4).unwrap();
+        append(&mut bits, Decode::BitsAsInt, &Value::Bytes(vec![1, 2])).unwrap();
+        use arrow::array::{Array, AsArray};
+        let dec = b.finish();
+        assert_eq!(
+            dec.as_primitive::<arrow::datatypes::Decimal128Type>()
+                .value(0),
+            i128::from(u64::MAX)
+        );
+        assert_eq!(t.finish().as_string::<i32>().value(0), "-26:03:04.000500");
+        let dates = d.finish();
+        assert!(dates.is_null(0), "zero date → NULL");
+        assert_eq!(
+            dates
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(1),
+            1
+        );
+        assert_eq!(
+            bits.finish()
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0),
+            258
+        );
+    }
+}
