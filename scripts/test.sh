@@ -32,6 +32,33 @@ if ! my_up; then
   my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306; the tests need it (see TEST-SERVERS.md)" >&2; exit 1; }
 fi
 
+# ClickHouse for the ClickHouse connector's tests: Debian's package (installed if missing),
+# started as a plain process with its data in a temporary folder, stopped when the tests end.
+if [ -z "${DATALOADER_TEST_CLICKHOUSE:-}" ]; then
+  if ! command -v clickhouse-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing clickhouse-server"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+  fi
+  if command -v clickhouse-server >/dev/null 2>&1; then
+    port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+    ch_http=18123
+    while ! { port_free $ch_http && port_free $((ch_http + 1000)) && port_free $((ch_http + 2000)); }; do ch_http=$((ch_http + 1)); done
+    ch_dir=$(mktemp -d)
+    clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
+      --path="$ch_dir/data/" --tmp_path="$ch_dir/data/tmp/" --user_files_path="$ch_dir/data/user_files/" \
+      --format_schema_path="$ch_dir/data/format_schemas/" --logger.log="$ch_dir/server.log" \
+      --logger.errorlog="$ch_dir/err.log" --http_port=$ch_http --tcp_port=$((ch_http + 1000)) \
+      --interserver_http_port=$((ch_http + 2000)) >"$ch_dir/stdout.log" 2>&1 &
+    ch_pid=$!
+    trap 'kill $ch_pid 2>/dev/null; wait $ch_pid 2>/dev/null; rm -rf "$ch_dir"' EXIT
+    for _ in $(seq 1 150); do port_free $ch_http || break; sleep 0.2; done
+    port_free $ch_http && { echo "ClickHouse did not start; see $ch_dir/err.log" >&2; exit 1; }
+    export DATALOADER_TEST_CLICKHOUSE=127.0.0.1:$ch_http
+  else
+    echo "NOTICE: ClickHouse is not installed and cannot be installed here: its tests are skipped" >&2
+  fi
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

@@ -13,16 +13,23 @@ use crate::{secret::SecretRef, Error, Result};
 pub enum DbType {
     Postgresql,
     Mysql,
+    Clickhouse,
     Sqlite,
 }
 
 impl DbType {
-    pub const ALL: &'static [DbType] = &[DbType::Postgresql, DbType::Mysql, DbType::Sqlite];
+    pub const ALL: &'static [DbType] = &[
+        DbType::Postgresql,
+        DbType::Mysql,
+        DbType::Clickhouse,
+        DbType::Sqlite,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DbType::Postgresql => "postgresql",
             DbType::Mysql => "mysql",
+            DbType::Clickhouse => "clickhouse",
             DbType::Sqlite => "sqlite",
         }
     }
@@ -31,6 +38,7 @@ impl DbType {
         match self {
             DbType::Postgresql => Some(5432),
             DbType::Mysql => Some(3306),
+            DbType::Clickhouse => Some(8123),
             DbType::Sqlite => None,
         }
     }
@@ -42,6 +50,7 @@ impl FromStr for DbType {
         match s.to_ascii_lowercase().as_str() {
             "postgresql" | "postgres" => Ok(DbType::Postgresql),
             "mysql" | "mariadb" => Ok(DbType::Mysql),
+            "clickhouse" => Ok(DbType::Clickhouse),
             "sqlite" => Ok(DbType::Sqlite),
             other => Err(Error::config(
                 "type",
@@ -99,7 +108,7 @@ impl ConnectionConfig {
             SecretRef::parse(p)?;
         }
         match self.db_type {
-            DbType::Postgresql | DbType::Mysql => {
+            DbType::Postgresql | DbType::Mysql | DbType::Clickhouse => {
                 let kind = self.db_type;
                 if self.host.as_deref().unwrap_or("").is_empty() {
                     return Err(Error::config(

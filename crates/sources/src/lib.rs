@@ -6,6 +6,8 @@ use std::sync::Arc;
 use dataloader_core::{ConnectionConfig, DbType, Error, Result, Source};
 
 pub mod batch;
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 pub mod dialect;
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -25,6 +27,8 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
     match config.db_type {
         #[cfg(feature = "postgres")]
         DbType::Postgresql => Ok(Arc::new(postgres::PostgresSource::connect(config).await?)),
+        #[cfg(feature = "clickhouse")]
+        DbType::Clickhouse => Ok(Arc::new(clickhouse::ClickHouseSource::connect(config).await?)),
         #[cfg(feature = "mysql")]
         DbType::Mysql => Ok(Arc::new(mysql::MysqlSource::connect(config).await?)),
         #[cfg(feature = "sqlite")]

@@ -2,6 +2,7 @@
 //! on the real server, and a canonical text form of rows so a Delta table can be compared
 //! with its source row by row.
 
+pub mod clickhouse;
 pub mod mysql;
 pub mod workload;
 

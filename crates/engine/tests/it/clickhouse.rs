@@ -1,0 +1,264 @@
+//! The engine over a real ClickHouse (18.16 here; `scripts/test.sh` starts it): every mapped
+//! type through RowBinary, and every strategy once, compared with the source row by row.
+
+use std::sync::Arc;
+
+use dataloader_core::{
+    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
+    TargetTable, Trigger,
+};
+use dataloader_engine::Engine;
+use dataloader_lake::{DeltaDestination, PathCatalog};
+use dataloader_testkit::clickhouse::{address, ChTestDb};
+use dataloader_testkit::{arrow_rows, assert_same_rows, Canon};
+
+struct Ch {
+    db: ChTestDb,
+    store: Arc<dyn Store>,
+    engine: Engine,
+    lake: tempfile::TempDir,
+    _control: tempfile::TempDir,
+}
+
+impl Ch {
+    async fn new(prefix: &str) -> Option<Ch> {
+        let db = ChTestDb::create(prefix).await?;
+        let (host, port) = address()?;
+        let control = tempfile::tempdir().unwrap();
+        let lake = tempfile::tempdir().unwrap();
+        let store =
+            dataloader_store::open(&format!("sqlite://{}/control.db", control.path().display()))
+                .await
+                .unwrap();
+        store.migrate().await.unwrap();
+        store
+            .upsert_connection(&ConnectionConfig {
+                name: "ch".into(),
+                db_type: DbType::Clickhouse,
+                host: Some(host),
+                port: Some(port),
+                database: Some(db.name.clone()),
+                user: Some("default".into()),
+                password: None,
+                options: Default::default(),
+                max_connections: None,
+            })
+            .await
+            .unwrap();
+        let catalog = PathCatalog::new(&lake.path().display().to_string()).unwrap();
+        let engine =
+            Engine::new(store.clone(), Arc::new(catalog), Arc::new(SystemClock)).with_batch_size(7);
+        Some(Ch {
+            db,
+            store,
+            engine,
+            lake,
+            _control: control,
+        })
+    }
+
+    async fn add(
+        &self,
+        source: &str,
+        dest: &str,
+        strategy: LoadStrategy,
+        configure: impl FnOnce(&mut TableSpec),
+    ) -> TargetTable {
+        let mut spec = TableSpec::new(
+            "ch",
+            SourceTable::parse(source).unwrap(),
+            TargetTable::parse(dest).unwrap(),
+        );
+        spec.strategy = strategy;
+        configure(&mut spec);
+        self.store
+            .insert_table(&spec, chrono::Utc::now())
+            .await
+            .unwrap();
+        spec.destination
+    }
+
+    async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
+        use dataloader_core::Catalog;
+        let url = PathCatalog::new(&self.lake.path().display().to_string())
+            .unwrap()
+            .table_url(dest)
+            .unwrap();
+        let batches = DeltaDestination::new(&url, dest.to_string())
+            .unwrap()
+            .read_all(&[columns[0]])
+            .await
+            .unwrap();
+        assert_same_rows(
+            &self.db.rows(sql, kinds).await,
+            &arrow_rows(&batches, columns, kinds),
+            columns,
+        );
+    }
+}
+
+#[tokio::test]
+async fn full_load_of_every_clickhouse_type_equals_the_source() {
+    let Some(c) = Ch::new("ch_types").await else {
+        return;
+    };
+    c.db.exec(
+        "CREATE TABLE all_types (
+            id UInt32, i8 Int8, i16 Int16, i32 Int32, i64 Int64, u8 UInt8, u16 UInt16, u32 UInt32, u64 UInt64,
+            f32 Float32, f64 Float64, dec Decimal(18, 4), dec128 Decimal128(10), s String, fs FixedString(4),
+            e Enum8('small' = 1, 'large' = 2), u UUID, d Date, dt DateTime, arr Array(Int32),
+            ns Nullable(String), ni Nullable(Int64), lc LowCardinality(String)
+        ) ENGINE = MergeTree ORDER BY id;
+        INSERT INTO all_types VALUES
+          (1, -128, -32768, -2147483648, -9223372036854775808, 255, 65535, 4294967295, 18446744073709551615,
+           1.5, 2.25, 12345678901234.5678, -1234567890123456789012345678.1234567890, 'Zürich – 東京 🚀', 'NLD1',
+           'large', '61f0c404-5cb3-11e7-907b-a6006ad3dba0', '2024-02-29', '2024-02-29 13:14:15', [1, 2, 3],
+           'text', 42, 'low');
+        INSERT INTO all_types VALUES
+          (2, 127, 32767, 2147483647, 9223372036854775807, 0, 0, 0, 0, -0.5, 1e300, -0.0001, 0, '', 'ab',
+           'small', '00000000-0000-0000-0000-000000000000', '1970-01-02', '1970-01-01 00:00:01', [], NULL, NULL, '')",
+    )
+    .await;
+    let dest = c
+        .add(
+            "all_types",
+            "bronze.ch.all_types",
+            LoadStrategy::Full,
+            |_| {},
+        )
+        .await;
+    let report = c
+        .engine
+        .load(&dest, Trigger::Manual, None)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
+    let columns: Vec<(&str, &str, Canon)> = vec![
+        ("id", "toString(id)", Canon::Text),
+        ("i8", "toString(i8)", Canon::Text),
+        ("i16", "toString(i16)", Canon::Text),
+        ("i32", "toString(i32)", Canon::Text),
+        ("i64", "toString(i64)", Canon::Text),
+        ("u8", "toString(u8)", Canon::Text),
+        ("u16", "toString(u16)", Canon::Text),
+        ("u32", "toString(u32)", Canon::Text),
+        ("u64", "toString(u64)", Canon::Decimal),
+        ("f32", "toString(f32)", Canon::Float32),
+        ("f64", "toString(f64)", Canon::Float64),
+        ("dec", "toString(dec)", Canon::Decimal),
+        ("s", "s", Canon::Text),
+        ("fs", "replaceAll(toString(fs), '\\0', '')", Canon::Text),
+        ("e", "toString(e)", Canon::Text),
+        ("u", "toString(u)", Canon::Text),
+        ("d", "toString(d)", Canon::Text),
+        ("dt", "toString(toUInt64(dt) * 1000000)", Canon::Text),
+        ("arr", "toString(arr)", Canon::Text),
+        ("ns", "ns", Canon::Text),
+        ("ni", "toString(ni)", Canon::Text),
+        ("lc", "toString(lc)", Canon::Text),
+    ];
+    let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    let kinds: Vec<Canon> = columns.iter().map(|c| c.2).collect();
+    let exprs = columns.iter().map(|c| c.1).collect::<Vec<_>>().join(", ");
+    c.compare(
+        &dest,
+        &format!("SELECT {exprs} FROM all_types ORDER BY id"),
+        &names,
+        &kinds,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_strategy_once_on_clickhouse() {
+    let Some(c) = Ch::new("ch_strategies").await else {
+        return;
+    };
+    c.db.exec(
+        "CREATE TABLE events (id UInt32, v String, at DateTime) ENGINE = ReplacingMergeTree(at) ORDER BY id;
+         INSERT INTO events SELECT number + 1, concat('v', toString(number + 1)), toDateTime('2024-01-01 00:00:00', 'UTC') + (number + 1) * 60 FROM system.numbers LIMIT 100",
+    )
+    .await;
+    let all = "SELECT toString(id), v FROM events FINAL ORDER BY id";
+    let kinds = [Canon::Text, Canon::Text];
+    let cols = ["id", "v"];
+    let incr = c
+        .add("events", "bronze.ch.incr", LoadStrategy::Incremental, |s| {
+            s.primary_keys = vec!["id".into()];
+            s.incremental_column = Some("at".into());
+        })
+        .await;
+    let append = c
+        .add(
+            "events",
+            "bronze.ch.append",
+            LoadStrategy::AppendOnly,
+            |s| s.incremental_column = Some("id".into()),
+        )
+        .await;
+    let chunks = c
+        .add(
+            "events",
+            "bronze.ch.chunks",
+            LoadStrategy::ChunkedBackfill,
+            |s| {
+                s.primary_keys = vec!["id".into()];
+                s.incremental_column = Some("id".into());
+                s.chunk_size = Some("30".into());
+            },
+        )
+        .await;
+    let check = c
+        .add(
+            "events",
+            "bronze.ch.check",
+            LoadStrategy::CheckAndLoad,
+            |_| {},
+        )
+        .await;
+    let rolling = c
+        .add("events", "bronze.ch.rolling", LoadStrategy::Rolling, |s| {
+            s.primary_keys = vec!["id".into()];
+            s.rolling_column = Some("at".into());
+            s.rolling_window = Some("20 minutes".into());
+        })
+        .await;
+    for dest in [&incr, &append, &chunks, &check, &rolling] {
+        let report = c
+            .engine
+            .load(dest, Trigger::Manual, None)
+            .await
+            .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
+        assert_eq!(report.status, RunStatus::Succeeded, "{dest}");
+    }
+    for dest in [&incr, &append, &chunks, &check] {
+        c.compare(dest, all, &cols, &kinds).await;
+    }
+    c.compare(
+        &rolling,
+        "SELECT toString(id), v FROM events WHERE id > 80 ORDER BY id",
+        &cols,
+        &kinds,
+    )
+    .await;
+
+    // A newer version of a row, as ReplacingMergeTree tables receive updates.
+    c.db.exec("INSERT INTO events VALUES (5, 'changed', toDateTime('2024-01-02 00:00:00', 'UTC'))")
+        .await;
+    let second = c.engine.load(&incr, Trigger::Manual, None).await.unwrap();
+    assert_eq!((second.rows_read, second.rows_updated), (1, 1));
+    assert_eq!(
+        second.watermark_after.as_deref(),
+        Some("2024-01-02 00:00:00+00")
+    );
+    c.compare(&incr, all, &cols, &kinds).await;
+    assert_eq!(
+        c.engine
+            .load(&check, Trigger::Manual, None)
+            .await
+            .unwrap()
+            .status,
+        RunStatus::Succeeded,
+        "row count changed"
+    );
+}
