@@ -1,60 +1,38 @@
 //! The engine over a real ClickHouse (18.16 here; `scripts/test.sh` starts it): every mapped
 //! type through RowBinary, and every strategy once, compared with the source row by row.
 
-use std::sync::Arc;
-
-use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
-    TargetTable, Trigger,
-};
-use dataloader_engine::Engine;
-use dataloader_lake::{DeltaDestination, PathCatalog};
+use dataloader_core::{DbType, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger};
 use dataloader_testkit::clickhouse::{address, ChTestDb};
-use dataloader_testkit::{arrow_rows, assert_same_rows, Canon};
+use dataloader_testkit::{assert_same_rows, Canon};
+
+use crate::{connection, spec_on, Lake};
 
 struct Ch {
     db: ChTestDb,
-    store: Arc<dyn Store>,
-    engine: Engine,
-    lake: tempfile::TempDir,
-    _control: tempfile::TempDir,
+    lake: Lake,
+}
+
+impl std::ops::Deref for Ch {
+    type Target = Lake;
+    fn deref(&self) -> &Lake {
+        &self.lake
+    }
 }
 
 impl Ch {
     async fn new(prefix: &str) -> Option<Ch> {
         let db = ChTestDb::create(prefix).await?;
         let (host, port) = address()?;
-        let control = tempfile::tempdir().unwrap();
-        let lake = tempfile::tempdir().unwrap();
-        let store =
-            dataloader_store::open(&format!("sqlite://{}/control.db", control.path().display()))
-                .await
-                .unwrap();
-        store.migrate().await.unwrap();
-        store
-            .upsert_connection(&ConnectionConfig {
-                name: "ch".into(),
-                db_type: DbType::Clickhouse,
-                host: Some(host),
-                port: Some(port),
-                database: Some(db.name.clone()),
-                user: Some("default".into()),
-                password: None,
-                options: Default::default(),
-                max_connections: None,
-            })
-            .await
-            .unwrap();
-        let catalog = PathCatalog::new(&lake.path().display().to_string()).unwrap();
-        let engine =
-            Engine::new(store.clone(), Arc::new(catalog), Arc::new(SystemClock)).with_batch_size(7);
-        Some(Ch {
-            db,
-            store,
-            engine,
-            lake,
-            _control: control,
-        })
+        let lake = Lake::new(connection(
+            "ch",
+            DbType::Clickhouse,
+            host,
+            port,
+            &db.name,
+            "default",
+        ))
+        .await;
+        Some(Ch { db, lake })
     }
 
     async fn add(
@@ -64,34 +42,15 @@ impl Ch {
         strategy: LoadStrategy,
         configure: impl FnOnce(&mut TableSpec),
     ) -> TargetTable {
-        let mut spec = TableSpec::new(
-            "ch",
-            SourceTable::parse(source).unwrap(),
-            TargetTable::parse(dest).unwrap(),
-        );
-        spec.strategy = strategy;
+        let mut spec = spec_on("ch", source, dest, strategy);
         configure(&mut spec);
-        self.store
-            .insert_table(&spec, chrono::Utc::now())
-            .await
-            .unwrap();
-        spec.destination
+        self.add_spec(&spec).await
     }
 
     async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
-        use dataloader_core::Catalog;
-        let url = PathCatalog::new(&self.lake.path().display().to_string())
-            .unwrap()
-            .table_url(dest)
-            .unwrap();
-        let batches = DeltaDestination::new(&url, dest.to_string())
-            .unwrap()
-            .read_all(&[columns[0]])
-            .await
-            .unwrap();
         assert_same_rows(
             &self.db.rows(sql, kinds).await,
-            &arrow_rows(&batches, columns, kinds),
+            &self.delta_rows(dest, columns, kinds).await,
             columns,
         );
     }
@@ -167,6 +126,16 @@ async fn full_load_of_every_clickhouse_type_equals_the_source() {
         &kinds,
     )
     .await;
+    // ClickHouse 18.16 prints Decimal128 values past 64 bits wrongly, so this one is checked
+    // against the literal inserted.
+    let dec = c
+        .delta_rows(&dest, &["id", "dec128"], &[Canon::Text, Canon::Decimal])
+        .await;
+    assert_eq!(
+        dec[0][1].as_deref(),
+        Some("-1234567890123456789012345678.123456789")
+    );
+    assert_eq!(dec[1][1].as_deref(), Some("0"));
 }
 
 #[tokio::test]

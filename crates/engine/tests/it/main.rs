@@ -19,17 +19,17 @@ use dataloader_engine::Engine;
 use dataloader_lake::{DeltaDestination, PathCatalog};
 use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
 
-pub struct Harness {
-    pub source: PgTestDb,
+/// A control database, a lake folder and an engine over them, for one test and one source
+/// connection.
+pub struct Lake {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub lake: tempfile::TempDir,
     _control: tempfile::TempDir,
 }
 
-impl Harness {
-    pub async fn new(prefix: &str) -> Harness {
-        let source = PgTestDb::create(prefix).await;
+impl Lake {
+    pub async fn new(connection: ConnectionConfig) -> Lake {
         let control = tempfile::tempdir().unwrap();
         let lake = tempfile::tempdir().unwrap();
         let store =
@@ -37,30 +37,98 @@ impl Harness {
                 .await
                 .unwrap();
         store.migrate().await.unwrap();
-        let (host, port) = pg_host_port();
-        store
-            .upsert_connection(&ConnectionConfig {
-                name: "pg".into(),
-                db_type: DbType::Postgresql,
-                host: Some(host),
-                port: Some(port),
-                database: Some(source.name.clone()),
-                user: Some(pg_user()),
-                password: None,
-                options: Default::default(),
-                max_connections: None,
-            })
-            .await
-            .unwrap();
+        store.upsert_connection(&connection).await.unwrap();
         let catalog = PathCatalog::new(&lake.path().display().to_string()).unwrap();
         let engine =
             Engine::new(store.clone(), Arc::new(catalog), Arc::new(SystemClock)).with_batch_size(7);
-        Harness {
-            source,
+        Lake {
             store,
             engine,
             lake,
             _control: control,
+        }
+    }
+
+    pub async fn add_spec(&self, spec: &TableSpec) -> TargetTable {
+        self.store
+            .insert_table(spec, chrono::Utc::now())
+            .await
+            .unwrap();
+        spec.destination.clone()
+    }
+
+    pub fn destination(&self, dest: &TargetTable) -> DeltaDestination {
+        let url = url_of(self.lake.path(), dest);
+        DeltaDestination::new(&url, dest.to_string()).unwrap()
+    }
+
+    /// The Delta table's rows in canonical text, ordered by the first column.
+    pub async fn delta_rows(
+        &self,
+        dest: &TargetTable,
+        columns: &[&str],
+        kinds: &[dataloader_testkit::Canon],
+    ) -> Vec<Vec<Option<String>>> {
+        let batches = self
+            .destination(dest)
+            .read_all(&[columns[0]])
+            .await
+            .unwrap();
+        dataloader_testkit::arrow_rows(&batches, columns, kinds)
+    }
+}
+
+/// A connection named `name` to a database server.
+pub fn connection(
+    name: &str,
+    db_type: DbType,
+    host: String,
+    port: u16,
+    database: &str,
+    user: &str,
+) -> ConnectionConfig {
+    ConnectionConfig {
+        name: name.into(),
+        db_type,
+        host: Some(host),
+        port: Some(port),
+        database: Some(database.to_string()),
+        user: Some(user.to_string()),
+        password: None,
+        options: Default::default(),
+        max_connections: None,
+    }
+}
+
+/// A PostgreSQL source database and a [`Lake`] whose connection `pg` reads it.
+pub struct Harness {
+    pub source: PgTestDb,
+    inner: Lake,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Lake;
+    fn deref(&self) -> &Lake {
+        &self.inner
+    }
+}
+
+impl Harness {
+    pub async fn new(prefix: &str) -> Harness {
+        let source = PgTestDb::create(prefix).await;
+        let (host, port) = pg_host_port();
+        let lake = Lake::new(connection(
+            "pg",
+            DbType::Postgresql,
+            host,
+            port,
+            &source.name,
+            &pg_user(),
+        ))
+        .await;
+        Harness {
+            source,
+            inner: lake,
         }
     }
 
@@ -86,24 +154,16 @@ impl Harness {
             .unwrap();
         spec.destination
     }
-
-    pub async fn add_spec(&self, spec: &TableSpec) -> TargetTable {
-        self.store
-            .insert_table(spec, chrono::Utc::now())
-            .await
-            .unwrap();
-        spec.destination.clone()
-    }
-
-    pub fn destination(&self, dest: &TargetTable) -> DeltaDestination {
-        let url = url_of(self.lake.path(), dest);
-        DeltaDestination::new(&url, dest.to_string()).unwrap()
-    }
 }
 
+/// A spec on connection `pg`.
 pub fn spec(source: &str, dest: &str, strategy: LoadStrategy) -> TableSpec {
+    spec_on("pg", source, dest, strategy)
+}
+
+pub fn spec_on(connection: &str, source: &str, dest: &str, strategy: LoadStrategy) -> TableSpec {
     let mut spec = TableSpec::new(
-        "pg",
+        connection,
         SourceTable::parse(source).unwrap(),
         TargetTable::parse(dest).unwrap(),
     );

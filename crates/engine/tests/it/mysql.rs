@@ -1,60 +1,38 @@
 //! The engine over the real MariaDB on 127.0.0.1:3306: every mapped type, watermarks at
 //! microsecond precision, and every strategy once, compared with the source row by row.
 
-use std::sync::Arc;
-
-use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
-    TargetTable, Trigger,
-};
-use dataloader_engine::Engine;
-use dataloader_lake::{DeltaDestination, PathCatalog};
+use dataloader_core::{DbType, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger};
 use dataloader_testkit::mysql::{host_port, MyTestDb};
-use dataloader_testkit::{arrow_rows, assert_same_rows, Canon};
+use dataloader_testkit::{assert_same_rows, Canon};
+
+use crate::{connection, spec_on, Lake};
 
 struct My {
     db: MyTestDb,
-    store: Arc<dyn Store>,
-    engine: Engine,
-    lake: tempfile::TempDir,
-    _control: tempfile::TempDir,
+    lake: Lake,
+}
+
+impl std::ops::Deref for My {
+    type Target = Lake;
+    fn deref(&self) -> &Lake {
+        &self.lake
+    }
 }
 
 impl My {
     async fn new(prefix: &str) -> My {
         let db = MyTestDb::create(prefix).await;
-        let control = tempfile::tempdir().unwrap();
-        let lake = tempfile::tempdir().unwrap();
-        let store =
-            dataloader_store::open(&format!("sqlite://{}/control.db", control.path().display()))
-                .await
-                .unwrap();
-        store.migrate().await.unwrap();
         let (host, port) = host_port();
-        store
-            .upsert_connection(&ConnectionConfig {
-                name: "my".into(),
-                db_type: DbType::Mysql,
-                host: Some(host),
-                port: Some(port),
-                database: Some(db.name.clone()),
-                user: Some("root".into()),
-                password: None,
-                options: Default::default(),
-                max_connections: None,
-            })
-            .await
-            .unwrap();
-        let catalog = PathCatalog::new(&lake.path().display().to_string()).unwrap();
-        let engine =
-            Engine::new(store.clone(), Arc::new(catalog), Arc::new(SystemClock)).with_batch_size(7);
-        My {
-            db,
-            store,
-            engine,
-            lake,
-            _control: control,
-        }
+        let lake = Lake::new(connection(
+            "my",
+            DbType::Mysql,
+            host,
+            port,
+            &db.name,
+            "root",
+        ))
+        .await;
+        My { db, lake }
     }
 
     async fn add(
@@ -64,37 +42,18 @@ impl My {
         strategy: LoadStrategy,
         configure: impl FnOnce(&mut TableSpec),
     ) -> TargetTable {
-        let mut spec = TableSpec::new(
-            "my",
-            SourceTable::parse(source).unwrap(),
-            TargetTable::parse(dest).unwrap(),
-        );
-        spec.strategy = strategy;
+        let mut spec = spec_on("my", source, dest, strategy);
         configure(&mut spec);
-        self.store
-            .insert_table(&spec, chrono::Utc::now())
-            .await
-            .unwrap();
-        spec.destination
-    }
-
-    fn destination(&self, dest: &TargetTable) -> DeltaDestination {
-        use dataloader_core::Catalog;
-        let url = PathCatalog::new(&self.lake.path().display().to_string())
-            .unwrap()
-            .table_url(dest)
-            .unwrap();
-        DeltaDestination::new(&url, dest.to_string()).unwrap()
+        self.add_spec(&spec).await
     }
 
     async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
         let source = self.db.rows(sql, kinds).await;
-        let batches = self
-            .destination(dest)
-            .read_all(&[columns[0]])
-            .await
-            .unwrap();
-        assert_same_rows(&source, &arrow_rows(&batches, columns, kinds), columns);
+        assert_same_rows(
+            &source,
+            &self.delta_rows(dest, columns, kinds).await,
+            columns,
+        );
     }
 }
 
@@ -187,12 +146,14 @@ async fn full_load_of_every_mysql_type_equals_the_source() {
         &kinds,
     )
     .await;
-    let batches = m.destination(&dest).read_all(&["id"]).await.unwrap();
-    let check = arrow_rows(
-        &batches,
-        &["c_ubig", "c_varchar", "c_time"],
-        &[Canon::Decimal, Canon::Text, Canon::Text],
-    );
+    let check = m
+        .delta_rows(
+            &dest,
+            &["id", "c_ubig", "c_varchar", "c_time"],
+            &[Canon::Text, Canon::Decimal, Canon::Text, Canon::Text],
+        )
+        .await;
+    let check: Vec<Vec<Option<String>>> = check.into_iter().map(|r| r[1..].to_vec()).collect();
     assert_eq!(
         check[0][0].as_deref(),
         Some("18446744073709551615"),
