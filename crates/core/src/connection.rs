@@ -14,6 +14,7 @@ pub enum DbType {
     Postgresql,
     Mysql,
     Clickhouse,
+    Mssql,
     Sqlite,
 }
 
@@ -22,6 +23,7 @@ impl DbType {
         DbType::Postgresql,
         DbType::Mysql,
         DbType::Clickhouse,
+        DbType::Mssql,
         DbType::Sqlite,
     ];
 
@@ -30,6 +32,7 @@ impl DbType {
             DbType::Postgresql => "postgresql",
             DbType::Mysql => "mysql",
             DbType::Clickhouse => "clickhouse",
+            DbType::Mssql => "mssql",
             DbType::Sqlite => "sqlite",
         }
     }
@@ -39,6 +42,7 @@ impl DbType {
             DbType::Postgresql => Some(5432),
             DbType::Mysql => Some(3306),
             DbType::Clickhouse => Some(8123),
+            DbType::Mssql => Some(1433),
             DbType::Sqlite => None,
         }
     }
@@ -51,6 +55,7 @@ impl FromStr for DbType {
             "postgresql" | "postgres" => Ok(DbType::Postgresql),
             "mysql" | "mariadb" => Ok(DbType::Mysql),
             "clickhouse" => Ok(DbType::Clickhouse),
+            "mssql" | "sqlserver" => Ok(DbType::Mssql),
             "sqlite" => Ok(DbType::Sqlite),
             other => Err(Error::config(
                 "type",
@@ -108,7 +113,7 @@ impl ConnectionConfig {
             SecretRef::parse(p)?;
         }
         match self.db_type {
-            DbType::Postgresql | DbType::Mysql | DbType::Clickhouse => {
+            DbType::Postgresql | DbType::Mysql | DbType::Clickhouse | DbType::Mssql => {
                 let kind = self.db_type;
                 if self.host.as_deref().unwrap_or("").is_empty() {
                     return Err(Error::config(

@@ -9,6 +9,8 @@ pub mod batch;
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
 pub mod dialect;
+#[cfg(feature = "mssql")]
+pub mod mssql;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
@@ -29,6 +31,8 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
         DbType::Postgresql => Ok(Arc::new(postgres::PostgresSource::connect(config).await?)),
         #[cfg(feature = "clickhouse")]
         DbType::Clickhouse => Ok(Arc::new(clickhouse::ClickHouseSource::connect(config).await?)),
+        #[cfg(feature = "mssql")]
+        DbType::Mssql => Ok(Arc::new(mssql::MssqlSource::connect(config).await?)),
         #[cfg(feature = "mysql")]
         DbType::Mysql => Ok(Arc::new(mysql::MysqlSource::connect(config).await?)),
         #[cfg(feature = "sqlite")]

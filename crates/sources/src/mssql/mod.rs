@@ -1,0 +1,642 @@
+//! SQL Server source over `tiberius` (TDS 7.3, rustls). SQL logins, or an Azure AD service
+//! principal whose secret is a reference: the token comes from the tenant's OAuth endpoint at
+//! connect time. Reads run in one transaction (SNAPSHOT isolation with `isolation=snapshot`,
+//! when the database allows it), the watermark's maximum captured first and bounding the read.
+
+pub mod types;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dataloader_core::secret::{mask, SecretRef};
+use dataloader_core::{
+    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+};
+use futures::StreamExt;
+use tiberius::{AuthMethod, Client, ColumnData, Config};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use crate::dialect::{number_literal, SqlDialect};
+use crate::read::{
+    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
+    BatchSender,
+};
+use types::{MapOptions, Mapping};
+
+type Conn = Client<Compat<TcpStream>>;
+
+pub struct MssqlSource {
+    config: ConnectionConfig,
+    password: Option<String>,
+    options: MapOptions,
+}
+
+pub struct MssqlDialect;
+
+fn n_string(value: &str) -> String {
+    format!("N'{}'", value.replace('\'', "''"))
+}
+
+impl SqlDialect for MssqlDialect {
+    fn quote_ident(&self, ident: &str) -> String {
+        format!("[{}]", ident.replace(']', "]]"))
+    }
+
+    fn literal(&self, value: &Watermark) -> Result<String> {
+        Ok(match value.kind {
+            WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value)?,
+            WatermarkKind::Date => format!("CAST({} AS date)", n_string(&value.value)),
+            WatermarkKind::Timestamp => format!("CAST({} AS datetime2(7))", n_string(&value.value)),
+            WatermarkKind::TimestampTz => {
+                let utc = chrono::DateTime::from_timestamp_micros(value.timestamp_micros()?)
+                    .ok_or_else(|| {
+                        Error::config("incremental_value", format!("{value} is out of range"))
+                    })?;
+                format!(
+                    "CAST('{}' AS datetimeoffset(7))",
+                    utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f +00:00")
+                )
+            }
+            WatermarkKind::Text => n_string(&value.value),
+        })
+    }
+}
+
+/// How a column's maximum is printed so it reads back exactly.
+fn max_text(column: &str, data_type: &str, function: &str) -> String {
+    let c = MssqlDialect.quote_ident(column);
+    match data_type {
+        "datetime" | "smalldatetime" | "datetime2" | "date" | "datetimeoffset" => {
+            format!("CONVERT(varchar(40), {function}({c}), 121)")
+        }
+        "char" | "varchar" | "nchar" | "nvarchar" => format!("{function}({c})"),
+        _ => format!("CAST({function}({c}) AS varchar(60))"),
+    }
+}
+
+/// `2024-01-01 00:00:00.1234567 +00:00` (style 121 of a datetimeoffset) → `…+00:00`.
+fn watermark_text(kind: WatermarkKind, text: String) -> Result<Watermark> {
+    match kind {
+        WatermarkKind::TimestampTz => Watermark::new(
+            kind,
+            text.replace(' ', "T")
+                .replacen('T', " ", 1)
+                .replace("T", ""),
+        ),
+        _ => Watermark::new(kind, text),
+    }
+}
+
+/// Requests an Azure AD token for a service principal (client credentials).
+pub async fn aad_token(
+    authority: &str,
+    tenant: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> std::result::Result<String, String> {
+    let url = format!(
+        "{}/{tenant}/oauth2/v2.0/token",
+        authority.trim_end_matches('/')
+    );
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", client_secret),
+        ("scope", "https://database.windows.net/.default"),
+    ];
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("token request to {url} failed: {e}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if !status.is_success() {
+        let reason = value["error_description"]
+            .as_str()
+            .or(value["error"].as_str())
+            .unwrap_or("no reason given");
+        return Err(format!(
+            "Azure AD refused the token request ({status}): {reason}"
+        ));
+    }
+    value["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "the token answer has no access_token".into())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl MssqlSource {
+    pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
+        let o = &config.options;
+        let source_timezone = o
+            .get("timezone")
+            .map(|tz| dataloader_core::table::parse_timezone(tz))
+            .transpose()?;
+        let source = MssqlSource {
+            config: config.clone(),
+            password: config.resolve_password()?,
+            options: MapOptions {
+                source_timezone,
+                datetime2_microseconds: o
+                    .get("datetime2_precision")
+                    .is_some_and(|v| v == "microseconds"),
+            },
+        };
+        source.conn().await?;
+        Ok(source)
+    }
+
+    fn fail(&self, table: &str, step: &'static str, e: &tiberius::error::Error) -> Error {
+        let message = mask(&e.to_string(), self.password.as_deref().unwrap_or(""));
+        Error::SourceQuery {
+            connection: self.config.name.clone(),
+            table: table.to_string(),
+            step,
+            message,
+        }
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        let c = &self.config;
+        let mut cfg = Config::new();
+        cfg.host(c.host.as_deref().unwrap_or("localhost"));
+        cfg.port(c.port.unwrap_or(1433));
+        if let Some(db) = &c.database {
+            cfg.database(db);
+        }
+        if c.options
+            .get("trust_server_certificate")
+            .is_some_and(|v| v == "true")
+        {
+            cfg.trust_cert();
+        }
+        let connect_error = |message: String| Error::Connect {
+            connection: c.name.clone(),
+            db_type: "mssql".into(),
+            address: c.address(),
+            message,
+        };
+        if c.options.get("auth").is_some_and(|a| a == "aad") {
+            let get = |k: &str| {
+                c.options.get(k).cloned().ok_or_else(|| {
+                    Error::config(k, format!("an auth=aad connection needs --option {k}=…"))
+                })
+            };
+            let secret = SecretRef::parse(&get("client_secret")?)?.resolve()?;
+            let authority = c
+                .options
+                .get("aad_authority")
+                .cloned()
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+            let token = aad_token(&authority, &get("tenant_id")?, &get("client_id")?, &secret)
+                .await
+                .map_err(|message| Error::Auth {
+                    connection: c.name.clone(),
+                    message: mask(&message, &secret),
+                })?;
+            cfg.authentication(AuthMethod::aad_token(token));
+        } else {
+            cfg.authentication(AuthMethod::sql_server(
+                c.user.clone().unwrap_or_default(),
+                self.password.clone().unwrap_or_default(),
+            ));
+        }
+        let tcp = TcpStream::connect(cfg.get_addr())
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| connect_error(e.to_string()))?;
+        Client::connect(cfg, tcp.compat_write()).await.map_err(|e| {
+            let message = mask(&e.to_string(), self.password.as_deref().unwrap_or(""));
+            if message.contains("Login failed") || message.contains("18456") {
+                Error::Auth {
+                    connection: c.name.clone(),
+                    message,
+                }
+            } else {
+                connect_error(message)
+            }
+        })
+    }
+
+    /// (name, data type, precision, scale, datetime precision, nullable) in column order.
+    async fn catalog(
+        &self,
+        conn: &mut Conn,
+        table: &SourceTable,
+    ) -> Result<Vec<(String, String, Option<u8>, Option<u8>, Option<u8>, bool)>> {
+        let shown = table.to_string();
+        let rows = conn
+            .query(
+                "SELECT COLUMN_NAME, DATA_TYPE, CAST(NUMERIC_PRECISION AS int), CAST(NUMERIC_SCALE AS int), \
+                 CAST(DATETIME_PRECISION AS int), IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS \
+                 WHERE TABLE_SCHEMA = COALESCE(@P1, SCHEMA_NAME()) AND TABLE_NAME = @P2 ORDER BY ORDINAL_POSITION",
+                &[&table.schema.as_deref(), &table.name.as_str()],
+            )
+            .await
+            .map_err(|e| self.fail(&shown, "describe the table", &e))?
+            .into_first_result()
+            .await
+            .map_err(|e| self.fail(&shown, "describe the table", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let small = |i: usize| r.get::<i32, _>(i).and_then(|v| u8::try_from(v).ok());
+                (
+                    r.get::<&str, _>(0).unwrap_or_default().to_string(),
+                    r.get::<&str, _>(1).unwrap_or_default().to_lowercase(),
+                    small(2),
+                    small(3),
+                    small(4),
+                    r.get::<&str, _>(5) == Some("YES"),
+                )
+            })
+            .collect())
+    }
+
+    fn mapping(
+        &self,
+        table: &str,
+        column: &str,
+        entry: &(String, String, Option<u8>, Option<u8>, Option<u8>, bool),
+    ) -> Result<Mapping> {
+        types::map(&entry.1, entry.2, entry.3, entry.4, &self.options).ok_or_else(|| {
+            Error::UnsupportedType {
+                table: table.to_string(),
+                column: column.to_string(),
+                native_type: entry.1.clone(),
+            }
+        })
+    }
+
+    async fn first_text(
+        &self,
+        conn: &mut Conn,
+        sql: &str,
+        table: &str,
+        step: &'static str,
+    ) -> Result<Option<String>> {
+        let row = conn
+            .simple_query(sql)
+            .await
+            .map_err(|e| self.fail(table, step, &e))?
+            .into_row()
+            .await
+            .map_err(|e| self.fail(table, step, &e))?;
+        Ok(row.and_then(|r| r.get::<&str, _>(0).map(str::to_string)))
+    }
+}
+
+#[async_trait]
+impl Source for MssqlSource {
+    async fn server_version(&self) -> Result<String> {
+        let mut conn = self.conn().await?;
+        Ok(self
+            .first_text(&mut conn, "SELECT @@VERSION", "", "read the server version")
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let mut conn = self.conn().await?;
+        let catalog = self.catalog(&mut conn, table).await?;
+        if catalog.is_empty() {
+            return Err(Error::SourceTableNotFound {
+                connection: self.config.name.clone(),
+                table: shown,
+            });
+        }
+        let columns = catalog
+            .iter()
+            .map(|entry| {
+                let m = self.mapping(&shown, &entry.0, entry)?;
+                Ok(SourceColumn {
+                    name: entry.0.clone(),
+                    native_type: entry.1.clone(),
+                    data_type: m.data_type,
+                    nullable: entry.5,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let keys = conn
+            .query(
+                "SELECT k.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS c \
+                 JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE k ON k.CONSTRAINT_NAME = c.CONSTRAINT_NAME \
+                 AND k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME \
+                 WHERE c.CONSTRAINT_TYPE = 'PRIMARY KEY' AND c.TABLE_SCHEMA = COALESCE(@P1, SCHEMA_NAME()) \
+                 AND c.TABLE_NAME = @P2 ORDER BY k.ORDINAL_POSITION",
+                &[&table.schema.as_deref(), &table.name.as_str()],
+            )
+            .await
+            .map_err(|e| self.fail(&shown, "read the primary key", &e))?
+            .into_first_result()
+            .await
+            .map_err(|e| self.fail(&shown, "read the primary key", &e))?;
+        Ok(SourceSchema {
+            object: object.clone(),
+            columns,
+            primary_key: keys
+                .iter()
+                .filter_map(|r| r.get::<&str, _>(0).map(str::to_string))
+                .collect(),
+        })
+    }
+
+    async fn probe(
+        &self,
+        object: &SourceObject,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let d = MssqlDialect;
+        let from = d.table(table);
+        let mut conn = self.conn().await?;
+        let (sql, kind) = match probe {
+            Probe::Min(column) | Probe::Max(column) => {
+                let function = if matches!(probe, Probe::Min(_)) {
+                    "MIN"
+                } else {
+                    "MAX"
+                };
+                let idx = column_index(&schema.columns, column, &shown, "incremental")?;
+                let catalog = self.catalog(&mut conn, table).await?;
+                let entry = catalog
+                    .iter()
+                    .find(|e| &e.0 == column)
+                    .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
+                let kind = self
+                    .mapping(&shown, column, entry)?
+                    .watermark
+                    .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
+                (
+                    format!(
+                        "SELECT {} FROM {from}",
+                        max_text(column, &entry.1, function)
+                    ),
+                    kind,
+                )
+            }
+            Probe::RowCount => (
+                format!("SELECT CAST(COUNT_BIG(*) AS varchar(30)) FROM {from}"),
+                WatermarkKind::Integer,
+            ),
+            Probe::NullCount(c) => (
+                format!(
+                    "SELECT CAST(COUNT_BIG(*) AS varchar(30)) FROM {from} WHERE {} IS NULL",
+                    d.quote_ident(c)
+                ),
+                WatermarkKind::Integer,
+            ),
+            // The user's check query, run as written; its first value, as text.
+            Probe::Query(q) => (
+                format!("SELECT CAST(({q}) AS nvarchar(4000))"),
+                WatermarkKind::Text,
+            ),
+        };
+        self.first_text(&mut conn, &sql, &shown, "probe the table")
+            .await?
+            .map(|v| watermark_text(kind, v))
+            .transpose()
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
+        let SourceObject::Table(table) = &request.object;
+        let shown = table.to_string();
+        let d = MssqlDialect;
+        let mut conn = self.conn().await?;
+        let catalog = self.catalog(&mut conn, table).await?;
+        let entries = request
+            .columns
+            .iter()
+            .map(|c| {
+                catalog
+                    .iter()
+                    .find(|e| e.0 == c.name)
+                    .cloned()
+                    .ok_or_else(|| Error::ColumnNotFound {
+                        table: shown.clone(),
+                        column: c.name.clone(),
+                        role: "requested",
+                        columns: catalog.iter().map(|e| e.0.clone()).collect(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mappings = entries
+            .iter()
+            .map(|e| self.mapping(&shown, &e.0, e))
+            .collect::<Result<Vec<_>>>()?;
+        let from = d.table(table);
+        let isolation = if self
+            .config
+            .options
+            .get("isolation")
+            .is_some_and(|v| v == "snapshot")
+        {
+            "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; "
+        } else {
+            ""
+        };
+        conn.simple_query(format!("{isolation}BEGIN TRANSACTION"))
+            .await
+            .map_err(|e| self.fail(&shown, "begin the read transaction", &e))?
+            .into_results()
+            .await
+            .map_err(|e| self.fail(&shown, "begin the read transaction", &e))?;
+        let mut captured_max = None;
+        if let (Some(w), Some(kind)) = (
+            &request.watermark,
+            watermark_kind(&request, &shown, |i| mappings[i].watermark)?,
+        ) {
+            let idx = column_index(&request.columns, &w.column, &shown, "incremental")?;
+            let sql = format!(
+                "SELECT {} FROM {from}{}",
+                max_text(&w.column, &entries[idx].1, "MAX"),
+                where_clause(&d, request.max_filter().as_ref())?
+            );
+            captured_max = self
+                .first_text(&mut conn, &sql, &shown, "capture the watermark")
+                .await?
+                .map(|m| watermark_text(kind, m))
+                .transpose()?;
+        }
+        let schema = batch_schema(&request.columns);
+        let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
+            return Ok(empty_output(schema, captured_max));
+        };
+        let select_list = request
+            .columns
+            .iter()
+            .map(|c| d.quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {select_list} FROM {from}{}",
+            where_clause(&d, filter.as_ref())?
+        );
+        let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
+        let tz = self.options.source_timezone;
+        let connection = self.config.name.clone();
+        let password = self.password.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            let fail = |e: &tiberius::error::Error| Error::SourceQuery {
+                connection: connection.clone(),
+                table: shown.clone(),
+                step: "read the rows",
+                message: mask(&e.to_string(), &password),
+            };
+            let stream = match conn.simple_query(sql).await {
+                Ok(s) => s,
+                Err(e) => return sender.fail(fail(&e)).await,
+            };
+            let mut rows = stream.into_row_stream();
+            while let Some(row) = rows.next().await {
+                let row = match row {
+                    Ok(r) => r,
+                    Err(e) => return sender.fail(fail(&e)).await,
+                };
+                for (i, value) in row.into_iter().enumerate() {
+                    let value: ColumnData<'static> = value;
+                    if let Err(message) = types::append(sender.column(i), &value, &mappings[i], tz)
+                    {
+                        return sender.value_error(i, message).await;
+                    }
+                }
+                if !sender.end_row().await {
+                    return;
+                }
+            }
+            drop(rows);
+            sender.finish().await;
+            let _ = conn.simple_query("COMMIT").await;
+        });
+        Ok(ReadOutput {
+            schema,
+            batches,
+            captured_max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataloader_core::Predicate;
+
+    #[test]
+    fn renders_tsql() {
+        let p = Predicate::And(vec![
+            Predicate::Gt(
+                "Modified]At".into(),
+                Watermark::new(WatermarkKind::Timestamp, "2024-01-02 03:04:05.1234567").unwrap(),
+            ),
+            Predicate::Le(
+                "Id".into(),
+                Watermark::new(WatermarkKind::Integer, "42").unwrap(),
+            ),
+            Predicate::Gt(
+                "Name".into(),
+                Watermark::new(WatermarkKind::Text, "O'Hara").unwrap(),
+            ),
+        ]);
+        assert_eq!(
+            MssqlDialect.render(&p).unwrap(),
+            "([Modified]]At] > CAST(N'2024-01-02 03:04:05.1234567' AS datetime2(7))) AND ([Id] <= 42) AND ([Name] > N'O''Hara')"
+        );
+        assert_eq!(
+            MssqlDialect.table(&SourceTable::parse("dbo.Order Lines").unwrap()),
+            "[dbo].[Order Lines]"
+        );
+        assert_eq!(
+            max_text("ModifiedAt", "datetime2", "MAX"),
+            "CONVERT(varchar(40), MAX([ModifiedAt]), 121)"
+        );
+    }
+
+    /// The token request against a local HTTP server standing in for Azure AD.
+    #[tokio::test]
+    async fn azure_ad_token_request_mock_server() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for answer in [
+                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.test.token"}"#,
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
+            ] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 8192];
+                let mut request = String::new();
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    request.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if n == 0 || request.contains("scope=") {
+                        break;
+                    }
+                }
+                let status = if answer.contains("error") {
+                    "401 Unauthorized"
+                } else {
+                    "200 OK"
+                };
+                let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len());
+                socket.write_all(response.as_bytes()).await.unwrap();
+                seen.push(request);
+            }
+            seen
+        });
+        let token = aad_token(&authority, "my-tenant", "app-id", "s3cr3t&=")
+            .await
+            .unwrap();
+        assert_eq!(token, "eyJ0eXAi.test.token");
+        let refused = aad_token(&authority, "my-tenant", "app-id", "wrong")
+            .await
+            .unwrap_err();
+        assert!(
+            refused.contains("AADSTS7000215: Invalid client secret provided."),
+            "{refused}"
+        );
+        let seen = server.await.unwrap();
+        assert!(
+            seen[0].starts_with("POST /my-tenant/oauth2/v2.0/token"),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[0].contains("grant_type=client_credentials"));
+        assert!(
+            seen[0].contains("client_secret=s3cr3t%26%3D"),
+            "the secret is form-encoded"
+        );
+        assert!(seen[0].contains("scope=https%3A%2F%2Fdatabase.windows.net%2F.default"));
+    }
+}
