@@ -179,6 +179,40 @@ fn secrets_are_references_and_never_printed() {
 }
 
 #[test]
+fn connection_test_reaches_mariadb() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (host, port) = dataloader_testkit::mysql::host_port();
+    run(
+        d,
+        &[
+            "connection",
+            "add",
+            "my",
+            "--type",
+            "mariadb",
+            "--host",
+            &host,
+            "--port",
+            &port.to_string(),
+            "--database",
+            "test",
+            "--user",
+            "root",
+        ],
+    )
+    .ok();
+    let out = run(d, &["connection", "test", "my"]).ok();
+    assert!(
+        out.stdout.contains("connection my: ok") && out.stdout.contains("MariaDB"),
+        "{}",
+        out.stdout
+    );
+    let shown = run(d, &["connection", "show", "my", "--json"]).ok().json();
+    assert_eq!(shown["db_type"], "mysql");
+}
+
+#[test]
 fn unreachable_database_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
