@@ -203,7 +203,7 @@ enum ConnectionCommand {
 #[derive(Args)]
 struct ConnectionArgs {
     name: String,
-    /// postgresql, mysql (MariaDB too), clickhouse, mssql or sqlite.
+    /// postgresql, mysql (MariaDB too), clickhouse, mssql, oracle or sqlite.
     #[arg(long = "type")]
     db_type: String,
     #[arg(long)]

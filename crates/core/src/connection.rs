@@ -15,6 +15,7 @@ pub enum DbType {
     Mysql,
     Clickhouse,
     Mssql,
+    Oracle,
     Sqlite,
 }
 
@@ -24,6 +25,7 @@ impl DbType {
         DbType::Mysql,
         DbType::Clickhouse,
         DbType::Mssql,
+        DbType::Oracle,
         DbType::Sqlite,
     ];
 
@@ -33,6 +35,7 @@ impl DbType {
             DbType::Mysql => "mysql",
             DbType::Clickhouse => "clickhouse",
             DbType::Mssql => "mssql",
+            DbType::Oracle => "oracle",
             DbType::Sqlite => "sqlite",
         }
     }
@@ -43,6 +46,7 @@ impl DbType {
             DbType::Mysql => Some(3306),
             DbType::Clickhouse => Some(8123),
             DbType::Mssql => Some(1433),
+            DbType::Oracle => Some(1521),
             DbType::Sqlite => None,
         }
     }
@@ -56,6 +60,7 @@ impl FromStr for DbType {
             "mysql" | "mariadb" => Ok(DbType::Mysql),
             "clickhouse" => Ok(DbType::Clickhouse),
             "mssql" | "sqlserver" => Ok(DbType::Mssql),
+            "oracle" => Ok(DbType::Oracle),
             "sqlite" => Ok(DbType::Sqlite),
             other => Err(Error::config(
                 "type",
@@ -113,7 +118,11 @@ impl ConnectionConfig {
             SecretRef::parse(p)?;
         }
         match self.db_type {
-            DbType::Postgresql | DbType::Mysql | DbType::Clickhouse | DbType::Mssql => {
+            DbType::Postgresql
+            | DbType::Mysql
+            | DbType::Clickhouse
+            | DbType::Mssql
+            | DbType::Oracle => {
                 let kind = self.db_type;
                 if self.host.as_deref().unwrap_or("").is_empty() {
                     return Err(Error::config(

@@ -13,6 +13,8 @@ pub mod dialect;
 pub mod mssql;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[cfg(feature = "oracle")]
+pub mod oracle;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod read;
@@ -33,6 +35,8 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
         DbType::Clickhouse => Ok(Arc::new(clickhouse::ClickHouseSource::connect(config).await?)),
         #[cfg(feature = "mssql")]
         DbType::Mssql => Ok(Arc::new(mssql::MssqlSource::connect(config).await?)),
+        #[cfg(feature = "oracle")]
+        DbType::Oracle => Ok(Arc::new(oracle::OracleSource::connect(config).await?)),
         #[cfg(feature = "mysql")]
         DbType::Mysql => Ok(Arc::new(mysql::MysqlSource::connect(config).await?)),
         #[cfg(feature = "sqlite")]

@@ -139,6 +139,36 @@ impl BatchSender {
         true
     }
 
+    /// [`Self::fail`] for a reader on a blocking thread (a synchronous driver).
+    pub fn fail_blocking(&self, error: Error) {
+        let _ = self.tx.blocking_send(Err(error));
+    }
+
+    /// [`Self::value_error`] for a reader on a blocking thread.
+    pub fn value_error_blocking(&self, i: usize, message: String) {
+        self.fail_blocking(Error::UnrepresentableValue {
+            table: self.table.clone(),
+            column: self.names.get(i).cloned().unwrap_or_default(),
+            message,
+        });
+    }
+
+    /// [`Self::end_row`] for a reader on a blocking thread.
+    pub fn end_row_blocking(&mut self) -> bool {
+        self.builder.rows += 1;
+        if self.builder.is_full() {
+            return self.tx.blocking_send(self.builder.finish()).is_ok();
+        }
+        true
+    }
+
+    /// [`Self::finish`] for a reader on a blocking thread.
+    pub fn finish_blocking(mut self) {
+        if self.builder.rows > 0 {
+            let _ = self.tx.blocking_send(self.builder.finish());
+        }
+    }
+
     /// Sends the last, partly filled batch.
     pub async fn finish(mut self) {
         if self.builder.rows > 0 {

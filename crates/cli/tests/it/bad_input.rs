@@ -173,9 +173,9 @@ fn secrets_are_references_and_never_printed() {
     );
     run(
         d,
-        &["connection", "add", "x", "--type", "oracle", "--host", "h"],
+        &["connection", "add", "x", "--type", "db2", "--host", "h"],
     )
-    .fails_with("type: unknown database type \"oracle\"");
+    .fails_with("type: unknown database type \"db2\"");
 }
 
 #[test]

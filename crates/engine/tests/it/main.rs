@@ -9,6 +9,7 @@ mod full;
 mod incremental;
 mod mssql;
 mod mysql;
+mod oracle;
 mod strategies;
 
 use std::sync::Arc;
