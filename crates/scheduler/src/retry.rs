@@ -112,7 +112,8 @@ const RULES: &[Rule] = &[
             "too many simultaneous queries",
             "rate limit",
             "throttl",
-            "429",
+            "too many requests",
+            "status 429",
             "concurrency limit",
         ],
     },
@@ -136,7 +137,7 @@ const RULES: &[Rule] = &[
             "broken pipe",
             "no route to host",
             "communications link failure",
-            "tns:",
+            ": tns:",
             "network",
             "server closed the connection",
             "connection closed",
@@ -357,6 +358,9 @@ mod tests {
             (Some("Config"), "secret env:PW: environment variable PW is not set", "authentication", DoNotRetry),
             (Some("Config"), "incremental_column: the incremental strategy needs an incremental column", "configuration", DoNotRetry),
             (Some("Internal"), "something nobody has seen", "unknown", RetryWithBackoff),
+            // Numbers in addresses and names are not error codes.
+            (Some("Connect"), "connection \"pg\": cannot reach postgresql at 127.0.0.1:42953/db_429: Connection refused", "network", RetryWithBackoff),
+            (Some("SourceQuery"), "column \"patterns: x\" is ambiguous", "unknown", RetryWithBackoff),
         ];
         for (kind, message, category, recommendation) in cases {
             let a = analyze(*kind, message);
