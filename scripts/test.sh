@@ -51,12 +51,39 @@ if [ -z "${DATALOADER_TEST_CLICKHOUSE:-}" ]; then
       --logger.errorlog="$ch_dir/err.log" --http_port=$ch_http --tcp_port=$((ch_http + 1000)) \
       --interserver_http_port=$((ch_http + 2000)) >"$ch_dir/stdout.log" 2>&1 &
     ch_pid=$!
-    trap 'kill $ch_pid 2>/dev/null; wait $ch_pid 2>/dev/null; rm -rf "$ch_dir"' EXIT
+    trap 'kill $ch_pid 2>/dev/null; wait $ch_pid 2>/dev/null; rm -rf "$ch_dir"; cleanup_s3 2>/dev/null' EXIT
     for _ in $(seq 1 150); do port_free $ch_http || break; sleep 0.2; done
     port_free $ch_http && { echo "ClickHouse did not start; see $ch_dir/err.log" >&2; exit 1; }
     export DATALOADER_TEST_CLICKHOUSE=127.0.0.1:$ch_http
   else
     echo "NOTICE: ClickHouse is not installed and cannot be installed here: its tests are skipped" >&2
+  fi
+fi
+
+# An S3 server (moto, from PyPI, in a virtualenv kept under ~/.cache) for the object-store lake test.
+if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
+  venv="$HOME/.cache/dataloader-venvs/moto"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    echo "installing moto (S3 emulator)"
+    { python3 -m venv "$venv" && "$venv/bin/pip" install -q 'moto[s3,server]'; } >/dev/null 2>&1 \
+      || echo "NOTICE: installing moto failed: the S3 test is skipped" >&2
+  fi
+  if [ -x "$venv/bin/moto_server" ]; then
+    port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+    s3_port=15000
+    while ! port_free $s3_port; do s3_port=$((s3_port + 1)); done
+    "$venv/bin/moto_server" -H 127.0.0.1 -p $s3_port >/dev/null 2>&1 &
+    s3_pid=$!
+    cleanup_s3() { kill $s3_pid 2>/dev/null; }
+    trap 'kill ${ch_pid:-} 2>/dev/null; rm -rf "${ch_dir:-/nonexistent}"; cleanup_s3' EXIT
+    for _ in $(seq 1 100); do port_free $s3_port || break; sleep 0.2; done
+    export AWS_ENDPOINT_URL=http://127.0.0.1:$s3_port AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test \
+      AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+    if python3 -c "import urllib.request as u; u.urlopen(u.Request('$AWS_ENDPOINT_URL/dataloader-test', method='PUT'))" 2>/dev/null; then
+      export DATALOADER_TEST_S3_BUCKET=dataloader-test
+    else
+      echo "NOTICE: moto did not start: the S3 test is skipped" >&2
+    fi
   fi
 fi
 

@@ -136,8 +136,19 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// Lets `deltalake` open `s3://`, `abfss://`/`az://` and `gs://` tables; once per process.
+fn register_object_stores() {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        deltalake::aws::register_handlers(None);
+        deltalake::azure::register_handlers(None);
+        deltalake::gcp::register_handlers(None);
+    });
+}
+
 impl DeltaDestination {
     pub fn new(url: &str, name: impl Into<String>) -> Result<Self> {
+        register_object_stores();
         let name = name.into();
         let url = Url::parse(url).map_err(|e| Error::Write {
             table: name.clone(),
@@ -293,6 +304,9 @@ impl DeltaDestination {
         )
         .await
         .map_err(|e| self.error("read the staged keys", e))?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| self.error("scan the table", e))?;
         let provider = table
             .table_provider()
             .await
@@ -593,6 +607,10 @@ impl DeltaDestination {
             return Ok(vec![]);
         };
         let ctx = SessionContext::new();
+        // An object-store table needs its store registered in this session.
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| self.error("scan the table", e))?;
         let provider = table
             .table_provider()
             .await

@@ -10,6 +10,7 @@ mod incremental;
 mod mssql;
 mod mysql;
 mod oracle;
+mod s3;
 mod strategies;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
 /// A control database, a lake folder and an engine over them, for one test and one source
 /// connection.
 pub struct Lake {
+    pub root: String,
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub lake: tempfile::TempDir,
@@ -32,18 +34,29 @@ pub struct Lake {
 
 impl Lake {
     pub async fn new(connection: ConnectionConfig) -> Lake {
-        let control = tempfile::tempdir().unwrap();
         let lake = tempfile::tempdir().unwrap();
+        let root = lake.path().display().to_string();
+        Lake::with_root(connection, lake, &root).await
+    }
+
+    /// A lake rooted at `root` (a folder or an object-store URL); `lake` is kept alive with it.
+    pub async fn with_root(
+        connection: ConnectionConfig,
+        lake: tempfile::TempDir,
+        root: &str,
+    ) -> Lake {
+        let control = tempfile::tempdir().unwrap();
         let store =
             dataloader_store::open(&format!("sqlite://{}/control.db", control.path().display()))
                 .await
                 .unwrap();
         store.migrate().await.unwrap();
         store.upsert_connection(&connection).await.unwrap();
-        let catalog = PathCatalog::new(&lake.path().display().to_string()).unwrap();
+        let catalog = PathCatalog::new(root).unwrap();
         let engine =
             Engine::new(store.clone(), Arc::new(catalog), Arc::new(SystemClock)).with_batch_size(7);
         Lake {
+            root: root.to_string(),
             store,
             engine,
             lake,
@@ -60,7 +73,11 @@ impl Lake {
     }
 
     pub fn destination(&self, dest: &TargetTable) -> DeltaDestination {
-        let url = url_of(self.lake.path(), dest);
+        use dataloader_core::Catalog;
+        let url = PathCatalog::new(&self.root)
+            .unwrap()
+            .table_url(dest)
+            .unwrap();
         DeltaDestination::new(&url, dest.to_string()).unwrap()
     }
 
