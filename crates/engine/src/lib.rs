@@ -120,7 +120,6 @@ pub struct LoadContext<'a> {
     pub batch_size: usize,
     pub progress: Option<ProgressFn>,
     pub store: Arc<dyn Store>,
-    pub options: LoadOptions,
     pub evolution: evolution::Evolution,
     rows_read: Arc<AtomicU64>,
 }
@@ -697,7 +696,6 @@ impl Engine {
             batch_size: self.batch_size,
             progress,
             store: self.store.clone(),
-            options,
             evolution,
             rows_read: Arc::default(),
         };
