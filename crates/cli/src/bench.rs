@@ -66,22 +66,13 @@ pub async fn scheduler(app: &App, tables: usize, due: usize) -> Result<()> {
         store
             .finish_run(
                 claim.run_id,
-                &dataloader_core::RunUpdate {
-                    status: dataloader_core::RunStatus::Cancelled,
-                    finished_at: Utc::now(),
-                    rows_read: 0,
-                    rows_written: 0,
-                    rows_deleted: 0,
-                    bytes_written: 0,
-                    watermark_after: None,
-                    delta_version: None,
-                    error_class: Some("Cancelled".into()),
-                    error_text: Some("bench claim".into()),
-                    next_load_date_time: None,
-                    schema_changes: None,
-                    notes: None,
-                    state: Default::default(),
-                },
+                &dataloader_core::RunUpdate::ended(
+                    dataloader_core::RunStatus::Cancelled,
+                    Utc::now(),
+                    "Cancelled",
+                    "bench claim",
+                    None,
+                ),
             )
             .await?;
     }

@@ -145,6 +145,35 @@ pub struct RunUpdate {
     pub state: StateUpdate,
 }
 
+impl RunUpdate {
+    /// A run that ended without loading anything (failed or cancelled); the table keeps its
+    /// state and waits until `next_load_date_time`.
+    pub fn ended(
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        error_class: impl Into<String>,
+        error_text: impl Into<String>,
+        next_load_date_time: Option<DateTime<Utc>>,
+    ) -> RunUpdate {
+        RunUpdate {
+            status,
+            finished_at,
+            rows_read: 0,
+            rows_written: 0,
+            rows_deleted: 0,
+            bytes_written: 0,
+            watermark_after: None,
+            delta_version: None,
+            error_class: Some(error_class.into()),
+            error_text: Some(error_text.into()),
+            next_load_date_time,
+            schema_changes: None,
+            notes: None,
+            state: StateUpdate::default(),
+        }
+    }
+}
+
 /// State changes written in the same transaction as a successful run.
 #[derive(Debug, Clone, Default)]
 pub struct StateUpdate {

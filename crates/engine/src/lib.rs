@@ -528,20 +528,14 @@ impl Engine {
                         .finish_run(
                             run_id,
                             &RunUpdate {
-                                status: if cancelled { RunStatus::Cancelled } else { RunStatus::Failed },
-                                finished_at,
-                                rows_read: 0,
-                                rows_written: 0,
-                                rows_deleted: 0,
-                                bytes_written: 0,
-                                watermark_after: None,
-                                delta_version: None,
-                                error_class: Some(format!("{:?}", error.kind())),
-                                error_text: Some(error.to_string()),
-                                next_load_date_time: next,
                                 schema_changes: joined(&schema_changes),
-                                notes: None,
-                                state: StateUpdate::default(),
+                                ..RunUpdate::ended(
+                                    if cancelled { RunStatus::Cancelled } else { RunStatus::Failed },
+                                    finished_at,
+                                    format!("{:?}", error.kind()),
+                                    error.to_string(),
+                                    next,
+                                )
                             },
                         )
                         .await;

@@ -304,15 +304,7 @@ impl DeltaDestination {
         )
         .await
         .map_err(|e| self.error("read the staged keys", e))?;
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| self.error("scan the table", e))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| self.error("scan the table", e))?;
-        ctx.register_table("target", provider)
-            .map_err(|e| self.error("scan the table", e))?;
+        self.register(&ctx, &table, "target").await?;
         let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
         let on = keys
             .iter()
@@ -574,6 +566,20 @@ impl DeltaDestination {
         })
     }
 
+    /// Makes `table` queryable as `name` in `ctx`, its object store included.
+    async fn register(&self, ctx: &SessionContext, table: &DeltaTable, name: &str) -> Result<()> {
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| self.error("scan the table", e))?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| self.error("scan the table", e))?;
+        ctx.register_table(name, provider)
+            .map_err(|e| self.error("scan the table", e))?;
+        Ok(())
+    }
+
     async fn stage(
         &self,
         path: &std::path::Path,
@@ -607,16 +613,7 @@ impl DeltaDestination {
             return Ok(vec![]);
         };
         let ctx = SessionContext::new();
-        // An object-store table needs its store registered in this session.
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| self.error("scan the table", e))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| self.error("scan the table", e))?;
-        ctx.register_table("t", provider)
-            .map_err(|e| self.error("scan the table", e))?;
+        self.register(&ctx, &table, "t").await?;
         let order = if order_by.is_empty() {
             String::new()
         } else {

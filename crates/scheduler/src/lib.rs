@@ -21,9 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataloader_core::table::next_occurrence;
-use dataloader_core::{
-    Claim, Clock, Result, RetryVerdict, RunStatus, RunUpdate, StateUpdate, Store,
-};
+use dataloader_core::{Claim, Clock, Result, RetryVerdict, RunStatus, RunUpdate, Store};
 use dataloader_engine::{Engine, LoadFailure, LoadReport};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -210,23 +208,13 @@ impl Scheduler {
 
     /// A claimed run that never started is cancelled and its table left due for others.
     async fn give_back(&self, claim: &Claim, reason: &str) {
-        let now = self.clock.now();
-        let update = RunUpdate {
-            status: RunStatus::Cancelled,
-            finished_at: now,
-            rows_read: 0,
-            rows_written: 0,
-            rows_deleted: 0,
-            bytes_written: 0,
-            watermark_after: None,
-            delta_version: None,
-            error_class: Some("Cancelled".into()),
-            error_text: Some(reason.into()),
-            next_load_date_time: claim.table.next_load_date_time,
-            schema_changes: None,
-            notes: None,
-            state: StateUpdate::default(),
-        };
+        let update = RunUpdate::ended(
+            RunStatus::Cancelled,
+            self.clock.now(),
+            "Cancelled",
+            reason,
+            claim.table.next_load_date_time,
+        );
         if let Err(e) = self.store.finish_run(claim.run_id, &update).await {
             tracing::warn!(run_id = claim.run_id, error = %e, "could not record the cancelled run");
         }

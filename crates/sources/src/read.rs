@@ -69,6 +69,36 @@ pub fn empty_output(schema: SchemaRef, captured_max: Option<Watermark>) -> ReadO
     }
 }
 
+/// `SELECT … FROM from[ WHERE …]` over `columns`, each one written by `expr(index, quoted
+/// name)` (the dialect's quoting plus any cast its reader needs).
+pub fn select_sql(
+    dialect: &dyn SqlDialect,
+    columns: &[SourceColumn],
+    expr: impl Fn(usize, String) -> String,
+    from: &str,
+    filter: Option<&Predicate>,
+) -> Result<String> {
+    let list = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| expr(i, dialect.quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(format!(
+        "SELECT {list} FROM {from}{}",
+        where_clause(dialect, filter)?
+    ))
+}
+
+/// A watermark as the source printed it; a `timestamptz` printed in UTC without its offset
+/// gets one, so it reads back as the instant it is.
+pub fn utc_watermark(kind: WatermarkKind, text: String) -> Result<Watermark> {
+    match kind {
+        WatermarkKind::TimestampTz => Watermark::new(kind, format!("{text}+00")),
+        _ => Watermark::new(kind, text),
+    }
+}
+
 /// ` WHERE …`, or nothing.
 pub fn where_clause(dialect: &dyn SqlDialect, filter: Option<&Predicate>) -> Result<String> {
     Ok(match filter {

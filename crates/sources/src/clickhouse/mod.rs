@@ -15,8 +15,8 @@ use dataloader_core::{
 use crate::batch::ColumnBuilder;
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
-    BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
+    watermark_kind, where_clause, BatchSender,
 };
 use types::{Cell, ChType, Reader};
 
@@ -63,13 +63,6 @@ impl SqlDialect for ClickHouseDialect {
             }
             WatermarkKind::Text => ch_string(&value.value),
         })
-    }
-}
-
-fn watermark_text(kind: WatermarkKind, text: String) -> Result<Watermark> {
-    match kind {
-        WatermarkKind::TimestampTz => Watermark::new(kind, format!("{text}+00")),
-        _ => Watermark::new(kind, text),
     }
 }
 
@@ -370,7 +363,7 @@ impl Source for ClickHouseSource {
         };
         self.first_text(&sql, &shown, "probe the table")
             .await?
-            .map(|v| watermark_text(kind, v))
+            .map(|v| utc_watermark(kind, v))
             .transpose()
     }
 
@@ -393,23 +386,14 @@ impl Source for ClickHouseSource {
             captured_max = self
                 .first_text(&sql, &shown, "capture the watermark")
                 .await?
-                .map(|m| watermark_text(kind, m))
+                .map(|m| utc_watermark(kind, m))
                 .transpose()?;
         }
         let schema = batch_schema(&request.columns);
         let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
             return Ok(empty_output(schema, captured_max));
         };
-        let select_list = request
-            .columns
-            .iter()
-            .map(|c| d.quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {select_list} FROM {from}{}",
-            where_clause(&d, filter.as_ref())?
-        );
+        let sql = select_sql(&d, &request.columns, |_, q| q, &from, filter.as_ref())?;
         tracing::debug!(%sql, "clickhouse read");
         let mut cursor = self
             .client

@@ -20,8 +20,8 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
-    BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
+    where_clause, BatchSender,
 };
 use types::{MapOptions, Mapping};
 
@@ -493,16 +493,7 @@ impl Source for MssqlSource {
         let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
             return Ok(empty_output(schema, captured_max));
         };
-        let select_list = request
-            .columns
-            .iter()
-            .map(|c| d.quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {select_list} FROM {from}{}",
-            where_clause(&d, filter.as_ref())?
-        );
+        let sql = select_sql(&d, &request.columns, |_, q| q, &from, filter.as_ref())?;
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let tz = self.options.source_timezone;
         let connection = self.config.name.clone();

@@ -17,8 +17,8 @@ use mysql_async::{Conn, OptsBuilder, Row, Value};
 use crate::batch::ColumnBuilder;
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
-    BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
+    watermark_kind, where_clause, BatchSender,
 };
 use types::{Decode, Mapping};
 
@@ -52,14 +52,6 @@ impl SqlDialect for MysqlDialect {
             }
             WatermarkKind::Text => quote_string(&value.value)?,
         })
-    }
-}
-
-/// Watermark text as MySQL prints it, made exact and typed: `timestamp` values are UTC.
-fn watermark_text(kind: WatermarkKind, text: String) -> Result<Watermark> {
-    match kind {
-        WatermarkKind::TimestampTz => Watermark::new(kind, format!("{text}+00")),
-        _ => Watermark::new(kind, text),
     }
 }
 
@@ -432,7 +424,7 @@ impl Source for MysqlSource {
         };
         self.first_text(&mut conn, sql, &shown, "probe the table")
             .await?
-            .map(|v| watermark_text(kind, v))
+            .map(|v| utc_watermark(kind, v))
             .transpose()
     }
 
@@ -459,23 +451,14 @@ impl Source for MysqlSource {
             captured_max = self
                 .first_text(&mut conn, sql, &shown, "capture the watermark")
                 .await?
-                .map(|m| watermark_text(kind, m))
+                .map(|m| utc_watermark(kind, m))
                 .transpose()?;
         }
         let schema = batch_schema(&request.columns);
         let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
             return Ok(empty_output(schema, captured_max));
         };
-        let select_list = request
-            .columns
-            .iter()
-            .map(|c| dialect.quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {select_list} FROM {from}{}",
-            where_clause(&dialect, filter.as_ref())?
-        );
+        let sql = select_sql(&dialect, &request.columns, |_, q| q, &from, filter.as_ref())?;
         tracing::debug!(%sql, "mysql read");
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let decodes: Vec<Decode> = mappings.iter().map(|m| m.decode).collect();

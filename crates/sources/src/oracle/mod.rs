@@ -16,8 +16,8 @@ use dataloader_core::{
 use crate::batch::ColumnBuilder;
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
-    BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
+    where_clause, BatchSender,
 };
 use types::{Mapping, Read};
 
@@ -439,12 +439,7 @@ impl Source for OracleSource {
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<Option<Watermark>>>();
         let parts = self.clone_parts();
-        let select_list = request
-            .columns
-            .iter()
-            .map(|c| d.quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = request.columns.clone();
         let reads: Vec<Read> = mappings.iter().map(|m| m.read).collect();
         let request_for_thread = request.clone();
         tokio::task::spawn_blocking(move || {
@@ -475,8 +470,8 @@ impl Source for OracleSource {
                 let _ = started_tx.send(Ok(captured));
                 return;
             };
-            let sql = match where_clause(&OracleDialect, filter.as_ref()) {
-                Ok(w) => format!("SELECT {select_list} FROM {from}{w}"),
+            let sql = match select_sql(&OracleDialect, &columns, |_, q| q, &from, filter.as_ref()) {
+                Ok(sql) => sql,
                 Err(e) => return drop(started_tx.send(Err(e))),
             };
             let rows = match conn.query(&sql, &[]) {

@@ -19,8 +19,8 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
-    BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
+    where_clause, BatchSender,
 };
 use types::{Mapping, PgType, Select};
 
@@ -335,24 +335,17 @@ impl Source for PostgresSource {
             return Ok(empty_output(schema, captured_max));
         };
 
-        let select_list = request
-            .columns
-            .iter()
-            .zip(&mappings)
-            .map(|(c, m)| {
-                let q = dialect.quote_ident(&c.name);
-                match m.select {
-                    Select::Plain => q,
-                    Select::CastText => format!("{q}::text"),
-                    Select::ArrayAsJson => format!("to_json({q})::text"),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {select_list} FROM {from}{}",
-            where_clause(&dialect, filter.as_ref())?
-        );
+        let sql = select_sql(
+            &dialect,
+            &request.columns,
+            |i, q| match mappings[i].select {
+                Select::Plain => q,
+                Select::CastText => format!("{q}::text"),
+                Select::ArrayAsJson => format!("to_json({q})::text"),
+            },
+            &from,
+            filter.as_ref(),
+        )?;
         tracing::debug!(%sql, "postgres read");
 
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;

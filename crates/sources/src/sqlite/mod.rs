@@ -18,8 +18,8 @@ use sqlx::{Row, SqlitePool};
 use crate::batch::ColumnBuilder;
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, watermark_kind, where_clause,
-    BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
+    where_clause, BatchSender,
 };
 use types::Decode;
 
@@ -311,23 +311,16 @@ impl Source for SqliteSource {
         let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
             return Ok(empty_output(schema, captured_max));
         };
-        let select_list = request
-            .columns
-            .iter()
-            .zip(&mappings)
-            .map(|(c, m)| {
-                let q = dialect.quote_ident(&c.name);
-                match m.decode {
-                    Decode::DecimalText => format!("CAST({q} AS TEXT)"),
-                    _ => q,
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {select_list} FROM {from}{}",
-            where_clause(&dialect, filter.as_ref())?
-        );
+        let sql = select_sql(
+            &dialect,
+            &request.columns,
+            |i, q| match mappings[i].decode {
+                Decode::DecimalText => format!("CAST({q} AS TEXT)"),
+                _ => q,
+            },
+            &from,
+            filter.as_ref(),
+        )?;
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let decodes: Vec<Decode> = mappings.iter().map(|m| m.decode).collect();
         let connection = self.name.clone();
