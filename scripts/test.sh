@@ -32,8 +32,20 @@ if ! my_up; then
   my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306; the tests need it (see TEST-SERVERS.md)" >&2; exit 1; }
 fi
 
+# Servers started here are stopped, and their folders removed, when the tests end.
+started_pids=()
+started_dirs=()
+cleanup() {
+  for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for dir in "${started_dirs[@]}"; do rm -rf "$dir"; done
+}
+trap cleanup EXIT
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+free_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
+wait_listening() { for _ in $(seq 1 150); do port_free "$1" || return 0; sleep 0.2; done; return 1; }
+
 # ClickHouse for the ClickHouse connector's tests: Debian's package (installed if missing),
-# started as a plain process with its data in a temporary folder, stopped when the tests end.
+# started as a plain process with its data in a temporary folder.
 if [ -z "${DATALOADER_TEST_CLICKHOUSE:-}" ]; then
   if ! command -v clickhouse-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing clickhouse-server"
@@ -41,42 +53,44 @@ if [ -z "${DATALOADER_TEST_CLICKHOUSE:-}" ]; then
       || echo "NOTICE: installing clickhouse-server failed" >&2
   fi
   if command -v clickhouse-server >/dev/null 2>&1; then
-    port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
     ch_http=18123
     while ! { port_free $ch_http && port_free $((ch_http + 1000)) && port_free $((ch_http + 2000)); }; do ch_http=$((ch_http + 1)); done
     ch_dir=$(mktemp -d)
+    started_dirs+=("$ch_dir")
     clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
       --path="$ch_dir/data/" --tmp_path="$ch_dir/data/tmp/" --user_files_path="$ch_dir/data/user_files/" \
       --format_schema_path="$ch_dir/data/format_schemas/" --logger.log="$ch_dir/server.log" \
       --logger.errorlog="$ch_dir/err.log" --http_port=$ch_http --tcp_port=$((ch_http + 1000)) \
       --interserver_http_port=$((ch_http + 2000)) >"$ch_dir/stdout.log" 2>&1 &
-    ch_pid=$!
-    trap 'kill $ch_pid 2>/dev/null; wait $ch_pid 2>/dev/null; rm -rf "$ch_dir"; cleanup_s3 2>/dev/null' EXIT
-    for _ in $(seq 1 150); do port_free $ch_http || break; sleep 0.2; done
-    port_free $ch_http && { echo "ClickHouse did not start; see $ch_dir/err.log" >&2; exit 1; }
+    started_pids+=($!)
+    wait_listening $ch_http || { echo "ClickHouse did not start; see $ch_dir/err.log" >&2; exit 1; }
     export DATALOADER_TEST_CLICKHOUSE=127.0.0.1:$ch_http
   else
     echo "NOTICE: ClickHouse is not installed and cannot be installed here: its tests are skipped" >&2
   fi
 fi
 
-# An S3 server (moto, from PyPI, in a virtualenv kept under ~/.cache) for the object-store lake test.
-if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
-  venv="$HOME/.cache/dataloader-venvs/moto"
-  if [ ! -x "$venv/bin/moto_server" ]; then
-    echo "installing moto (S3 emulator)"
-    { python3 -m venv "$venv" && "$venv/bin/pip" install -q 'moto[s3,server]'; } >/dev/null 2>&1 \
-      || echo "NOTICE: installing moto failed: the S3 test is skipped" >&2
+# Python emulators from PyPI, each in a virtualenv kept under ~/.cache: "venv NAME PACKAGES…"
+# prints the virtualenv's folder, or nothing when it cannot be installed.
+venvs="$HOME/.cache/dataloader-venvs"
+venv() {
+  local dir="$venvs/$1"; shift
+  if [ ! -f "$dir/.installed" ]; then
+    echo "installing $* into $dir" >&2
+    rm -rf "$dir"
+    { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$@" && touch "$dir/.installed"; } >/dev/null 2>&1 || return 0
   fi
-  if [ -x "$venv/bin/moto_server" ]; then
-    port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-    s3_port=15000
-    while ! port_free $s3_port; do s3_port=$((s3_port + 1)); done
-    "$venv/bin/moto_server" -H 127.0.0.1 -p $s3_port >/dev/null 2>&1 &
-    s3_pid=$!
-    cleanup_s3() { kill $s3_pid 2>/dev/null; }
-    trap 'kill ${ch_pid:-} 2>/dev/null; rm -rf "${ch_dir:-/nonexistent}"; cleanup_s3' EXIT
-    for _ in $(seq 1 100); do port_free $s3_port || break; sleep 0.2; done
+  echo "$dir"
+}
+
+# An S3 server (moto) for the object-store lake test.
+if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
+  moto=$(venv moto 'moto[s3,server]')
+  if [ -n "$moto" ]; then
+    s3_port=$(free_port 15000)
+    "$moto/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >/dev/null 2>&1 &
+    started_pids+=($!)
+    wait_listening "$s3_port" || true
     export AWS_ENDPOINT_URL=http://127.0.0.1:$s3_port AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test \
       AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
     if python3 -c "import urllib.request as u; u.urlopen(u.Request('$AWS_ENDPOINT_URL/dataloader-test', method='PUT'))" 2>/dev/null; then
@@ -84,6 +98,29 @@ if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
     else
       echo "NOTICE: moto did not start: the S3 test is skipped" >&2
     fi
+  else
+    echo "NOTICE: installing moto failed: the S3 test is skipped" >&2
+  fi
+fi
+
+# The Snowflake REST API, emulated by fakesnow (snowflake-connector-python 5 breaks fakesnow 0.12),
+# through the adapter in scripts/fakesnow_server.py; results past 1000 rows come in chunks.
+if [ -z "${DATALOADER_TEST_SNOWFLAKE:-}" ]; then
+  fakesnow=$(venv fakesnow 'fakesnow[server]==0.12.1' 'snowflake-connector-python<5')
+  if [ -n "$fakesnow" ]; then
+    sf_port=$(free_port 18765)
+    sf_log=$(mktemp)
+    started_dirs+=("$sf_log")
+    "$fakesnow/bin/python" scripts/fakesnow_server.py --port "$sf_port" --chunk-rows 1000 >"$sf_log" 2>&1 &
+    started_pids+=($!)
+    if wait_listening "$sf_port"; then
+      export DATALOADER_TEST_SNOWFLAKE=http://127.0.0.1:$sf_port
+    else
+      echo "NOTICE: fakesnow did not start (see below): the Snowflake tests are skipped" >&2
+      cat "$sf_log" >&2
+    fi
+  else
+    echo "NOTICE: installing fakesnow failed: the Snowflake tests are skipped" >&2
   fi
 fi
 

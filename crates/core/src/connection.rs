@@ -16,6 +16,9 @@ pub enum DbType {
     Clickhouse,
     Mssql,
     Oracle,
+    Snowflake,
+    /// Snowflake with key-pair (JWT) authentication: the seed's `snowflake_pem`.
+    SnowflakePem,
     Sqlite,
 }
 
@@ -26,6 +29,8 @@ impl DbType {
         DbType::Clickhouse,
         DbType::Mssql,
         DbType::Oracle,
+        DbType::Snowflake,
+        DbType::SnowflakePem,
         DbType::Sqlite,
     ];
 
@@ -36,6 +41,8 @@ impl DbType {
             DbType::Clickhouse => "clickhouse",
             DbType::Mssql => "mssql",
             DbType::Oracle => "oracle",
+            DbType::Snowflake => "snowflake",
+            DbType::SnowflakePem => "snowflake_pem",
             DbType::Sqlite => "sqlite",
         }
     }
@@ -47,6 +54,7 @@ impl DbType {
             DbType::Clickhouse => Some(8123),
             DbType::Mssql => Some(1433),
             DbType::Oracle => Some(1521),
+            DbType::Snowflake | DbType::SnowflakePem => Some(443),
             DbType::Sqlite => None,
         }
     }
@@ -61,6 +69,8 @@ impl FromStr for DbType {
             "clickhouse" => Ok(DbType::Clickhouse),
             "mssql" | "sqlserver" => Ok(DbType::Mssql),
             "oracle" => Ok(DbType::Oracle),
+            "snowflake" => Ok(DbType::Snowflake),
+            "snowflake_pem" => Ok(DbType::SnowflakePem),
             "sqlite" => Ok(DbType::Sqlite),
             other => Err(Error::config(
                 "type",
@@ -137,6 +147,39 @@ impl ConnectionConfig {
                     ));
                 }
             }
+            DbType::Snowflake | DbType::SnowflakePem => {
+                let kind = self.db_type;
+                if self.host.as_deref().unwrap_or("").is_empty()
+                    && !self.options.contains_key("account")
+                {
+                    return Err(Error::config(
+                        "account",
+                        format!("a {kind} connection needs --option account=<account identifier> (or --host)"),
+                    ));
+                }
+                if self.database.as_deref().unwrap_or("").is_empty() {
+                    return Err(Error::config(
+                        "database",
+                        format!("a {kind} connection needs --database"),
+                    ));
+                }
+                for key in ["private_key", "private_key_passphrase"] {
+                    if let Some(r) = self.options.get(key) {
+                        SecretRef::parse(r).map_err(|_| {
+                            Error::config(
+                                key,
+                                format!("--option {key}= takes a reference (env:NAME or file:/path), never the key itself"),
+                            )
+                        })?;
+                    }
+                }
+                if kind == DbType::SnowflakePem && !self.options.contains_key("private_key") {
+                    return Err(Error::config(
+                        "private_key",
+                        "a snowflake_pem connection needs --option private_key=file:/path/rsa_key.p8 (or env:NAME)",
+                    ));
+                }
+            }
             DbType::Sqlite => {
                 if self.database.as_deref().unwrap_or("").is_empty() {
                     return Err(Error::config(
@@ -161,6 +204,14 @@ impl ConnectionConfig {
     pub fn address(&self) -> String {
         match self.db_type {
             DbType::Sqlite => self.database.clone().unwrap_or_default(),
+            DbType::Snowflake | DbType::SnowflakePem if self.host.is_none() => format!(
+                "{}.snowflakecomputing.com/{}",
+                self.options
+                    .get("account")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                self.database.as_deref().unwrap_or("")
+            ),
             _ => format!(
                 "{}:{}/{}",
                 self.host.as_deref().unwrap_or(""),

@@ -18,6 +18,8 @@ pub mod oracle;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod read;
+#[cfg(feature = "snowflake")]
+pub mod snowflake;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -37,6 +39,10 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
         DbType::Mssql => Ok(Arc::new(mssql::MssqlSource::connect(config).await?)),
         #[cfg(feature = "oracle")]
         DbType::Oracle => Ok(Arc::new(oracle::OracleSource::connect(config).await?)),
+        #[cfg(feature = "snowflake")]
+        DbType::Snowflake | DbType::SnowflakePem => {
+            Ok(Arc::new(snowflake::SnowflakeSource::connect(config).await?))
+        }
         #[cfg(feature = "mysql")]
         DbType::Mysql => Ok(Arc::new(mysql::MysqlSource::connect(config).await?)),
         #[cfg(feature = "sqlite")]

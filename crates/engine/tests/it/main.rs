@@ -11,6 +11,7 @@ mod mssql;
 mod mysql;
 mod oracle;
 mod s3;
+mod snowflake;
 mod strategies;
 
 use std::sync::Arc;

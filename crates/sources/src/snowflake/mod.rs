@@ -1,0 +1,590 @@
+//! Snowflake source over Snowflake's REST API (`snowflake` with a password, `snowflake_pem`
+//! with a key pair). Results arrive as Arrow, inline and then in chunks fetched one at a time,
+//! and are converted column by column to exact Arrow types ([`types`]). Each statement reads
+//! its own snapshot: the watermark's upper bound is captured first and bounds the read.
+
+pub mod auth;
+pub mod client;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Date32Type, Int64Type, TimestampMicrosecondType};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use dataloader_core::secret::{mask, SecretRef};
+use dataloader_core::{
+    ConnectionConfig, DbType, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+};
+use tokio::sync::mpsc;
+
+use crate::dialect::{number_literal, SqlDialect};
+use crate::read::{
+    batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
+    watermark_kind, where_clause,
+};
+use client::{Client, ClientError, Credential, Login, QueryResult};
+use types::{Kind, RowType};
+
+/// Snowflake's "object does not exist or not authorized".
+const NO_SUCH_OBJECT: &str = "002003";
+
+pub struct SnowflakeDialect;
+
+/// Snowflake string literals take backslash escapes as well as doubled quotes.
+fn sf_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+impl SqlDialect for SnowflakeDialect {
+    fn literal(&self, value: &Watermark) -> Result<String> {
+        Ok(match value.kind {
+            WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value)?,
+            WatermarkKind::Date => format!("{}::DATE", sf_string(&value.value)),
+            WatermarkKind::Timestamp | WatermarkKind::TimestampTz => {
+                let micros = value.timestamp_micros()?;
+                let utc = chrono::DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| {
+                        Error::config("incremental_value", format!("{value} is out of range"))
+                    })?
+                    .naive_utc()
+                    .format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string();
+                if value.kind == WatermarkKind::Timestamp {
+                    format!("{}::TIMESTAMP_NTZ", sf_string(&utc))
+                } else {
+                    format!("{}::TIMESTAMP_TZ", sf_string(&format!("{utc} +00:00")))
+                }
+            }
+            WatermarkKind::Text => sf_string(&value.value),
+        })
+    }
+}
+
+pub struct SnowflakeSource {
+    config: ConnectionConfig,
+    /// Secrets to mask in any message: the password or the key's passphrase.
+    secrets: Vec<String>,
+    client: Arc<Client>,
+    bigint_integers: bool,
+    /// Tables as named in the configuration → as Snowflake stores them (unquoted names are
+    /// upper case in Snowflake; `public.orders` finds `PUBLIC.ORDERS`).
+    resolved: Mutex<HashMap<SourceTable, SourceTable>>,
+}
+
+impl SnowflakeSource {
+    pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
+        let o = &config.options;
+        let account = o
+            .get("account")
+            .cloned()
+            .or_else(|| {
+                config
+                    .host
+                    .as_deref()
+                    .and_then(|h| h.split('.').next())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let host = config
+            .host
+            .clone()
+            .unwrap_or_else(|| format!("{account}.snowflakecomputing.com"));
+        let protocol = o.get("protocol").map(String::as_str).unwrap_or("https");
+        if protocol != "https" && protocol != "http" {
+            return Err(Error::config(
+                "protocol",
+                format!("--option protocol= takes https or http, not \"{protocol}\""),
+            ));
+        }
+        let base_url = format!("{protocol}://{host}:{}", config.port.unwrap_or(443));
+        let user = config.user.clone().unwrap_or_default();
+        let mut secrets = Vec::new();
+        let key_pair = config.db_type == DbType::SnowflakePem || o.contains_key("private_key");
+        let credential = if key_pair {
+            let pem = SecretRef::parse(o.get("private_key").map(String::as_str).unwrap_or(""))?
+                .resolve()?;
+            let passphrase = o
+                .get("private_key_passphrase")
+                .map(|r| SecretRef::parse(r)?.resolve())
+                .transpose()?;
+            secrets.extend(passphrase.clone());
+            let key = auth::KeyPair::from_pem(&pem, passphrase.as_deref())
+                .map_err(|e| Error::config("private_key", e))?;
+            let token = key
+                .token(&account, &user, chrono::Utc::now().timestamp())
+                .map_err(|e| Error::config("private_key", e))?;
+            Credential::Jwt(token)
+        } else {
+            let password = config.resolve_password()?.unwrap_or_default();
+            secrets.push(password.clone());
+            Credential::Password(password)
+        };
+        let login = Login {
+            base_url: &base_url,
+            account: &account,
+            user: &user,
+            credential,
+            database: config.database.as_deref().unwrap_or(""),
+            schema: o.get("schema").map(String::as_str),
+            warehouse: o.get("warehouse").map(String::as_str),
+            role: o.get("role").map(String::as_str),
+        };
+        let hide = |m: String| secrets.iter().fold(m, |m, s| mask(&m, s));
+        let client = Client::login(login).await.map_err(|e| match e {
+            ClientError::Auth(m) => Error::Auth {
+                connection: config.name.clone(),
+                message: hide(m),
+            },
+            other => Error::Connect {
+                connection: config.name.clone(),
+                db_type: config.db_type.to_string(),
+                address: config.address(),
+                message: hide(other.to_string()),
+            },
+        })?;
+        let bigint_integers = match o.get("integers").map(String::as_str) {
+            None | Some("decimal") => false,
+            Some("bigint") => true,
+            Some(other) => {
+                return Err(Error::config(
+                    "integers",
+                    format!("--option integers= takes decimal or bigint, not \"{other}\""),
+                ))
+            }
+        };
+        Ok(SnowflakeSource {
+            config: config.clone(),
+            secrets,
+            client: Arc::new(client),
+            bigint_integers,
+            resolved: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn error(&self, table: &str, step: &'static str, e: ClientError) -> Error {
+        let hide = |m: String| self.secrets.iter().fold(m, |m, s| mask(&m, s));
+        match e {
+            ClientError::Query { code, .. } if code == NO_SUCH_OBJECT => {
+                Error::SourceTableNotFound {
+                    connection: self.config.name.clone(),
+                    table: table.to_string(),
+                }
+            }
+            ClientError::Auth(m) => Error::Auth {
+                connection: self.config.name.clone(),
+                message: hide(m),
+            },
+            other => Error::SourceQuery {
+                connection: self.config.name.clone(),
+                table: table.to_string(),
+                step,
+                message: hide(other.to_string()),
+            },
+        }
+    }
+
+    async fn query(&self, sql: &str, table: &str, step: &'static str) -> Result<QueryResult> {
+        tracing::debug!(%sql, "snowflake query");
+        self.client
+            .query(sql)
+            .await
+            .map_err(|e| self.error(table, step, e))
+    }
+
+    /// The table as Snowflake names it, and its columns (a `LIMIT 0` query's rowtype).
+    async fn resolve(&self, table: &SourceTable) -> Result<(SourceTable, Vec<RowType>)> {
+        let known = self
+            .resolved
+            .lock()
+            .ok()
+            .and_then(|m| m.get(table).cloned());
+        let upper = SourceTable {
+            schema: table.schema.as_ref().map(|s| s.to_uppercase()),
+            name: table.name.to_uppercase(),
+        };
+        let candidates = match known {
+            Some(t) => vec![t],
+            None if upper != *table => vec![table.clone(), upper],
+            None => vec![table.clone()],
+        };
+        let shown = table.to_string();
+        let mut last = None;
+        for candidate in candidates {
+            let sql = format!(
+                "SELECT * FROM {} LIMIT 0",
+                SnowflakeDialect.table(&candidate)
+            );
+            match self.query(&sql, &shown, "describe the table").await {
+                Ok(result) => {
+                    if let Ok(mut m) = self.resolved.lock() {
+                        m.insert(table.clone(), candidate.clone());
+                    }
+                    return Ok((candidate, result.rowtype));
+                }
+                Err(e @ Error::SourceTableNotFound { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::SourceTableNotFound {
+            connection: self.config.name.clone(),
+            table: shown,
+        }))
+    }
+
+    fn kind(&self, table: &str, column: &RowType) -> Result<Kind> {
+        Kind::of(column, self.bigint_integers).ok_or_else(|| Error::UnsupportedType {
+            table: table.to_string(),
+            column: column.name.clone(),
+            native_type: types::native_type(column),
+        })
+    }
+
+    /// The kinds of `columns`, in their order, from the table's rowtype.
+    async fn kinds(
+        &self,
+        table: &SourceTable,
+        columns: &[SourceColumn],
+    ) -> Result<(SourceTable, Vec<Kind>)> {
+        let shown = table.to_string();
+        let (resolved, rowtype) = self.resolve(table).await?;
+        let kinds = columns
+            .iter()
+            .map(|c| {
+                let column = rowtype.iter().find(|r| r.name == c.name).ok_or_else(|| {
+                    Error::ColumnNotFound {
+                        table: shown.clone(),
+                        column: c.name.clone(),
+                        role: "requested",
+                        columns: rowtype.iter().map(|r| r.name.clone()).collect(),
+                    }
+                })?;
+                self.kind(&shown, column)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((resolved, kinds))
+    }
+
+    /// The first value of a one-row, one-column query, as watermark text.
+    async fn single_value(
+        &self,
+        sql: &str,
+        kind: Kind,
+        table: &str,
+        step: &'static str,
+    ) -> Result<Option<String>> {
+        let result = self.query(sql, table, step).await?;
+        let batches = self
+            .client
+            .part(&result, 0)
+            .await
+            .map_err(|e| self.error(table, step, e))?;
+        let Some(column) = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| b.column(0))
+        else {
+            return Ok(None);
+        };
+        let converted = types::convert(kind, column).map_err(|message| Error::SourceQuery {
+            connection: self.config.name.clone(),
+            table: table.to_string(),
+            step,
+            message,
+        })?;
+        Ok(value_text(&converted))
+    }
+}
+
+/// Row 0 of a converted column as a watermark's text; `None` when it is NULL.
+fn value_text(array: &ArrayRef) -> Option<String> {
+    if array.is_null(0) {
+        return None;
+    }
+    Some(match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(0).to_string(),
+        DataType::Decimal128(..) => array
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .value_as_string(0),
+        DataType::Date32 => array
+            .as_primitive::<Date32Type>()
+            .value_as_date(0)?
+            .to_string(),
+        DataType::Timestamp(..) => array
+            .as_primitive::<TimestampMicrosecondType>()
+            .value_as_datetime(0)?
+            .format("%Y-%m-%d %H:%M:%S%.f")
+            .to_string(),
+        DataType::Utf8 => array.as_string::<i32>().value(0).to_string(),
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl Source for SnowflakeSource {
+    async fn server_version(&self) -> Result<String> {
+        let version = match &self.client.server_version {
+            Some(v) => v.clone(),
+            None => self
+                .single_value(
+                    "SELECT CURRENT_VERSION()",
+                    Kind::Text,
+                    "",
+                    "read the server version",
+                )
+                .await?
+                .unwrap_or_default(),
+        };
+        Ok(format!("Snowflake {version}"))
+    }
+
+    async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let (_, rowtype) = self.resolve(table).await?;
+        let columns = rowtype
+            .iter()
+            .map(|r| {
+                Ok(SourceColumn {
+                    name: r.name.clone(),
+                    native_type: types::native_type(r),
+                    data_type: self.kind(&shown, r)?.arrow(),
+                    nullable: r.nullable,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Snowflake does not enforce keys: the table's configuration names the key.
+        Ok(SourceSchema {
+            object: object.clone(),
+            columns,
+            primary_key: vec![],
+        })
+    }
+
+    async fn probe(
+        &self,
+        object: &SourceObject,
+        schema: &SourceSchema,
+        probe: &Probe,
+    ) -> Result<Option<Watermark>> {
+        let SourceObject::Table(table) = object;
+        let shown = table.to_string();
+        let d = SnowflakeDialect;
+        let (sql, kind, watermark) = match probe {
+            Probe::Min(column) | Probe::Max(column) => {
+                let idx = column_index(&schema.columns, column, &shown, "incremental")?;
+                let (resolved, kinds) = self.kinds(table, &schema.columns[idx..=idx]).await?;
+                let watermark = kinds[0]
+                    .watermark()
+                    .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
+                let function = if matches!(probe, Probe::Min(_)) {
+                    "MIN"
+                } else {
+                    "MAX"
+                };
+                (
+                    format!(
+                        "SELECT {function}({}) FROM {}",
+                        d.quote_ident(column),
+                        d.table(&resolved)
+                    ),
+                    kinds[0],
+                    watermark,
+                )
+            }
+            Probe::RowCount | Probe::NullCount(_) => {
+                let (resolved, _) = self.resolve(table).await?;
+                let filter = match probe {
+                    Probe::NullCount(c) => format!(" WHERE {} IS NULL", d.quote_ident(c)),
+                    _ => String::new(),
+                };
+                (
+                    format!("SELECT COUNT(*) FROM {}{filter}", d.table(&resolved)),
+                    Kind::Integer,
+                    WatermarkKind::Integer,
+                )
+            }
+            // The user's check query, run as written; its first value, as text.
+            Probe::Query(q) => (
+                format!("SELECT CAST(({q}) AS VARCHAR)"),
+                Kind::Text,
+                WatermarkKind::Text,
+            ),
+        };
+        self.single_value(&sql, kind, &shown, "probe the table")
+            .await?
+            .map(|v| utc_watermark(watermark, v))
+            .transpose()
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
+        let SourceObject::Table(table) = &request.object;
+        let shown = table.to_string();
+        let d = SnowflakeDialect;
+        let (resolved, kinds) = self.kinds(table, &request.columns).await?;
+        let from = d.table(&resolved);
+        let mut captured_max = None;
+        if let (Some(w), Some(kind)) = (
+            &request.watermark,
+            watermark_kind(&request, &shown, |i| kinds[i].watermark())?,
+        ) {
+            let idx = column_index(&request.columns, &w.column, &shown, "incremental")?;
+            let sql = format!(
+                "SELECT MAX({}) FROM {from}{}",
+                d.quote_ident(&w.column),
+                where_clause(&d, request.max_filter().as_ref())?
+            );
+            captured_max = self
+                .single_value(&sql, kinds[idx], &shown, "capture the watermark")
+                .await?
+                .map(|m| utc_watermark(kind, m))
+                .transpose()?;
+        }
+        let schema = batch_schema(&request.columns);
+        let Some(filter) = request.effective_filter(captured_max.as_ref()) else {
+            return Ok(empty_output(schema, captured_max));
+        };
+        let sql = select_sql(&d, &request.columns, |_, q| q, &from, filter.as_ref())?;
+        let result = self.query(&sql, &shown, "read the rows").await?;
+        if result
+            .format
+            .as_deref()
+            .is_some_and(|f| !f.eq_ignore_ascii_case("arrow"))
+        {
+            return Err(Error::SourceQuery {
+                connection: self.config.name.clone(),
+                table: shown,
+                step: "read the rows",
+                message: "Snowflake answered in JSON; DataLoader reads Arrow results (run ALTER USER <user> SET GO_QUERY_RESULT_FORMAT = 'ARROW')".into(),
+            });
+        }
+        let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(2);
+        let batches = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (b, rx))
+        }));
+        let source = ReadTask {
+            client: self.client.clone(),
+            result,
+            kinds,
+            schema: schema.clone(),
+            names: request.columns.iter().map(|c| c.name.clone()).collect(),
+            connection: self.config.name.clone(),
+            table: shown,
+            secrets: self.secrets.clone(),
+        };
+        tokio::spawn(source.run(tx));
+        Ok(ReadOutput {
+            schema,
+            batches,
+            captured_max,
+        })
+    }
+}
+
+/// Streams a result part by part: each chunk is fetched only when the writer has taken the
+/// batches of the one before.
+struct ReadTask {
+    client: Arc<Client>,
+    result: QueryResult,
+    kinds: Vec<Kind>,
+    schema: arrow::datatypes::SchemaRef,
+    names: Vec<String>,
+    connection: String,
+    table: String,
+    secrets: Vec<String>,
+}
+
+impl ReadTask {
+    async fn run(self, tx: mpsc::Sender<Result<RecordBatch>>) {
+        for part in 0..=self.result.chunks.len() {
+            let batches = match self.client.part(&self.result, part).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let message = self.secrets.iter().fold(e.to_string(), |m, s| mask(&m, s));
+                    let _ = tx
+                        .send(Err(Error::SourceQuery {
+                            connection: self.connection.clone(),
+                            table: self.table.clone(),
+                            step: "read the rows",
+                            message,
+                        }))
+                        .await;
+                    return;
+                }
+            };
+            for batch in batches {
+                let converted = self.convert(&batch);
+                let failed = converted.is_err();
+                if tx.send(converted).await.is_err() || failed {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn convert(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let columns = self
+            .kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                types::convert(*kind, batch.column(i)).map_err(|message| {
+                    Error::UnrepresentableValue {
+                        table: self.table.clone(),
+                        column: self.names[i].clone(),
+                        message,
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| Error::SourceQuery {
+            connection: self.connection.clone(),
+            table: self.table.clone(),
+            step: "read the rows",
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataloader_core::Predicate;
+
+    #[test]
+    fn renders_snowflake_sql() {
+        let p = Predicate::And(vec![
+            Predicate::Gt(
+                "TS".into(),
+                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05+00").unwrap(),
+            ),
+            Predicate::Le(
+                "NTZ".into(),
+                Watermark::new(WatermarkKind::Timestamp, "2024-01-02 03:04:05.25").unwrap(),
+            ),
+            Predicate::Gt(
+                "name".into(),
+                Watermark::new(WatermarkKind::Text, "it's \\ here").unwrap(),
+            ),
+            Predicate::Ge(
+                "DAY".into(),
+                Watermark::new(WatermarkKind::Date, "2024-01-01").unwrap(),
+            ),
+            Predicate::Le(
+                "AMOUNT".into(),
+                Watermark::new(WatermarkKind::Decimal, "-12.50").unwrap(),
+            ),
+        ]);
+        assert_eq!(
+            SnowflakeDialect.render(&p).unwrap(),
+            "(\"TS\" > '2024-01-02 03:04:05.000000 +00:00'::TIMESTAMP_TZ) \
+             AND (\"NTZ\" <= '2024-01-02 03:04:05.250000'::TIMESTAMP_NTZ) \
+             AND (\"name\" > 'it''s \\\\ here') AND (\"DAY\" >= '2024-01-01'::DATE) \
+             AND (\"AMOUNT\" <= -12.50)"
+        );
+        assert_eq!(SnowflakeDialect.quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
