@@ -24,6 +24,8 @@ pub struct ClickHouseSource {
     config: ConnectionConfig,
     password: Option<String>,
     client: clickhouse::Client,
+    /// Rows come as ArrowStream (modern servers) rather than RowBinary.
+    arrow: bool,
 }
 
 pub struct ClickHouseDialect;
@@ -117,12 +119,24 @@ impl ClickHouseSource {
         if let Some(pw) = &password {
             client = client.with_password(pw.clone());
         }
-        let source = ClickHouseSource {
+        let mut source = ClickHouseSource {
             config: config.clone(),
             password,
             client,
+            arrow: false,
         };
-        source.server_version().await?;
+        let version = source.server_version().await?;
+        source.arrow = match config.options.get("format").map(String::as_str) {
+            None | Some("auto") => types::speaks_arrow(version.trim_start_matches("ClickHouse ")),
+            Some("arrow") => true,
+            Some("rowbinary") => false,
+            Some(other) => {
+                return Err(Error::config(
+                    "format",
+                    format!("--option format= takes auto, arrow or rowbinary, not \"{other}\""),
+                ))
+            }
+        };
         Ok(source)
     }
 
@@ -394,15 +408,24 @@ impl Source for ClickHouseSource {
             return Ok(empty_output(schema, captured_max));
         };
         let sql = select_sql(&d, &request.columns, |_, q| q, &from, filter.as_ref())?;
-        tracing::debug!(%sql, "clickhouse read");
-        let mut cursor = self
-            .client
-            .query_raw(&sql)
-            .fetch_bytes("RowBinary")
+        tracing::debug!(%sql, arrow = self.arrow, "clickhouse read");
+        let mut query = self.client.query_raw(&sql);
+        if self.arrow {
+            for (k, v) in types::ARROW_SETTINGS {
+                query = query.with_setting(k, v);
+            }
+        }
+        let mut cursor = query
+            .fetch_bytes(if self.arrow {
+                "ArrowStream"
+            } else {
+                "RowBinary"
+            })
             .map_err(|e| self.error(&shown, "read the rows", &e))?;
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let connection = self.config.name.clone();
         let password = self.password.clone().unwrap_or_default();
+        let arrow = self.arrow;
         tokio::spawn(async move {
             let fail = |message: String| Error::SourceQuery {
                 connection: connection.clone(),
@@ -410,6 +433,9 @@ impl Source for ClickHouseSource {
                 step: "read the rows",
                 message: mask(&message, &password),
             };
+            if arrow {
+                return read_arrow_stream(cursor, &types, sender, fail).await;
+            }
             let mut buf: Vec<u8> = Vec::new();
             loop {
                 match cursor.next().await {
@@ -456,6 +482,47 @@ impl Source for ClickHouseSource {
             captured_max,
         })
     }
+}
+
+/// Decodes an ArrowStream answer as it arrives, batch by batch, into the load's batches.
+async fn read_arrow_stream(
+    mut cursor: clickhouse::query::BytesCursor,
+    types: &[ChType],
+    mut sender: BatchSender,
+    fail: impl Fn(String) -> Error,
+) {
+    let mut stream = types::ArrowStream::default();
+    loop {
+        let chunk = match cursor.next().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => return sender.fail(fail(e.to_string())).await,
+        };
+        let batches = match stream.push(&chunk) {
+            Ok(batches) => batches,
+            Err(message) => return sender.fail(fail(message)).await,
+        };
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                for (i, t) in types.iter().enumerate() {
+                    let cell = match types::arrow_cell(t, batch.column(i).as_ref(), row) {
+                        Ok(cell) => cell,
+                        Err(message) => return sender.value_error(i, message).await,
+                    };
+                    if let Err(message) = append(sender.column(i), cell) {
+                        return sender.value_error(i, message).await;
+                    }
+                }
+                if !sender.end_row().await {
+                    return;
+                }
+            }
+        }
+    }
+    if let Err(message) = stream.finish() {
+        return sender.fail(fail(message)).await;
+    }
+    sender.finish().await;
 }
 
 #[cfg(test)]
