@@ -169,6 +169,8 @@ pub struct TableEntry {
     pub delete_detection_interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delete_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<String>,
 }
 
 const TABLE_KEYS: &[&str] = &[
@@ -186,6 +188,7 @@ const TABLE_KEYS: &[&str] = &[
     "timeout_minutes",
     "column_naming",
     "tags",
+    "parallelism",
 ];
 const TOP_KEYS: &[&str] = &["connections", "defaults", "tables"];
 const CONNECTION_KEYS: &[&str] = &[
@@ -396,6 +399,7 @@ fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec,
     if let Some(r) = t.max_delete_ratio.or(d.max_delete_ratio) {
         spec.max_delete_ratio = r;
     }
+    spec.parallelism = t.parallelism.clone();
     // A default that does not apply to this table's strategy is not an error.
     if t.lookback.is_none() && spec.effective_strategy() != LoadStrategy::Incremental {
         spec.lookback = None;
@@ -526,6 +530,7 @@ fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
             s.delete_detection_interval.clone().unwrap_or_default(),
         ),
         ("max_delete_ratio", s.max_delete_ratio.to_string()),
+        ("parallelism", s.parallelism.clone().unwrap_or_default()),
     ]
 }
 
@@ -769,6 +774,7 @@ pub async fn export(store: &dyn Store) -> Result<String> {
                 .then(|| s.delete_detection.to_string()),
             delete_detection_interval: s.delete_detection_interval,
             max_delete_ratio: (s.max_delete_ratio != 0.2).then_some(s.max_delete_ratio),
+            parallelism: s.parallelism,
         });
     }
     Ok(serde_yaml::to_string(&file)?)

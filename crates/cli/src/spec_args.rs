@@ -74,6 +74,10 @@ pub struct SpecArgs {
     /// Largest share of the table one key scan may delete (default 0.2).
     #[arg(long)]
     pub max_delete_ratio: Option<f64>,
+    /// Split whole-table reads into N primary-key ranges, one connection each (a number, auto,
+    /// or none).
+    #[arg(long)]
+    pub parallelism: Option<String>,
 }
 
 /// `None`: not given; `Some(None)`: `none`, clear it; `Some(Some(v))`: set it.
@@ -119,6 +123,7 @@ impl SpecArgs {
         set(&mut spec.rolling_window, &self.rolling_window);
         set(&mut spec.chunk_size, &self.chunk_size);
         set(&mut spec.check_query, &self.check_query);
+        set(&mut spec.parallelism, &self.parallelism);
         set(
             &mut spec.delete_detection_interval,
             &self.delete_detection_interval,

@@ -32,5 +32,5 @@ pub use store::{
     TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
-pub use table::{SourceTable, TableSpec, TargetTable};
+pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};
 pub use watermark::{Watermark, WatermarkKind};

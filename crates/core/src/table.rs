@@ -164,6 +164,9 @@ pub struct TableSpec {
     pub delete_detection_interval: Option<String>,
     /// Largest share of the table a key scan may delete before the run refuses.
     pub max_delete_ratio: f64,
+    /// Reads split into this many primary-key ranges, one connection each: a number, or
+    /// `auto`; one read when unset.
+    pub parallelism: Option<String>,
 }
 
 impl TableSpec {
@@ -200,6 +203,7 @@ impl TableSpec {
             delete_detection: DeleteDetection::None,
             delete_detection_interval: None,
             max_delete_ratio: 0.2,
+            parallelism: None,
         }
     }
 
@@ -392,6 +396,12 @@ impl TableSpec {
                 "must be more than 0 and at most 1 (for example 0.2)",
             ));
         }
+        if self.parallelism()?.is_some() && self.primary_keys.len() != 1 {
+            return Err(Error::config(
+                "parallelism",
+                format!("{dest}: parallel reads split a single-column primary key into ranges: set one primary_key"),
+            ));
+        }
         if let Some(schedule) = &self.schedule {
             parse_cron(schedule)?;
         }
@@ -403,6 +413,43 @@ impl TableSpec {
             return Err(Error::config("timeout_minutes", "must be more than 0"));
         }
         Ok(())
+    }
+}
+
+/// How many key ranges a whole-table read is split into, each read on its own connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parallelism {
+    /// As many ranges as the machine has cores (at most 8), for tables whose key spans at
+    /// least [`Parallelism::AUTO_MIN_SPAN`] values; one read for smaller ones.
+    Auto,
+    Ranges(u32),
+}
+
+impl Parallelism {
+    pub const AUTO_MIN_SPAN: i128 = 1_000_000;
+    pub const MAX_RANGES: u32 = 64;
+}
+
+impl TableSpec {
+    /// The configured parallelism; `None` for one plain read.
+    pub fn parallelism(&self) -> Result<Option<Parallelism>> {
+        let Some(p) = self.parallelism.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if p.eq_ignore_ascii_case("auto") {
+            return Ok(Some(Parallelism::Auto));
+        }
+        match p.parse::<u32>() {
+            Ok(1) => Ok(None),
+            Ok(n) if (2..=Parallelism::MAX_RANGES).contains(&n) => Ok(Some(Parallelism::Ranges(n))),
+            _ => Err(Error::config(
+                "parallelism",
+                format!(
+                    "\"{p}\" is not a parallelism: use auto or a number from 1 to {}",
+                    Parallelism::MAX_RANGES
+                ),
+            )),
+        }
     }
 }
 

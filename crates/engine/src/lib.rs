@@ -3,6 +3,7 @@
 
 pub mod evolution;
 pub mod fault;
+pub mod partition;
 pub mod strategies;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +122,8 @@ pub struct LoadContext<'a> {
     pub progress: Option<ProgressFn>,
     pub store: Arc<dyn Store>,
     pub evolution: evolution::Evolution,
+    /// The connection's limit, which also bounds the ranges of a parallel read.
+    pub max_connections: Option<u32>,
     rows_read: Arc<AtomicU64>,
 }
 
@@ -201,16 +204,28 @@ impl LoadContext<'_> {
         watermark: Option<WatermarkRead>,
     ) -> Result<PreparedRead> {
         fault::point("before_read");
-        let output = self
-            .source
-            .read(ReadRequest {
-                object: self.object(),
-                columns: self.schema.columns.clone(),
-                filter,
-                watermark,
-                batch_size: self.batch_size,
-            })
-            .await?;
+        let request = ReadRequest {
+            object: self.object(),
+            columns: self.schema.columns.clone(),
+            filter,
+            watermark,
+            batch_size: self.batch_size,
+        };
+        let ranges = partition::ranges(
+            &self.source,
+            &request,
+            &self.schema,
+            &self.table.spec,
+            self.max_connections,
+        )
+        .await?;
+        let output = match ranges {
+            Some(ranges) => {
+                tracing::info!(ranges = ranges.len(), "parallel read");
+                partition::read(&self.source, request, ranges).await?
+            }
+            None => self.source.read(request).await?,
+        };
         let loaded_at = self.loaded_at.timestamp_micros();
         let run_id = self.run_id;
         let plan = self.evolution.clone();
@@ -691,6 +706,7 @@ impl Engine {
             progress,
             store: self.store.clone(),
             evolution,
+            max_connections: connection.max_connections,
             rows_read: Arc::default(),
         };
         let outcome = if options.full_refresh {

@@ -135,6 +135,10 @@ const SQLITE_MIGRATIONS: &[(&str, &str)] = &[
         "scheduler",
         include_str!("migrations/sqlite/0003_scheduler.sql"),
     ),
+    (
+        "parallel reads",
+        include_str!("migrations/sqlite/0004_parallel_reads.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -148,6 +152,10 @@ const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
     (
         "scheduler",
         include_str!("migrations/postgres/0003_scheduler.sql"),
+    ),
+    (
+        "parallel reads",
+        include_str!("migrations/postgres/0004_parallel_reads.sql"),
     ),
 ];
 
@@ -183,7 +191,7 @@ const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_ta
     column_naming, tags, lookback, rolling_column, rolling_window, chunk_size, check_mode, \
     check_query, inner_strategy, null_watermark, schema_evolution, delete_detection, \
     delete_detection_interval, max_delete_ratio, backfill_cursor, last_check_value, \
-    last_delete_scan_at, retry_count, created_at, updated_at";
+    last_delete_scan_at, retry_count, created_at, updated_at, parallelism";
 
 const CONNECTION_COLUMNS: &str = "connection_name, db_type, host, port, database_name, username, \
     password_ref, options, max_connections";
@@ -313,6 +321,7 @@ macro_rules! sql_store {
                         )?,
                         delete_detection_interval: row.try_get("delete_detection_interval").map_err(decode_err)?,
                         max_delete_ratio: row.try_get("max_delete_ratio").map_err(decode_err)?,
+                        parallelism: row.try_get("parallelism").map_err(decode_err)?,
                     },
                     incremental_value,
                     next_load_date_time: row.try_get("next_load_date_time").map_err(decode_err)?,
@@ -453,9 +462,9 @@ macro_rules! sql_store {
                      next_load_date_time, created_at, updated_at, lookback, rolling_column, \
                      rolling_window, chunk_size, check_mode, check_query, inner_strategy, \
                      null_watermark, schema_evolution, delete_detection, delete_detection_interval, \
-                     max_delete_ratio) \
+                     max_delete_ratio, parallelism) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, \
-                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
+                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) \
                      RETURNING table_id",
                 )
                 .bind(&spec.connection)
@@ -489,6 +498,7 @@ macro_rules! sql_store {
                 .bind(spec.delete_detection.as_str())
                 .bind(&spec.delete_detection_interval)
                 .bind(spec.max_delete_ratio)
+                .bind(&spec.parallelism)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| Error::store("add the table", e))
@@ -517,7 +527,7 @@ macro_rules! sql_store {
                      lookback = $21, rolling_column = $22, rolling_window = $23, chunk_size = $24, \
                      check_mode = $25, check_query = $26, inner_strategy = $27, null_watermark = $28, \
                      schema_evolution = $29, delete_detection = $30, delete_detection_interval = $31, \
-                     max_delete_ratio = $32 \
+                     max_delete_ratio = $32, parallelism = $33 \
                      WHERE table_id = $1",
                 )
                 .bind(table_id)
@@ -552,6 +562,7 @@ macro_rules! sql_store {
                 .bind(spec.delete_detection.as_str())
                 .bind(&spec.delete_detection_interval)
                 .bind(spec.max_delete_ratio)
+                .bind(&spec.parallelism)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| Error::store("update the table", e))?;

@@ -239,3 +239,76 @@ async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
         .sum();
     assert_eq!(rows, 0, "a full load of an empty source empties the table");
 }
+
+/// A full load split into key ranges read at once on their own connections: every row once,
+/// the gaps and both ends of the key included.
+#[tokio::test]
+async fn parallel_full_load_reads_every_row_once() {
+    let h = Harness::new("parallel").await;
+    h.source
+        .client
+        .batch_execute(
+            "CREATE TABLE wide (id int8 PRIMARY KEY, v text);
+             INSERT INTO wide SELECT g * 3 - 5000, 'v' || g FROM generate_series(1, 10000) g WHERE g % 7 <> 0;
+             INSERT INTO wide VALUES (-9223372036854775808, 'min'), (9223372036854775807, 'max')",
+        )
+        .await
+        .unwrap();
+    let dest = h
+        .add_table(
+            "public.wide",
+            "bronze.pg.wide",
+            LoadStrategy::Full,
+            &["id"],
+            None,
+        )
+        .await;
+    let mut table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
+    table.spec.parallelism = Some("4".into());
+    h.store
+        .update_table_spec(table.table_id, &table.spec, chrono::Utc::now())
+        .await
+        .unwrap();
+
+    // The plan: four ranges that cover the whole key space between them.
+    let source = dataloader_sources::connect(&h.store.require_connection("pg").await.unwrap())
+        .await
+        .unwrap();
+    let object = dataloader_core::SourceObject::Table(table.spec.source.clone());
+    let schema = source.describe(&object).await.unwrap();
+    let request = dataloader_core::ReadRequest {
+        object,
+        columns: schema.columns.clone(),
+        filter: None,
+        watermark: None,
+        batch_size: 100,
+    };
+    let ranges =
+        dataloader_engine::partition::ranges(&source, &request, &schema, &table.spec, None)
+            .await
+            .unwrap()
+            .expect("a parallel read");
+    assert_eq!(ranges.len(), 4);
+    let with_limit =
+        dataloader_engine::partition::ranges(&source, &request, &schema, &table.spec, Some(2))
+            .await
+            .unwrap()
+            .expect("a parallel read");
+    assert_eq!(with_limit.len(), 2, "max_connections bounds the ranges");
+
+    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded);
+    let expected = pg_rows(
+        &h.source.client,
+        "SELECT id::text, v FROM wide ORDER BY wide.id",
+        &[Canon::Text, Canon::Text],
+    )
+    .await;
+    assert_eq!(report.rows_read as usize, expected.len());
+    let batches = h.destination(&dest).read_all(&["id"]).await.unwrap();
+    assert_same_rows(
+        &expected,
+        &arrow_rows(&batches, &["id", "v"], &[Canon::Text, Canon::Text]),
+        &["id", "v"],
+    );
+}
