@@ -1,11 +1,11 @@
 //! The engine over a real ClickHouse (18.16 here; `scripts/test.sh` starts it): every mapped
 //! type through RowBinary, and every strategy once, compared with the source row by row.
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger};
+use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
 use dataloader_testkit::clickhouse::{address, ChTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
 
-use crate::{connection, spec_on, Lake};
+use crate::{connection, EveryStrategy, Lake};
 
 struct Ch {
     db: ChTestDb,
@@ -33,18 +33,6 @@ impl Ch {
         ))
         .await;
         Some(Ch { db, lake })
-    }
-
-    async fn add(
-        &self,
-        source: &str,
-        dest: &str,
-        strategy: LoadStrategy,
-        configure: impl FnOnce(&mut TableSpec),
-    ) -> TargetTable {
-        let mut spec = spec_on("ch", source, dest, strategy);
-        configure(&mut spec);
-        self.add_spec(&spec).await
     }
 
     async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
@@ -79,7 +67,8 @@ async fn full_load_of_every_clickhouse_type_equals_the_source() {
     )
     .await;
     let dest = c
-        .add(
+        .add_on(
+            "ch",
             "all_types",
             "bronze.ch.all_types",
             LoadStrategy::Full,
@@ -151,60 +140,23 @@ async fn every_strategy_once_on_clickhouse() {
     let all = "SELECT toString(id), v FROM events FINAL ORDER BY id";
     let kinds = [Canon::Text, Canon::Text];
     let cols = ["id", "v"];
-    let incr = c
-        .add("events", "bronze.ch.incr", LoadStrategy::Incremental, |s| {
-            s.primary_keys = vec!["id".into()];
-            s.incremental_column = Some("at".into());
+    let t = c
+        .load_every_strategy_once(&EveryStrategy {
+            connection: "ch",
+            source: "events",
+            dest: "bronze.ch",
+            key: "id",
+            at: "at",
+            window: "20 minutes",
+            chunk_column: "id",
+            chunk_size: "30",
         })
         .await;
-    let append = c
-        .add(
-            "events",
-            "bronze.ch.append",
-            LoadStrategy::AppendOnly,
-            |s| s.incremental_column = Some("id".into()),
-        )
-        .await;
-    let chunks = c
-        .add(
-            "events",
-            "bronze.ch.chunks",
-            LoadStrategy::ChunkedBackfill,
-            |s| {
-                s.primary_keys = vec!["id".into()];
-                s.incremental_column = Some("id".into());
-                s.chunk_size = Some("30".into());
-            },
-        )
-        .await;
-    let check = c
-        .add(
-            "events",
-            "bronze.ch.check",
-            LoadStrategy::CheckAndLoad,
-            |_| {},
-        )
-        .await;
-    let rolling = c
-        .add("events", "bronze.ch.rolling", LoadStrategy::Rolling, |s| {
-            s.primary_keys = vec!["id".into()];
-            s.rolling_column = Some("at".into());
-            s.rolling_window = Some("20 minutes".into());
-        })
-        .await;
-    for dest in [&incr, &append, &chunks, &check, &rolling] {
-        let report = c
-            .engine
-            .load(dest, Trigger::Manual, None)
-            .await
-            .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
-        assert_eq!(report.status, RunStatus::Succeeded, "{dest}");
-    }
-    for dest in [&incr, &append, &chunks, &check] {
+    for dest in t.whole() {
         c.compare(dest, all, &cols, &kinds).await;
     }
     c.compare(
-        &rolling,
+        &t.rolling,
         "SELECT toString(id), v FROM events WHERE id > 80 ORDER BY id",
         &cols,
         &kinds,
@@ -214,16 +166,20 @@ async fn every_strategy_once_on_clickhouse() {
     // A newer version of a row, as ReplacingMergeTree tables receive updates.
     c.db.exec("INSERT INTO events VALUES (5, 'changed', toDateTime('2024-01-02 00:00:00', 'UTC'))")
         .await;
-    let second = c.engine.load(&incr, Trigger::Manual, None).await.unwrap();
+    let second = c
+        .engine
+        .load(&t.incremental, Trigger::Manual, None)
+        .await
+        .unwrap();
     assert_eq!((second.rows_read, second.rows_updated), (1, 1));
     assert_eq!(
         second.watermark_after.as_deref(),
         Some("2024-01-02 00:00:00+00")
     );
-    c.compare(&incr, all, &cols, &kinds).await;
+    c.compare(&t.incremental, all, &cols, &kinds).await;
     assert_eq!(
         c.engine
-            .load(&check, Trigger::Manual, None)
+            .load(&t.check, Trigger::Manual, None)
             .await
             .unwrap()
             .status,

@@ -17,7 +17,8 @@ mod strategies;
 use std::sync::Arc;
 
 use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, SourceTable, Store, SystemClock, TableSpec, TargetTable,
+    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
+    TargetTable, Trigger,
 };
 use dataloader_engine::Engine;
 use dataloader_lake::{DeltaDestination, PathCatalog};
@@ -65,6 +66,93 @@ impl Lake {
         }
     }
 
+    /// A table read through `connection`, configured by `configure`.
+    pub async fn add_on(
+        &self,
+        connection: &str,
+        source: &str,
+        dest: &str,
+        strategy: LoadStrategy,
+        configure: impl FnOnce(&mut TableSpec),
+    ) -> TargetTable {
+        let mut spec = spec_on(connection, source, dest, strategy);
+        configure(&mut spec);
+        self.add_spec(&spec).await
+    }
+
+    /// One destination per strategy over the same source table, each loaded once.
+    pub async fn load_every_strategy_once(&self, e: &EveryStrategy<'_>) -> StrategyTables {
+        let (c, src) = (e.connection, e.source);
+        let key = || vec![e.key.to_string()];
+        let tables = StrategyTables {
+            incremental: self
+                .add_on(
+                    c,
+                    src,
+                    &format!("{}.incr", e.dest),
+                    LoadStrategy::Incremental,
+                    |s| {
+                        s.primary_keys = key();
+                        s.incremental_column = Some(e.at.into());
+                    },
+                )
+                .await,
+            append_only: self
+                .add_on(
+                    c,
+                    src,
+                    &format!("{}.append", e.dest),
+                    LoadStrategy::AppendOnly,
+                    |s| s.incremental_column = Some(e.key.into()),
+                )
+                .await,
+            chunked: self
+                .add_on(
+                    c,
+                    src,
+                    &format!("{}.chunks", e.dest),
+                    LoadStrategy::ChunkedBackfill,
+                    |s| {
+                        s.primary_keys = key();
+                        s.incremental_column = Some(e.chunk_column.into());
+                        s.chunk_size = Some(e.chunk_size.into());
+                    },
+                )
+                .await,
+            check: self
+                .add_on(
+                    c,
+                    src,
+                    &format!("{}.check", e.dest),
+                    LoadStrategy::CheckAndLoad,
+                    |_| {},
+                )
+                .await,
+            rolling: self
+                .add_on(
+                    c,
+                    src,
+                    &format!("{}.rolling", e.dest),
+                    LoadStrategy::Rolling,
+                    |s| {
+                        s.primary_keys = key();
+                        s.rolling_column = Some(e.at.into());
+                        s.rolling_window = Some(e.window.into());
+                    },
+                )
+                .await,
+        };
+        for dest in tables.all() {
+            let report = self
+                .engine
+                .load(dest, Trigger::Manual, None)
+                .await
+                .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
+            assert_eq!(report.status, RunStatus::Succeeded, "{dest}");
+        }
+        tables
+    }
+
     pub async fn add_spec(&self, spec: &TableSpec) -> TargetTable {
         self.store
             .insert_table(spec, chrono::Utc::now())
@@ -95,6 +183,52 @@ impl Lake {
             .await
             .unwrap();
         dataloader_testkit::arrow_rows(&batches, columns, kinds)
+    }
+}
+
+/// What the "every strategy once" tests load a source table by.
+pub struct EveryStrategy<'a> {
+    pub connection: &'a str,
+    pub source: &'a str,
+    /// `catalog.schema` of the five destination tables.
+    pub dest: &'a str,
+    /// The key; also `append_only`'s watermark.
+    pub key: &'a str,
+    /// The timestamp column: `incremental`'s watermark and the `rolling` window's column.
+    pub at: &'a str,
+    pub window: &'a str,
+    pub chunk_column: &'a str,
+    pub chunk_size: &'a str,
+}
+
+/// The destinations [`Lake::load_every_strategy_once`] made.
+pub struct StrategyTables {
+    pub incremental: TargetTable,
+    pub append_only: TargetTable,
+    pub chunked: TargetTable,
+    pub check: TargetTable,
+    pub rolling: TargetTable,
+}
+
+impl StrategyTables {
+    pub fn all(&self) -> [&TargetTable; 5] {
+        [
+            &self.incremental,
+            &self.append_only,
+            &self.chunked,
+            &self.check,
+            &self.rolling,
+        ]
+    }
+
+    /// The ones that hold the whole source table.
+    pub fn whole(&self) -> [&TargetTable; 4] {
+        [
+            &self.incremental,
+            &self.append_only,
+            &self.chunked,
+            &self.check,
+        ]
     }
 }
 

@@ -1,11 +1,11 @@
 //! The engine over the real MariaDB on 127.0.0.1:3306: every mapped type, watermarks at
 //! microsecond precision, and every strategy once, compared with the source row by row.
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger};
+use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
 use dataloader_testkit::mysql::{host_port, MyTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
 
-use crate::{connection, spec_on, Lake};
+use crate::{connection, EveryStrategy, Lake};
 
 struct My {
     db: MyTestDb,
@@ -33,18 +33,6 @@ impl My {
         ))
         .await;
         My { db, lake }
-    }
-
-    async fn add(
-        &self,
-        source: &str,
-        dest: &str,
-        strategy: LoadStrategy,
-        configure: impl FnOnce(&mut TableSpec),
-    ) -> TargetTable {
-        let mut spec = spec_on("my", source, dest, strategy);
-        configure(&mut spec);
-        self.add_spec(&spec).await
     }
 
     async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
@@ -82,7 +70,8 @@ async fn full_load_of_every_mysql_type_equals_the_source() {
     )
     .await;
     let dest = m
-        .add(
+        .add_on(
+            "my",
             "all_types",
             "bronze.my.all_types",
             LoadStrategy::Full,
@@ -179,7 +168,8 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
     );
     m.db.exec(&sql).await;
     let dest = m
-        .add(
+        .add_on(
+            "my",
             "orders",
             "bronze.my.orders",
             LoadStrategy::Incremental,
@@ -236,54 +226,23 @@ async fn every_strategy_once_on_mariadb() {
     let kinds = [Canon::Text, Canon::Text];
     let cols = ["id", "v"];
 
-    let append = m
-        .add(
-            "events",
-            "bronze.my.append",
-            LoadStrategy::AppendOnly,
-            |s| s.incremental_column = Some("id".into()),
-        )
-        .await;
-    let chunks = m
-        .add(
-            "events",
-            "bronze.my.chunks",
-            LoadStrategy::ChunkedBackfill,
-            |s| {
-                s.primary_keys = vec!["id".into()];
-                s.incremental_column = Some("at".into());
-                s.chunk_size = Some("30 minutes".into());
-            },
-        )
-        .await;
-    let check = m
-        .add(
-            "events",
-            "bronze.my.check",
-            LoadStrategy::CheckAndLoad,
-            |_| {},
-        )
-        .await;
-    let rolling = m
-        .add("events", "bronze.my.rolling", LoadStrategy::Rolling, |s| {
-            s.primary_keys = vec!["id".into()];
-            s.rolling_column = Some("at".into());
-            s.rolling_window = Some("20 minutes".into());
+    let t = m
+        .load_every_strategy_once(&EveryStrategy {
+            connection: "my",
+            source: "events",
+            dest: "bronze.my",
+            key: "id",
+            at: "at",
+            window: "20 minutes",
+            chunk_column: "at",
+            chunk_size: "30 minutes",
         })
         .await;
-    for dest in [&append, &chunks, &check, &rolling] {
-        let report = m
-            .engine
-            .load(dest, Trigger::Manual, None)
-            .await
-            .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
-        assert_eq!(report.status, RunStatus::Succeeded, "{dest}");
+    for dest in t.whole() {
+        m.compare(dest, all, &cols, &kinds).await;
     }
-    m.compare(&append, all, &cols, &kinds).await;
-    m.compare(&chunks, all, &cols, &kinds).await;
-    m.compare(&check, all, &cols, &kinds).await;
     m.compare(
-        &rolling,
+        &t.rolling,
         "SELECT CAST(id AS CHAR), v FROM events WHERE id > 80 ORDER BY id",
         &cols,
         &kinds,
@@ -291,7 +250,7 @@ async fn every_strategy_once_on_mariadb() {
     .await;
     let switched = m
         .store
-        .table_by_destination(&chunks)
+        .table_by_destination(&t.chunked)
         .await
         .unwrap()
         .unwrap();
@@ -302,7 +261,7 @@ async fn every_strategy_once_on_mariadb() {
     );
     assert_eq!(
         m.engine
-            .load(&check, Trigger::Manual, None)
+            .load(&t.check, Trigger::Manual, None)
             .await
             .unwrap()
             .status,

@@ -7,11 +7,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger};
+use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
 use dataloader_sources::snowflake::client::{Client, Credential, Login};
 use dataloader_testkit::{assert_same_rows, canon_value, Canon};
 
-use crate::{connection, spec_on, Lake};
+use crate::{connection, EveryStrategy, Lake};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -129,18 +129,6 @@ impl Sf {
         rows
     }
 
-    async fn add(
-        &self,
-        source: &str,
-        dest: &str,
-        strategy: LoadStrategy,
-        configure: impl FnOnce(&mut TableSpec),
-    ) -> TargetTable {
-        let mut spec = spec_on("sf", source, dest, strategy);
-        configure(&mut spec);
-        self.add_spec(&spec).await
-    }
-
     async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
         assert_same_rows(
             &self.rows(sql, kinds).await,
@@ -179,7 +167,8 @@ async fn full_load_of_every_snowflake_type_equals_the_source() {
     )
     .await;
     let dest = sf
-        .add(
+        .add_on(
+            "sf",
             "s.all_types",
             "bronze.sf.all_types",
             LoadStrategy::Full,
@@ -265,70 +254,23 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
     );
     let kinds = [Canon::Text, Canon::Text];
     let cols = ["id", "v"];
-    let incr = sf
-        .add(
-            "s.events",
-            "bronze.sf.incr",
-            LoadStrategy::Incremental,
-            |s| {
-                s.primary_keys = vec!["ID".into()];
-                s.incremental_column = Some("CHANGED_AT".into());
-            },
-        )
+    let t = sf
+        .load_every_strategy_once(&EveryStrategy {
+            connection: "sf",
+            source: "s.events",
+            dest: "bronze.sf",
+            key: "ID",
+            at: "CHANGED_AT",
+            window: "20 minutes",
+            chunk_column: "ID",
+            chunk_size: "1000",
+        })
         .await;
-    let append = sf
-        .add(
-            "s.events",
-            "bronze.sf.append",
-            LoadStrategy::AppendOnly,
-            |s| s.incremental_column = Some("ID".into()),
-        )
-        .await;
-    let chunks = sf
-        .add(
-            "s.events",
-            "bronze.sf.chunks",
-            LoadStrategy::ChunkedBackfill,
-            |s| {
-                s.primary_keys = vec!["ID".into()];
-                s.incremental_column = Some("ID".into());
-                s.chunk_size = Some("1000".into());
-            },
-        )
-        .await;
-    let check = sf
-        .add(
-            "s.events",
-            "bronze.sf.check",
-            LoadStrategy::CheckAndLoad,
-            |_| {},
-        )
-        .await;
-    let rolling = sf
-        .add(
-            "s.events",
-            "bronze.sf.rolling",
-            LoadStrategy::Rolling,
-            |s| {
-                s.primary_keys = vec!["ID".into()];
-                s.rolling_column = Some("CHANGED_AT".into());
-                s.rolling_window = Some("20 minutes".into());
-            },
-        )
-        .await;
-    for dest in [&incr, &append, &chunks, &check, &rolling] {
-        let report = sf
-            .engine
-            .load(dest, Trigger::Manual, None)
-            .await
-            .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
-        assert_eq!(report.status, RunStatus::Succeeded, "{dest}");
-    }
-    for dest in [&incr, &append, &chunks, &check] {
+    for dest in t.whole() {
         sf.compare(dest, all, &cols, &kinds).await;
     }
     sf.compare(
-        &rolling,
+        &t.rolling,
         "SELECT CAST(ID AS VARCHAR), V FROM S.EVENTS WHERE ID > 2480 ORDER BY ID",
         &cols,
         &kinds,
@@ -337,7 +279,11 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
 
     sf.exec("UPDATE S.EVENTS SET V = 'changed', CHANGED_AT = '2024-03-01 00:00:00.25' WHERE ID = 5; INSERT INTO S.EVENTS VALUES (2501, 'new', '2024-03-01 00:00:01')")
         .await;
-    let second = sf.engine.load(&incr, Trigger::Manual, None).await.unwrap();
+    let second = sf
+        .engine
+        .load(&t.incremental, Trigger::Manual, None)
+        .await
+        .unwrap();
     assert_eq!(
         (second.rows_read, second.rows_updated, second.rows_inserted),
         (2, 1, 1)
@@ -346,10 +292,10 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
         second.watermark_after.as_deref(),
         Some("2024-03-01 00:00:01")
     );
-    sf.compare(&incr, all, &cols, &kinds).await;
+    sf.compare(&t.incremental, all, &cols, &kinds).await;
     let appended = sf
         .engine
-        .load(&append, Trigger::Manual, None)
+        .load(&t.append_only, Trigger::Manual, None)
         .await
         .unwrap();
     assert_eq!(appended.rows_read, 1, "only the new id is appended");
@@ -365,7 +311,13 @@ async fn empty_snowflake_table_loads_its_schema_and_no_rows() {
     )
     .await;
     let dest = sf
-        .add("s.nothing", "bronze.sf.nothing", LoadStrategy::Full, |_| {})
+        .add_on(
+            "sf",
+            "s.nothing",
+            "bronze.sf.nothing",
+            LoadStrategy::Full,
+            |_| {},
+        )
         .await;
     let report = sf.engine.load(&dest, Trigger::Manual, None).await.unwrap();
     assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 0));

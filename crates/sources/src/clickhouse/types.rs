@@ -309,15 +309,7 @@ impl Reader<'_> {
                 // Two little-endian 64-bit halves, high half first.
                 let hi = u64::from_le_bytes(b[0..8].try_into().map_err(|_| "uuid")?);
                 let lo = u64::from_le_bytes(b[8..16].try_into().map_err(|_| "uuid")?);
-                let h = format!("{hi:016x}{lo:016x}");
-                Cell::Text(format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[0..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..32]
-                ))
+                uuid_text(&format!("{hi:016x}{lo:016x}"))
             }
             ChType::Date => Cell::Date(need!(self.le_int(2, false)) as i32),
             ChType::DateTime => Cell::Micros(need!(self.le_int(4, false)) as i64 * 1_000_000),
@@ -344,6 +336,18 @@ impl Reader<'_> {
             }
         }))
     }
+}
+
+/// A UUID's 32 hex digits in the canonical hyphenated form.
+fn uuid_text(h: &str) -> Cell {
+    Cell::Text(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 /// An `Array(T)` value as the JSON array text it loads as.
@@ -441,18 +445,10 @@ pub fn arrow_cell(t: &ChType, array: &dyn Array, row: usize) -> Result<Cell, Str
         ChType::Uuid => {
             // The arrow.uuid extension: the 16 bytes in their usual (big-endian) order.
             let b = bytes(array).ok_or_else(unexpected)?;
-            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            if h.len() != 32 {
+            if b.len() != 16 {
                 return Err(unexpected());
             }
-            Cell::Text(format!(
-                "{}-{}-{}-{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            ))
+            uuid_text(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
         }
         ChType::Date => Cell::Date(
             i32::try_from(integer(array).ok_or_else(unexpected)?).map_err(|_| unexpected())?,
