@@ -187,3 +187,15 @@ async fn every_strategy_once_on_clickhouse() {
         "row count changed"
     );
 }
+
+#[tokio::test]
+async fn empty_clickhouse_table_loads_its_schema_and_no_rows() {
+    let Some(c) = Ch::new("ch_empty").await else {
+        return;
+    };
+    c.db.exec(
+        "CREATE TABLE nothing (id UInt32, amount Decimal(10, 3), created_at DateTime) ENGINE = MergeTree ORDER BY id",
+    )
+    .await;
+    c.load_empty("ch", "nothing", "bronze.ch.nothing").await;
+}

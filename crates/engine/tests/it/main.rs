@@ -153,6 +153,41 @@ impl Lake {
         tables
     }
 
+    /// A full load of a table with no rows (`id`, `amount` a decimal(10,3), `created_at` a
+    /// timestamp): it succeeds, reads nothing, and makes a Delta table with those columns.
+    pub async fn load_empty(&self, connection: &str, source: &str, dest: &str) {
+        let dest = self
+            .add_on(connection, source, dest, LoadStrategy::Full, |_| {})
+            .await;
+        let report = self
+            .engine
+            .load(&dest, Trigger::Manual, None)
+            .await
+            .unwrap();
+        assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 0));
+        let schema = self
+            .destination(&dest)
+            .schema()
+            .await
+            .unwrap()
+            .expect("the Delta table exists");
+        assert_eq!(
+            schema.field_with_name("amount").unwrap().data_type(),
+            &arrow::datatypes::DataType::Decimal128(10, 3)
+        );
+        assert!(matches!(
+            schema.field_with_name("created_at").unwrap().data_type(),
+            arrow::datatypes::DataType::Timestamp(..)
+        ));
+        assert!(self
+            .destination(&dest)
+            .read_all(&["id"])
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.num_rows() == 0));
+    }
+
     pub async fn add_spec(&self, spec: &TableSpec) -> TargetTable {
         self.store
             .insert_table(spec, chrono::Utc::now())

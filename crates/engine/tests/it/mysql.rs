@@ -268,3 +268,13 @@ async fn every_strategy_once_on_mariadb() {
         RunStatus::Skipped
     );
 }
+
+#[tokio::test]
+async fn empty_mariadb_table_loads_its_schema_and_no_rows() {
+    let m = My::new("my_empty").await;
+    m.db.exec(
+        "CREATE TABLE nothing (id INT PRIMARY KEY, amount DECIMAL(10,3), created_at DATETIME(6))",
+    )
+    .await;
+    m.load_empty("my", "nothing", "bronze.my.nothing").await;
+}

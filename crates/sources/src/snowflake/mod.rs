@@ -19,6 +19,7 @@ use dataloader_core::{
     ConnectionConfig, DbType, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
 };
+use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::dialect::{number_literal, SqlDialect};
@@ -467,7 +468,7 @@ impl Source for SnowflakeSource {
         }));
         let source = ReadTask {
             client: self.client.clone(),
-            result,
+            result: Arc::new(result),
             kinds,
             schema: schema.clone(),
             names: request.columns.iter().map(|c| c.name.clone()).collect(),
@@ -484,11 +485,11 @@ impl Source for SnowflakeSource {
     }
 }
 
-/// Streams a result part by part: each chunk is fetched only when the writer has taken the
-/// batches of the one before.
+/// Streams a result part by part, fetching the next chunk while the writer takes the batches of
+/// the current one: at most two chunks are held at once.
 struct ReadTask {
     client: Arc<Client>,
-    result: QueryResult,
+    result: Arc<QueryResult>,
     kinds: Vec<Kind>,
     schema: arrow::datatypes::SchemaRef,
     names: Vec<String>,
@@ -499,8 +500,14 @@ struct ReadTask {
 
 impl ReadTask {
     async fn run(self, tx: mpsc::Sender<Result<RecordBatch>>) {
-        for part in 0..=self.result.chunks.len() {
-            let batches = match self.client.part(&self.result, part).await {
+        let mut parts = futures::stream::iter(0..=self.result.chunks.len())
+            .map(|part| {
+                let (client, result) = (self.client.clone(), self.result.clone());
+                async move { client.part(&result, part).await }
+            })
+            .buffered(2);
+        while let Some(part) = parts.next().await {
+            let batches = match part {
                 Ok(b) => b,
                 Err(e) => {
                     let message = self.secrets.iter().fold(e.to_string(), |m, s| mask(&m, s));
