@@ -103,6 +103,27 @@ if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
   fi
 fi
 
+# A current ClickHouse engine (chdb, the engine as a library) behind ClickHouse's HTTP interface,
+# through scripts/chdb_http.py: the connector's ArrowStream path, which 18.16 cannot exercise.
+if [ -z "${DATALOADER_TEST_CLICKHOUSE_MODERN:-}" ]; then
+  chdb=$(venv chdb 'chdb==4.4.0')
+  if [ -n "$chdb" ]; then
+    chdb_port=$(free_port 18300)
+    chdb_log=$(mktemp)
+    started_dirs+=("$chdb_log")
+    "$chdb/bin/python" scripts/chdb_http.py --port "$chdb_port" >"$chdb_log" 2>&1 &
+    started_pids+=($!)
+    if wait_listening "$chdb_port"; then
+      export DATALOADER_TEST_CLICKHOUSE_MODERN=127.0.0.1:$chdb_port
+    else
+      echo "NOTICE: the chdb ClickHouse did not start (see below): its ClickHouse tests are skipped" >&2
+      cat "$chdb_log" >&2
+    fi
+  else
+    echo "NOTICE: installing chdb failed: the current-ClickHouse tests are skipped" >&2
+  fi
+fi
+
 # The Snowflake REST API, emulated by fakesnow (snowflake-connector-python 5 breaks fakesnow 0.12),
 # through the adapter in scripts/fakesnow_server.py; results past 1000 rows come in chunks.
 if [ -z "${DATALOADER_TEST_SNOWFLAKE:-}" ]; then

@@ -1,5 +1,6 @@
-//! A database of its own on the test ClickHouse, when `DATALOADER_TEST_CLICKHOUSE`
-//! (`host:http_port`) names one; `scripts/test.sh` starts a server and sets it.
+//! A database of its own on each test ClickHouse: `DATALOADER_TEST_CLICKHOUSE` (`host:http_port`,
+//! Debian's 18.16, read as RowBinary) and `DATALOADER_TEST_CLICKHOUSE_MODERN` (a current engine
+//! through `scripts/chdb_http.py`, read as ArrowStream); `scripts/test.sh` starts both.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -7,15 +8,31 @@ use crate::{canon_value, Canon};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-pub fn address() -> Option<(String, u16)> {
-    let hp = std::env::var("DATALOADER_TEST_CLICKHOUSE").ok()?;
-    let (h, p) = hp.split_once(':')?;
-    Some((h.to_string(), p.parse().ok()?))
+/// Every configured test server; a notice when there is none.
+pub fn servers() -> Vec<(String, u16)> {
+    let servers: Vec<(String, u16)> = [
+        "DATALOADER_TEST_CLICKHOUSE",
+        "DATALOADER_TEST_CLICKHOUSE_MODERN",
+    ]
+    .iter()
+    .filter_map(|var| {
+        let hp = std::env::var(var).ok()?;
+        let (h, p) = hp.split_once(':')?;
+        Some((h.to_string(), p.parse().ok()?))
+    })
+    .collect();
+    if servers.is_empty() {
+        eprintln!("NOTICE: DATALOADER_TEST_CLICKHOUSE is not set: skipping the ClickHouse test (scripts/test.sh starts a server and sets it)");
+    }
+    servers
 }
 
 pub struct ChTestDb {
     pub name: String,
+    pub addr: (String, u16),
     client: clickhouse::Client,
+    /// 18.16 needs a setting for `LowCardinality` columns that later releases no longer know.
+    old: bool,
 }
 
 fn client((host, port): &(String, u16)) -> clickhouse::Client {
@@ -25,40 +42,44 @@ fn client((host, port): &(String, u16)) -> clickhouse::Client {
 }
 
 impl ChTestDb {
-    /// `None`, with a notice, when no test server is configured.
-    pub async fn create(prefix: &str) -> Option<ChTestDb> {
-        let Some(addr) = address() else {
-            eprintln!("NOTICE: DATALOADER_TEST_CLICKHOUSE is not set: skipping the ClickHouse test (scripts/test.sh starts a server and sets it)");
-            return None;
-        };
+    pub async fn create(addr: &(String, u16), prefix: &str) -> ChTestDb {
         let name = format!(
             "dl_{prefix}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let admin = client(&addr);
-        admin
-            .query_raw(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute()
+        let admin = client(addr);
+        let version = admin
+            .query("SELECT version()")
+            .fetch_one::<String>()
             .await
-            .expect("drop a leftover test database");
-        admin
-            .query_raw(&format!("CREATE DATABASE {name}"))
-            .execute()
-            .await
-            .expect("create the test database");
-        Some(ChTestDb {
-            client: client(&addr).with_database(name.clone()),
+            .expect("the server's version");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin
+                .query_raw(&sql)
+                .execute()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        ChTestDb {
+            client: client(addr).with_database(name.clone()),
+            addr: addr.clone(),
+            old: version.starts_with("18.") || version.starts_with("19."),
             name,
-        })
+        }
     }
 
     /// Runs statements separated by `;` (none may contain one).
     pub async fn exec(&self, sql: &str) {
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            self.client
-                .query_raw(statement)
-                .with_setting("allow_experimental_low_cardinality_type", "1")
+            let mut query = self.client.query_raw(statement);
+            if self.old {
+                query = query.with_setting("allow_experimental_low_cardinality_type", "1");
+            }
+            query
                 .execute()
                 .await
                 .unwrap_or_else(|e| panic!("{statement}: {e}"));
@@ -94,9 +115,7 @@ impl ChTestDb {
 
 impl Drop for ChTestDb {
     fn drop(&mut self) {
-        let (Some(addr), name) = (address(), self.name.clone()) else {
-            return;
-        };
+        let (addr, name) = (self.addr.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

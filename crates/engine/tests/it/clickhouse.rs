@@ -1,8 +1,10 @@
-//! The engine over a real ClickHouse (18.16 here; `scripts/test.sh` starts it): every mapped
-//! type through RowBinary, and every strategy once, compared with the source row by row.
+//! The engine over real ClickHouse engines — Debian's 18.16, read as RowBinary, and a current
+//! release through `scripts/chdb_http.py`, read as ArrowStream; `scripts/test.sh` starts both —
+//! every mapped type, an empty table, and every strategy once, compared with the source row by
+//! row.
 
 use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
-use dataloader_testkit::clickhouse::{address, ChTestDb};
+use dataloader_testkit::clickhouse::{servers, ChTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
 
 use crate::{connection, EveryStrategy, Lake};
@@ -20,19 +22,23 @@ impl std::ops::Deref for Ch {
 }
 
 impl Ch {
-    async fn new(prefix: &str) -> Option<Ch> {
-        let db = ChTestDb::create(prefix).await?;
-        let (host, port) = address()?;
-        let lake = Lake::new(connection(
-            "ch",
-            DbType::Clickhouse,
-            host,
-            port,
-            &db.name,
-            "default",
-        ))
-        .await;
-        Some(Ch { db, lake })
+    /// One per test server (see `testkit::clickhouse`).
+    async fn all(prefix: &str) -> Vec<Ch> {
+        let mut all = Vec::new();
+        for addr in servers() {
+            let db = ChTestDb::create(&addr, prefix).await;
+            let lake = Lake::new(connection(
+                "ch",
+                DbType::Clickhouse,
+                addr.0.clone(),
+                addr.1,
+                &db.name,
+                "default",
+            ))
+            .await;
+            all.push(Ch { db, lake });
+        }
+        all
     }
 
     async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
@@ -46,9 +52,12 @@ impl Ch {
 
 #[tokio::test]
 async fn full_load_of_every_clickhouse_type_equals_the_source() {
-    let Some(c) = Ch::new("ch_types").await else {
-        return;
-    };
+    for c in Ch::all("ch_types").await {
+        full_load_of_every_clickhouse_type_equals_the_source_on(c).await;
+    }
+}
+
+async fn full_load_of_every_clickhouse_type_equals_the_source_on(c: Ch) {
     c.db.exec(
         "CREATE TABLE all_types (
             id UInt32, i8 Int8, i16 Int16, i32 Int32, i64 Int64, u8 UInt8, u16 UInt16, u32 UInt32, u64 UInt64,
@@ -129,9 +138,12 @@ async fn full_load_of_every_clickhouse_type_equals_the_source() {
 
 #[tokio::test]
 async fn every_strategy_once_on_clickhouse() {
-    let Some(c) = Ch::new("ch_strategies").await else {
-        return;
-    };
+    for c in Ch::all("ch_strategies").await {
+        every_strategy_once_on_clickhouse_on(c).await;
+    }
+}
+
+async fn every_strategy_once_on_clickhouse_on(c: Ch) {
     c.db.exec(
         "CREATE TABLE events (id UInt32, v String, at DateTime) ENGINE = ReplacingMergeTree(at) ORDER BY id;
          INSERT INTO events SELECT number + 1, concat('v', toString(number + 1)), toDateTime('2024-01-01 00:00:00', 'UTC') + (number + 1) * 60 FROM system.numbers LIMIT 100",
@@ -190,9 +202,12 @@ async fn every_strategy_once_on_clickhouse() {
 
 #[tokio::test]
 async fn empty_clickhouse_table_loads_its_schema_and_no_rows() {
-    let Some(c) = Ch::new("ch_empty").await else {
-        return;
-    };
+    for c in Ch::all("ch_empty").await {
+        empty_clickhouse_table_loads_its_schema_and_no_rows_on(c).await;
+    }
+}
+
+async fn empty_clickhouse_table_loads_its_schema_and_no_rows_on(c: Ch) {
     c.db.exec(
         "CREATE TABLE nothing (id UInt32, amount Decimal(10, 3), created_at DateTime) ENGINE = MergeTree ORDER BY id",
     )
