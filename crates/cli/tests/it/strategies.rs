@@ -162,6 +162,21 @@ fn table_add_and_update_take_every_strategy_option() {
         ],
     )
     .fails_with("max_delete_ratio: must be more than 0 and at most 1");
+    add(d, "b.s.par", &["--primary-key", "id", "--parallelism", "0"])
+        .fails_with("parallelism: \"0\" is not a parallelism: use auto or a number from 1 to 64");
+    add(d, "b.s.par", &["--parallelism", "4"]).fails_with(
+        "parallelism: b.s.par: parallel reads split a single-column primary key into ranges: set one primary_key",
+    );
+    add(
+        d,
+        "b.s.par",
+        &["--primary-key", "id", "--parallelism", "auto"],
+    )
+    .ok();
+    assert_eq!(
+        run(d, &["table", "show", "b.s.par"]).ok().json()["parallelism"],
+        "auto"
+    );
     add(
         d,
         "b.s.incr",
@@ -282,6 +297,8 @@ tables:
     rolling_window: 30 days
   - source: public.prices
     strategy: check_and_load
+    primary_key: id
+    parallelism: 4
     check_mode: query
     check_query: SELECT max(version) FROM price_lists
   - source: public.history
@@ -316,6 +333,7 @@ tables:
         "SELECT max(version) FROM price_lists"
     );
     assert_eq!(find("bronze.pg.history")["chunk_size"], "100000");
+    assert_eq!(find("bronze.pg.prices")["parallelism"], "4");
     assert_eq!(find("bronze.pg.orders")["schema_evolution"], "strict");
 
     let exported = run(d, &["export"]).ok().stdout;
