@@ -1,5 +1,5 @@
-//! PostgreSQL binary wire values → Arrow builder appends. The same decoders will serve the
-//! binary COPY path: the value encoding is identical.
+//! PostgreSQL binary wire values → Arrow builder appends, for query results and binary COPY
+//! alike: the value encoding is identical.
 
 use crate::batch::ColumnBuilder;
 

@@ -1,6 +1,8 @@
-//! PostgreSQL source over `tokio-postgres`. Reads run in a REPEATABLE READ, read-only
-//! transaction so the captured watermark and the rows come from one snapshot.
+//! PostgreSQL source over `tokio-postgres`. Rows come through binary COPY. Reads run in a
+//! REPEATABLE READ, read-only transaction so the captured watermark and the rows come from one
+//! snapshot.
 
+pub mod copy;
 pub mod decode;
 pub mod types;
 
@@ -14,7 +16,6 @@ use dataloader_core::{
 };
 use futures::StreamExt;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use crate::dialect::{number_literal, quote_string, SqlDialect};
@@ -41,21 +42,6 @@ impl SqlDialect for PostgresDialect {
             W::TimestampTz => format!("TIMESTAMPTZ {}", quote_string(&value.value)?),
             W::Text => quote_string(&value.value)?,
         })
-    }
-}
-
-/// Any value, as the bytes the server sent; decoding is ours.
-struct Raw<'a>(&'a [u8]);
-
-impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(raw))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
     }
 }
 
@@ -349,9 +335,11 @@ impl Source for PostgresSource {
         tracing::debug!(%sql, "postgres read");
 
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
-        // Started before returning, so a failing query is the read's error, not the stream's.
-        let rows = client
-            .query_raw(sql.as_str(), std::iter::empty::<i32>())
+        // Binary COPY: the rows as one stream of the same binary values a query returns, without
+        // a message and a row object per row. Started before returning, so a failing query is
+        // the read's error, not the stream's.
+        let copy = client
+            .copy_out(format!("COPY ({sql}) TO STDOUT (FORMAT binary)").as_str())
             .await
             .map_err(|e| self.query_error(&shown, "read the rows", &e))?;
         let decodes: Vec<types::Decode> = mappings.iter().map(|m| m.decode).collect();
@@ -359,34 +347,43 @@ impl Source for PostgresSource {
             let connection = self.config.name.clone();
             let password = self.password.clone().unwrap_or_default();
             let shown = shown.clone();
-            move |step: &'static str, e: &tokio_postgres::Error| Error::SourceQuery {
+            move |message: String| Error::SourceQuery {
                 connection: connection.clone(),
                 table: shown.clone(),
-                step,
-                message: mask(&pg_message(e), &password),
+                step: "read the rows",
+                message: mask(&message, &password),
             }
         };
         tokio::spawn(async move {
-            let mut rows = std::pin::pin!(rows);
-            while let Some(row) = rows.next().await {
-                let row = match row {
-                    Ok(r) => r,
-                    Err(e) => return sender.fail(fail("read the rows", &e)).await,
+            let mut copy = std::pin::pin!(copy);
+            let mut parser = copy::CopyParser::default();
+            while let Some(chunk) = copy.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => return sender.fail(fail(pg_message(&e))).await,
                 };
-                for (i, decode) in decodes.iter().enumerate() {
-                    let raw: Option<Raw<'_>> = match row.try_get(i) {
-                        Ok(v) => v,
-                        Err(e) => return sender.fail(fail("decode a row", &e)).await,
+                parser.push(&chunk);
+                loop {
+                    let fields = match parser.next_row(decodes.len()) {
+                        Ok(Some(fields)) => fields,
+                        Ok(None) => break,
+                        Err(message) => return sender.fail(fail(message)).await,
                     };
-                    if let Err(message) =
-                        decode::append(sender.column(i), *decode, raw.map(|r| r.0))
-                    {
-                        return sender.value_error(i, message).await;
+                    for (i, (decode, field)) in decodes.iter().zip(&fields).enumerate() {
+                        let raw = field.map(|(at, len)| &parser.bytes()[at..at + len]);
+                        if let Err(message) = decode::append(sender.column(i), *decode, raw) {
+                            return sender.value_error(i, message).await;
+                        }
+                    }
+                    if !sender.end_row().await {
+                        return;
                     }
                 }
-                if !sender.end_row().await {
-                    return;
-                }
+            }
+            if !parser.finished() {
+                return sender
+                    .fail(fail("the COPY stream ended before its last row".into()))
+                    .await;
             }
             sender.finish().await;
             let _ = client.batch_execute("COMMIT").await;
