@@ -138,3 +138,82 @@ async fn a_failed_load_keeps_the_watermark() {
     assert_eq!(table.status, Some(RunStatus::Failed));
     assert_eq!(h.destination(&dest).version().await.unwrap(), Some(0));
 }
+
+/// A change set at the newest keys reads and rewrites only the file that holds those keys:
+/// delta-rs bounds the merge's target scan by the change set's key range and prunes files by
+/// their statistics. Incremental loads depend on it to stay fast on large tables.
+#[tokio::test]
+async fn a_merge_at_the_newest_keys_leaves_older_files_untouched() {
+    let h = Harness::new("prune").await;
+    h.source
+        .client
+        .batch_execute(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(10,2), updated_at timestamp(6) NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let dest = h
+        .add_table(
+            "public.orders",
+            "bronze.pg.orders",
+            LoadStrategy::Incremental,
+            &["id"],
+            Some("updated_at"),
+        )
+        .await;
+    let files = || async {
+        let table = h.destination(&dest).open().await.unwrap().unwrap();
+        table
+            .get_file_uris()
+            .unwrap()
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    // Four loads of 1000 new rows each: four files with disjoint key ranges.
+    for part in 0..4 {
+        h.source
+            .client
+            .batch_execute(&format!(
+                "INSERT INTO orders SELECT g, 'customer ' || g, g * 1.5, timestamp '2024-01-01' + g * interval '1 second'
+                 FROM generate_series({} + 1, {} + 1000) g",
+                part * 1000,
+                part * 1000
+            ))
+            .await
+            .unwrap();
+        h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    }
+    let before = files().await;
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    h.source
+        .client
+        .batch_execute(
+            "UPDATE orders SET amount = amount + 1, updated_at = timestamp '2025-01-01' + id * interval '1 second' WHERE id > 3990",
+        )
+        .await
+        .unwrap();
+    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!((report.rows_read, report.rows_updated), (10, 10));
+    let after = files().await;
+    assert_eq!(
+        before.intersection(&after).count(),
+        3,
+        "the three files of older keys stay as they were: {before:?} → {after:?}"
+    );
+    let table = h.destination(&dest).open().await.unwrap().unwrap();
+    let commit = futures::StreamExt::next(&mut table.history(Some(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(commit.operation.as_deref(), Some("MERGE"));
+    let metrics = &commit.info["operationMetrics"];
+    assert_eq!(
+        (
+            metrics["num_target_files_scanned"].as_u64(),
+            metrics["num_target_files_skipped_during_scan"].as_u64()
+        ),
+        (Some(1), Some(3)),
+        "the merge reads only the file whose key range meets the changes: {metrics}"
+    );
+    compare(&h, &dest).await;
+}
