@@ -12,7 +12,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/env.sh
 
-pg="psql -h 127.0.0.1 -U postgres -qAt"
+pg="psql -h 127.0.0.1 -U postgres -qAt -v ON_ERROR_STOP=1"
 db=dl_bench
 url="postgresql://postgres@127.0.0.1:5432/$db"
 
@@ -38,13 +38,13 @@ CREATE TABLE bench (
   id bigint PRIMARY KEY, customer_id int, status text, amount numeric(12,2), price float8,
   note text, created_at timestamptz, updated_at timestamp, is_active bool, payload uuid);
 INSERT INTO bench
-SELECT g, (g * 7919) % 100000, (ARRAY['new','paid','shipped','cancelled'])[1 + g % 4],
+SELECT g, ((g * 7919) % 100000)::int, (ARRAY['new','paid','shipped','cancelled'])[1 + g % 4],
        ((g * 37) % 1000000) / 100.0, (g % 9973) * 1.37,
        CASE WHEN g % 20 < 3 THEN NULL ELSE 'note for order ' || g END,
        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
        timestamp '2024-01-01 00:00:00' + g * interval '1 second', g % 3 <> 0,
        md5(g::text)::uuid
-FROM generate_series(1, $rows) g;
+FROM generate_series(1::bigint, $rows) g;
 VACUUM ANALYZE bench;
 SQL
 heap_mb=$($pg -d $db -c "SELECT pg_relation_size('bench') / 1048576.0")
