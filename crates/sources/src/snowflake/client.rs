@@ -295,7 +295,8 @@ impl Client {
     }
 
     async fn chunk(&self, result: &QueryResult, chunk: &ChunkRef) -> Result<Vec<u8>, ClientError> {
-        // The chunk URL is presigned; it carries no session token, so errors may show it.
+        // The chunk URL is presigned: its query string is a credential, so messages show the
+        // URL without it (and reqwest's errors without the URL).
         let shown = chunk.url.split('?').next().unwrap_or_default().to_string();
         let mut request = self.http.get(&chunk.url);
         if let Some(headers) = &result.chunk_headers {
@@ -317,11 +318,14 @@ impl Client {
             };
             match req.send().await {
                 Ok(answer) if answer.status().is_success() => {
-                    let body = answer.bytes().await.map_err(|e| connect_error(&shown, e))?;
+                    let body = answer
+                        .bytes()
+                        .await
+                        .map_err(|e| connect_error(&shown, e.without_url()))?;
                     return gunzip(&body).map_err(|e| connect_error(&shown, e));
                 }
                 Ok(answer) => last_error = format!("HTTP {}", answer.status()),
-                Err(e) => last_error = e.to_string(),
+                Err(e) => last_error = e.without_url().to_string(),
             }
         }
         Err(ClientError::Connect(format!(
