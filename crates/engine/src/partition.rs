@@ -54,7 +54,10 @@ pub async fn ranges(
             )),
         };
     };
-    let span = high - low + 1;
+    // Keys too wide for the arithmetic below are read in one piece.
+    let Some(span) = high.checked_sub(low).and_then(|s| s.checked_add(1)) else {
+        return Ok(None);
+    };
     let wanted = match parallelism {
         Parallelism::Ranges(n) => i128::from(n),
         Parallelism::Auto if span < Parallelism::AUTO_MIN_SPAN => return Ok(None),
@@ -68,6 +71,9 @@ pub async fn ranges(
     if n < 2 {
         return Ok(None);
     }
+    if span.checked_mul(n).is_none() {
+        return Ok(None);
+    }
     let bound = |i: i128| Watermark::new(WatermarkKind::Integer, (low + span * i / n).to_string());
     let mut ranges = Vec::new();
     for i in 0..n {
@@ -78,7 +84,13 @@ pub async fn ranges(
         if i < n - 1 {
             parts.push(Predicate::Lt(key.clone(), bound(i + 1)?));
         }
-        ranges.push(Predicate::And(parts));
+        let range = Predicate::And(parts);
+        // A key column the source does not enforce may hold NULLs: the first range reads them.
+        ranges.push(if i == 0 {
+            Predicate::Or(vec![range, Predicate::IsNull(key.clone())])
+        } else {
+            range
+        });
     }
     Ok(Some(ranges))
 }

@@ -1,6 +1,7 @@
 //! What every SQL source's `read` shares: the upper bound from the captured maximum, the
 //! WHERE clause, and the row-by-row batch assembly that feeds a bounded channel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -123,6 +124,9 @@ pub struct BatchSender {
     tx: mpsc::Sender<Result<RecordBatch>>,
     table: String,
     names: Vec<String>,
+    /// Set when the read ends on purpose (finished or failed with an error): a reading task
+    /// that stops otherwise, by a panic say, must not look like the end of the rows.
+    ended: Arc<AtomicBool>,
 }
 
 impl BatchSender {
@@ -130,14 +134,31 @@ impl BatchSender {
     pub fn new(schema: SchemaRef, batch_size: usize, table: &str) -> Result<(Self, BatchStream)> {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let ended = Arc::new(AtomicBool::new(false));
         let sender = BatchSender {
             builder: BatchBuilder::new(schema, batch_size.max(1))?,
             tx,
             table: table.to_string(),
             names,
+            ended: ended.clone(),
         };
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        let shown = table.to_string();
+        let stream = futures::stream::unfold(Some(rx), move |rx| {
+            let (ended, shown) = (ended.clone(), shown.clone());
+            async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    Some(b) => Some((b, Some(rx))),
+                    None if ended.load(Ordering::Acquire) => None,
+                    None => Some((
+                        Err(Error::Internal(format!(
+                            "reading {shown} stopped before its last row"
+                        ))),
+                        None,
+                    )),
+                }
+            }
+        });
         Ok((sender, Box::pin(stream)))
     }
 
@@ -147,7 +168,14 @@ impl BatchSender {
 
     /// Ends the read with an error for the writer to report.
     pub async fn fail(&self, error: Error) {
+        self.ended.store(true, Ordering::Release);
         let _ = self.tx.send(Err(error)).await;
+    }
+
+    /// Sends a whole batch (for sources that receive batches rather than rows); `false` when
+    /// the writer has gone.
+    pub async fn send_batch(&self, batch: RecordBatch) -> bool {
+        self.tx.send(Ok(batch)).await.is_ok()
     }
 
     /// Ends the read: column `i` holds a value the destination cannot store exactly.
@@ -171,6 +199,7 @@ impl BatchSender {
 
     /// [`Self::fail`] for a reader on a blocking thread (a synchronous driver).
     pub fn fail_blocking(&self, error: Error) {
+        self.ended.store(true, Ordering::Release);
         let _ = self.tx.blocking_send(Err(error));
     }
 
@@ -194,6 +223,7 @@ impl BatchSender {
 
     /// [`Self::finish`] for a reader on a blocking thread.
     pub fn finish_blocking(mut self) {
+        self.ended.store(true, Ordering::Release);
         if self.builder.rows > 0 {
             let _ = self.tx.blocking_send(self.builder.finish());
         }
@@ -201,8 +231,59 @@ impl BatchSender {
 
     /// Sends the last, partly filled batch.
     pub async fn finish(mut self) {
+        self.ended.store(true, Ordering::Release);
         if self.builder.rows > 0 {
             let _ = self.tx.send(self.builder.finish()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::DataType;
+    use futures::StreamExt;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]))
+    }
+
+    /// A reading task that stops without finishing (a panic, say) fails the read: the writer
+    /// must never commit what it got as if it were the whole table.
+    #[tokio::test]
+    async fn a_reader_that_stops_early_fails_the_read() {
+        let (mut sender, batches) = BatchSender::new(schema(), 2, "t").unwrap();
+        let task = tokio::spawn(async move {
+            for i in 0..3 {
+                if let crate::batch::ColumnBuilder::Int64(b) = sender.column(0) {
+                    b.append_value(i);
+                }
+                sender.end_row().await;
+            }
+            panic!("the driver gave up");
+        });
+        let got: Vec<Result<RecordBatch>> = batches.collect().await;
+        assert!(task.await.is_err());
+        assert_eq!(got.len(), 2, "one full batch, then the error");
+        assert!(got[0].is_ok());
+        let error = got[1].as_ref().unwrap_err().to_string();
+        assert!(error.contains("stopped before its last row"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_finished_read_ends_cleanly() {
+        let (mut sender, batches) = BatchSender::new(schema(), 2, "t").unwrap();
+        tokio::spawn(async move {
+            for i in 0..3 {
+                if let crate::batch::ColumnBuilder::Int64(b) = sender.column(0) {
+                    b.append_value(i);
+                }
+                sender.end_row().await;
+            }
+            sender.finish().await;
+        });
+        let got: Vec<Result<RecordBatch>> = batches.collect().await;
+        let rows: usize = got.iter().map(|b| b.as_ref().unwrap().num_rows()).sum();
+        assert_eq!(rows, 3);
     }
 }

@@ -503,6 +503,14 @@ async fn read_arrow_stream(
             Err(message) => return sender.fail(fail(message)).await,
         };
         for batch in batches {
+            if batch.num_columns() != types.len() {
+                let message = format!(
+                    "ClickHouse sent {} columns for {} requested",
+                    batch.num_columns(),
+                    types.len()
+                );
+                return sender.fail(fail(message)).await;
+            }
             for row in 0..batch.num_rows() {
                 for (i, t) in types.iter().enumerate() {
                     let cell = match types::arrow_cell(t, batch.column(i).as_ref(), row) {

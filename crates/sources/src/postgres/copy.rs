@@ -86,9 +86,12 @@ impl CopyParser {
             else {
                 return Ok(None);
             };
-            if len < 0 {
+            if len == -1 {
                 fields.push(None);
                 continue;
+            }
+            if len < 0 {
+                return Err(format!("a COPY field has length {len}"));
             }
             let at = self.pos;
             if self.take(len as usize).is_none() {

@@ -130,6 +130,8 @@ impl Client {
     pub async fn login(login: Login<'_>) -> Result<Client, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(20))
+            // A stalled answer or chunk download fails instead of hanging the load.
+            .read_timeout(Duration::from_secs(300))
             .user_agent(concat!("DataLoader/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| connect_error(login.base_url, e))?;

@@ -20,12 +20,11 @@ use dataloader_core::{
     SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
-    watermark_kind, where_clause,
+    watermark_kind, where_clause, BatchSender,
 };
 use client::{Client, ClientError, Credential, Login, QueryResult};
 use types::{Kind, RowType};
@@ -462,10 +461,7 @@ impl Source for SnowflakeSource {
                 message: "Snowflake answered in JSON; DataLoader reads Arrow results (run ALTER USER <user> SET GO_QUERY_RESULT_FORMAT = 'ARROW')".into(),
             });
         }
-        let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(2);
-        let batches = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (b, rx))
-        }));
+        let (sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let source = ReadTask {
             client: self.client.clone(),
             result: Arc::new(result),
@@ -476,7 +472,7 @@ impl Source for SnowflakeSource {
             table: shown,
             secrets: self.secrets.clone(),
         };
-        tokio::spawn(source.run(tx));
+        tokio::spawn(source.run(sender));
         Ok(ReadOutput {
             schema,
             batches,
@@ -499,7 +495,7 @@ struct ReadTask {
 }
 
 impl ReadTask {
-    async fn run(self, tx: mpsc::Sender<Result<RecordBatch>>) {
+    async fn run(self, sender: BatchSender) {
         let mut parts = futures::stream::iter(0..=self.result.chunks.len())
             .map(|part| {
                 let (client, result) = (self.client.clone(), self.result.clone());
@@ -511,28 +507,43 @@ impl ReadTask {
                 Ok(b) => b,
                 Err(e) => {
                     let message = self.secrets.iter().fold(e.to_string(), |m, s| mask(&m, s));
-                    let _ = tx
-                        .send(Err(Error::SourceQuery {
+                    return sender
+                        .fail(Error::SourceQuery {
                             connection: self.connection.clone(),
                             table: self.table.clone(),
                             step: "read the rows",
                             message,
-                        }))
+                        })
                         .await;
-                    return;
                 }
             };
             for batch in batches {
-                let converted = self.convert(&batch);
-                let failed = converted.is_err();
-                if tx.send(converted).await.is_err() || failed {
-                    return;
+                match self.convert(&batch) {
+                    Ok(converted) => {
+                        if !sender.send_batch(converted).await {
+                            return;
+                        }
+                    }
+                    Err(e) => return sender.fail(e).await,
                 }
             }
         }
+        sender.finish().await;
     }
 
     fn convert(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if batch.num_columns() != self.kinds.len() {
+            return Err(Error::SourceQuery {
+                connection: self.connection.clone(),
+                table: self.table.clone(),
+                step: "read the rows",
+                message: format!(
+                    "Snowflake sent {} columns for {} requested",
+                    batch.num_columns(),
+                    self.kinds.len()
+                ),
+            });
+        }
         let columns = self
             .kinds
             .iter()

@@ -209,7 +209,9 @@ fn unscaled(array: &ArrayRef) -> Option<Vec<Option<i128>>> {
 }
 
 fn rescale(value: i128, from: i8, to: i8) -> Result<i128, String> {
-    let factor = 10i128.pow(u32::from(from.abs_diff(to)));
+    let factor = 10i128
+        .checked_pow(u32::from(from.abs_diff(to)))
+        .ok_or_else(|| format!("scale {from} cannot be brought to scale {to}"))?;
     if to >= from {
         value
             .checked_mul(factor)
