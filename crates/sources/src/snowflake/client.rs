@@ -291,9 +291,20 @@ impl Client {
             .map_err(|e| {
             connect_error(&self.base_url, format!("unreadable Arrow result: {e}"))
         })?;
-        reader
+        let batches = reader
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| connect_error(&self.base_url, format!("unreadable Arrow result: {e}")))
+            .map_err(|e| connect_error(&self.base_url, format!("unreadable Arrow result: {e}")))?;
+        // A chunk says how many rows it holds: fewer decoded means a cut-off download.
+        if let Some(chunk) = part.checked_sub(1).map(|i| &result.chunks[i]) {
+            let decoded: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if chunk.row_count > 0 && decoded as u64 != chunk.row_count {
+                return Err(ClientError::Connect(format!(
+                    "result chunk {part} holds {decoded} rows, not the {} Snowflake announced",
+                    chunk.row_count
+                )));
+            }
+        }
+        Ok(batches)
     }
 
     async fn chunk(&self, result: &QueryResult, chunk: &ChunkRef) -> Result<Vec<u8>, ClientError> {
