@@ -83,6 +83,27 @@ pub fn number_literal(value: &Watermark) -> Result<String> {
     }
 }
 
+/// `And` of `(op, column, kind, value)` comparisons: the predicates the connectors' rendering
+/// tests render in their dialects.
+#[cfg(test)]
+pub fn comparisons(parts: &[(&str, &str, WatermarkKind, &str)]) -> Predicate {
+    Predicate::And(
+        parts
+            .iter()
+            .map(|&(op, column, kind, value)| {
+                let (c, v) = (column.to_string(), Watermark::new(kind, value).unwrap());
+                match op {
+                    ">" => Predicate::Gt(c, v),
+                    ">=" => Predicate::Ge(c, v),
+                    "<" => Predicate::Lt(c, v),
+                    "<=" => Predicate::Le(c, v),
+                    other => panic!("no comparison {other}"),
+                }
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

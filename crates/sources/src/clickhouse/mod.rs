@@ -536,27 +536,25 @@ async fn read_arrow_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::Predicate;
+    use crate::dialect::comparisons;
 
     #[test]
     fn renders_clickhouse_sql() {
-        let p = Predicate::And(vec![
-            Predicate::Gt(
-                "ts".into(),
-                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05+00").unwrap(),
+        let p = comparisons(&[
+            (
+                ">",
+                "ts",
+                WatermarkKind::TimestampTz,
+                "2024-01-02 03:04:05+00",
             ),
-            Predicate::Le(
-                "ts".into(),
-                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05.25+00").unwrap(),
+            (
+                "<=",
+                "ts",
+                WatermarkKind::TimestampTz,
+                "2024-01-02 03:04:05.25+00",
             ),
-            Predicate::Gt(
-                "name".into(),
-                Watermark::new(WatermarkKind::Text, "it's \\ here").unwrap(),
-            ),
-            Predicate::Ge(
-                "day".into(),
-                Watermark::new(WatermarkKind::Date, "2024-01-01").unwrap(),
-            ),
+            (">", "name", WatermarkKind::Text, "it's \\ here"),
+            (">=", "day", WatermarkKind::Date, "2024-01-01"),
         ]);
         assert_eq!(
             ClickHouseDialect.render(&p).unwrap(),

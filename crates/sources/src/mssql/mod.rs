@@ -541,23 +541,19 @@ impl Source for MssqlSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::Predicate;
+    use crate::dialect::comparisons;
 
     #[test]
     fn renders_tsql() {
-        let p = Predicate::And(vec![
-            Predicate::Gt(
-                "Modified]At".into(),
-                Watermark::new(WatermarkKind::Timestamp, "2024-01-02 03:04:05.1234567").unwrap(),
+        let p = comparisons(&[
+            (
+                ">",
+                "Modified]At",
+                WatermarkKind::Timestamp,
+                "2024-01-02 03:04:05.1234567",
             ),
-            Predicate::Le(
-                "Id".into(),
-                Watermark::new(WatermarkKind::Integer, "42").unwrap(),
-            ),
-            Predicate::Gt(
-                "Name".into(),
-                Watermark::new(WatermarkKind::Text, "O'Hara").unwrap(),
-            ),
+            ("<=", "Id", WatermarkKind::Integer, "42"),
+            (">", "Name", WatermarkKind::Text, "O'Hara"),
         ]);
         assert_eq!(
             MssqlDialect.render(&p).unwrap(),

@@ -507,23 +507,19 @@ impl Source for MysqlSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::Predicate;
+    use crate::dialect::comparisons;
 
     #[test]
     fn renders_backticks_and_typed_literals() {
-        let p = Predicate::And(vec![
-            Predicate::Gt(
-                "updated`at".into(),
-                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05.5+02").unwrap(),
+        let p = comparisons(&[
+            (
+                ">",
+                "updated`at",
+                WatermarkKind::TimestampTz,
+                "2024-01-02 03:04:05.5+02",
             ),
-            Predicate::Le(
-                "id".into(),
-                Watermark::new(WatermarkKind::Integer, "42").unwrap(),
-            ),
-            Predicate::Gt(
-                "name".into(),
-                Watermark::new(WatermarkKind::Text, "O'Hara\\").unwrap(),
-            ),
+            ("<=", "id", WatermarkKind::Integer, "42"),
+            (">", "name", WatermarkKind::Text, "O'Hara\\"),
         ]);
         assert_eq!(
             MysqlDialect.render(&p).unwrap(),

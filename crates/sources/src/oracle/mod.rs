@@ -517,23 +517,24 @@ impl Source for OracleSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::Predicate;
+    use crate::dialect::comparisons;
 
     #[test]
     fn renders_oracle_sql() {
-        let p = Predicate::And(vec![
-            Predicate::Gt(
-                "UPDATED_AT".into(),
-                Watermark::new(WatermarkKind::Timestamp, "2024-01-02 03:04:05.123456").unwrap(),
+        let p = comparisons(&[
+            (
+                ">",
+                "UPDATED_AT",
+                WatermarkKind::Timestamp,
+                "2024-01-02 03:04:05.123456",
             ),
-            Predicate::Le(
-                "TS".into(),
-                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05+02").unwrap(),
+            (
+                "<=",
+                "TS",
+                WatermarkKind::TimestampTz,
+                "2024-01-02 03:04:05+02",
             ),
-            Predicate::Gt(
-                "NAME".into(),
-                Watermark::new(WatermarkKind::Text, "O'Hara").unwrap(),
-            ),
+            (">", "NAME", WatermarkKind::Text, "O'Hara"),
         ]);
         assert_eq!(
             OracleDialect.render(&p).unwrap(),

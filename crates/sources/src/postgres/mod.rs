@@ -474,19 +474,18 @@ impl PostgresSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::Predicate;
+    use crate::dialect::comparisons;
 
     #[test]
     fn renders_typed_literals() {
-        let p = Predicate::And(vec![
-            Predicate::Gt(
-                "updated_at".into(),
-                Watermark::new(WatermarkKind::Timestamp, "2024-01-02 03:04:05.123456").unwrap(),
+        let p = comparisons(&[
+            (
+                ">",
+                "updated_at",
+                WatermarkKind::Timestamp,
+                "2024-01-02 03:04:05.123456",
             ),
-            Predicate::Le(
-                "id".into(),
-                Watermark::new(WatermarkKind::Integer, "42").unwrap(),
-            ),
+            ("<=", "id", WatermarkKind::Integer, "42"),
         ]);
         assert_eq!(
             PostgresDialect.render(&p).unwrap(),

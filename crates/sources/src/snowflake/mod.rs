@@ -72,7 +72,9 @@ pub struct SnowflakeSource {
     bigint_integers: bool,
     /// Tables as named in the configuration → as Snowflake stores them (unquoted names are
     /// upper case in Snowflake; `public.orders` finds `PUBLIC.ORDERS`).
-    resolved: Mutex<HashMap<SourceTable, SourceTable>>,
+    /// Kept with the table's columns: a load describes, probes and reads one table, and asks
+    /// Snowflake for its columns once.
+    resolved: Mutex<HashMap<SourceTable, (SourceTable, Vec<RowType>)>>,
 }
 
 impl SnowflakeSource {
@@ -197,19 +199,22 @@ impl SnowflakeSource {
 
     /// The table as Snowflake names it, and its columns (a `LIMIT 0` query's rowtype).
     async fn resolve(&self, table: &SourceTable) -> Result<(SourceTable, Vec<RowType>)> {
-        let known = self
+        if let Some(known) = self
             .resolved
             .lock()
             .ok()
-            .and_then(|m| m.get(table).cloned());
+            .and_then(|m| m.get(table).cloned())
+        {
+            return Ok(known);
+        }
         let upper = SourceTable {
             schema: table.schema.as_ref().map(|s| s.to_uppercase()),
             name: table.name.to_uppercase(),
         };
-        let candidates = match known {
-            Some(t) => vec![t],
-            None if upper != *table => vec![table.clone(), upper],
-            None => vec![table.clone()],
+        let candidates = if upper != *table {
+            vec![table.clone(), upper]
+        } else {
+            vec![table.clone()]
         };
         let shown = table.to_string();
         let mut last = None;
@@ -220,10 +225,11 @@ impl SnowflakeSource {
             );
             match self.query(&sql, &shown, "describe the table").await {
                 Ok(result) => {
+                    let found = (candidate, result.rowtype);
                     if let Ok(mut m) = self.resolved.lock() {
-                        m.insert(table.clone(), candidate.clone());
+                        m.insert(table.clone(), found.clone());
                     }
-                    return Ok((candidate, result.rowtype));
+                    return Ok(found);
                 }
                 Err(e @ Error::SourceTableNotFound { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -570,31 +576,26 @@ impl ReadTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataloader_core::Predicate;
+    use crate::dialect::comparisons;
 
     #[test]
     fn renders_snowflake_sql() {
-        let p = Predicate::And(vec![
-            Predicate::Gt(
-                "TS".into(),
-                Watermark::new(WatermarkKind::TimestampTz, "2024-01-02 03:04:05+00").unwrap(),
+        let p = comparisons(&[
+            (
+                ">",
+                "TS",
+                WatermarkKind::TimestampTz,
+                "2024-01-02 03:04:05+00",
             ),
-            Predicate::Le(
-                "NTZ".into(),
-                Watermark::new(WatermarkKind::Timestamp, "2024-01-02 03:04:05.25").unwrap(),
+            (
+                "<=",
+                "NTZ",
+                WatermarkKind::Timestamp,
+                "2024-01-02 03:04:05.25",
             ),
-            Predicate::Gt(
-                "name".into(),
-                Watermark::new(WatermarkKind::Text, "it's \\ here").unwrap(),
-            ),
-            Predicate::Ge(
-                "DAY".into(),
-                Watermark::new(WatermarkKind::Date, "2024-01-01").unwrap(),
-            ),
-            Predicate::Le(
-                "AMOUNT".into(),
-                Watermark::new(WatermarkKind::Decimal, "-12.50").unwrap(),
-            ),
+            (">", "name", WatermarkKind::Text, "it's \\ here"),
+            (">=", "DAY", WatermarkKind::Date, "2024-01-01"),
+            ("<=", "AMOUNT", WatermarkKind::Decimal, "-12.50"),
         ]);
         assert_eq!(
             SnowflakeDialect.render(&p).unwrap(),
