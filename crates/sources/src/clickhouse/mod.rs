@@ -26,6 +26,7 @@ pub struct ClickHouseSource {
     client: clickhouse::Client,
     /// Rows come as ArrowStream (modern servers) rather than RowBinary.
     arrow: bool,
+    described: std::sync::Mutex<std::collections::HashMap<SourceTable, Vec<(String, String)>>>,
 }
 
 pub struct ClickHouseDialect;
@@ -124,6 +125,7 @@ impl ClickHouseSource {
             password,
             client,
             arrow: false,
+            described: Default::default(),
         };
         let version = source.server_version().await?;
         source.arrow = match config.options.get("format").map(String::as_str) {
@@ -225,7 +227,17 @@ impl ClickHouseSource {
         }))
     }
 
+    /// (name, type) of each column; asked of the server once per table and source (a load
+    /// describes, probes and reads the same table).
     async fn column_types(&self, table: &SourceTable) -> Result<Vec<(String, String)>> {
+        if let Some(known) = self
+            .described
+            .lock()
+            .ok()
+            .and_then(|m| m.get(table).cloned())
+        {
+            return Ok(known);
+        }
         let shown = table.to_string();
         let rows = self
             .rows(
@@ -234,7 +246,7 @@ impl ClickHouseSource {
                 "describe the table",
             )
             .await?;
-        Ok(rows
+        let columns: Vec<(String, String)> = rows
             .into_iter()
             .filter_map(|r| {
                 Some((
@@ -242,7 +254,11 @@ impl ClickHouseSource {
                     r.get(1)?.as_str()?.to_string(),
                 ))
             })
-            .collect())
+            .collect();
+        if let Ok(mut m) = self.described.lock() {
+            m.insert(table.clone(), columns.clone());
+        }
+        Ok(columns)
     }
 
     async fn parsed_types(
