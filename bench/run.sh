@@ -54,6 +54,7 @@ dl() { "${dl[@]}" "$@"; }
 dl init >/dev/null
 dl connection add pg --type postgresql --host 127.0.0.1 --port 5432 --database $db --user postgres >/dev/null
 dl table add --connection pg --source public.bench --dest bronze.bench.full >/dev/null
+dl table add --connection pg --source public.bench --dest bronze.bench.snappy --compression snappy >/dev/null
 dl table add --connection pg --source public.bench --dest bronze.bench.incr --strategy incremental \
   --primary-key id --incremental-column updated_at >/dev/null
 
@@ -71,6 +72,7 @@ for round in $(seq 1 "$rounds"); do
   echo "round $round of $rounds: full loads" >&2
   measure copy bash -c "$pg -d $db -c 'COPY (SELECT * FROM bench) TO STDOUT (FORMAT binary)' >/dev/null"
   measure dataloader_full "${dl[@]}" load bronze.bench.full
+  measure dataloader_full_snappy "${dl[@]}" load bronze.bench.snappy
   measure peer_full "$py" bench/peer.py full "$url" "$work/peer_full"
 done
 
@@ -102,6 +104,16 @@ row copy "$rows"
 row dataloader_full "$rows" copy
 row peer_full "$rows" copy
 row dataloader_full "$rows" peer_full
+row dataloader_full_snappy "$rows" dataloader_full
+# The current version's data files (older versions' files stay until a vacuum).
+table_size() {
+  "$py" -c 'import sys; from deltalake import DeltaTable
+a = DeltaTable(sys.argv[1]).get_add_actions(flatten=True)
+print(f"{sum(a.column("size_bytes").to_pylist()) / 1048576:.0f} MiB in {a.num_rows} files")' "$1"
+}
+echo "bronze.bench.full (zstd): $(table_size "$work/lake/bronze/bench/full")"
+echo "bronze.bench.snappy: $(table_size "$work/lake/bronze/bench/snappy")"
+echo "the peer's table: $(table_size "$work/peer_full")"
 for kind in spread clustered; do
   row "dataloader_merge_$kind" "$changed"
   row "peer_merge_$kind" "$changed" "dataloader_merge_$kind"

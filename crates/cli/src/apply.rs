@@ -171,6 +171,15 @@ pub struct TableEntry {
     pub max_delete_ratio: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<String>,
+    /// Delta partition columns (destination names): one or a list.
+    #[serde(default, skip_serializing_if = "OneOrMany::is_none")]
+    pub partition_by: OneOrMany,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_file_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group_rows: Option<i64>,
 }
 
 const TABLE_KEYS: &[&str] = &[
@@ -189,6 +198,10 @@ const TABLE_KEYS: &[&str] = &[
     "column_naming",
     "tags",
     "parallelism",
+    "partition_by",
+    "target_file_size",
+    "compression",
+    "row_group_rows",
 ];
 const TOP_KEYS: &[&str] = &["connections", "defaults", "tables"];
 const CONNECTION_KEYS: &[&str] = &[
@@ -400,6 +413,10 @@ fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec,
         spec.max_delete_ratio = r;
     }
     spec.parallelism = t.parallelism.clone();
+    spec.partition_by = t.partition_by.clone().into_vec();
+    spec.target_file_size = t.target_file_size.clone();
+    spec.compression = t.compression.clone();
+    spec.row_group_rows = t.row_group_rows;
     // A default that does not apply to this table's strategy is not an error.
     if t.lookback.is_none() && spec.effective_strategy() != LoadStrategy::Incremental {
         spec.lookback = None;
@@ -531,6 +548,16 @@ fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
         ),
         ("max_delete_ratio", s.max_delete_ratio.to_string()),
         ("parallelism", s.parallelism.clone().unwrap_or_default()),
+        ("partition_by", s.partition_by.join(", ")),
+        (
+            "target_file_size",
+            s.target_file_size.clone().unwrap_or_default(),
+        ),
+        ("compression", s.compression.clone().unwrap_or_default()),
+        (
+            "row_group_rows",
+            s.row_group_rows.map(|r| r.to_string()).unwrap_or_default(),
+        ),
     ]
 }
 
@@ -775,6 +802,13 @@ pub async fn export(store: &dyn Store) -> Result<String> {
             delete_detection_interval: s.delete_detection_interval,
             max_delete_ratio: (s.max_delete_ratio != 0.2).then_some(s.max_delete_ratio),
             parallelism: s.parallelism,
+            partition_by: match s.partition_by.len() {
+                0 => OneOrMany::None,
+                _ => OneOrMany::Many(s.partition_by),
+            },
+            target_file_size: s.target_file_size,
+            compression: s.compression,
+            row_group_rows: s.row_group_rows,
         });
     }
     Ok(serde_yaml::to_string(&file)?)

@@ -78,6 +78,20 @@ pub struct SpecArgs {
     /// or none).
     #[arg(long)]
     pub parallelism: Option<String>,
+    /// Delta partition column(s), destination names, comma-separated or repeated (none: no
+    /// partitions).
+    #[arg(long = "partition-by", value_delimiter = ',')]
+    pub partition_by: Vec<String>,
+    /// Size a data file is rolled over at, for example 128MiB (the default) or 1GiB.
+    #[arg(long)]
+    pub target_file_size: Option<String>,
+    /// Parquet codec: zstd (level 1, the default), zstd(LEVEL), snappy, lz4 or none
+    /// (uncompressed); "" returns to the default.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Rows per Parquet row group (default 1048576, or none).
+    #[arg(long)]
+    pub row_group_rows: Option<String>,
 }
 
 /// `None`: not given; `Some(None)`: `none`, clear it; `Some(Some(v))`: set it.
@@ -111,6 +125,19 @@ impl SpecArgs {
         if !keys.is_empty() {
             spec.primary_keys = if keys == ["none"] { vec![] } else { keys };
         }
+        let partitions: Vec<String> = self
+            .partition_by
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if !partitions.is_empty() {
+            spec.partition_by = if partitions == ["none"] {
+                vec![]
+            } else {
+                partitions
+            };
+        }
         let set = |target: &mut Option<String>, value: &Option<String>| {
             if let Some(v) = optional(value) {
                 *target = v;
@@ -124,6 +151,11 @@ impl SpecArgs {
         set(&mut spec.chunk_size, &self.chunk_size);
         set(&mut spec.check_query, &self.check_query);
         set(&mut spec.parallelism, &self.parallelism);
+        set(&mut spec.target_file_size, &self.target_file_size);
+        // "none" is a codec here (uncompressed files), so only "" clears the setting.
+        if let Some(c) = &self.compression {
+            spec.compression = (!c.trim().is_empty()).then(|| c.clone());
+        }
         set(
             &mut spec.delete_detection_interval,
             &self.delete_detection_interval,
@@ -147,6 +179,17 @@ impl SpecArgs {
                     "must be a whole number of minutes",
                 )
             })?;
+        }
+        if let Some(r) = optional(&self.row_group_rows) {
+            spec.row_group_rows = r
+                .map(|r| r.trim().parse::<i64>())
+                .transpose()
+                .map_err(|_| {
+                    dataloader_core::Error::config(
+                        "row_group_rows",
+                        "must be a whole number of rows",
+                    )
+                })?;
         }
         if !self.tags.is_empty() {
             spec.tags = if self.tags == ["none"] {

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod connection;
 pub mod decimal;
 pub mod error;
+pub mod layout;
 pub mod naming;
 pub mod secret;
 pub mod source;
@@ -21,6 +22,7 @@ pub use catalog::Catalog;
 pub use clock::{Clock, SystemClock};
 pub use connection::{ConnectionConfig, DbType};
 pub use error::{Error, ErrorKind, Result};
+pub use layout::{Codec, Layout};
 pub use naming::ColumnNaming;
 pub use source::{
     BatchStream, Predicate, Probe, ReadOutput, ReadRequest, Source, SourceColumn, SourceObject,

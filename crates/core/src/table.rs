@@ -167,6 +167,14 @@ pub struct TableSpec {
     /// Reads split into this many primary-key ranges, one connection each: a number, or
     /// `auto`; one read when unset.
     pub parallelism: Option<String>,
+    /// Delta partition columns (destination names).
+    pub partition_by: Vec<String>,
+    /// Data-file size a writer rolls over at, e.g. `128MiB`; default in [`crate::layout::Layout`].
+    pub target_file_size: Option<String>,
+    /// Parquet codec: `zstd`, `zstd(LEVEL)`, `snappy`, `lz4` or `none`.
+    pub compression: Option<String>,
+    /// Rows per Parquet row group.
+    pub row_group_rows: Option<i64>,
 }
 
 impl TableSpec {
@@ -204,7 +212,21 @@ impl TableSpec {
             delete_detection_interval: None,
             max_delete_ratio: 0.2,
             parallelism: None,
+            partition_by: vec![],
+            target_file_size: None,
+            compression: None,
+            row_group_rows: None,
         }
+    }
+
+    /// The data-file layout this table is written with.
+    pub fn layout(&self) -> Result<crate::layout::Layout> {
+        crate::layout::layout_from(
+            &self.partition_by,
+            self.target_file_size.as_deref(),
+            self.compression.as_deref(),
+            self.row_group_rows,
+        )
     }
 
     /// The NULL policy in force (the default depends on the strategy).
@@ -402,6 +424,7 @@ impl TableSpec {
                 format!("{dest}: parallel reads split a single-column primary key into ranges: set one primary_key"),
             ));
         }
+        self.layout()?;
         if let Some(schedule) = &self.schedule {
             parse_cron(schedule)?;
         }

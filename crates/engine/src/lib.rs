@@ -433,7 +433,8 @@ impl Engine {
     ) -> Result<(TableControl, DeltaDestination, Vec<String>)> {
         let destination = table.spec.destination.clone();
         let table_url = self.catalog.table_url(&destination)?;
-        let dest = DeltaDestination::new(&table_url, destination.to_string())?;
+        let dest = DeltaDestination::new(&table_url, destination.to_string())?
+            .with_layout(table.spec.layout()?);
         let recovered = self.recover(&table, &dest, except_run).await?;
         let table = if recovered.is_empty() {
             table

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use dataloader_core::{BatchStream, Error, Result};
+use dataloader_core::{BatchStream, Codec, Error, Layout, Result};
 use deltalake::arrow::array::Int64Array;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
@@ -25,6 +25,7 @@ use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
+use std::num::NonZeroU64;
 use url::Url;
 
 /// Identifies a commit: the loaded table (app id) and the run (version), plus the state the
@@ -53,6 +54,7 @@ pub struct DeltaDestination {
     url: Url,
     /// `catalog.schema.table`, for messages.
     name: String,
+    layout: Layout,
 }
 
 /// Hands a [`BatchStream`] to DataFusion once, keeping our own error if the stream fails so
@@ -155,14 +157,43 @@ impl DeltaDestination {
             step: "parse the table location",
             message: e.to_string(),
         })?;
-        Ok(DeltaDestination { url, name })
+        Ok(DeltaDestination {
+            url,
+            name,
+            layout: Layout::default(),
+        })
+    }
+
+    /// Writes data files with `layout` instead of the defaults.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The Parquet settings of this table's data files.
+    pub(crate) fn writer_properties(&self) -> WriterProperties {
+        let compression = match self.layout.codec {
+            Codec::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default()),
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::Uncompressed => Compression::UNCOMPRESSED,
+        };
+        WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(self.layout.row_group_rows))
+            .set_created_by(format!("dataloader {}", env!("CARGO_PKG_VERSION")))
+            .build()
     }
 
     pub fn url(&self) -> &Url {
         &self.url
     }
 
-    fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+    pub(crate) fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
         Error::Write {
             table: self.name.clone(),
             step,
@@ -265,7 +296,7 @@ impl DeltaDestination {
         let (table, metrics) = table
             .delete()
             .with_predicate(predicate)
-            .with_commit_properties(Self::commit_properties(tag))
+            .with_commit_properties(Self::commit_properties(tag, []))
             .await
             .map_err(|e| self.error("delete rows", e))?;
         // delta-rs leaves the count empty when whole files go; the version says whether it committed.
@@ -369,7 +400,7 @@ impl DeltaDestination {
             .merge(source, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_commit_properties(Self::commit_properties(tag))
+            .with_commit_properties(Self::commit_properties(tag, []))
             .when_not_matched_by_source_delete(|d| d)
             .map_err(|e| self.error("plan the deletes", e))?
             .await
@@ -395,19 +426,27 @@ impl DeltaDestination {
             .map_err(|e| self.error("open the table", e))
     }
 
-    fn commit_properties(tag: &CommitTag) -> CommitProperties {
+    /// The run's transaction and state, plus `extra` commit metadata.
+    pub(crate) fn commit_properties(
+        tag: &CommitTag,
+        extra: impl IntoIterator<Item = (String, serde_json::Value)>,
+    ) -> CommitProperties {
         CommitProperties::default()
             .with_application_transaction(Transaction::new(&tag.app_id, tag.version))
-            .with_metadata([
-                (
-                    "dataloader.run".to_string(),
-                    serde_json::Value::from(tag.version),
-                ),
-                (
-                    STATE_KEY.to_string(),
-                    serde_json::Value::Object(tag.state.clone()),
-                ),
-            ])
+            .with_metadata(
+                [
+                    (
+                        "dataloader.run".to_string(),
+                        serde_json::Value::from(tag.version),
+                    ),
+                    (
+                        STATE_KEY.to_string(),
+                        serde_json::Value::Object(tag.state.clone()),
+                    ),
+                ]
+                .into_iter()
+                .chain(extra),
+            )
     }
 
     /// Wraps the batches as a one-shot DataFusion plan that counts rows and keeps a source
@@ -463,11 +502,18 @@ impl DeltaDestination {
     ) -> Result<WriteSummary> {
         let input = Self::streamed_input(schema, batches)?;
         let table = self.table_for_write().await?;
+        // An existing table keeps its partitioning until a load replaces the whole table.
+        let creates = table.version().is_none() || mode == SaveMode::Overwrite;
         let mut builder = table
             .write(Vec::<RecordBatch>::new())
             .with_input_plan(input.plan.clone())
             .with_save_mode(mode)
-            .with_commit_properties(Self::commit_properties(tag));
+            .with_writer_properties(self.writer_properties())
+            .with_target_file_size(NonZeroU64::new(self.layout.target_file_size))
+            .with_commit_properties(Self::commit_properties(tag, []));
+        if creates && !self.layout.partition_by.is_empty() {
+            builder = builder.with_partition_columns(self.layout.partition_by.clone());
+        }
         if mode == SaveMode::Overwrite {
             builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         } else {
@@ -500,6 +546,21 @@ impl DeltaDestination {
             // Nothing to merge into: the first load creates the table.
             return self.append(schema, batches, tag).await;
         };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| self.error("read the table state", e))?;
+        if crate::merge::plain_table(snapshot, &schema) {
+            return crate::merge::PlainMerge {
+                destination: self,
+                table,
+                schema,
+                keys,
+                order_by,
+                tag,
+            }
+            .run(batches)
+            .await;
+        }
         // MERGE scans its source more than once, so the change set is staged in a local
         // Parquet file first: memory stays bounded by one batch, whatever its size.
         let staging = tempfile::Builder::new()
@@ -521,7 +582,7 @@ impl DeltaDestination {
         .map_err(|e| self.error("read the staged changes", e))?;
         let partition = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
         let dedup = format!(
-            "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {} DESC) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
+            "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {} DESC NULLS LAST) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
             quote(order_by)
         );
         let source = ctx
@@ -539,7 +600,7 @@ impl DeltaDestination {
             .with_source_alias("source")
             .with_target_alias("target")
             .with_merge_schema(true)
-            .with_commit_properties(Self::commit_properties(tag))
+            .with_commit_properties(Self::commit_properties(tag, []))
             .when_matched_update(|mut update| {
                 for c in &columns {
                     update = update.update(quote(c), format!("source.{}", quote(c)));

@@ -7,4 +7,6 @@ pub use catalog::PathCatalog;
 pub use delta::{CommitTag, DeltaDestination, WriteSummary, STATE_KEY};
 pub use deltalake::arrow;
 pub use deltalake::datafusion::logical_expr::Expr;
+pub use deltalake::parquet;
 pub mod expr;
+mod merge;

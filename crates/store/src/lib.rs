@@ -139,6 +139,7 @@ const SQLITE_MIGRATIONS: &[(&str, &str)] = &[
         "parallel reads",
         include_str!("migrations/sqlite/0004_parallel_reads.sql"),
     ),
+    ("layout", include_str!("migrations/sqlite/0005_layout.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -156,6 +157,10 @@ const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
     (
         "parallel reads",
         include_str!("migrations/postgres/0004_parallel_reads.sql"),
+    ),
+    (
+        "layout",
+        include_str!("migrations/postgres/0005_layout.sql"),
     ),
 ];
 
@@ -191,7 +196,8 @@ const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_ta
     column_naming, tags, lookback, rolling_column, rolling_window, chunk_size, check_mode, \
     check_query, inner_strategy, null_watermark, schema_evolution, delete_detection, \
     delete_detection_interval, max_delete_ratio, backfill_cursor, last_check_value, \
-    last_delete_scan_at, retry_count, created_at, updated_at, parallelism";
+    last_delete_scan_at, retry_count, created_at, updated_at, parallelism, partition_by, \
+    target_file_size, compression, row_group_rows";
 
 const CONNECTION_COLUMNS: &str = "connection_name, db_type, host, port, database_name, username, \
     password_ref, options, max_connections";
@@ -261,6 +267,7 @@ macro_rules! sql_store {
                 let strategy: String = row.try_get("load_strategy").map_err(decode_err)?;
                 let keys: String = row.try_get("primary_keys").map_err(decode_err)?;
                 let tags: String = row.try_get("tags").map_err(decode_err)?;
+                let partition_by: String = row.try_get("partition_by").map_err(decode_err)?;
                 let naming: String = row.try_get("column_naming").map_err(decode_err)?;
                 let status: Option<String> = row.try_get("status").map_err(decode_err)?;
                 let wm_value: Option<String> = row.try_get("incremental_value").map_err(decode_err)?;
@@ -322,6 +329,10 @@ macro_rules! sql_store {
                         delete_detection_interval: row.try_get("delete_detection_interval").map_err(decode_err)?,
                         max_delete_ratio: row.try_get("max_delete_ratio").map_err(decode_err)?,
                         parallelism: row.try_get("parallelism").map_err(decode_err)?,
+                        partition_by: parse_json_list("partition_by", &partition_by)?,
+                        target_file_size: row.try_get("target_file_size").map_err(decode_err)?,
+                        compression: row.try_get("compression").map_err(decode_err)?,
+                        row_group_rows: row.try_get("row_group_rows").map_err(decode_err)?,
                     },
                     incremental_value,
                     next_load_date_time: row.try_get("next_load_date_time").map_err(decode_err)?,
@@ -462,9 +473,10 @@ macro_rules! sql_store {
                      next_load_date_time, created_at, updated_at, lookback, rolling_column, \
                      rolling_window, chunk_size, check_mode, check_query, inner_strategy, \
                      null_watermark, schema_evolution, delete_detection, delete_detection_interval, \
-                     max_delete_ratio, parallelism) \
+                     max_delete_ratio, parallelism, partition_by, target_file_size, compression, \
+                     row_group_rows) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, \
-                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) \
+                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36) \
                      RETURNING table_id",
                 )
                 .bind(&spec.connection)
@@ -499,6 +511,10 @@ macro_rules! sql_store {
                 .bind(&spec.delete_detection_interval)
                 .bind(spec.max_delete_ratio)
                 .bind(&spec.parallelism)
+                .bind(json_list(&spec.partition_by))
+                .bind(&spec.target_file_size)
+                .bind(&spec.compression)
+                .bind(spec.row_group_rows)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(|e| Error::store("add the table", e))
@@ -527,7 +543,8 @@ macro_rules! sql_store {
                      lookback = $21, rolling_column = $22, rolling_window = $23, chunk_size = $24, \
                      check_mode = $25, check_query = $26, inner_strategy = $27, null_watermark = $28, \
                      schema_evolution = $29, delete_detection = $30, delete_detection_interval = $31, \
-                     max_delete_ratio = $32, parallelism = $33 \
+                     max_delete_ratio = $32, parallelism = $33, partition_by = $34, \
+                     target_file_size = $35, compression = $36, row_group_rows = $37 \
                      WHERE table_id = $1",
                 )
                 .bind(table_id)
@@ -563,6 +580,10 @@ macro_rules! sql_store {
                 .bind(&spec.delete_detection_interval)
                 .bind(spec.max_delete_ratio)
                 .bind(&spec.parallelism)
+                .bind(json_list(&spec.partition_by))
+                .bind(&spec.target_file_size)
+                .bind(&spec.compression)
+                .bind(spec.row_group_rows)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| Error::store("update the table", e))?;

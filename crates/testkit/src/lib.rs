@@ -191,12 +191,24 @@ pub fn arrow_rows(
 ) -> Vec<Vec<Option<String>>> {
     let mut out = Vec::new();
     for batch in batches {
-        for row in 0..batch.num_rows() {
-            let mut values = Vec::with_capacity(columns.len());
-            for (c, kind) in columns.iter().zip(kinds) {
+        let arrays: Vec<_> = columns
+            .iter()
+            .map(|c| {
                 let array = batch
                     .column_by_name(c)
                     .unwrap_or_else(|| panic!("column {c} missing from the Delta table"));
+                // Partition columns come back dictionary-encoded.
+                match array.data_type() {
+                    DataType::Dictionary(_, values) => {
+                        arrow::compute::cast(array, values).expect("dictionary values")
+                    }
+                    _ => array.clone(),
+                }
+            })
+            .collect();
+        for row in 0..batch.num_rows() {
+            let mut values = Vec::with_capacity(columns.len());
+            for (array, kind) in arrays.iter().zip(kinds) {
                 values.push(if array.is_null(row) {
                     None
                 } else {

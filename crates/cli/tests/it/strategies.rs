@@ -24,12 +24,10 @@ fn add(dir: &std::path::Path, dest: &str, extra: &[&str]) -> Run {
     run(dir, &args)
 }
 
-#[test]
-fn table_add_and_update_take_every_strategy_option() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// The connection `pg` every table here reads.
+fn add_pg_connection(dir: &std::path::Path) {
     run(
-        d,
+        dir,
         &[
             "connection",
             "add",
@@ -43,6 +41,13 @@ fn table_add_and_update_take_every_strategy_option() {
         ],
     )
     .ok();
+}
+
+#[test]
+fn table_add_and_update_take_every_strategy_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_pg_connection(d);
 
     add(
         d,
@@ -366,4 +371,209 @@ tables:
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn layout_settings_through_flags_show_export_and_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    add_pg_connection(d);
+
+    add(d, "b.s.lay", &["--compression", "brotli"]).fails_with(
+        "compression: \"brotli\" is not a codec: use zstd, zstd(LEVEL) with LEVEL from 1 to 22, snappy, lz4 or none",
+    );
+    add(d, "b.s.lay", &["--target-file-size", "12 parsecs"])
+        .fails_with("target_file_size: \"12 parsecs\" is not a size");
+    add(d, "b.s.lay", &["--target-file-size", "8GiB"])
+        .fails_with("target_file_size: \"8GiB\" is outside 1MiB to 4GiB");
+    add(d, "b.s.lay", &["--row-group-rows", "5"])
+        .fails_with("row_group_rows: 5 is outside 1024 to 16777216");
+    add(d, "b.s.lay", &["--row-group-rows", "lots"])
+        .fails_with("row_group_rows: must be a whole number of rows");
+    add(d, "b.s.lay", &["--partition-by", "a-b"])
+        .fails_with("partition_by: \"a-b\" is not a plain column name");
+    add(d, "b.s.lay", &["--partition-by", "day,day"])
+        .fails_with("partition_by: column \"day\" is named twice");
+
+    add(
+        d,
+        "b.s.lay",
+        &[
+            "--partition-by",
+            "region,day",
+            "--target-file-size",
+            "64MiB",
+            "--compression",
+            "zstd(3)",
+            "--row-group-rows",
+            "131072",
+        ],
+    )
+    .ok();
+    let shown = run(d, &["table", "show", "b.s.lay"]).ok().json();
+    assert_eq!(
+        shown["partition_by"],
+        serde_json::json!(["region", "day"]),
+        "{shown}"
+    );
+    assert_eq!(shown["target_file_size"], "64MiB", "{shown}");
+    assert_eq!(shown["compression"], "zstd(3)", "{shown}");
+    assert_eq!(shown["row_group_rows"], 131072, "{shown}");
+
+    // `none` is a codec (uncompressed), not "clear"; the other settings clear with `none`.
+    run(
+        d,
+        &[
+            "table",
+            "update",
+            "b.s.lay",
+            "--compression",
+            "none",
+            "--partition-by",
+            "none",
+            "--target-file-size",
+            "none",
+            "--row-group-rows",
+            "none",
+        ],
+    )
+    .ok();
+    let shown = run(d, &["table", "show", "b.s.lay"]).ok().json();
+    assert_eq!(shown["compression"], "none", "{shown}");
+    assert_eq!(shown["partition_by"], serde_json::json!([]), "{shown}");
+    assert!(shown["target_file_size"].is_null(), "{shown}");
+    assert!(shown["row_group_rows"].is_null(), "{shown}");
+    run(
+        d,
+        &[
+            "table",
+            "update",
+            "b.s.lay",
+            "--compression",
+            "",
+            "--partition-by",
+            "region",
+        ],
+    )
+    .ok();
+    let shown = run(d, &["table", "show", "b.s.lay"]).ok().json();
+    assert!(shown["compression"].is_null(), "{shown}");
+    assert_eq!(
+        shown["partition_by"],
+        serde_json::json!(["region"]),
+        "{shown}"
+    );
+    run(
+        d,
+        &["table", "update", "b.s.lay", "--compression", "brotli"],
+    )
+    .fails_with("compression: \"brotli\" is not a codec");
+
+    let file = r#"
+connections:
+  pg: {type: postgresql, host: 127.0.0.1, database: test}
+defaults:
+  connection: pg
+  destination: bronze.pg.{table}
+tables:
+  - source: public.orders
+    primary_key: id
+    partition_by: [region, order_date]
+    target_file_size: 256MB
+    compression: zstd(9)
+    row_group_rows: 262144
+  - source: public.events
+    partition_by: day
+    compression: none
+  - source: public.plain
+"#;
+    std::fs::write(d.join("tables.yaml"), file).unwrap();
+    run(d, &["apply", "-f", "tables.yaml"]).ok();
+    let tables = run(d, &["table", "list", "--json"]).ok().json();
+    let find = |name: &str| {
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["destination"] == name)
+            .unwrap()
+            .clone()
+    };
+    let orders = find("bronze.pg.orders");
+    assert_eq!(
+        orders["partition_by"],
+        serde_json::json!(["region", "order_date"]),
+        "{orders}"
+    );
+    assert_eq!(orders["target_file_size"], "256MB", "{orders}");
+    assert_eq!(orders["compression"], "zstd(9)", "{orders}");
+    assert_eq!(orders["row_group_rows"], 262144, "{orders}");
+    let events = find("bronze.pg.events");
+    assert_eq!(
+        events["partition_by"],
+        serde_json::json!(["day"]),
+        "{events}"
+    );
+    assert_eq!(events["compression"], "none", "{events}");
+    let plain = find("bronze.pg.plain");
+    assert_eq!(plain["partition_by"], serde_json::json!([]), "{plain}");
+    assert!(plain["compression"].is_null(), "{plain}");
+
+    let exported = run(d, &["export"]).ok().stdout;
+    for key in [
+        "partition_by:",
+        "target_file_size: 256MB",
+        "compression: zstd(9)",
+        "row_group_rows: 262144",
+    ] {
+        assert!(exported.contains(key), "{key} in {exported}");
+    }
+    std::fs::write(d.join("exported.yaml"), &exported).unwrap();
+    let again = run(d, &["apply", "-f", "exported.yaml", "--dry-run"]).ok();
+    assert!(
+        again
+            .stdout
+            .contains("Plan: 0 to create, 0 to change, 0 to deactivate."),
+        "{exported}\n{}",
+        again.stdout
+    );
+
+    // A change of layout shows field by field in the plan.
+    std::fs::write(
+        d.join("changed.yaml"),
+        file.replace("compression: zstd(9)", "compression: snappy"),
+    )
+    .unwrap();
+    let plan = run(d, &["apply", "-f", "changed.yaml", "--dry-run"]).ok();
+    assert!(
+        plan.stdout.contains("compression: zstd(9) → snappy"),
+        "{}",
+        plan.stdout
+    );
+
+    std::fs::write(
+        d.join("bad.yaml"),
+        file.replace("target_file_size: 256MB", "target_file_size: 12 parsecs")
+            .replace("partition_by: day", "partition_by: a-b")
+            .replace(
+                "  - source: public.plain\n",
+                "  - source: public.plain\n    row_group_rows: 5\n",
+            ),
+    )
+    .unwrap();
+    let out = run(d, &["apply", "-f", "bad.yaml"]).fails_with("3 problem(s)");
+    for expected in [
+        "tables[0] (public.orders): target_file_size: \"12 parsecs\" is not a size",
+        "tables[1] (public.events): partition_by: \"a-b\" is not a plain column name",
+        "tables[2] (public.plain): row_group_rows: 5 is outside 1024 to 16777216",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+    std::fs::write(
+        d.join("bad.yaml"),
+        file.replace("compression: none", "compression: brotli"),
+    )
+    .unwrap();
+    run(d, &["apply", "-f", "bad.yaml"])
+        .fails_with("tables[1] (public.events): compression: \"brotli\" is not a codec");
 }

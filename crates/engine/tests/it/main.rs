@@ -7,6 +7,7 @@ mod differential;
 mod evolution;
 mod full;
 mod incremental;
+mod layout;
 mod mssql;
 mod mysql;
 mod oracle;

@@ -36,6 +36,10 @@ fn spec(dest: &str) -> TableSpec {
     s.schedule = Some("0 2 * * *".into());
     s.timezone = "Europe/Amsterdam".into();
     s.tags = vec!["finance".into()];
+    s.partition_by = vec!["region".into(), "order_date".into()];
+    s.target_file_size = Some("64MiB".into());
+    s.compression = Some("zstd(3)".into());
+    s.row_group_rows = Some(262_144);
     s
 }
 
@@ -267,6 +271,14 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     let mut expected = vec!["UPDATE"; 6];
     expected.push("INSERT");
     assert_eq!(operations, expected, "{history:#?}");
+    // The layout settings are audited too.
+    raw("UPDATE table_control SET compression = 'snappy'").await;
+    let history = store.table_history(id).await.unwrap();
+    assert_eq!(history.len(), before.len() + 2);
+    let last = &history[0];
+    assert_eq!(last.old_values.as_ref().unwrap()["compression"], "zstd(3)");
+    assert_eq!(last.new_values.as_ref().unwrap()["compression"], "snappy");
+    assert_eq!(last.new_values.as_ref().unwrap()["row_group_rows"], 262_144);
     raw("DELETE FROM table_control").await;
     assert_eq!(
         store.table_history(id).await.unwrap()[0].operation,

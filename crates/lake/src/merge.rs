@@ -1,0 +1,783 @@
+//! Upsert by primary key without a query engine, for the usual table: the change set has the
+//! table's columns, and the table is unpartitioned and uses no feature a plain writer must
+//! honour (see [`plain_table`]).
+//!
+//! 1. The change set is staged in a local Parquet file while its keys are indexed; for each key
+//!    the row with the greatest order value wins (NULL is the smallest; on a tie the later row).
+//! 2. A target file can hold a changed key only if the range of its key statistics holds one
+//!    of the winners' keys; other files are not read.
+//! 3. Each remaining file's key columns are read; a file without a changed key stays as it is.
+//!    The others are rewritten without their changed rows, several at once.
+//! 4. The winners are written as new files, and one commit removes the rewritten files and
+//!    adds the new ones.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use dataloader_core::{BatchStream, Error, Result};
+use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array};
+use deltalake::arrow::compute::{cast, filter_record_batch};
+use deltalake::arrow::datatypes::{DataType, SchemaRef};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add, Remove};
+use deltalake::logstore::ObjectStoreRef;
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::operations::write::WriterStatsConfig;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+// parquet 59 deprecates ParquetObjectReader without a replacement short of writing an
+// AsyncFileReader; delta-rs reads its data files through it too.
+#[allow(deprecated)]
+use deltalake::parquet::arrow::async_reader::ParquetObjectReader;
+use deltalake::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use deltalake::parquet::arrow::{ArrowWriter, ProjectionMask};
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::{DeltaOperation, MergePredicate};
+use deltalake::table::state::DeltaTableState;
+use deltalake::DeltaTable;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::delta::{CommitTag, DeltaDestination, WriteSummary};
+
+const READ_BATCH_ROWS: usize = 65_536;
+
+/// Whether `table` can take the engine-free merge with `schema` as its change set's columns;
+/// the generic MERGE handles the rest (new columns, partitions, column mapping, deletion
+/// vectors, change data feed, constraints).
+pub(crate) fn plain_table(snapshot: &DeltaTableState, schema: &SchemaRef) -> bool {
+    let table_schema = snapshot.snapshot().arrow_schema();
+    let same_columns = table_schema.fields().len() == schema.fields().len()
+        && table_schema
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(t, s)| t.name() == s.name() && t.data_type() == s.data_type());
+    // The kernel's protocol and metadata accessors are crate-private; their JSON form is not.
+    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
+    let plain_features = |key: &str| {
+        protocol[key]
+            .as_array()
+            .is_none_or(|features| features.iter().all(|f| f.as_str() == Some("timestampNtz")))
+    };
+    let metadata = serde_json::to_value(snapshot.metadata()).unwrap_or_default();
+    let unpartitioned = metadata["partitionColumns"]
+        .as_array()
+        .is_some_and(|p| p.is_empty());
+    let configuration_allows = metadata["configuration"].as_object().is_none_or(|config| {
+        config.iter().all(|(key, value)| {
+            let on = value
+                .as_str()
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            match key.as_str() {
+                "delta.appendOnly"
+                | "delta.enableChangeDataFeed"
+                | "delta.enableDeletionVectors"
+                | "delta.enableRowTracking" => !on,
+                "delta.columnMapping.mode" => value.as_str() == Some("none"),
+                k => !k.starts_with("delta.constraints."),
+            }
+        })
+    });
+    let no_invariants = table_schema
+        .fields()
+        .iter()
+        .all(|f| !f.metadata().contains_key("delta.invariants"));
+    same_columns
+        // Writer versions 3 to 6 bring constraints, generated and identity columns implicitly.
+        && matches!(protocol["minWriterVersion"].as_i64(), Some(1 | 2 | 7))
+        && plain_features("readerFeatures")
+        && plain_features("writerFeatures")
+        && unpartitioned
+        && configuration_allows
+        && no_invariants
+}
+
+/// Key (row format) → (order value in row format, row position in the staged file).
+type Winners = HashMap<Box<[u8]>, (Box<[u8]>, u64)>;
+
+/// The change set's winning row per key, and where to find it in the staged file.
+struct ChangeIndex {
+    winners: Winners,
+    rows: u64,
+    /// The sorted distinct values of [`ChangeIndex::prune_column`] among the winners.
+    prune_values: Vec<i64>,
+}
+
+/// Turns key columns into comparable byte strings; the same fields give the same bytes, so
+/// the staged keys and the target's keys meet in one hash map.
+#[derive(Clone)]
+struct KeyEncoder {
+    fields: Vec<(usize, DataType)>,
+}
+
+impl KeyEncoder {
+    fn new(schema: &SchemaRef, keys: &[String]) -> std::result::Result<Self, String> {
+        let fields = keys
+            .iter()
+            .map(|k| {
+                schema
+                    .index_of(k)
+                    .map(|i| (i, schema.field(i).data_type().clone()))
+                    .map_err(|_| format!("the key column \"{k}\" is not in the table"))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(KeyEncoder { fields })
+    }
+
+    fn converter(&self) -> std::result::Result<RowConverter, String> {
+        RowConverter::new(
+            self.fields
+                .iter()
+                .map(|(_, t)| SortField::new(t.clone()))
+                .collect(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Encodes the key columns found by name in `batch` (which may hold only those).
+    fn encode(
+        &self,
+        converter: &RowConverter,
+        batch: &RecordBatch,
+        names: &[String],
+    ) -> std::result::Result<deltalake::arrow::row::Rows, String> {
+        let columns = self
+            .fields
+            .iter()
+            .zip(names)
+            .map(|((_, data_type), name)| {
+                let column = batch
+                    .column_by_name(name)
+                    .ok_or_else(|| format!("a data file lacks the key column \"{name}\""))?;
+                if column.data_type() == data_type {
+                    Ok(column.clone())
+                } else {
+                    cast(column, data_type).map_err(|e| e.to_string())
+                }
+            })
+            .collect::<std::result::Result<Vec<ArrayRef>, String>>()?;
+        converter
+            .convert_columns(&columns)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The first integer key column: its file statistics bound which files can hold a key.
+fn prune_column(schema: &SchemaRef, keys: &[String]) -> Option<String> {
+    keys.iter()
+        .find(|k| {
+            schema.field_with_name(k).is_ok_and(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Int8
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64
+                        | DataType::UInt8
+                        | DataType::UInt16
+                        | DataType::UInt32
+                )
+            })
+        })
+        .cloned()
+}
+
+fn int64_values(column: &ArrayRef) -> std::result::Result<Int64Array, String> {
+    let cast = cast(column, &DataType::Int64).map_err(|e| e.to_string())?;
+    cast.as_any()
+        .downcast_ref::<Int64Array>()
+        .cloned()
+        .ok_or_else(|| "key values are not integers".to_string())
+}
+
+/// Aligns a batch with the table's Arrow schema (same columns, maybe other field metadata
+/// or a cast-compatible type, as Parquet hands back).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| format!("column \"{}\" is missing", field.name()))?;
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                cast(column, field.data_type()).map_err(|e| e.to_string())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+pub(crate) struct PlainMerge<'a> {
+    pub destination: &'a DeltaDestination,
+    pub table: DeltaTable,
+    pub schema: SchemaRef,
+    pub keys: &'a [String],
+    pub order_by: &'a str,
+    pub tag: &'a CommitTag,
+}
+
+impl PlainMerge<'_> {
+    fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+        self.destination.error(step, e)
+    }
+
+    pub(crate) async fn run(self, batches: BatchStream) -> Result<WriteSummary> {
+        let staging = tempfile::Builder::new()
+            .prefix("dataloader-merge-")
+            .tempdir()
+            .map_err(|e| self.error("create the merge staging folder", e))?;
+        let staged = staging.path().join("changes.parquet");
+        let encoder = KeyEncoder::new(&self.schema, self.keys)
+            .map_err(|e| self.error("index the changes", e))?;
+        let prune = prune_column(&self.schema, self.keys);
+        let index = self
+            .stage_and_index(&staged, &encoder, prune.as_deref(), batches)
+            .await?;
+        if index.rows == 0 {
+            return Ok(WriteSummary::default());
+        }
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(|e| self.error("read the table state", e))?
+            .clone();
+        let table_schema = snapshot.snapshot().arrow_schema();
+        let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
+        let config = WriterConfig::new(
+            table_schema.clone(),
+            vec![],
+            Some(self.destination.writer_properties()),
+            NonZeroU64::new(self.destination.layout().target_file_size),
+            None,
+            stats.num_indexed_cols,
+            stats.stats_columns.clone(),
+        );
+        let store = self.table.log_store().object_store(None);
+
+        let files: Vec<_> = snapshot.log_data().iter().collect();
+        let total_files = files.len();
+        let candidates: Vec<(Remove, deltalake::Path, u64)> = files
+            .iter()
+            .filter(|file| match &prune {
+                Some(column) => may_hold(file.stats().as_deref(), column, &index.prune_values),
+                None => true,
+            })
+            .map(|file| {
+                (
+                    file.remove_action(true),
+                    file.object_store_path(),
+                    file.size().max(0) as u64,
+                )
+            })
+            .collect();
+        let scanned = candidates.len();
+
+        let winners = Arc::new(index.winners);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let names: Arc<Vec<String>> = Arc::new(self.keys.to_vec());
+        let rewrites: Vec<Option<(Remove, Vec<Add>, u64)>> = futures::stream::iter(candidates)
+            .map(|(remove, path, size)| {
+                let store = store.clone();
+                let encoder = encoder.clone();
+                let winners = winners.clone();
+                let names = names.clone();
+                let config = config.clone();
+                let table_schema = table_schema.clone();
+                let file = remove.path.clone();
+                let task = tokio::spawn(async move {
+                    rewrite_without_changed(
+                        store,
+                        path,
+                        size,
+                        &encoder,
+                        &names,
+                        &winners,
+                        config,
+                        &table_schema,
+                    )
+                    .await
+                    .map(|r| r.map(|(adds, removed)| (remove, adds, removed)))
+                });
+                async move {
+                    match task.await {
+                        Ok(result) => result.map_err(|e| format!("data file {file}: {e}")),
+                        Err(e) => Err(format!("data file {file}: the rewriting task failed: {e}")),
+                    }
+                }
+            })
+            .buffer_unordered(workers)
+            .try_collect()
+            .await
+            .map_err(|e| self.error("rewrite the files holding changed rows", e))?;
+
+        let mut actions = Vec::new();
+        let mut updated = 0u64;
+        let mut rewritten = 0usize;
+        let mut added_files = 0usize;
+        for (remove, adds, removed) in rewrites.into_iter().flatten() {
+            updated += removed;
+            rewritten += 1;
+            added_files += adds.len();
+            actions.push(Action::Remove(remove));
+            actions.extend(adds.into_iter().map(Action::Add));
+        }
+        let winner_count = winners.len() as u64;
+        let positions = {
+            let mut p: Vec<u64> = winners.values().map(|(_, position)| *position).collect();
+            p.sort_unstable();
+            p
+        };
+        drop(winners);
+        let added = self
+            .write_winners(&staged, &positions, store, config, &table_schema)
+            .await?;
+        added_files += added.len();
+        actions.extend(added.into_iter().map(Action::Add));
+        let inserted = winner_count.saturating_sub(updated);
+
+        let on = self
+            .keys
+            .iter()
+            .map(|k| format!("target.{k} = source.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let operation = DeltaOperation::Merge {
+            predicate: None,
+            merge_predicate: Some(on),
+            matched_predicates: vec![MergePredicate {
+                action_type: "update".into(),
+                predicate: None,
+            }],
+            not_matched_predicates: vec![MergePredicate {
+                action_type: "insert".into(),
+                predicate: None,
+            }],
+            not_matched_by_source_predicates: vec![],
+        };
+        let metrics = serde_json::json!({
+            "num_source_rows": index.rows,
+            "num_target_rows_updated": updated,
+            "num_target_rows_inserted": inserted,
+            "num_target_files_scanned": scanned,
+            "num_target_files_skipped_during_scan": total_files - scanned,
+            "num_target_files_removed": rewritten,
+            "num_target_files_added": added_files,
+        });
+        let properties = DeltaDestination::commit_properties(
+            self.tag,
+            [("operationMetrics".to_string(), metrics)],
+        );
+        let commit = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(&snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.error("commit the merge", e))?;
+        Ok(WriteSummary {
+            version: Some(commit.version as i64),
+            rows_written: winner_count,
+            rows_inserted: inserted,
+            rows_updated: updated,
+        })
+    }
+
+    /// Writes the change set to `path` as it arrives and indexes its keys.
+    async fn stage_and_index(
+        &self,
+        path: &std::path::Path,
+        encoder: &KeyEncoder,
+        prune: Option<&str>,
+        mut batches: BatchStream,
+    ) -> Result<ChangeIndex> {
+        let step = "stage the changes";
+        let file = std::fs::File::create(path).map_err(|e| self.error(step, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(props))
+            .map_err(|e| self.error(step, e))?;
+        let keys = encoder.converter().map_err(|e| self.error(step, e))?;
+        let order_column = self.schema.index_of(self.order_by).map_err(|_| {
+            self.error(step, format!("no column \"{}\" to order by", self.order_by))
+        })?;
+        let order = RowConverter::new(vec![SortField::new(
+            self.schema.field(order_column).data_type().clone(),
+        )])
+        .map_err(|e| self.error(step, e))?;
+        let mut winners = Winners::new();
+        let mut prune_by_key: HashMap<Box<[u8]>, i64> = HashMap::new();
+        let mut rows = 0u64;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            let key_rows = encoder
+                .encode(&keys, &batch, self.keys)
+                .map_err(|e| self.error(step, e))?;
+            let order_rows = order
+                .convert_columns(&[batch.column(order_column).clone()])
+                .map_err(|e| self.error(step, e))?;
+            let prune_values = match prune {
+                Some(column) => Some(
+                    batch
+                        .column_by_name(column)
+                        .ok_or_else(|| format!("the changes lack the key column \"{column}\""))
+                        .and_then(int64_values)
+                        .map_err(|e| self.error(step, e))?,
+                ),
+                None => None,
+            };
+            for i in 0..batch.num_rows() {
+                let position = rows + i as u64;
+                let key = key_rows.row(i);
+                let order_value = order_rows.row(i);
+                match winners.get_mut(key.as_ref()) {
+                    Some((best, at)) => {
+                        if order_value.as_ref() >= &best[..] {
+                            *best = order_value.as_ref().into();
+                            *at = position;
+                        }
+                    }
+                    None => {
+                        winners
+                            .insert(key.as_ref().into(), (order_value.as_ref().into(), position));
+                        if let Some(values) = &prune_values {
+                            if values.is_valid(i) {
+                                prune_by_key.insert(key.as_ref().into(), values.value(i));
+                            }
+                        }
+                    }
+                }
+            }
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(|e| self.error(step, e))?;
+        }
+        writer.close().map_err(|e| self.error(step, e))?;
+        let mut prune_values: Vec<i64> = prune_by_key.into_values().collect();
+        prune_values.sort_unstable();
+        prune_values.dedup();
+        Ok(ChangeIndex {
+            winners,
+            rows,
+            prune_values,
+        })
+    }
+
+    /// Writes the staged rows at `positions` (sorted) as new data files.
+    async fn write_winners(
+        &self,
+        staged: &std::path::Path,
+        positions: &[u64],
+        store: ObjectStoreRef,
+        config: WriterConfig,
+        table_schema: &SchemaRef,
+    ) -> Result<Vec<Add>> {
+        let step = "write the changed rows";
+        let file = std::fs::File::open(staged).map_err(|e| self.error(step, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(READ_BATCH_ROWS).build())
+            .map_err(|e| self.error(step, e))?;
+        let mut writer = DeltaWriter::new(store, config);
+        let mut offset = 0u64;
+        let mut next = 0usize;
+        for batch in reader {
+            let batch = batch.map_err(|e| self.error(step, e))?;
+            let end = offset + batch.num_rows() as u64;
+            let mut keep = vec![false; batch.num_rows()];
+            while next < positions.len() && positions[next] < end {
+                keep[(positions[next] - offset) as usize] = true;
+                next += 1;
+            }
+            offset = end;
+            let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
+                .map_err(|e| self.error(step, e))?;
+            if kept.num_rows() > 0 {
+                let kept = conform(&kept, table_schema).map_err(|e| self.error(step, e))?;
+                writer.write(&kept).await.map_err(|e| self.error(step, e))?;
+            }
+        }
+        writer.close().await.map_err(|e| self.error(step, e))
+    }
+}
+
+/// Whether a file whose statistics are `stats` may hold one of `values` (sorted) in `column`.
+/// Missing statistics mean it may.
+fn may_hold(stats: Option<&str>, column: &str, values: &[i64]) -> bool {
+    let Some(stats) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+        return true;
+    };
+    let bound = |which: &str| stats[which][column].as_i64();
+    let (Some(min), Some(max)) = (bound("minValues"), bound("maxValues")) else {
+        return true;
+    };
+    let first_at_or_above_min = values.partition_point(|v| *v < min);
+    values.get(first_at_or_above_min).is_some_and(|v| *v <= max)
+}
+
+/// Rewrites one data file without the rows whose key is among `winners`; `None` when it holds
+/// none of them (the file stays). Returns the new files and how many rows left.
+#[allow(clippy::too_many_arguments)]
+async fn rewrite_without_changed(
+    store: ObjectStoreRef,
+    path: deltalake::Path,
+    size: u64,
+    encoder: &KeyEncoder,
+    names: &[String],
+    winners: &Winners,
+    config: WriterConfig,
+    table_schema: &SchemaRef,
+) -> std::result::Result<Option<(Vec<Add>, u64)>, String> {
+    let converter = encoder.converter()?;
+    #[allow(deprecated)]
+    let open = || async {
+        ParquetRecordBatchStreamBuilder::new(
+            ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    };
+    // A first pass over the key columns alone decides whether the file must change at all.
+    let builder = open().await?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().map(String::as_str));
+    let mut keys_only = builder
+        .with_projection(mask)
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut matched = 0u64;
+    while let Some(batch) = keys_only.next().await {
+        let rows = encoder.encode(&converter, &batch.map_err(|e| e.to_string())?, names)?;
+        matched += rows
+            .iter()
+            .filter(|r| winners.contains_key(r.as_ref()))
+            .count() as u64;
+    }
+    if matched == 0 {
+        return Ok(None);
+    }
+    let mut all = open()
+        .await?
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut writer = DeltaWriter::new(store.clone(), config);
+    let mut removed = 0u64;
+    while let Some(batch) = all.next().await {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let rows = encoder.encode(&converter, &batch, names)?;
+        let keep: BooleanArray = rows
+            .iter()
+            .map(|r| Some(!winners.contains_key(r.as_ref())))
+            .collect();
+        let kept = filter_record_batch(&batch, &keep).map_err(|e| e.to_string())?;
+        removed += (batch.num_rows() - kept.num_rows()) as u64;
+        if kept.num_rows() > 0 {
+            writer
+                .write(&conform(&kept, table_schema)?)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let adds = writer.close().await.map_err(|e| e.to_string())?;
+    Ok(Some((adds, removed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dataloader_core::{BatchStream, Layout};
+    use deltalake::arrow::array::{Array, Int64Array, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use deltalake::arrow::record_batch::RecordBatch;
+
+    use super::may_hold;
+    use crate::{CommitTag, DeltaDestination};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("version", DataType::Int64, true),
+        ]))
+    }
+
+    fn batch(rows: &[(i64, &str, Option<i64>)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn stream(batches: Vec<RecordBatch>) -> BatchStream {
+        Box::pin(futures::stream::iter(batches.into_iter().map(Ok)))
+    }
+
+    fn tag(version: i64) -> CommitTag {
+        CommitTag {
+            app_id: "test".into(),
+            version,
+            state: Default::default(),
+        }
+    }
+
+    fn rows(batches: &[RecordBatch]) -> Vec<(i64, String, Option<i64>)> {
+        let mut out = vec![];
+        for b in batches {
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            // DataFusion may hand strings back as views.
+            let names = deltalake::arrow::compute::cast(b.column(1), &DataType::Utf8).unwrap();
+            let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+            let versions = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                let v = (!versions.is_null(i)).then(|| versions.value(i));
+                out.push((ids.value(i), names.value(i).to_string(), v));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn merge_keeps_the_newest_row_per_key_and_rewrites_only_files_with_changed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let dest = DeltaDestination::new(url.as_str(), "bronze.test.t")
+            .unwrap()
+            .with_layout(Layout::default());
+        // Two appends: two files, keys 1..=3 and 10..=12.
+        for (n, part) in [[1, 2, 3], [10, 11, 12]].iter().enumerate() {
+            let rows: Vec<_> = part.iter().map(|id| (*id, "old", Some(1))).collect();
+            dest.append(schema(), stream(vec![batch(&rows)]), &tag(n as i64))
+                .await
+                .unwrap();
+        }
+        let before: std::collections::BTreeSet<String> = dest
+            .open()
+            .await
+            .unwrap()
+            .unwrap()
+            .get_file_uris()
+            .unwrap()
+            .collect();
+        // Key 11 three times across two batches: version 5 wins over 3 and over NULL.
+        // Key 20 is new, twice with equal versions: the later row wins.
+        let changes = vec![
+            batch(&[
+                (11, "v3", Some(3)),
+                (20, "first", Some(7)),
+                (11, "v5", Some(5)),
+            ]),
+            batch(&[(11, "null", None), (20, "second", Some(7))]),
+        ];
+        let summary = dest
+            .merge(
+                schema(),
+                stream(changes),
+                &["id".into()],
+                "version",
+                &tag(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                summary.rows_written,
+                summary.rows_updated,
+                summary.rows_inserted
+            ),
+            (2, 1, 1)
+        );
+        let got = rows(&dest.read_all(&["id"]).await.unwrap());
+        let want: Vec<(i64, String, Option<i64>)> = vec![
+            (1, "old".into(), Some(1)),
+            (2, "old".into(), Some(1)),
+            (3, "old".into(), Some(1)),
+            (10, "old".into(), Some(1)),
+            (11, "v5".into(), Some(5)),
+            (12, "old".into(), Some(1)),
+            (20, "second".into(), Some(7)),
+        ];
+        assert_eq!(got, want);
+        let table = dest.open().await.unwrap().unwrap();
+        let after: std::collections::BTreeSet<String> = table.get_file_uris().unwrap().collect();
+        assert_eq!(
+            before.intersection(&after).count(),
+            1,
+            "the file of keys 1..=3 stays: {before:?} → {after:?}"
+        );
+        // The commit is an idempotent run commit like every other.
+        assert_eq!(dest.committed_version("test").await.unwrap(), Some(2));
+        assert_eq!(summary.version, table.version().map(|v| v as i64));
+    }
+
+    #[tokio::test]
+    async fn merge_with_a_new_column_takes_the_generic_path_and_stays_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let dest = DeltaDestination::new(url.as_str(), "bronze.test.t").unwrap();
+        dest.append(
+            schema(),
+            stream(vec![batch(&[(1, "a", Some(1)), (2, "b", Some(1))])]),
+            &tag(0),
+        )
+        .await
+        .unwrap();
+        let wider = Arc::new(Schema::new(
+            schema()
+                .fields()
+                .iter()
+                .cloned()
+                .chain([Arc::new(Field::new("extra", DataType::Utf8, true))])
+                .collect::<Vec<_>>(),
+        ));
+        let b = batch(&[(2, "b2", Some(2)), (3, "c", Some(2))]);
+        let mut columns = b.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(vec![Some("x"), None])));
+        let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
+        let summary = dest
+            .merge(
+                wider,
+                stream(vec![changes]),
+                &["id".into()],
+                "version",
+                &tag(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!((summary.rows_updated, summary.rows_inserted), (1, 1));
+        let got = rows(&dest.read_all(&["id"]).await.unwrap());
+        assert_eq!(
+            got,
+            vec![
+                (1, "a".into(), Some(1)),
+                (2, "b2".into(), Some(2)),
+                (3, "c".into(), Some(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_may_hold_a_key_only_inside_its_statistics_range() {
+        let stats =
+            r#"{"numRecords":3,"minValues":{"id":10},"maxValues":{"id":20},"nullCount":{"id":0}}"#;
+        assert!(may_hold(Some(stats), "id", &[1, 15, 30]));
+        assert!(may_hold(Some(stats), "id", &[10]));
+        assert!(may_hold(Some(stats), "id", &[20]));
+        assert!(!may_hold(Some(stats), "id", &[1, 9, 21, 30]));
+        assert!(!may_hold(Some(stats), "id", &[]));
+        // Without statistics for the column, or at all, the file has to be read.
+        assert!(may_hold(Some(stats), "other", &[1]));
+        assert!(may_hold(None, "id", &[1]));
+        assert!(may_hold(Some("not json"), "id", &[1]));
+    }
+}
