@@ -45,6 +45,9 @@ SELECT g, ((g * 7919) % 100000)::int, (ARRAY['new','paid','shipped','cancelled']
        timestamp '2024-01-01 00:00:00' + g * interval '1 second', g % 3 <> 0,
        md5(g::text)::uuid
 FROM generate_series(1::bigint, $rows) g;
+-- An incremental column is indexed, as it would be in production; both the peer's change
+-- query and DataLoader's watermark probes use the index.
+CREATE INDEX ON bench (updated_at);
 VACUUM ANALYZE bench;
 SQL
 heap_mb=$($pg -d $db -c "SELECT pg_relation_size('bench') / 1048576.0")
@@ -109,7 +112,8 @@ row dataloader_full_snappy "$rows" dataloader_full
 table_size() {
   "$py" -c 'import sys; from deltalake import DeltaTable
 a = DeltaTable(sys.argv[1]).get_add_actions(flatten=True)
-print(f"{sum(a.column("size_bytes").to_pylist()) / 1048576:.0f} MiB in {a.num_rows} files")' "$1"
+size = sum(a.column("size_bytes").to_pylist()) / 1048576
+print(f"{size:.0f} MiB in {a.num_rows} files")' "$1"
 }
 echo "bronze.bench.full (zstd): $(table_size "$work/lake/bronze/bench/full")"
 echo "bronze.bench.snappy: $(table_size "$work/lake/bronze/bench/snappy")"

@@ -89,7 +89,7 @@ pub struct SpecArgs {
     /// (uncompressed); "" returns to the default.
     #[arg(long)]
     pub compression: Option<String>,
-    /// Rows per Parquet row group (default 1048576, or none).
+    /// Rows per Parquet row group (default 262144, or none).
     #[arg(long)]
     pub row_group_rows: Option<String>,
 }

@@ -222,6 +222,7 @@ impl TableSpec {
     /// The data-file layout this table is written with.
     pub fn layout(&self) -> Result<crate::layout::Layout> {
         crate::layout::layout_from(
+            self.effective_strategy().needs_primary_key(),
             &self.partition_by,
             self.target_file_size.as_deref(),
             self.compression.as_deref(),

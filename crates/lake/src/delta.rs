@@ -53,7 +53,7 @@ pub struct WriteSummary {
 pub struct DeltaDestination {
     url: Url,
     /// `catalog.schema.table`, for messages.
-    name: String,
+    pub(crate) name: String,
     layout: Layout,
 }
 

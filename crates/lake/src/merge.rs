@@ -380,6 +380,16 @@ impl PlainMerge<'_> {
             .build(Some(&snapshot), self.table.log_store(), operation)
             .await
             .map_err(|e| self.error("commit the merge", e))?;
+        tracing::info!(
+            table = %self.destination.name,
+            files = total_files,
+            scanned,
+            rewritten,
+            added = added_files,
+            updated,
+            inserted,
+            "merged by key"
+        );
         Ok(WriteSummary {
             version: Some(commit.version as i64),
             rows_written: winner_count,

@@ -27,6 +27,11 @@ pub enum ColumnBuilder {
 
 impl ColumnBuilder {
     pub fn new(data_type: &DataType, capacity: usize) -> Result<Self> {
+        Self::sized(data_type, capacity, capacity * 16)
+    }
+
+    /// A builder for `capacity` values; text and binary ones with room for `value_bytes`.
+    pub fn sized(data_type: &DataType, capacity: usize, value_bytes: usize) -> Result<Self> {
         Ok(match data_type {
             DataType::Int16 => ColumnBuilder::Int16(Int16Builder::with_capacity(capacity)),
             DataType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
@@ -35,10 +40,10 @@ impl ColumnBuilder {
             DataType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
             DataType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(capacity)),
             DataType::Utf8 => {
-                ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
+                ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, value_bytes))
             }
             DataType::Binary => {
-                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, value_bytes))
             }
             DataType::Decimal128(p, s) => ColumnBuilder::Decimal(
                 Decimal128Builder::with_capacity(capacity)
@@ -123,9 +128,73 @@ impl BatchBuilder {
     }
 
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        let arrays = self.columns.iter_mut().map(|c| c.finish()).collect();
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (column, field) in self.columns.iter_mut().zip(self.schema.fields()) {
+            let array = column.finish();
+            // A finished Arrow builder starts again from nothing and regrows by doubling, which
+            // on a 20M-row load left the heap fragmented (RSS twice the heap's peak); the next
+            // builder is sized like the batch just built instead.
+            let value_bytes = array.to_data().buffers().get(1).map_or(0, |b| b.len());
+            *column = ColumnBuilder::sized(
+                field.data_type(),
+                self.capacity,
+                value_bytes + value_bytes / 8,
+            )?;
+            arrays.push(array);
+        }
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| Error::Internal(format!("assembling a batch: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::{BatchBuilder, ColumnBuilder};
+
+    #[test]
+    fn builders_start_each_batch_afresh_and_sized() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let mut builder = BatchBuilder::new(schema, 3).unwrap();
+        for round in 0..3i64 {
+            for i in 0..3i64 {
+                let (ids, names) = builder.columns.split_at_mut(1);
+                let (ColumnBuilder::Int64(ids), ColumnBuilder::Utf8(names)) =
+                    (&mut ids[0], &mut names[0])
+                else {
+                    panic!("builders match the schema");
+                };
+                ids.append_value(round * 10 + i);
+                if i == 1 {
+                    names.append_null();
+                } else {
+                    names.append_value("x".repeat((round * 100 + i) as usize));
+                }
+                builder.rows += 1;
+            }
+            let batch = builder.finish().unwrap();
+            let ids = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            let names = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            assert_eq!(ids.values(), &[round * 10, round * 10 + 1, round * 10 + 2]);
+            assert_eq!(names.value(0).len(), (round * 100) as usize);
+            assert!(names.is_null(1));
+            assert_eq!(names.value(2).len(), (round * 100 + 2) as usize);
+        }
     }
 }
