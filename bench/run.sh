@@ -58,6 +58,7 @@ dl init >/dev/null
 dl connection add pg --type postgresql --host 127.0.0.1 --port 5432 --database $db --user postgres >/dev/null
 dl table add --connection pg --source public.bench --dest bronze.bench.full >/dev/null
 dl table add --connection pg --source public.bench --dest bronze.bench.snappy --compression snappy >/dev/null
+dl table add --connection pg --source public.bench --dest bronze.bench.parallel --primary-key id --parallelism 2 >/dev/null
 dl table add --connection pg --source public.bench --dest bronze.bench.incr --strategy incremental \
   --primary-key id --incremental-column updated_at >/dev/null
 
@@ -76,6 +77,7 @@ for round in $(seq 1 "$rounds"); do
   measure copy bash -c "$pg -d $db -c 'COPY (SELECT * FROM bench) TO STDOUT (FORMAT binary)' >/dev/null"
   measure dataloader_full "${dl[@]}" load bronze.bench.full
   measure dataloader_full_snappy "${dl[@]}" load bronze.bench.snappy
+  measure dataloader_full_parallel "${dl[@]}" load bronze.bench.parallel
   measure peer_full "$py" bench/peer.py full "$url" "$work/peer_full"
 done
 
@@ -108,6 +110,7 @@ row dataloader_full "$rows" copy
 row peer_full "$rows" copy
 row dataloader_full "$rows" peer_full
 row dataloader_full_snappy "$rows" dataloader_full
+row dataloader_full_parallel "$rows" dataloader_full
 # The current version's data files (older versions' files stay until a vacuum).
 table_size() {
   "$py" -c 'import sys; from deltalake import DeltaTable
