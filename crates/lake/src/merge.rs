@@ -193,16 +193,20 @@ fn int64_values(column: &ArrayRef) -> std::result::Result<Int64Array, String> {
         .ok_or_else(|| "key values are not integers".to_string())
 }
 
-/// Aligns a batch with the table's Arrow schema (same columns, maybe other field metadata
-/// or a cast-compatible type, as Parquet hands back).
+/// Aligns a batch with the table's Arrow schema: Parquet may hand back other field metadata or
+/// a cast-compatible type, and a file written before a column was added lacks it (NULL, as
+/// every Delta reader takes it).
 fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
     let columns = schema
         .fields()
         .iter()
         .map(|field| {
-            let column = batch
-                .column_by_name(field.name())
-                .ok_or_else(|| format!("column \"{}\" is missing", field.name()))?;
+            let Some(column) = batch.column_by_name(field.name()) else {
+                return Ok(deltalake::arrow::array::new_null_array(
+                    field.data_type(),
+                    batch.num_rows(),
+                ));
+            };
             if column.data_type() == field.data_type() {
                 Ok(column.clone())
             } else {
@@ -735,13 +739,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = url::Url::from_directory_path(dir.path()).unwrap();
         let dest = DeltaDestination::new(url.as_str(), "bronze.test.t").unwrap();
-        dest.append(
-            schema(),
-            stream(vec![batch(&[(1, "a", Some(1)), (2, "b", Some(1))])]),
-            &tag(0),
-        )
-        .await
-        .unwrap();
+        // Two files, so the file of keys 0 and 1 is left alone by the first merge and keeps
+        // the narrower schema.
+        for (run, rows) in [vec![(0, "z"), (1, "a")], vec![(2, "b")]]
+            .into_iter()
+            .enumerate()
+        {
+            let rows: Vec<_> = rows
+                .into_iter()
+                .map(|(id, name)| (id, name, Some(1)))
+                .collect();
+            dest.append(schema(), stream(vec![batch(&rows)]), &tag(run as i64))
+                .await
+                .unwrap();
+        }
         let wider = Arc::new(Schema::new(
             schema()
                 .fields()
@@ -756,11 +767,11 @@ mod tests {
         let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
         let summary = dest
             .merge(
-                wider,
+                wider.clone(),
                 stream(vec![changes]),
                 &["id".into()],
                 "version",
-                &tag(1),
+                &tag(2),
             )
             .await
             .unwrap();
@@ -769,11 +780,61 @@ mod tests {
         assert_eq!(
             got,
             vec![
+                (0, "z".into(), Some(1)),
                 (1, "a".into(), Some(1)),
                 (2, "b2".into(), Some(2)),
                 (3, "c".into(), Some(2))
             ]
         );
+        let table = dest.open().await.unwrap().unwrap();
+        assert!(
+            super::plain_table(table.snapshot().unwrap(), &wider),
+            "{:?} vs {:?}",
+            table.snapshot().unwrap().snapshot().arrow_schema(),
+            wider
+        );
+        // The next merge has the table's columns and takes the engine-free path; it rewrites
+        // the first file, written before `extra` existed, whose other row reads NULL there.
+        let b = batch(&[(1, "a2", Some(3))]);
+        let mut columns = b.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(vec![Some("y")])));
+        let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
+        let summary = dest
+            .merge(
+                wider,
+                stream(vec![changes]),
+                &["id".into()],
+                "version",
+                &tag(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!((summary.rows_updated, summary.rows_inserted), (1, 0));
+        let all = dest.read_all(&["id"]).await.unwrap();
+        assert_eq!(
+            rows(&all),
+            vec![
+                (0, "z".into(), Some(1)),
+                (1, "a2".into(), Some(3)),
+                (2, "b2".into(), Some(2)),
+                (3, "c".into(), Some(2))
+            ]
+        );
+        let extra: Vec<Option<String>> = all
+            .iter()
+            .flat_map(|b| {
+                let column = deltalake::arrow::compute::cast(
+                    b.column_by_name("extra").unwrap(),
+                    &DataType::Utf8,
+                )
+                .unwrap();
+                let column = column.as_any().downcast_ref::<StringArray>().unwrap();
+                (0..column.len())
+                    .map(|i| (!column.is_null(i)).then(|| column.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(extra, vec![None, Some("y".into()), Some("x".into()), None]);
     }
 
     #[test]
