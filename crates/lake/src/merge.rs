@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use dataloader_core::{BatchStream, Error, Result};
 use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array};
-use deltalake::arrow::compute::{cast, filter_record_batch};
+use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::arrow::row::{RowConverter, SortField};
@@ -77,6 +77,9 @@ pub(crate) fn plain_table(snapshot: &DeltaTableState, schema: &SchemaRef) -> boo
                 | "delta.enableDeletionVectors"
                 | "delta.enableRowTracking" => !on,
                 "delta.columnMapping.mode" => value.as_str() == Some("none"),
+                // Under WriteSerializable a concurrent blind append is not checked against
+                // the keys this merge matched.
+                "delta.isolationLevel" => value.as_str() == Some("Serializable"),
                 k => !k.starts_with("delta.constraints."),
             }
         })
@@ -102,8 +105,9 @@ type Winners = HashMap<Box<[u8]>, (Box<[u8]>, u64)>;
 struct ChangeIndex {
     winners: Winners,
     rows: u64,
-    /// The sorted distinct values of [`ChangeIndex::prune_column`] among the winners.
-    prune_values: Vec<i64>,
+    /// The sorted distinct values of the pruning column among the winners; `None` when a
+    /// change has a NULL key, which pruning by value cannot place, so every file is read.
+    prune_values: Option<Vec<i64>>,
 }
 
 /// Turns key columns into comparable byte strings; the same fields give the same bytes, so
@@ -155,7 +159,7 @@ impl KeyEncoder {
                 if column.data_type() == data_type {
                     Ok(column.clone())
                 } else {
-                    cast(column, data_type).map_err(|e| e.to_string())
+                    strict_cast(column, data_type)
                 }
             })
             .collect::<std::result::Result<Vec<ArrayRef>, String>>()?;
@@ -185,8 +189,17 @@ fn prune_column(schema: &SchemaRef, keys: &[String]) -> Option<String> {
         .cloned()
 }
 
+/// A cast that fails on a value it cannot convert, where arrow's default would make it NULL.
+fn strict_cast(column: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, String> {
+    let options = deltalake::arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    deltalake::arrow::compute::cast_with_options(column, to, &options).map_err(|e| e.to_string())
+}
+
 fn int64_values(column: &ArrayRef) -> std::result::Result<Int64Array, String> {
-    let cast = cast(column, &DataType::Int64).map_err(|e| e.to_string())?;
+    let cast = strict_cast(column, &DataType::Int64)?;
     cast.as_any()
         .downcast_ref::<Int64Array>()
         .cloned()
@@ -210,7 +223,7 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Recor
             if column.data_type() == field.data_type() {
                 Ok(column.clone())
             } else {
-                cast(column, field.data_type()).map_err(|e| e.to_string())
+                strict_cast(column, field.data_type())
             }
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
@@ -268,9 +281,9 @@ impl PlainMerge<'_> {
         let total_files = files.len();
         let candidates: Vec<(Remove, deltalake::Path, u64)> = files
             .iter()
-            .filter(|file| match &prune {
-                Some(column) => may_hold(file.stats().as_deref(), column, &index.prune_values),
-                None => true,
+            .filter(|file| match (&prune, &index.prune_values) {
+                (Some(column), Some(values)) => may_hold(file.stats().as_deref(), column, values),
+                _ => true,
             })
             .map(|file| {
                 (
@@ -287,7 +300,7 @@ impl PlainMerge<'_> {
             .map(|n| n.get())
             .unwrap_or(2);
         let names: Arc<Vec<String>> = Arc::new(self.keys.to_vec());
-        let rewrites: Vec<Option<(Remove, Vec<Add>, u64)>> = futures::stream::iter(candidates)
+        let rewrites: Vec<Option<(Remove, Rewritten)>> = futures::stream::iter(candidates)
             .map(|(remove, path, size)| {
                 let store = store.clone();
                 let encoder = encoder.clone();
@@ -308,7 +321,7 @@ impl PlainMerge<'_> {
                         &table_schema,
                     )
                     .await
-                    .map(|r| r.map(|(adds, removed)| (remove, adds, removed)))
+                    .map(|r| r.map(|rewritten| (remove, rewritten)))
                 });
                 async move {
                     match task.await {
@@ -323,16 +336,19 @@ impl PlainMerge<'_> {
             .map_err(|e| self.error("rewrite the files holding changed rows", e))?;
 
         let mut actions = Vec::new();
-        let mut updated = 0u64;
+        // A key the target held twice (loaded before it was a key) counts once.
+        let mut matched_keys = std::collections::HashSet::new();
         let mut rewritten = 0usize;
         let mut added_files = 0usize;
-        for (remove, adds, removed) in rewrites.into_iter().flatten() {
-            updated += removed;
+        for (remove, file) in rewrites.into_iter().flatten() {
+            matched_keys.extend(file.matched_keys);
             rewritten += 1;
-            added_files += adds.len();
+            added_files += file.adds.len();
             actions.push(Action::Remove(remove));
-            actions.extend(adds.into_iter().map(Action::Add));
+            actions.extend(file.adds.into_iter().map(Action::Add));
         }
+        let updated = matched_keys.len() as u64;
+        drop(matched_keys);
         let winner_count = winners.len() as u64;
         let positions = {
             let mut p: Vec<u64> = winners.values().map(|(_, position)| *position).collect();
@@ -427,9 +443,27 @@ impl PlainMerge<'_> {
         .map_err(|e| self.error(step, e))?;
         let mut winners = Winners::new();
         let mut prune_by_key: HashMap<Box<[u8]>, i64> = HashMap::new();
+        let mut null_key = false;
         let mut rows = 0u64;
         while let Some(batch) = batches.next().await {
             let batch = batch?;
+            let same_columns = batch.num_columns() == self.schema.fields().len()
+                && batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(self.schema.fields())
+                    .all(|(b, s)| b.name() == s.name() && b.data_type() == s.data_type());
+            if !same_columns {
+                return Err(self.error(
+                    step,
+                    "a batch of changes does not have the change set's columns",
+                ));
+            }
+            null_key |= self
+                .keys
+                .iter()
+                .any(|k| batch.column_by_name(k).is_some_and(|c| c.null_count() > 0));
             let key_rows = encoder
                 .encode(&keys, &batch, self.keys)
                 .map_err(|e| self.error(step, e))?;
@@ -472,9 +506,12 @@ impl PlainMerge<'_> {
             writer.write(&batch).map_err(|e| self.error(step, e))?;
         }
         writer.close().map_err(|e| self.error(step, e))?;
-        let mut prune_values: Vec<i64> = prune_by_key.into_values().collect();
-        prune_values.sort_unstable();
-        prune_values.dedup();
+        let prune_values = (!null_key).then(|| {
+            let mut values: Vec<i64> = prune_by_key.into_values().collect();
+            values.sort_unstable();
+            values.dedup();
+            values
+        });
         Ok(ChangeIndex {
             winners,
             rows,
@@ -533,8 +570,15 @@ fn may_hold(stats: Option<&str>, column: &str, values: &[i64]) -> bool {
     values.get(first_at_or_above_min).is_some_and(|v| *v <= max)
 }
 
+/// A data file rewritten without its changed rows.
+struct Rewritten {
+    adds: Vec<Add>,
+    /// The changed keys the file held.
+    matched_keys: Vec<Box<[u8]>>,
+}
+
 /// Rewrites one data file without the rows whose key is among `winners`; `None` when it holds
-/// none of them (the file stays). Returns the new files and how many rows left.
+/// none of them (the file stays).
 #[allow(clippy::too_many_arguments)]
 async fn rewrite_without_changed(
     store: ObjectStoreRef,
@@ -545,7 +589,7 @@ async fn rewrite_without_changed(
     winners: &Winners,
     config: WriterConfig,
     table_schema: &SchemaRef,
-) -> std::result::Result<Option<(Vec<Add>, u64)>, String> {
+) -> std::result::Result<Option<Rewritten>, String> {
     let converter = encoder.converter()?;
     #[allow(deprecated)]
     let open = || async {
@@ -580,16 +624,21 @@ async fn rewrite_without_changed(
         .build()
         .map_err(|e| e.to_string())?;
     let mut writer = DeltaWriter::new(store.clone(), config);
-    let mut removed = 0u64;
+    let mut matched_keys = Vec::new();
     while let Some(batch) = all.next().await {
         let batch = batch.map_err(|e| e.to_string())?;
         let rows = encoder.encode(&converter, &batch, names)?;
         let keep: BooleanArray = rows
             .iter()
-            .map(|r| Some(!winners.contains_key(r.as_ref())))
+            .map(|r| {
+                let changed = winners.contains_key(r.as_ref());
+                if changed {
+                    matched_keys.push(Box::<[u8]>::from(r.as_ref()));
+                }
+                Some(!changed)
+            })
             .collect();
         let kept = filter_record_batch(&batch, &keep).map_err(|e| e.to_string())?;
-        removed += (batch.num_rows() - kept.num_rows()) as u64;
         if kept.num_rows() > 0 {
             writer
                 .write(&conform(&kept, table_schema)?)
@@ -597,8 +646,15 @@ async fn rewrite_without_changed(
                 .map_err(|e| e.to_string())?;
         }
     }
+    if matched_keys.len() as u64 != matched {
+        let _ = writer.abort().await;
+        return Err(format!(
+            "its key columns held {matched} changed rows, but the full read {}",
+            matched_keys.len()
+        ));
+    }
     let adds = writer.close().await.map_err(|e| e.to_string())?;
-    Ok(Some((adds, removed)))
+    Ok(Some(Rewritten { adds, matched_keys }))
 }
 
 #[cfg(test)]
@@ -732,6 +788,78 @@ mod tests {
         // The commit is an idempotent run commit like every other.
         assert_eq!(dest.committed_version("test").await.unwrap(), Some(2));
         assert_eq!(summary.version, table.version().map(|v| v as i64));
+    }
+
+    #[tokio::test]
+    async fn a_key_held_twice_or_null_is_replaced_once_and_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let dest = DeltaDestination::new(url.as_str(), "bronze.test.t").unwrap();
+        // A NULL key and key 100: the file's statistics say 100..=100.
+        let with_null_id = |name: &str| {
+            RecordBatch::try_new(
+                schema(),
+                vec![
+                    Arc::new(Int64Array::from(vec![None, Some(100)])),
+                    Arc::new(StringArray::from(vec![name, "c"])),
+                    Arc::new(Int64Array::from(vec![Some(1), Some(1)])),
+                ],
+            )
+            .unwrap()
+        };
+        // Key 5 in two files (appended before it was a key); a NULL key in a third file whose
+        // key range does not hold 5, so pruning by value alone would skip it.
+        dest.append(
+            schema(),
+            stream(vec![batch(&[(1, "a", Some(1)), (5, "x", Some(1))])]),
+            &tag(0),
+        )
+        .await
+        .unwrap();
+        dest.append(
+            schema(),
+            stream(vec![batch(&[(5, "y", Some(1)), (9, "b", Some(1))])]),
+            &tag(1),
+        )
+        .await
+        .unwrap();
+        dest.append(schema(), stream(vec![with_null_id("null")]), &tag(2))
+            .await
+            .unwrap();
+        let changes = deltalake::arrow::compute::concat_batches(
+            &schema(),
+            &[
+                batch(&[(5, "new", Some(2))]),
+                with_null_id("null2").slice(0, 1),
+            ],
+        )
+        .unwrap();
+        let summary = dest
+            .merge(
+                schema(),
+                stream(vec![changes]),
+                &["id".into()],
+                "version",
+                &tag(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!((summary.rows_updated, summary.rows_inserted), (2, 0));
+        let all = dest.read_all(&["id"]).await.unwrap();
+        let mut names: Vec<String> = all
+            .iter()
+            .flat_map(|b| {
+                let names = deltalake::arrow::compute::cast(b.column(1), &DataType::Utf8).unwrap();
+                let names = names
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .clone();
+                (0..names.len()).map(move |i| names.value(i).to_string())
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["a", "b", "c", "new", "null2"]);
     }
 
     #[tokio::test]
