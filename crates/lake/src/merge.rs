@@ -701,6 +701,24 @@ mod tests {
         }
     }
 
+    /// Merges `changes` by `id`, the newest `version` winning, as run `run`.
+    async fn merge_by_id(
+        dest: &DeltaDestination,
+        schema: SchemaRef,
+        changes: RecordBatch,
+        run: i64,
+    ) -> crate::WriteSummary {
+        dest.merge(
+            schema,
+            stream(vec![changes]),
+            &["id".into()],
+            "version",
+            &tag(run),
+        )
+        .await
+        .unwrap()
+    }
+
     fn rows(batches: &[RecordBatch]) -> Vec<(i64, String, Option<i64>)> {
         let mut out = vec![];
         for b in batches {
@@ -834,16 +852,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let summary = dest
-            .merge(
-                schema(),
-                stream(vec![changes]),
-                &["id".into()],
-                "version",
-                &tag(3),
-            )
-            .await
-            .unwrap();
+        let summary = merge_by_id(&dest, schema(), changes, 3).await;
         assert_eq!((summary.rows_updated, summary.rows_inserted), (2, 0));
         let all = dest.read_all(&["id"]).await.unwrap();
         let mut names: Vec<String> = all
@@ -893,16 +902,7 @@ mod tests {
         let mut columns = b.columns().to_vec();
         columns.push(Arc::new(StringArray::from(vec![Some("x"), None])));
         let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
-        let summary = dest
-            .merge(
-                wider.clone(),
-                stream(vec![changes]),
-                &["id".into()],
-                "version",
-                &tag(2),
-            )
-            .await
-            .unwrap();
+        let summary = merge_by_id(&dest, wider.clone(), changes, 2).await;
         assert_eq!((summary.rows_updated, summary.rows_inserted), (1, 1));
         let got = rows(&dest.read_all(&["id"]).await.unwrap());
         assert_eq!(
@@ -927,16 +927,7 @@ mod tests {
         let mut columns = b.columns().to_vec();
         columns.push(Arc::new(StringArray::from(vec![Some("y")])));
         let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
-        let summary = dest
-            .merge(
-                wider,
-                stream(vec![changes]),
-                &["id".into()],
-                "version",
-                &tag(3),
-            )
-            .await
-            .unwrap();
+        let summary = merge_by_id(&dest, wider, changes, 3).await;
         assert_eq!((summary.rows_updated, summary.rows_inserted), (1, 0));
         let all = dest.read_all(&["id"]).await.unwrap();
         assert_eq!(
