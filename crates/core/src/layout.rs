@@ -138,14 +138,8 @@ pub fn layout_from(
         layout.target_file_size = Layout::DEFAULT_MERGE_TARGET_FILE_SIZE;
     }
     for (i, column) in partition_by.iter().enumerate() {
-        let plain = column
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && column
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !plain {
+        // A table-name segment may hold `-`; a column name may not.
+        if !crate::table::is_plain_name(column) || column.contains('-') {
             return Err(Error::config(
                 "partition_by",
                 format!("\"{column}\" is not a plain column name (letters, digits and _)"),

@@ -138,6 +138,14 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// `target.k = source.k AND …` over the key columns, for delta-rs' MERGE.
+fn key_predicate(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// Lets `deltalake` open `s3://`, `abfss://`/`az://` and `gs://` tables; once per process.
 fn register_object_stores() {
     static REGISTER: std::sync::Once = std::sync::Once::new();
@@ -391,11 +399,7 @@ impl DeltaDestination {
             .sql(&format!("SELECT {key_list} FROM source_keys"))
             .await
             .map_err(|e| self.error("plan the key comparison", e))?;
-        let predicate = keys
-            .iter()
-            .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let predicate = key_predicate(keys);
         let (table, metrics) = table
             .merge(source, predicate)
             .with_source_alias("source")
@@ -589,11 +593,7 @@ impl DeltaDestination {
             .sql(&dedup)
             .await
             .map_err(|e| self.error("plan the merge source", e))?;
-        let predicate = keys
-            .iter()
-            .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let predicate = key_predicate(keys);
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let (table, metrics) = table
             .merge(source, predicate)

@@ -29,6 +29,7 @@ use deltalake::operations::write::WriterStatsConfig;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 // parquet 59 deprecates ParquetObjectReader without a replacement short of writing an
 // AsyncFileReader; delta-rs reads its data files through it too.
+use deltalake::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 #[allow(deprecated)]
 use deltalake::parquet::arrow::async_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
@@ -49,12 +50,7 @@ const READ_BATCH_ROWS: usize = 65_536;
 /// vectors, change data feed, constraints).
 pub(crate) fn plain_table(snapshot: &DeltaTableState, schema: &SchemaRef) -> bool {
     let table_schema = snapshot.snapshot().arrow_schema();
-    let same_columns = table_schema.fields().len() == schema.fields().len()
-        && table_schema
-            .fields()
-            .iter()
-            .zip(schema.fields())
-            .all(|(t, s)| t.name() == s.name() && t.data_type() == s.data_type());
+    let same_columns = same_columns(&table_schema, schema);
     // The kernel's protocol and metadata accessors are crate-private; their JSON form is not.
     let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
     let plain_features = |key: &str| {
@@ -98,6 +94,15 @@ pub(crate) fn plain_table(snapshot: &DeltaTableState, schema: &SchemaRef) -> boo
         && no_invariants
 }
 
+/// The same column names and types in the same order (nullability and metadata aside).
+fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
 /// Key (row format) → (order value in row format, row position in the staged file).
 type Winners = HashMap<Box<[u8]>, (Box<[u8]>, u64)>;
 
@@ -114,7 +119,8 @@ struct ChangeIndex {
 /// the staged keys and the target's keys meet in one hash map.
 #[derive(Clone)]
 struct KeyEncoder {
-    fields: Vec<(usize, DataType)>,
+    /// Name and type of each key column.
+    fields: Vec<(String, DataType)>,
 }
 
 impl KeyEncoder {
@@ -123,8 +129,8 @@ impl KeyEncoder {
             .iter()
             .map(|k| {
                 schema
-                    .index_of(k)
-                    .map(|i| (i, schema.field(i).data_type().clone()))
+                    .field_with_name(k)
+                    .map(|f| (k.clone(), f.data_type().clone()))
                     .map_err(|_| format!("the key column \"{k}\" is not in the table"))
             })
             .collect::<std::result::Result<_, _>>()?;
@@ -135,7 +141,7 @@ impl KeyEncoder {
         RowConverter::new(
             self.fields
                 .iter()
-                .map(|(_, t)| SortField::new(t.clone()))
+                .map(|(_, data_type)| SortField::new(data_type.clone()))
                 .collect(),
         )
         .map_err(|e| e.to_string())
@@ -146,13 +152,11 @@ impl KeyEncoder {
         &self,
         converter: &RowConverter,
         batch: &RecordBatch,
-        names: &[String],
     ) -> std::result::Result<deltalake::arrow::row::Rows, String> {
         let columns = self
             .fields
             .iter()
-            .zip(names)
-            .map(|((_, data_type), name)| {
+            .map(|(name, data_type)| {
                 let column = batch
                     .column_by_name(name)
                     .ok_or_else(|| format!("a data file lacks the key column \"{name}\""))?;
@@ -262,8 +266,7 @@ impl PlainMerge<'_> {
         let snapshot = self
             .table
             .snapshot()
-            .map_err(|e| self.error("read the table state", e))?
-            .clone();
+            .map_err(|e| self.error("read the table state", e))?;
         let table_schema = snapshot.snapshot().arrow_schema();
         let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
         let config = WriterConfig::new(
@@ -277,9 +280,9 @@ impl PlainMerge<'_> {
         );
         let store = self.table.log_store().object_store(None);
 
-        let files: Vec<_> = snapshot.log_data().iter().collect();
-        let total_files = files.len();
-        let candidates: Vec<(Remove, deltalake::Path, u64)> = files
+        let total_files = snapshot.log_data().num_files();
+        let candidates: Vec<(Remove, deltalake::Path, u64)> = snapshot
+            .log_data()
             .iter()
             .filter(|file| match (&prune, &index.prune_values) {
                 (Some(column), Some(values)) => may_hold(file.stats().as_deref(), column, values),
@@ -299,13 +302,11 @@ impl PlainMerge<'_> {
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let names: Arc<Vec<String>> = Arc::new(self.keys.to_vec());
         let rewrites: Vec<Option<(Remove, Rewritten)>> = futures::stream::iter(candidates)
             .map(|(remove, path, size)| {
                 let store = store.clone();
                 let encoder = encoder.clone();
                 let winners = winners.clone();
-                let names = names.clone();
                 let config = config.clone();
                 let table_schema = table_schema.clone();
                 let file = remove.path.clone();
@@ -315,7 +316,6 @@ impl PlainMerge<'_> {
                         path,
                         size,
                         &encoder,
-                        &names,
                         &winners,
                         config,
                         &table_schema,
@@ -397,7 +397,7 @@ impl PlainMerge<'_> {
         );
         let commit = CommitBuilder::from(properties)
             .with_actions(actions)
-            .build(Some(&snapshot), self.table.log_store(), operation)
+            .build(Some(snapshot), self.table.log_store(), operation)
             .await
             .map_err(|e| self.error("commit the merge", e))?;
         tracing::info!(
@@ -442,19 +442,12 @@ impl PlainMerge<'_> {
         )])
         .map_err(|e| self.error(step, e))?;
         let mut winners = Winners::new();
-        let mut prune_by_key: HashMap<Box<[u8]>, i64> = HashMap::new();
+        let mut prune_values = Vec::new();
         let mut null_key = false;
         let mut rows = 0u64;
         while let Some(batch) = batches.next().await {
             let batch = batch?;
-            let same_columns = batch.num_columns() == self.schema.fields().len()
-                && batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .zip(self.schema.fields())
-                    .all(|(b, s)| b.name() == s.name() && b.data_type() == s.data_type());
-            if !same_columns {
+            if !same_columns(&batch.schema(), &self.schema) {
                 return Err(self.error(
                     step,
                     "a batch of changes does not have the change set's columns",
@@ -465,12 +458,12 @@ impl PlainMerge<'_> {
                 .iter()
                 .any(|k| batch.column_by_name(k).is_some_and(|c| c.null_count() > 0));
             let key_rows = encoder
-                .encode(&keys, &batch, self.keys)
+                .encode(&keys, &batch)
                 .map_err(|e| self.error(step, e))?;
             let order_rows = order
                 .convert_columns(&[batch.column(order_column).clone()])
                 .map_err(|e| self.error(step, e))?;
-            let prune_values = match prune {
+            let batch_prune_values = match prune {
                 Some(column) => Some(
                     batch
                         .column_by_name(column)
@@ -494,9 +487,9 @@ impl PlainMerge<'_> {
                     None => {
                         winners
                             .insert(key.as_ref().into(), (order_value.as_ref().into(), position));
-                        if let Some(values) = &prune_values {
+                        if let Some(values) = &batch_prune_values {
                             if values.is_valid(i) {
-                                prune_by_key.insert(key.as_ref().into(), values.value(i));
+                                prune_values.push(values.value(i));
                             }
                         }
                     }
@@ -507,10 +500,9 @@ impl PlainMerge<'_> {
         }
         writer.close().map_err(|e| self.error(step, e))?;
         let prune_values = (!null_key).then(|| {
-            let mut values: Vec<i64> = prune_by_key.into_values().collect();
-            values.sort_unstable();
-            values.dedup();
-            values
+            prune_values.sort_unstable();
+            prune_values.dedup();
+            prune_values
         });
         Ok(ChangeIndex {
             winners,
@@ -585,23 +577,25 @@ async fn rewrite_without_changed(
     path: deltalake::Path,
     size: u64,
     encoder: &KeyEncoder,
-    names: &[String],
     winners: &Winners,
     config: WriterConfig,
     table_schema: &SchemaRef,
 ) -> std::result::Result<Option<Rewritten>, String> {
     let converter = encoder.converter()?;
     #[allow(deprecated)]
-    let open = || async {
-        ParquetRecordBatchStreamBuilder::new(
-            ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size),
-        )
+    let mut reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size);
+    // The footer is read once for both passes.
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, Default::default())
         .await
-        .map_err(|e| e.to_string())
-    };
+        .map_err(|e| e.to_string())?;
+    let open =
+        || ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), metadata.clone());
     // A first pass over the key columns alone decides whether the file must change at all.
-    let builder = open().await?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().map(String::as_str));
+    let builder = open();
+    let mask = ProjectionMask::columns(
+        builder.parquet_schema(),
+        encoder.fields.iter().map(|(name, _)| name.as_str()),
+    );
     let mut keys_only = builder
         .with_projection(mask)
         .with_batch_size(READ_BATCH_ROWS)
@@ -609,7 +603,7 @@ async fn rewrite_without_changed(
         .map_err(|e| e.to_string())?;
     let mut matched = 0u64;
     while let Some(batch) = keys_only.next().await {
-        let rows = encoder.encode(&converter, &batch.map_err(|e| e.to_string())?, names)?;
+        let rows = encoder.encode(&converter, &batch.map_err(|e| e.to_string())?)?;
         matched += rows
             .iter()
             .filter(|r| winners.contains_key(r.as_ref()))
@@ -619,7 +613,6 @@ async fn rewrite_without_changed(
         return Ok(None);
     }
     let mut all = open()
-        .await?
         .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(|e| e.to_string())?;
@@ -627,7 +620,7 @@ async fn rewrite_without_changed(
     let mut matched_keys = Vec::new();
     while let Some(batch) = all.next().await {
         let batch = batch.map_err(|e| e.to_string())?;
-        let rows = encoder.encode(&converter, &batch, names)?;
+        let rows = encoder.encode(&converter, &batch)?;
         let keep: BooleanArray = rows
             .iter()
             .map(|r| {

@@ -83,6 +83,15 @@ impl ColumnBuilder {
         }
     }
 
+    /// Bytes of text or binary values appended so far; 0 for fixed-width columns.
+    fn value_bytes(&self) -> usize {
+        match self {
+            ColumnBuilder::Utf8(b) => b.values_slice().len(),
+            ColumnBuilder::Binary(b) => b.values_slice().len(),
+            _ => 0,
+        }
+    }
+
     pub fn append_null(&mut self) {
         match self {
             ColumnBuilder::Int16(b) => b.append_null(),
@@ -130,11 +139,11 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let mut arrays = Vec::with_capacity(self.columns.len());
         for (column, field) in self.columns.iter_mut().zip(self.schema.fields()) {
-            let array = column.finish();
             // A finished Arrow builder starts again from nothing and regrows by doubling, which
             // on a 20M-row load left the heap fragmented (RSS twice the heap's peak); the next
             // builder is sized like the batch just built instead.
-            let value_bytes = array.to_data().buffers().get(1).map_or(0, |b| b.len());
+            let value_bytes = column.value_bytes();
+            let array = column.finish();
             *column = ColumnBuilder::sized(
                 field.data_type(),
                 self.capacity,

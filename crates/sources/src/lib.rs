@@ -15,6 +15,7 @@ pub mod mssql;
 pub mod mysql;
 #[cfg(feature = "oracle")]
 pub mod oracle;
+pub mod per_table;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod read;

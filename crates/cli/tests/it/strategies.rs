@@ -24,6 +24,24 @@ fn add(dir: &std::path::Path, dest: &str, extra: &[&str]) -> Run {
     run(dir, &args)
 }
 
+/// Applies `yaml` and returns `table list --json`.
+fn apply_and_list(dir: &std::path::Path, yaml: &str) -> serde_json::Value {
+    std::fs::write(dir.join("tables.yaml"), yaml).unwrap();
+    run(dir, &["apply", "-f", "tables.yaml"]).ok();
+    run(dir, &["table", "list", "--json"]).ok().json()
+}
+
+/// The listed table loaded into `destination`.
+fn table_named(tables: &serde_json::Value, destination: &str) -> serde_json::Value {
+    tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["destination"] == destination)
+        .unwrap_or_else(|| panic!("{destination} is not listed: {tables}"))
+        .clone()
+}
+
 /// The connection `pg` every table here reads.
 fn add_pg_connection(dir: &std::path::Path) {
     run(
@@ -312,18 +330,8 @@ tables:
     incremental_column: id
     chunk_size: 100000
 "#;
-    std::fs::write(d.join("tables.yaml"), file).unwrap();
-    run(d, &["apply", "-f", "tables.yaml"]).ok();
-    let tables = run(d, &["table", "list", "--json"]).ok().json();
-    let find = |name: &str| {
-        tables
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["destination"] == name)
-            .unwrap()
-            .clone()
-    };
+    let tables = apply_and_list(d, file);
+    let find = |name: &str| table_named(&tables, name);
     assert_eq!(
         find("bronze.pg.orders")["lookback"],
         "1h",
@@ -487,18 +495,8 @@ tables:
     compression: none
   - source: public.plain
 "#;
-    std::fs::write(d.join("tables.yaml"), file).unwrap();
-    run(d, &["apply", "-f", "tables.yaml"]).ok();
-    let tables = run(d, &["table", "list", "--json"]).ok().json();
-    let find = |name: &str| {
-        tables
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["destination"] == name)
-            .unwrap()
-            .clone()
-    };
+    let tables = apply_and_list(d, file);
+    let find = |name: &str| table_named(&tables, name);
     let orders = find("bronze.pg.orders");
     assert_eq!(
         orders["partition_by"],

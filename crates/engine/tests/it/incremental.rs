@@ -17,27 +17,30 @@ async fn compare(h: &Harness, dest: &dataloader_core::TargetTable) {
     assert_same_rows(&source, &arrow_rows(&batches, &COLUMNS, &KINDS), &COLUMNS);
 }
 
+/// Runs `sql` on the source (it creates `orders`) and adds `orders` loaded incrementally by
+/// `id` on `updated_at`.
+async fn incremental_orders(h: &Harness, sql: &str) -> dataloader_core::TargetTable {
+    h.source.client.batch_execute(sql).await.unwrap();
+    h.add_table(
+        "public.orders",
+        "bronze.pg.orders",
+        LoadStrategy::Incremental,
+        &["id"],
+        Some("updated_at"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn incremental_reads_only_changed_rows_and_merges_them() {
     let h = Harness::new("incr").await;
-    h.source
-        .client
-        .batch_execute(
-            "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(10,2), updated_at timestamp(6) NOT NULL);
+    let dest = incremental_orders(
+        &h,
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(10,2), updated_at timestamp(6) NOT NULL);
              INSERT INTO orders SELECT g, 'customer ' || g, g * 1.5, timestamp '2024-01-01' + g * interval '1.000001 second'
              FROM generate_series(1, 1000) g;",
-        )
-        .await
-        .unwrap();
-    let dest = h
-        .add_table(
-            "public.orders",
-            "bronze.pg.orders",
-            LoadStrategy::Incremental,
-            &["id"],
-            Some("updated_at"),
-        )
-        .await;
+    )
+    .await;
 
     let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
     assert_eq!((first.rows_read, first.rows_inserted), (1000, 1000));
@@ -97,23 +100,12 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
 #[tokio::test]
 async fn a_failed_load_keeps_the_watermark() {
     let h = Harness::new("incr_fail").await;
-    h.source
-        .client
-        .batch_execute(
-            "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric, updated_at timestamptz NOT NULL);
+    let dest = incremental_orders(
+        &h,
+        "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric, updated_at timestamptz NOT NULL);
              INSERT INTO orders VALUES (1, 1, '2024-01-01 00:00:00+00');",
-        )
-        .await
-        .unwrap();
-    let dest = h
-        .add_table(
-            "public.orders",
-            "bronze.pg.orders",
-            LoadStrategy::Incremental,
-            &["id"],
-            Some("updated_at"),
-        )
-        .await;
+    )
+    .await;
     let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
     assert_eq!(
         first.watermark_after.as_deref(),
@@ -139,28 +131,17 @@ async fn a_failed_load_keeps_the_watermark() {
     assert_eq!(h.destination(&dest).version().await.unwrap(), Some(0));
 }
 
-/// A change set at the newest keys reads and rewrites only the file that holds those keys:
-/// delta-rs bounds the merge's target scan by the change set's key range and prunes files by
-/// their statistics. Incremental loads depend on it to stay fast on large tables.
+/// A change set at the newest keys reads and rewrites only the file that holds those keys: the
+/// merge reads only files whose key statistics can hold a changed key. Incremental loads
+/// depend on it to stay fast on large tables.
 #[tokio::test]
 async fn a_merge_at_the_newest_keys_leaves_older_files_untouched() {
     let h = Harness::new("prune").await;
-    h.source
-        .client
-        .batch_execute(
-            "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(10,2), updated_at timestamp(6) NOT NULL)",
-        )
-        .await
-        .unwrap();
-    let dest = h
-        .add_table(
-            "public.orders",
-            "bronze.pg.orders",
-            LoadStrategy::Incremental,
-            &["id"],
-            Some("updated_at"),
-        )
-        .await;
+    let dest = incremental_orders(
+        &h,
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(10,2), updated_at timestamp(6) NOT NULL)",
+    )
+    .await;
     let files = || async {
         let table = h.destination(&dest).open().await.unwrap().unwrap();
         table

@@ -26,7 +26,7 @@ pub struct ClickHouseSource {
     client: clickhouse::Client,
     /// Rows come as ArrowStream (modern servers) rather than RowBinary.
     arrow: bool,
-    described: std::sync::Mutex<std::collections::HashMap<SourceTable, Vec<(String, String)>>>,
+    described: crate::per_table::PerTable<Vec<(String, String)>>,
 }
 
 pub struct ClickHouseDialect;
@@ -230,12 +230,7 @@ impl ClickHouseSource {
     /// (name, type) of each column; asked of the server once per table and source (a load
     /// describes, probes and reads the same table).
     async fn column_types(&self, table: &SourceTable) -> Result<Vec<(String, String)>> {
-        if let Some(known) = self
-            .described
-            .lock()
-            .ok()
-            .and_then(|m| m.get(table).cloned())
-        {
+        if let Some(known) = self.described.get(table) {
             return Ok(known);
         }
         let shown = table.to_string();
@@ -255,9 +250,7 @@ impl ClickHouseSource {
                 ))
             })
             .collect();
-        if let Ok(mut m) = self.described.lock() {
-            m.insert(table.clone(), columns.clone());
-        }
+        self.described.put(table, columns.clone());
         Ok(columns)
     }
 

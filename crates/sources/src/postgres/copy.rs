@@ -11,10 +11,10 @@ pub struct CopyParser {
     pos: usize,
     header_done: bool,
     ended: bool,
+    /// Where each field of the current row lies in `buf`; `None` is SQL NULL. Kept from row
+    /// to row so a row costs no allocation.
+    fields: Vec<Option<(usize, usize)>>,
 }
-
-/// Where each field of a row lies in [`CopyParser::bytes`]; `None` is SQL NULL.
-pub type Fields = Vec<Option<(usize, usize)>>;
 
 impl CopyParser {
     /// Adds bytes; rows already returned are forgotten first.
@@ -24,8 +24,9 @@ impl CopyParser {
         self.buf.extend_from_slice(chunk);
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
+    /// Field `i` of the row [`CopyParser::next_row`] last returned; `None` is SQL NULL.
+    pub fn field(&self, i: usize) -> Option<&[u8]> {
+        self.fields[i].map(|(at, len)| &self.buf[at..at + len])
     }
 
     fn take(&mut self, n: usize) -> Option<&[u8]> {
@@ -34,26 +35,27 @@ impl CopyParser {
         Some(s)
     }
 
-    /// The next complete row, `Ok(None)` when more bytes are needed or the trailer was read.
-    /// An incomplete header or row consumes nothing.
-    pub fn next_row(&mut self, columns: usize) -> Result<Option<Fields>, String> {
+    /// Moves to the next complete row (read it with [`CopyParser::field`]); `Ok(false)` when
+    /// more bytes are needed or the trailer was read. An incomplete header or row consumes
+    /// nothing.
+    pub fn next_row(&mut self, columns: usize) -> Result<bool, String> {
         if self.ended {
-            return Ok(None);
+            return Ok(false);
         }
         if !self.header_done {
             let start = self.pos;
             if !self.header()? {
                 self.pos = start;
-                return Ok(None);
+                return Ok(false);
             }
             self.header_done = true;
         }
         let start = self.pos;
-        let row = self.row(columns)?;
-        if row.is_none() && !self.ended {
+        let complete = self.row(columns)?;
+        if !complete && !self.ended {
             self.pos = start;
         }
-        Ok(row)
+        Ok(complete)
     }
 
     fn header(&mut self) -> Result<bool, String> {
@@ -67,27 +69,27 @@ impl CopyParser {
         Ok(self.take(extension).is_some())
     }
 
-    fn row(&mut self, columns: usize) -> Result<Option<Fields>, String> {
+    fn row(&mut self, columns: usize) -> Result<bool, String> {
         let Some(count) = self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
-            return Ok(None);
+            return Ok(false);
         };
         if count == -1 {
             self.ended = true;
-            return Ok(None);
+            return Ok(false);
         }
         if count as usize != columns {
             return Err(format!("a COPY row has {count} fields, not {columns}"));
         }
-        let mut fields = Vec::with_capacity(columns);
+        self.fields.clear();
         for _ in 0..columns {
             let Some(len) = self
                 .take(4)
                 .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
             else {
-                return Ok(None);
+                return Ok(false);
             };
             if len == -1 {
-                fields.push(None);
+                self.fields.push(None);
                 continue;
             }
             if len < 0 {
@@ -95,11 +97,11 @@ impl CopyParser {
             }
             let at = self.pos;
             if self.take(len as usize).is_none() {
-                return Ok(None);
+                return Ok(false);
             }
-            fields.push(Some((at, len as usize)));
+            self.fields.push(Some((at, len as usize)));
         }
-        Ok(Some(fields))
+        Ok(true)
     }
 
     /// Whether the trailer has been read: anything short of it is a cut-off stream.
@@ -121,11 +123,10 @@ mod tests {
         let mut out = Vec::new();
         for piece in FROM_SERVER.chunks(pieces) {
             parser.push(piece);
-            while let Some(fields) = parser.next_row(3).unwrap() {
+            while parser.next_row(3).unwrap() {
                 out.push(
-                    fields
-                        .iter()
-                        .map(|f| f.map(|(at, len)| parser.bytes()[at..at + len].to_vec()))
+                    (0..3)
+                        .map(|i| parser.field(i).map(<[u8]>::to_vec))
                         .collect(),
                 );
             }

@@ -364,14 +364,15 @@ impl Source for PostgresSource {
                 };
                 parser.push(&chunk);
                 loop {
-                    let fields = match parser.next_row(decodes.len()) {
-                        Ok(Some(fields)) => fields,
-                        Ok(None) => break,
+                    match parser.next_row(decodes.len()) {
+                        Ok(true) => {}
+                        Ok(false) => break,
                         Err(message) => return sender.fail(fail(message)).await,
-                    };
-                    for (i, (decode, field)) in decodes.iter().zip(&fields).enumerate() {
-                        let raw = field.map(|(at, len)| &parser.bytes()[at..at + len]);
-                        if let Err(message) = decode::append(sender.column(i), *decode, raw) {
+                    }
+                    for (i, decode) in decodes.iter().enumerate() {
+                        if let Err(message) =
+                            decode::append(sender.column(i), *decode, parser.field(i))
+                        {
                             return sender.value_error(i, message).await;
                         }
                     }

@@ -7,8 +7,7 @@ pub mod auth;
 pub mod client;
 pub mod types;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimestampMicrosecondType};
@@ -74,7 +73,7 @@ pub struct SnowflakeSource {
     /// upper case in Snowflake; `public.orders` finds `PUBLIC.ORDERS`).
     /// Kept with the table's columns: a load describes, probes and reads one table, and asks
     /// Snowflake for its columns once.
-    resolved: Mutex<HashMap<SourceTable, (SourceTable, Vec<RowType>)>>,
+    resolved: crate::per_table::PerTable<(SourceTable, Vec<RowType>)>,
 }
 
 impl SnowflakeSource {
@@ -163,7 +162,7 @@ impl SnowflakeSource {
             secrets,
             client: Arc::new(client),
             bigint_integers,
-            resolved: Mutex::new(HashMap::new()),
+            resolved: Default::default(),
         })
     }
 
@@ -199,12 +198,7 @@ impl SnowflakeSource {
 
     /// The table as Snowflake names it, and its columns (a `LIMIT 0` query's rowtype).
     async fn resolve(&self, table: &SourceTable) -> Result<(SourceTable, Vec<RowType>)> {
-        if let Some(known) = self
-            .resolved
-            .lock()
-            .ok()
-            .and_then(|m| m.get(table).cloned())
-        {
+        if let Some(known) = self.resolved.get(table) {
             return Ok(known);
         }
         let upper = SourceTable {
@@ -226,9 +220,7 @@ impl SnowflakeSource {
             match self.query(&sql, &shown, "describe the table").await {
                 Ok(result) => {
                     let found = (candidate, result.rowtype);
-                    if let Ok(mut m) = self.resolved.lock() {
-                        m.insert(table.clone(), found.clone());
-                    }
+                    self.resolved.put(table, found.clone());
                     return Ok(found);
                 }
                 Err(e @ Error::SourceTableNotFound { .. }) => last = Some(e),

@@ -1,0 +1,27 @@
+//! What a source learns about a table once and uses again in the same load (a load describes,
+//! probes and reads the same table).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use dataloader_core::SourceTable;
+
+pub struct PerTable<V>(Mutex<HashMap<SourceTable, V>>);
+
+impl<V> Default for PerTable<V> {
+    fn default() -> Self {
+        PerTable(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<V: Clone> PerTable<V> {
+    pub fn get(&self, table: &SourceTable) -> Option<V> {
+        self.0.lock().ok().and_then(|m| m.get(table).cloned())
+    }
+
+    pub fn put(&self, table: &SourceTable, value: V) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(table.clone(), value);
+        }
+    }
+}
