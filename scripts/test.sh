@@ -75,10 +75,11 @@ fi
 venvs="$HOME/.cache/dataloader-venvs"
 venv() {
   local dir="$venvs/$1"; shift
-  if [ ! -f "$dir/.installed" ]; then
+  # .installed records the package list, so a changed list rebuilds the virtualenv.
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$*" ]; then
     echo "installing $* into $dir" >&2
     rm -rf "$dir"
-    { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$@" && touch "$dir/.installed"; } >/dev/null 2>&1 || return 0
+    { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$@" && echo "$*" >"$dir/.installed"; } >/dev/null 2>&1 || return 0
   fi
   echo "$dir"
 }
@@ -156,4 +157,20 @@ if [ "$(printf '%s\n' "$arrows" | wc -l)" -ne 1 ]; then
   exit 1
 fi
 
-cargo nextest run --workspace --no-fail-fast "$@"
+# The Dagster integration's own tests need a real Dagster from PyPI; they run after the Rust
+# tests, against the dataloader binary those built. A failure in either fails the suite.
+dagster_venv=$(venv dagster 'dagster==1.13.29' 'deltalake==1.6.6' 'pyarrow==22.*' 'psycopg[binary]==3.2.*' \
+  'pymysql==1.1.*' 'pytest==8.*' 'setuptools==80.*')
+rust_status=0
+cargo nextest run --workspace --no-fail-fast "$@" || rust_status=$?
+
+if [ -n "$dagster_venv" ]; then
+  cargo build --quiet -p dataloader-cli
+  "$dagster_venv/bin/pip" install -q --no-deps --no-build-isolation -e integrations/dagster
+  echo "Dagster integration tests (dagster $("$dagster_venv/bin/python" -c 'import dagster; print(dagster.__version__)'))"
+  DATALOADER_BIN="$CARGO_TARGET_DIR/debug/dataloader" PYTHONDONTWRITEBYTECODE=1 \
+    "$dagster_venv/bin/python" -m pytest -q -p no:cacheprovider integrations/dagster/tests
+else
+  echo "NOTICE: installing Dagster failed: the Dagster integration tests are skipped" >&2
+fi
+exit "$rust_status"

@@ -5,6 +5,8 @@
 
 mod apply;
 mod bench;
+#[cfg(feature = "dagster")]
+mod pipes;
 mod print;
 mod quickstart;
 mod settings;
@@ -83,10 +85,11 @@ enum Command {
     },
     /// Print the control tables as a YAML file for `apply`.
     Export,
-    /// Load one table now.
+    /// Load one table now. Run by Dagster Pipes, it reports to Dagster (see docs/dagster.md).
     Load {
-        /// Destination, catalog.schema.table.
-        table: String,
+        /// Destination, catalog.schema.table (under Dagster Pipes: the context's table extra or
+        /// asset key when left out).
+        table: Option<String>,
         /// Read the whole table and replace the Delta table, whatever the strategy (the
         /// watermark moves to the source's maximum).
         #[arg(long)]
@@ -104,6 +107,14 @@ enum Command {
     },
     /// The scheduler: claims due tables and loads them, with the seed's monitors.
     Run(RunArgs),
+    /// Tables due now, as the master sensor would claim them, without claiming them (for an
+    /// outside scheduler such as a Dagster sensor; `run_key` is stable until the table loads).
+    Due,
+    /// Every table (as `table list`); with --json, what an asset factory needs.
+    Tables,
+    /// Retry analysis of failed runs not yet analysed, once (what `run`'s failed monitor does):
+    /// records each verdict and brings a retryable table's next load forward.
+    Analyze,
     /// Every table: status, last run, rows, next run, last error and what to do about it.
     Status,
     /// Measure DataLoader itself.
@@ -338,13 +349,14 @@ fn main() -> std::process::ExitCode {
     return_freed_buffers_to_the_os();
     bound_the_delta_writer_memory();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DATALOADER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    #[cfg(feature = "dagster")]
+    if matches!(cli.command, Command::Load { .. }) {
+        if let Err(e) = pipes::start() {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -362,6 +374,30 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Log lines go to stderr; under Dagster Pipes also to Dagster, from `info` on for our crates.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    // delta-rs logs a missing table as an error, and its MERGE each file it reads.
+    const QUIET: &str =
+        "warn,buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error";
+    let filter = |default: &str| {
+        EnvFilter::try_from_env("DATALOADER_LOG").unwrap_or_else(|_| EnvFilter::new(default))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter(QUIET));
+    let registry = tracing_subscriber::registry().with(stderr);
+    #[cfg(feature = "dagster")]
+    let registry = registry.with(pipes::session().map(|_| {
+        pipes::LogLayer.with_filter(filter(&format!(
+            "{QUIET},dataloader_engine=info,dataloader_lake=info,dataloader_sources=info"
+        )))
+    }));
+    registry.init();
 }
 
 async fn open_app(cli: &Cli) -> Result<App> {
@@ -421,13 +457,16 @@ async fn run(cli: Cli) -> Result<()> {
             table,
             full_refresh,
         } => {
-            let dest = TargetTable::parse(&table)?;
-            let report = load_with_progress(&app, &dest, LoadOptions { full_refresh }).await?;
-            if app.json {
-                print::json(&report)?;
-            } else {
-                println!("{}", summary_line(&report));
+            let options = LoadOptions { full_refresh };
+            #[cfg(feature = "dagster")]
+            if let Some(session) = pipes::session() {
+                return load_under_dagster(&app, session, table, options).await;
             }
+            let table =
+                table.context("name the table to load: dataloader load catalog.schema.table")?;
+            let dest = TargetTable::parse(&table)?;
+            let report = load_with_progress(&app, &dest, Trigger::Manual, options).await?;
+            print_report(&app, &report)?;
         }
         Command::History {
             table,
@@ -435,6 +474,9 @@ async fn run(cli: Cli) -> Result<()> {
             changes,
         } => history(&app, table, limit, changes).await?,
         Command::Run(args) => run_scheduler(&app, args).await?,
+        Command::Due => due(&app).await?,
+        Command::Tables => table(&app, TableCommand::List).await?,
+        Command::Analyze => analyze(&app).await?,
         Command::Status => status(&app).await?,
         Command::Bench(BenchCommand::Scheduler { tables, due }) => {
             bench::scheduler(&app, tables, due).await?
@@ -444,9 +486,107 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+fn print_report(app: &App, report: &LoadReport) -> Result<()> {
+    if app.json {
+        print::json(report)
+    } else {
+        println!("{}", summary_line(report));
+        Ok(())
+    }
+}
+
+/// `load` under Dagster Pipes: the table from the context, then the materialization, the asset
+/// checks and the session's close (with the error when the load failed).
+#[cfg(feature = "dagster")]
+async fn load_under_dagster(
+    app: &App,
+    session: &pipes::Pipes,
+    table: Option<String>,
+    options: LoadOptions,
+) -> Result<()> {
+    let loaded = async {
+        let name = match table {
+            Some(t) => t,
+            None => session
+                .table()
+                .map_err(|e| ("Config".to_string(), e.to_string()))?,
+        };
+        let dest =
+            TargetTable::parse(&name).map_err(|e| (format!("{:?}", e.kind()), e.to_string()))?;
+        session.log(
+            "INFO",
+            &format!(
+                "DataLoader: loading {dest} for Dagster run {}",
+                session.context.run_id
+            ),
+        );
+        let engine = app
+            .engine()
+            .map_err(|e| ("Config".to_string(), format!("{e:#}")))?;
+        match engine
+            .load_with(&dest, Trigger::Dagster, None, options)
+            .await
+        {
+            Ok(report) => Ok((dest, report)),
+            Err(failure) => Err((
+                format!("{:?}", failure.error.kind()),
+                match failure.run_id {
+                    Some(run) => format!(
+                        "{}\n(run {run} recorded as Failed; see `dataloader history {dest}`)",
+                        failure.error
+                    ),
+                    None => failure.error.to_string(),
+                },
+            )),
+        }
+    }
+    .await;
+    let (dest, report) = match loaded {
+        Ok(done) => done,
+        Err((kind, message)) => {
+            session.log("ERROR", &format!("DataLoader load failed: {message}"));
+            session.close(Some((&kind, &message)));
+            bail!("{message}");
+        }
+    };
+    print_report(app, &report)?;
+    let table = report.table.clone();
+    let wanted = {
+        let control = app.store.table_by_destination(&dest).await?;
+        control
+            .map(|t| dataloader_engine::checks::checks_for(&t.spec))
+            .unwrap_or_default()
+    };
+    match app.engine()?.check(&dest).await {
+        Ok(checks) => {
+            session.report_materialization(
+                &report,
+                checks.delta_version.or(report.delta_version),
+                Some(&checks),
+            );
+            for check in &checks.results {
+                session.report_check(&table, check);
+            }
+        }
+        Err(e) => {
+            session.log(
+                "WARNING",
+                &format!("DataLoader could not check {table}: {e}"),
+            );
+            session.report_materialization(&report, report.delta_version, None);
+            for check in wanted {
+                session.report_check_error(&table, check, &e.to_string());
+            }
+        }
+    }
+    session.close(None);
+    Ok(())
+}
+
 async fn load_with_progress(
     app: &App,
     dest: &TargetTable,
+    trigger: Trigger,
     options: LoadOptions,
 ) -> Result<LoadReport> {
     let bar = (std::io::stderr().is_terminal() && !app.json).then(|| {
@@ -466,7 +606,7 @@ async fn load_with_progress(
     });
     let result = app
         .engine()?
-        .load_with(dest, Trigger::Manual, progress, options)
+        .load_with(dest, trigger, progress, options)
         .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -664,7 +804,7 @@ async fn table(app: &App, t: TableCommand) -> Result<()> {
         TableCommand::List => {
             let all = app.store.tables().await?;
             if app.json {
-                print::json(&all)?;
+                print::json(&tables_for_orchestrators(app, &all).await?)?;
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
@@ -963,6 +1103,120 @@ async fn run_scheduler(app: &App, args: RunArgs) -> Result<()> {
         eprintln!("dataloader run: stopping (no more claims; running loads get the grace period)");
     };
     scheduler.run(shutdown).await?;
+    Ok(())
+}
+
+/// Each table as `table list --json` prints it: its control row, plus what an orchestrator
+/// building one asset per table needs (the source's database type, the asset key, the checks).
+async fn tables_for_orchestrators(
+    app: &App,
+    tables: &[dataloader_core::TableControl],
+) -> Result<Vec<serde_json::Value>> {
+    let types: std::collections::HashMap<String, DbType> = app
+        .store
+        .connections()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.db_type))
+        .collect();
+    tables
+        .iter()
+        .map(|t| {
+            let mut value = serde_json::to_value(t)?;
+            let dest = &t.spec.destination;
+            if let Some(object) = value.as_object_mut() {
+                object.insert(
+                    "source_type".into(),
+                    serde_json::json!(types.get(&t.spec.connection)),
+                );
+                object.insert(
+                    "asset_key".into(),
+                    serde_json::json!([dest.catalog, dest.schema, dest.table]),
+                );
+                object.insert(
+                    "asset_checks".into(),
+                    serde_json::json!(dataloader_engine::checks::checks_for(&t.spec)),
+                );
+            }
+            Ok(value)
+        })
+        .collect()
+}
+
+async fn due(app: &App) -> Result<()> {
+    let now = SystemClock.now();
+    let mut due: Vec<_> = app
+        .store
+        .tables()
+        .await?
+        .into_iter()
+        .filter_map(|t| t.due_since(now).map(|since| (t, since)))
+        .collect();
+    due.sort_by_key(|(t, since)| (t.spec.priority, *since, t.table_id));
+    let rows: Vec<serde_json::Value> = due
+        .iter()
+        .map(|(t, since)| {
+            let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            serde_json::json!({
+                "table": t.spec.destination.to_string(),
+                "table_id": t.table_id,
+                "due_since": since,
+                "run_key": format!("{}@{since}", t.spec.destination),
+                "strategy": t.spec.strategy,
+                "priority": t.spec.priority,
+                "timeout_minutes": t.spec.timeout_minutes,
+            })
+        })
+        .collect();
+    if app.json {
+        return print::json(&rows);
+    }
+    if due.is_empty() {
+        println!("no table is due");
+        return Ok(());
+    }
+    let lines: Vec<Vec<String>> = due
+        .iter()
+        .map(|(t, since)| {
+            vec![
+                t.spec.destination.to_string(),
+                t.spec.strategy.to_string(),
+                since.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                t.spec.priority.to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        print::table(&["table", "strategy", "due since", "priority"], &lines)
+    );
+    Ok(())
+}
+
+async fn analyze(app: &App) -> Result<()> {
+    let scheduler = dataloader_scheduler::Scheduler::new(
+        Arc::new(app.engine()?),
+        Arc::new(SystemClock),
+        dataloader_scheduler::SchedulerConfig::default(),
+    );
+    let analyzed = scheduler.failed().await?;
+    if app.json {
+        return print::json(&analyzed);
+    }
+    if analyzed.is_empty() {
+        println!("no failed run waits for analysis");
+    }
+    for a in &analyzed {
+        let retry = a
+            .verdict
+            .retry_at
+            .map(|at| format!(", next load {}", at.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        println!(
+            "run {} of {}: {} ({}){retry} — {}",
+            a.run_id, a.table, a.verdict.recommendation, a.verdict.category, a.verdict.explanation
+        );
+    }
     Ok(())
 }
 

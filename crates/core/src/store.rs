@@ -66,6 +66,8 @@ impl std::fmt::Display for RunStatus {
 pub enum Trigger {
     Manual,
     Schedule,
+    /// `dataloader load` run by Dagster through Pipes.
+    Dagster,
 }
 
 impl Trigger {
@@ -73,6 +75,7 @@ impl Trigger {
         match self {
             Trigger::Manual => "manual",
             Trigger::Schedule => "schedule",
+            Trigger::Dagster => "dagster",
         }
     }
 }
@@ -83,6 +86,7 @@ impl FromStr for Trigger {
         match s {
             "manual" => Ok(Trigger::Manual),
             "schedule" => Ok(Trigger::Schedule),
+            "dagster" => Ok(Trigger::Dagster),
             other => Err(Error::store(
                 "decode trigger",
                 format!("unknown trigger \"{other}\""),
@@ -110,6 +114,23 @@ pub struct TableControl {
     pub retry_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl TableControl {
+    /// When the table fell due, if the master sensor would claim it at `now`: active, not
+    /// queued or running, and its next load time passed (a scheduled table never loaded is
+    /// due since it was created). The store's claim query says the same in SQL.
+    pub fn due_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.spec.is_active
+            || matches!(self.status, Some(RunStatus::Queued | RunStatus::InProgress))
+        {
+            return None;
+        }
+        match self.next_load_date_time {
+            Some(at) => (at <= now).then_some(at),
+            None => self.spec.schedule.is_some().then_some(self.created_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! One load, start to finish: recover → plan → read → write → bookkeeping. Each strategy is
 //! one module under [`strategies`]; this file holds what they share.
 
+pub mod checks;
 pub mod evolution;
 pub mod fault;
 pub mod partition;

@@ -350,27 +350,10 @@ impl DeltaDestination {
             .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let count = |sql: String| {
-            let ctx = ctx.clone();
-            async move {
-                let batches = ctx.sql(&sql).await?.collect().await?;
-                Ok::<u64, DataFusionError>(
-                    batches
-                        .first()
-                        .and_then(|b| {
-                            b.column(0)
-                                .as_any()
-                                .downcast_ref::<Int64Array>()
-                                .map(|a| a.value(0))
-                        })
-                        .unwrap_or(0) as u64,
-                )
-            }
-        };
-        let target_rows = count("SELECT COUNT(*) FROM target".into())
+        let target_rows = count(&ctx, "SELECT COUNT(*) FROM target")
             .await
             .map_err(|e| self.error("count the table", e))?;
-        let missing = count(format!(
+        let missing = count(&ctx, &format!(
             "SELECT COUNT(*) FROM (SELECT {key_list} FROM target) t LEFT ANTI JOIN source_keys s ON {on}"
         ))
         .await
@@ -667,6 +650,34 @@ impl DeltaDestination {
         Ok(rows)
     }
 
+    /// The table's row count, and how many values of `keys` it holds more than once (rows
+    /// with a NULL key part count as their own value); `None` when the table does not exist.
+    pub async fn key_counts(&self, keys: &[String]) -> Result<Option<KeyCounts>> {
+        let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        let ctx = SessionContext::new();
+        self.register(&ctx, &table, "t").await?;
+        let rows = count(&ctx, "SELECT COUNT(*) FROM t")
+            .await
+            .map_err(|e| self.error("count the table", e))?;
+        let duplicated_keys = if keys.is_empty() {
+            0
+        } else {
+            let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+            count(
+                &ctx,
+                &format!("SELECT COUNT(*) FROM (SELECT {key_list} FROM t GROUP BY {key_list} HAVING COUNT(*) > 1) d"),
+            )
+            .await
+            .map_err(|e| self.error("count duplicated keys", e))?
+        };
+        Ok(Some(KeyCounts {
+            rows,
+            duplicated_keys,
+        }))
+    }
+
     /// Every row, ordered by `order_by` columns: for `dataloader` commands that show a table and
     /// for tests that compare it with its source. Reads the whole table into memory.
     pub async fn read_all(&self, order_by: &[&str]) -> Result<Vec<RecordBatch>> {
@@ -694,4 +705,26 @@ impl DeltaDestination {
             .await
             .map_err(|e| self.error("scan the table", e))
     }
+}
+
+/// What [`DeltaDestination::key_counts`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub rows: u64,
+    pub duplicated_keys: u64,
+}
+
+/// The first value of a one-row `SELECT COUNT(*) …`.
+async fn count(ctx: &SessionContext, sql: &str) -> Result<u64, DataFusionError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok(batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0) as u64)
 }

@@ -4,7 +4,7 @@ pub mod catalog;
 pub mod delta;
 
 pub use catalog::PathCatalog;
-pub use delta::{CommitTag, DeltaDestination, WriteSummary, STATE_KEY};
+pub use delta::{CommitTag, DeltaDestination, KeyCounts, WriteSummary, STATE_KEY};
 pub use deltalake::arrow;
 pub use deltalake::datafusion::logical_expr::Expr;
 pub use deltalake::parquet;

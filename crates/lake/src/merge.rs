@@ -963,4 +963,45 @@ mod tests {
         assert!(may_hold(None, "id", &[1]));
         assert!(may_hold(Some("not json"), "id", &[1]));
     }
+
+    #[tokio::test]
+    async fn key_counts_find_keys_held_twice_and_a_missing_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let dest = DeltaDestination::new(url.as_str(), "bronze.test.t").unwrap();
+        assert_eq!(dest.key_counts(&["id".into()]).await.unwrap(), None);
+        dest.append(
+            schema(),
+            stream(vec![batch(&[
+                (1, "a", None),
+                (2, "b", None),
+                (3, "c", None),
+            ])]),
+            &tag(1),
+        )
+        .await
+        .unwrap();
+        let counts = dest.key_counts(&["id".into()]).await.unwrap().unwrap();
+        assert_eq!((counts.rows, counts.duplicated_keys), (3, 0));
+        // Appending keys 2 and 3 again holds two keys twice; (id, name) stays unique for 3.
+        dest.append(
+            schema(),
+            stream(vec![batch(&[(2, "b", None), (3, "changed", None)])]),
+            &tag(2),
+        )
+        .await
+        .unwrap();
+        let counts = dest.key_counts(&["id".into()]).await.unwrap().unwrap();
+        assert_eq!((counts.rows, counts.duplicated_keys), (5, 2));
+        let counts = dest
+            .key_counts(&["id".into(), "name".into()])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counts.duplicated_keys, 1);
+        assert_eq!(
+            dest.key_counts(&[]).await.unwrap().unwrap().duplicated_keys,
+            0
+        );
+    }
 }

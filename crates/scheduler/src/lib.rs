@@ -77,6 +77,16 @@ impl Default for SchedulerConfig {
 /// How one claimed load ended.
 pub type LoadResult = std::result::Result<LoadReport, LoadFailure>;
 
+/// A failed run and the failed monitor's verdict on it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AnalyzedRun {
+    pub run_id: i64,
+    pub table: String,
+    pub error: String,
+    #[serde(flatten)]
+    pub verdict: RetryVerdict,
+}
+
 pub struct Scheduler {
     engine: Arc<Engine>,
     store: Arc<dyn Store>,
@@ -314,10 +324,12 @@ impl Scheduler {
         Ok(asked)
     }
 
-    /// The failed monitor: retry analysis of every failed run not yet analysed.
-    pub async fn failed(&self) -> Result<usize> {
+    /// The failed monitor: retry analysis of every failed run not yet analysed; returns the
+    /// verdicts it recorded.
+    pub async fn failed(&self) -> Result<Vec<AnalyzedRun>> {
         let now = self.clock.now();
         let runs = self.store.runs_to_analyze(200).await?;
+        let mut analyzed = Vec::with_capacity(runs.len());
         for run in &runs {
             let text = run.error_text.clone().unwrap_or_default();
             let analysis = retry::analyze(run.error_class.as_deref(), &text);
@@ -355,19 +367,21 @@ impl Scheduler {
             if exhausted {
                 explanation = format!("{explanation} (no retries left: max_retries reached)");
             }
-            self.store
-                .record_verdict(
-                    run.run_id,
-                    &RetryVerdict {
-                        category: analysis.category.into(),
-                        recommendation: analysis.recommendation.as_str().into(),
-                        explanation,
-                        retry_at,
-                    },
-                )
-                .await?;
+            let verdict = RetryVerdict {
+                category: analysis.category.into(),
+                recommendation: analysis.recommendation.as_str().into(),
+                explanation,
+                retry_at,
+            };
+            self.store.record_verdict(run.run_id, &verdict).await?;
+            analyzed.push(AnalyzedRun {
+                run_id: run.run_id,
+                table: run.destination.clone(),
+                error: text,
+                verdict,
+            });
         }
-        Ok(runs.len())
+        Ok(analyzed)
     }
 
     /// The landing-table monitor.

@@ -5,9 +5,9 @@
 
 use dataloader_lake::DeltaDestination;
 use dataloader_testkit::workload::assert_same_checksum;
-use dataloader_testkit::{arrow_rows, pg_host_port, pg_rows, pg_user, Canon, PgTestDb};
+use dataloader_testkit::{arrow_rows, pg_rows, Canon, PgTestDb};
 
-use crate::{dataloader_env, Run};
+use crate::{dataloader_env, pg_connection_args, Run};
 
 struct Setup {
     db: PgTestDb,
@@ -30,27 +30,9 @@ impl Setup {
             db,
             dir: tempfile::tempdir().unwrap(),
         };
-        let (host, port) = pg_host_port();
-        setup
-            .run(
-                &[
-                    "connection",
-                    "add",
-                    "pg",
-                    "--type",
-                    "postgresql",
-                    "--host",
-                    &host,
-                    "--port",
-                    &port.to_string(),
-                    "--database",
-                    &setup.db.name,
-                    "--user",
-                    &pg_user(),
-                ],
-                None,
-            )
-            .ok();
+        let args = pg_connection_args("pg", &setup.db.name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        setup.run(&args, None).ok();
         let mut args = vec![
             "table",
             "add",

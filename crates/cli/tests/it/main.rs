@@ -4,6 +4,8 @@
 mod apply;
 mod bad_input;
 mod crash;
+#[cfg(feature = "dagster")]
+mod dagster;
 mod postgres;
 mod quickstart;
 mod scheduler;
@@ -16,6 +18,31 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// `connection add NAME` for the test PostgreSQL server's `database`.
+pub fn pg_connection_args(name: &str, database: &str) -> Vec<String> {
+    let (host, port) = dataloader_testkit::pg_host_port();
+    let port = port.to_string();
+    let user = dataloader_testkit::pg_user();
+    [
+        "connection",
+        "add",
+        name,
+        "--type",
+        "postgresql",
+        "--host",
+        &host,
+        "--port",
+        &port,
+        "--database",
+        database,
+        "--user",
+        &user,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// Runs `dataloader` in `dir` with a clean DataLoader environment.

@@ -1,6 +1,6 @@
-use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
+use dataloader_testkit::PgTestDb;
 
-use crate::dataloader_env;
+use crate::{dataloader_env, pg_connection_args};
 
 #[tokio::test]
 async fn connection_table_load_and_history_through_the_cli() {
@@ -14,32 +14,15 @@ async fn connection_table_load_and_history_through_the_cli() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (host, port) = pg_host_port();
-    let port = port.to_string();
     let env = [
         ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
         ("PGPASSWORD_FOR_TEST", "not-needed-with-trust"),
     ];
     let run = |args: &[&str]| dataloader_env(d, args, &env);
     run(&["init"]).ok();
-    run(&[
-        "connection",
-        "add",
-        "pg",
-        "--type",
-        "postgresql",
-        "--host",
-        &host,
-        "--port",
-        &port,
-        "--database",
-        &db.name,
-        "--user",
-        &pg_user(),
-        "--password-env",
-        "PGPASSWORD_FOR_TEST",
-    ])
-    .ok();
+    let mut args = pg_connection_args("pg", &db.name);
+    args.extend(["--password-env".into(), "PGPASSWORD_FOR_TEST".into()]);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
     let test = run(&["connection", "test", "pg"]).ok();
     assert!(
         test.stdout.contains("connection pg: ok") && test.stdout.contains("PostgreSQL 1"),

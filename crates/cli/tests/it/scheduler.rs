@@ -5,9 +5,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dataloader_core::RunStatus;
-use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
+use dataloader_testkit::PgTestDb;
 
-use crate::dataloader_env;
+use crate::{dataloader_env, pg_connection_args};
 
 fn spawn_run(dir: &std::path::Path, control: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_dataloader"))
@@ -64,28 +64,6 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> 
     }
 }
 
-fn connection_args(db: &PgTestDb) -> Vec<String> {
-    let (host, port) = pg_host_port();
-    [
-        "connection",
-        "add",
-        "pg",
-        "--type",
-        "postgresql",
-        "--host",
-        &host,
-        "--port",
-        &port.to_string(),
-        "--database",
-        &db.name,
-        "--user",
-        &pg_user(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 #[tokio::test]
 async fn two_workers_load_200_tables_exactly_once_between_them() {
     let source = PgTestDb::create("two_src").await;
@@ -98,7 +76,7 @@ async fn two_workers_load_200_tables_exactly_once_between_them() {
     let d = dir.path();
     let url = control.url();
     let env = [("DATALOADER_CONTROL_DB", url.as_str())];
-    let args = connection_args(&source);
+    let args = pg_connection_args("pg", &source.name);
     dataloader_env(
         d,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -155,7 +133,7 @@ async fn a_killed_worker_loses_its_lease_and_the_survivor_loads_the_table() {
     let d = dir.path();
     let url = control.url();
     let env = [("DATALOADER_CONTROL_DB", url.as_str())];
-    let args = connection_args(&source);
+    let args = pg_connection_args("pg", &source.name);
     dataloader_env(
         d,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),

@@ -139,7 +139,7 @@ async fn a_refused_connection_is_retried_with_backoff_until_the_server_is_back()
         .error
         .to_string()
         .contains("cannot reach postgresql"));
-    assert_eq!(scheduler.failed().await.unwrap(), 1);
+    assert_eq!(scheduler.failed().await.unwrap().len(), 1);
     let run = s.last_run(table).await;
     assert_eq!(run.retry_category.as_deref(), Some("network"));
     assert_eq!(

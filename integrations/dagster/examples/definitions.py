@@ -1,0 +1,42 @@
+"""DataLoader under Dagster: every active table of the control database as an asset, the
+master sensor and the failure sensor.
+
+    DATALOADER_CONTROL_DB=sqlite:///path/dataloader.db DATALOADER_LAKE_ROOT=/path/lakehouse \
+    DATALOADER_BIN=/path/to/dataloader dagster dev -f definitions.py
+
+Turn the two sensors on in the UI (Automation), or set DATALOADER_SENSORS=running.
+"""
+
+import os
+
+import dagster as dg
+
+from dagster_dataloader import (
+    DataloaderResource,
+    build_dataloader_assets,
+    build_dataloader_failure_sensor,
+    build_dataloader_sensor,
+)
+
+dataloader = DataloaderResource(
+    binary=os.environ.get("DATALOADER_BIN", "dataloader"),
+    control_db=os.environ.get("DATALOADER_CONTROL_DB"),
+    lake_root=os.environ.get("DATALOADER_LAKE_ROOT"),
+)
+
+sensor_status = (
+    dg.DefaultSensorStatus.RUNNING
+    if os.environ.get("DATALOADER_SENSORS") == "running"
+    else dg.DefaultSensorStatus.STOPPED
+)
+
+dataloader_assets = build_dataloader_assets(dataloader)
+
+defs = dg.Definitions(
+    assets=dataloader_assets,
+    sensors=[
+        build_dataloader_sensor(dataloader_assets, default_status=sensor_status),
+        build_dataloader_failure_sensor(default_status=sensor_status),
+    ],
+    resources={"dataloader": dataloader},
+)

@@ -1,0 +1,95 @@
+"""The master sensor and the failure sensor, evaluated by Dagster against a real control
+database."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from conftest import apply_yaml, run_cli, wrong_password_table
+from dagster_dataloader import (
+    build_dataloader_assets,
+    build_dataloader_failure_sensor,
+    build_dataloader_sensor,
+)
+
+
+def test_the_master_sensor_requests_exactly_the_due_tables_once(pg_schema, dataloader, tmp_path):
+    conn, schema = pg_schema
+    for name in ("due_new", "loaded", "paused", "manual"):
+        conn.execute(f'CREATE TABLE "{schema}".{name} (id int PRIMARY KEY, v text)')
+        conn.execute(f"""INSERT INTO "{schema}".{name} VALUES (1, 'a'), (2, 'b')""")
+    apply_yaml(
+        dataloader,
+        tmp_path,
+        f"""
+connections:
+  pg: {{type: postgresql, host: 127.0.0.1, port: 5432, database: test, user: postgres}}
+defaults:
+  connection: pg
+  destination: bronze.{schema}.{{table}}
+  strategy: full
+tables:
+  - source: {schema}.due_new
+    schedule: "*/5 * * * *"
+    timeout_minutes: 30
+  - source: {schema}.loaded
+    schedule: "*/5 * * * *"
+  - source: {schema}.paused
+    schedule: "*/5 * * * *"
+    active: false
+  - source: {schema}.manual
+""",
+    )
+    # Loaded once, its next load is the next cron time, a few minutes away: not due.
+    run_cli(dataloader, "load", f"bronze.{schema}.loaded")
+
+    assets = build_dataloader_assets(dataloader)
+    sensor = build_dataloader_sensor(assets)
+
+    def tick() -> list[dg.RunRequest]:
+        with dg.build_sensor_context(resources={"dataloader": dataloader}) as context:
+            result = sensor.evaluate_tick(context)
+        return list(result.run_requests or [])
+
+    first, second = tick(), tick()
+    assert [r.asset_selection for r in first] == [[dg.AssetKey(["bronze", schema, "due_new"])]]
+    request = first[0]
+    assert request.run_key.startswith(f"bronze.{schema}.due_new@")
+    assert request.tags["dagster/max_runtime"] == str(30 * 60)
+    assert request.tags["dataloader/table"] == f"bronze.{schema}.due_new"
+    # The same tick again asks for the same run key, which Dagster launches only once.
+    assert [r.run_key for r in second] == [r.run_key for r in first]
+
+    # Once the due table has loaded, nothing is due.
+    result = dg.materialize(
+        [a for a in assets if a.key == dg.AssetKey(["bronze", schema, "due_new"])],
+        resources={"dataloader": dataloader},
+    )
+    assert result.success
+    assert tick() == []
+
+
+def test_the_failure_sensor_tags_the_run_with_dataloaders_verdict(mariadb_user, dataloader, tmp_path, monkeypatch):
+    table = wrong_password_table(dataloader, tmp_path, mariadb_user, monkeypatch)
+    assets = build_dataloader_assets(dataloader)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(assets, resources={"dataloader": dataloader}, instance=instance, raise_on_error=False)
+    assert not result.success
+
+    sensor = build_dataloader_failure_sensor()
+    failure = result.get_run_failure_event()
+    with dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"dataloader": dataloader},
+    ) as context:
+        sensor(context.for_run_failure())
+
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["dataloader/retry"] == "do_not_retry"
+    assert tags["dataloader/retry_category"] == "authentication"
+    runs = dataloader.history(table)
+    assert tags["dataloader/run_id"] == str(runs[0]["run_id"])
+    assert runs[0]["retry_recommendation"] == "do_not_retry"
