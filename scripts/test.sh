@@ -159,7 +159,7 @@ fi
 
 # The Dagster integration's own tests need a real Dagster from PyPI; they run after the Rust
 # tests, against the dataloader binary those built. A failure in either fails the suite.
-dagster_venv=$(venv dagster 'dagster==1.13.29' 'deltalake==1.6.6' 'pyarrow==22.*' 'psycopg[binary]==3.2.*' \
+dagster_venv=$(venv dagster 'dagster==1.13.28' 'dagster-webserver==1.13.28' 'deltalake==1.6.6' 'pyarrow==22.*' 'psycopg[binary]==3.2.*' \
   'pymysql==1.1.*' 'pytest==8.*' 'setuptools==80.*')
 rust_status=0
 cargo nextest run --workspace --no-fail-fast "$@" || rust_status=$?

@@ -11,6 +11,17 @@ import dagster as dg
 from pydantic import Field
 
 
+def _value(setting: str) -> str:
+    """A setting's value; a `dg.EnvVar` (which keeps a URL's password out of Dagster's UI) is
+    read from the environment, as Dagster itself would when it runs the resource."""
+    if isinstance(setting, dg.EnvVar):
+        value = setting.get_value()
+        if value is None:
+            raise DataloaderError(f"environment variable {setting.env_var_name} is not set")
+        return value
+    return setting
+
+
 class DataloaderError(Exception):
     """A `dataloader` command failed; the message is what it printed on stderr."""
 
@@ -25,7 +36,7 @@ class DataloaderResource(dg.ConfigurableResource):
     binary: str = Field(default="dataloader", description="Path of the dataloader binary.")
     control_db: Optional[str] = Field(
         default=None,
-        description="Control database URL (sqlite://PATH or postgres://...); passed in the environment, never on the command line.",
+        description="Control database URL (sqlite://PATH or postgres://...); passed in the environment, never on the command line. Give a URL with a password as dg.EnvVar(NAME).",
     )
     lake_root: Optional[str] = Field(default=None, description="Lakehouse root: a directory or an object-store URL.")
     env: dict[str, str] = Field(
@@ -35,11 +46,11 @@ class DataloaderResource(dg.ConfigurableResource):
 
     def command_env(self) -> dict[str, str]:
         """The variables the binary gets on top of this process's environment."""
-        extra = dict(self.env)
+        extra = {name: _value(value) for name, value in self.env.items()}
         if self.control_db:
-            extra["DATALOADER_CONTROL_DB"] = self.control_db
+            extra["DATALOADER_CONTROL_DB"] = _value(self.control_db)
         if self.lake_root:
-            extra["DATALOADER_LAKE_ROOT"] = self.lake_root
+            extra["DATALOADER_LAKE_ROOT"] = _value(self.lake_root)
         return extra
 
     def run_json(self, *args: str) -> Any:

@@ -3,9 +3,14 @@ real PostgreSQL and MariaDB sources."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -197,3 +202,74 @@ def test_the_example_definitions_materialize_headless(pg_schema, dataloader, tmp
     assert delta_rows(lake, schema, "customers") == source_rows(conn, schema, "customers")
     assert not (lake / "bronze" / schema / "orders").exists()
     assert "Succeeded" in run_cli(dataloader, "history", f"bronze.{schema}.customers")
+
+
+def test_dagster_dev_loads_the_example_and_its_sensor_launches_the_due_table(pg_schema, dataloader, tmp_path):
+    """The whole path: `dagster dev` loads definitions.py, its daemon ticks the master sensor,
+    the sensor's run materializes the due table through Pipes."""
+    conn, schema = pg_schema
+    make_sources(conn, schema)
+    apply_yaml(dataloader, tmp_path, tables_yaml(schema).replace("strategy: incremental", "strategy: incremental\n    active: false"))
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "DATALOADER_BIN": dataloader.binary,
+        "DATALOADER_CONTROL_DB": dataloader.control_db,
+        "DATALOADER_LAKE_ROOT": dataloader.lake_root,
+        "DATALOADER_SENSORS": "running",
+    }
+    dagster = Path(sys.executable).parent / "dagster"
+    log = open(tmp_path / "dagster-dev.log", "w")
+    dev = subprocess.Popen(
+        [str(dagster), "dev", "-f", str(EXAMPLE), "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    table = f"bronze.{schema}.customers"
+    try:
+        deadline = time.monotonic() + 180
+        runs = []
+        while time.monotonic() < deadline:
+            assert dev.poll() is None, (tmp_path / "dagster-dev.log").read_text()
+            runs = dataloader.history(table)
+            if runs and runs[0]["status"] == "Succeeded":
+                break
+            time.sleep(1)
+        assert runs and runs[0]["status"] == "Succeeded", (tmp_path / "dagster-dev.log").read_text()
+        assert runs[0]["trigger"] == "dagster"
+
+        query = '{ runsOrError { ... on Runs { results { status tags { key value } } } } }'
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps({"query": query}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            found = json.load(urllib.request.urlopen(request))["data"]["runsOrError"]["results"]
+            if found and found[0]["status"] == "SUCCESS" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert len(found) == 1, found
+        tags = {t["key"]: t["value"] for t in found[0]["tags"]}
+        assert found[0]["status"] == "SUCCESS"
+        assert tags["dagster/sensor_name"] == "dataloader_master_sensor"
+        assert tags["dataloader/table"] == table
+        assert tags["dagster/run_key"].startswith(f"{table}@")
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+        log.close()
+    assert delta_rows(Path(dataloader.lake_root), schema, "customers") == source_rows(conn, schema, "customers")
