@@ -550,32 +550,42 @@ async fn load_under_dagster(
         }
     };
     print_report(app, &report)?;
+    // The load succeeded: whatever the checks meet, the session reports it and closes cleanly.
     let table = report.table.clone();
-    let wanted = {
-        let control = app.store.table_by_destination(&dest).await?;
-        control
-            .map(|t| dataloader_engine::checks::checks_for(&t.spec))
-            .unwrap_or_default()
-    };
-    match app.engine()?.check(&dest).await {
-        Ok(checks) => {
-            session.report_materialization(
-                &report,
-                checks.delta_version.or(report.delta_version),
-                Some(&checks),
-            );
-            for check in &checks.results {
-                session.report_check(&table, check);
-            }
-        }
+    let engine = app.engine()?;
+    let version = match engine.table_version(&dest).await {
+        Ok(v) => v,
         Err(e) => {
             session.log(
                 "WARNING",
-                &format!("DataLoader could not check {table}: {e}"),
+                &format!("DataLoader could not read the version of {table}: {e}"),
             );
-            session.report_materialization(&report, report.delta_version, None);
-            for check in wanted {
-                session.report_check_error(&table, check, &e.to_string());
+            report.delta_version
+        }
+    };
+    if !session.checks_wanted() {
+        session.report_materialization(&report, version, None);
+    } else {
+        match engine.check(&dest).await {
+            Ok(checks) => {
+                session.report_materialization(&report, version, Some(&checks));
+                for check in &checks.results {
+                    session.report_check(&table, check);
+                }
+            }
+            Err(e) => {
+                session.log(
+                    "WARNING",
+                    &format!("DataLoader could not check {table}: {e}"),
+                );
+                session.report_materialization(&report, version, None);
+                let wanted = match app.store.table_by_destination(&dest).await {
+                    Ok(Some(t)) => dataloader_engine::checks::checks_for(&t.spec),
+                    _ => Vec::new(),
+                };
+                for check in wanted {
+                    session.report_check_error(&table, check, &e.to_string());
+                }
             }
         }
     }

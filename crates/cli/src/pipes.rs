@@ -208,6 +208,15 @@ impl Pipes {
         }
     }
 
+    /// Whether to run the asset checks after the load (the `checks` extra; default yes).
+    pub fn checks_wanted(&self) -> bool {
+        self.context
+            .extras
+            .get("checks")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
+
     /// The asset key to report under: the context's own, else the table's.
     fn asset_key(&self, table: &str) -> String {
         match self.context.asset_keys.as_deref() {

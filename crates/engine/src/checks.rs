@@ -34,7 +34,6 @@ pub struct CheckResult {
 /// What the checks found, with the Delta table's row count they measured on the way.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableChecks {
-    pub delta_version: Option<i64>,
     pub delta_rows: u64,
     pub results: Vec<CheckResult>,
 }
@@ -54,6 +53,14 @@ pub fn checks_for(spec: &TableSpec) -> Vec<&'static str> {
 }
 
 impl Engine {
+    /// The Delta table's current version (`None` before its first load).
+    pub async fn table_version(&self, destination: &TargetTable) -> Result<Option<i64>> {
+        let url = self.catalog.table_url(destination)?;
+        dataloader_lake::DeltaDestination::new(&url, destination.to_string())?
+            .version()
+            .await
+    }
+
     /// Runs [`checks_for`] the table against its Delta table (and its source).
     pub async fn check(&self, destination: &TargetTable) -> Result<TableChecks> {
         let table = self
@@ -137,7 +144,6 @@ impl Engine {
             });
         }
         Ok(TableChecks {
-            delta_version: delta.version().await?,
             delta_rows: counts.rows,
             results,
         })

@@ -11,12 +11,14 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::TaskContext;
 use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
-use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use deltalake::datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
 use deltalake::parquet::arrow::ArrowWriter;
@@ -656,7 +658,12 @@ impl DeltaDestination {
         let Some(table) = self.open().await? else {
             return Ok(None);
         };
-        let ctx = SessionContext::new();
+        // Grouping every key of a big table would hold them all; past this DataFusion spills.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_COUNT_MEMORY)))
+            .build_arc()
+            .map_err(|e| self.error("count duplicated keys", e))?;
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
         self.register(&ctx, &table, "t").await?;
         let rows = count(&ctx, "SELECT COUNT(*) FROM t")
             .await
@@ -706,6 +713,9 @@ impl DeltaDestination {
             .map_err(|e| self.error("scan the table", e))
     }
 }
+
+/// Memory for [`DeltaDestination::key_counts`]' grouping before it spills to disk.
+const KEY_COUNT_MEMORY: usize = 128 << 20;
 
 /// What [`DeltaDestination::key_counts`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

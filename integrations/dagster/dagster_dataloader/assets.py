@@ -42,13 +42,13 @@ def describe(table: dict[str, Any]) -> str:
     return ", ".join(parts) + "."
 
 
-def _asset_for(table: dict[str, Any]) -> dg.AssetsDefinition:
+def _asset_for(table: dict[str, Any], with_checks: bool) -> dg.AssetsDefinition:
     key = dg.AssetKey(table["asset_key"])
     destination = ".".join(table["asset_key"])
     source_type = table.get("source_type") or "unknown"
     checks = [
         dg.AssetCheckSpec(name, asset=key, description=_CHECK_DESCRIPTIONS.get(name))
-        for name in table.get("asset_checks", [])
+        for name in (table.get("asset_checks", []) if with_checks else [])
     ]
 
     @dg.asset(
@@ -61,7 +61,7 @@ def _asset_for(table: dict[str, Any]) -> dg.AssetsDefinition:
         metadata={"dataloader/table": destination, "dataloader/table_id": table["table_id"]},
     )
     def _load(context: dg.AssetExecutionContext, dataloader: DataloaderResource):
-        return dataloader.load(context, destination).get_results()
+        return dataloader.load(context, destination, checks=with_checks).get_results()
 
     return _load
 
@@ -70,6 +70,7 @@ def build_dataloader_assets(
     dataloader: DataloaderResource,
     *,
     select: Optional[Callable[[dict[str, Any]], bool]] = None,
+    checks: bool = True,
 ) -> Sequence[dg.AssetsDefinition]:
     """One asset per active table of the control database (read when the code location loads),
     materialized with the resource bound to the key `dataloader`.
@@ -77,9 +78,11 @@ def build_dataloader_assets(
     Asset key `[catalog, schema, table]`, group = schema, kinds = source type and delta, tags
     `dataloader/strategy` and `dataloader/source_type`, asset checks as DataLoader reports them.
     `select` keeps only the tables (the rows of `dataloader table list --json`) it accepts.
+    `checks=False` leaves the checks out: each one reads the whole key column of the Delta table
+    (and counts the source), which a very large table may not want after every load.
     """
     return [
-        _asset_for(table)
+        _asset_for(table, checks)
         for table in dataloader.tables()
         if table.get("is_active", True) and (select is None or select(table))
     ]

@@ -93,14 +93,16 @@ class DataloaderResource(dg.ConfigurableResource):
         table: str,
         *,
         full_refresh: bool = False,
+        checks: bool = True,
     ) -> dg.PipesClientCompletedInvocation:
         """Runs `dataloader load` for the table through Dagster Pipes: its materialization,
-        asset checks and log lines arrive in Dagster; a failed load fails the step."""
+        asset checks (unless `checks` is off) and log lines arrive in Dagster; a failed load
+        fails the step."""
         command = [self.binary, "load"]
         if full_refresh:
             command.append("--full-refresh")
         return dg.PipesSubprocessClient(env=self.command_env()).run(
             command=command,
             context=context,
-            extras={"table": table},
+            extras={"table": table, "checks": checks},
         )

@@ -43,7 +43,9 @@ tables:
     # Loaded once, its next load is the next cron time, a few minutes away: not due.
     run_cli(dataloader, "load", f"bronze.{schema}.loaded")
 
-    assets = build_dataloader_assets(dataloader)
+    # Without checks: the assets declare none, and the load must report none.
+    assets = build_dataloader_assets(dataloader, checks=False)
+    assert all(not a.check_specs for a in assets)
     sensor = build_dataloader_sensor(assets)
 
     def tick() -> list[dg.RunRequest]:
@@ -66,6 +68,7 @@ tables:
         resources={"dataloader": dataloader},
     )
     assert result.success
+    assert not result.get_asset_check_evaluations()
     assert tick() == []
 
 

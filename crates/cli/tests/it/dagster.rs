@@ -171,6 +171,15 @@ async fn load_under_pipes_reports_the_materialization_checks_and_logs() {
     assert_eq!(m["data_version"], "1");
     assert_eq!(m["metadata"]["dagster/row_count"]["raw_value"], 20);
 
+    // With the checks turned off, none is reported.
+    pipes(json!({"data": {"extras": {"table": "bronze.shop.items", "checks": false}}})).ok();
+    let all = messages(&sent);
+    assert!(with_method(&all, "report_asset_check").is_empty());
+    assert_eq!(
+        with_method(&all, "report_asset_materialization")[0]["params"]["data_version"],
+        "2"
+    );
+
     // An unknown table: the session closes with the error, and the process fails.
     pipes(json!({"data": {"extras": {"table": "bronze.shop.nothing"}}}))
         .fails_with("bronze.shop.nothing");
