@@ -60,6 +60,11 @@ struct Cli {
     #[arg(long, env = "DATALOADER_BATCH_SIZE", global = true, default_value_t = dataloader_sources::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
 
+    /// A load's lease, renewed every third of it while the load runs: a run whose process
+    /// stopped renewing it is taken as lost, and its table becomes due again.
+    #[arg(long, env = "DATALOADER_LEASE", global = true, default_value = "60s", value_parser = duration)]
+    lease: Duration,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -137,9 +142,6 @@ struct RunArgs {
     poll_interval: Duration,
     #[arg(long, default_value_t = 4)]
     max_concurrent_loads: usize,
-    /// A claim without a heartbeat for this long is taken as a lost worker.
-    #[arg(long, default_value = "60s", value_parser = duration)]
-    lease: Duration,
     #[arg(long, default_value = "10m", value_parser = duration)]
     queued_monitor_interval: Duration,
     /// Runs queued longer than this are cancelled.
@@ -299,6 +301,7 @@ struct App {
     lake_root: String,
     json: bool,
     batch_size: usize,
+    lease: Duration,
 }
 
 impl App {
@@ -306,7 +309,8 @@ impl App {
         let catalog = PathCatalog::new(&self.lake_root)?;
         Ok(
             Engine::new(self.store.clone(), Arc::new(catalog), Arc::new(SystemClock))
-                .with_batch_size(self.batch_size),
+                .with_batch_size(self.batch_size)
+                .with_lease(self.lease),
         )
     }
 }
@@ -355,6 +359,11 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e}");
             return std::process::ExitCode::FAILURE;
         }
+        let report_panic = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            pipes::finish(Some(("Panic", &info.to_string())));
+            report_panic(info);
+        }));
     }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -368,8 +377,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => {
+            #[cfg(feature = "dagster")]
+            pipes::finish(None);
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
+            #[cfg(feature = "dagster")]
+            pipes::finish(Some(("Error", &format!("{e:#}"))));
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -392,10 +407,16 @@ fn init_logging() {
         .with_filter(filter(QUIET));
     let registry = tracing_subscriber::registry().with(stderr);
     #[cfg(feature = "dagster")]
+    // Dagster keeps what it is sent: its own variable, so that DATALOADER_LOG=debug on stderr
+    // does not fill Dagster's event log.
     let registry = registry.with(pipes::session().map(|_| {
-        pipes::LogLayer.with_filter(filter(&format!(
-            "{QUIET},dataloader_engine=info,dataloader_lake=info,dataloader_sources=info"
-        )))
+        let default = format!(
+            "{QUIET},dataloader_engine=info,dataloader_lake=info,dataloader_sources=info,dataloader_scheduler=info"
+        );
+        pipes::LogLayer.with_filter(
+            EnvFilter::try_from_env("DATALOADER_DAGSTER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default)),
+        )
     }));
     registry.init();
 }
@@ -410,6 +431,7 @@ async fn open_app(cli: &Cli) -> Result<App> {
         lake_root: s.lake_root,
         json: cli.json,
         batch_size: cli.batch_size,
+        lease: cli.lease,
     })
 }
 
@@ -504,6 +526,13 @@ async fn load_under_dagster(
     table: Option<String>,
     options: LoadOptions,
 ) -> Result<()> {
+    let engine = app.engine()?;
+    let worker = format!(
+        "{} for Dagster run {}",
+        engine.worker(),
+        session.context.run_id
+    );
+    let engine = engine.with_worker(worker);
     let loaded = async {
         let name = match table {
             Some(t) => t,
@@ -520,11 +549,9 @@ async fn load_under_dagster(
                 session.context.run_id
             ),
         );
-        let engine = app
-            .engine()
-            .map_err(|e| ("Config".to_string(), format!("{e:#}")))?;
+        let cancel = cancel_on_signal();
         match engine
-            .load_with(&dest, Trigger::Dagster, None, options)
+            .load_until(&dest, Trigger::Dagster, None, options, cancel)
             .await
         {
             Ok(report) => Ok((dest, report)),
@@ -532,8 +559,13 @@ async fn load_under_dagster(
                 format!("{:?}", failure.error.kind()),
                 match failure.run_id {
                     Some(run) => format!(
-                        "{}\n(run {run} recorded as Failed; see `dataloader history {dest}`)",
-                        failure.error
+                        "{}\n(run {run} recorded as {}; see `dataloader history {dest}`)",
+                        failure.error,
+                        if failure.error.kind() == dataloader_core::ErrorKind::Cancelled {
+                            "Cancelled"
+                        } else {
+                            "Failed"
+                        }
                     ),
                     None => failure.error.to_string(),
                 },
@@ -550,10 +582,23 @@ async fn load_under_dagster(
         }
     };
     print_report(app, &report)?;
-    // The load succeeded: whatever the checks meet, the session reports it and closes cleanly.
-    let table = report.table.clone();
-    let engine = app.engine()?;
-    let version = match engine.table_version(&dest).await {
+    report_to_dagster(&engine, session, &dest, &report).await;
+    session.close(None);
+    Ok(())
+}
+
+/// After a successful load: the materialization and the checks the asset declared. Nothing
+/// here fails the load: what cannot be measured is reported as such.
+#[cfg(feature = "dagster")]
+async fn report_to_dagster(
+    engine: &Engine,
+    session: &pipes::Pipes,
+    dest: &TargetTable,
+    report: &LoadReport,
+) {
+    use dataloader_engine::checks::checks_for;
+    let table = &report.table;
+    let version = match engine.table_version(dest).await {
         Ok(v) => v,
         Err(e) => {
             session.log(
@@ -563,34 +608,53 @@ async fn load_under_dagster(
             report.delta_version
         }
     };
-    if !session.checks_wanted() {
-        session.report_materialization(&report, version, None);
+    let applicable = match engine.store().table_by_destination(dest).await {
+        Ok(Some(t)) => checks_for(&t.spec),
+        _ => Vec::new(),
+    };
+    let declared = session
+        .declared_checks()
+        .unwrap_or_else(|| applicable.iter().map(|c| c.to_string()).collect());
+    let to_run: Vec<&str> = applicable
+        .iter()
+        .copied()
+        .filter(|c| declared.iter().any(|d| d == c))
+        .collect();
+    let checks = if to_run.is_empty() {
+        None
     } else {
-        match engine.check(&dest).await {
-            Ok(checks) => {
-                session.report_materialization(&report, version, Some(&checks));
-                for check in &checks.results {
-                    session.report_check(&table, check);
-                }
-            }
+        match engine.check(dest, &to_run).await {
+            Ok(checks) => Some(checks),
             Err(e) => {
                 session.log(
                     "WARNING",
                     &format!("DataLoader could not check {table}: {e}"),
                 );
-                session.report_materialization(&report, version, None);
-                let wanted = match app.store.table_by_destination(&dest).await {
-                    Ok(Some(t)) => dataloader_engine::checks::checks_for(&t.spec),
-                    _ => Vec::new(),
-                };
-                for check in wanted {
-                    session.report_check_error(&table, check, &e.to_string());
+                for check in &to_run {
+                    session.report_check_not_run(
+                        table,
+                        check,
+                        &format!("the check failed to run: {e}"),
+                    );
                 }
+                None
             }
         }
+    };
+    session.report_materialization(report, version, checks.as_ref());
+    for result in checks.iter().flat_map(|c| &c.results) {
+        session.report_check(table, result);
     }
-    session.close(None);
-    Ok(())
+    for check in declared
+        .iter()
+        .filter(|d| !applicable.contains(&d.as_str()))
+    {
+        session.report_check_not_run(
+            table,
+            check,
+            "it no longer applies to the table's configuration; reload the Dagster code location",
+        );
+    }
 }
 
 async fn load_with_progress(
@@ -616,7 +680,7 @@ async fn load_with_progress(
     });
     let result = app
         .engine()?
-        .load_with(dest, trigger, progress, options)
+        .load_until(dest, trigger, progress, options, cancel_on_signal())
         .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -1054,7 +1118,7 @@ async fn run_scheduler(app: &App, args: RunArgs) -> Result<()> {
     let config = dataloader_scheduler::SchedulerConfig {
         poll_interval: args.poll_interval,
         max_concurrent_loads: args.max_concurrent_loads,
-        lease: args.lease,
+        lease: app.lease,
         queued_monitor_interval: args.queued_monitor_interval,
         queued_threshold: args.queued_threshold,
         running_monitor_interval: args.running_monitor_interval,
@@ -1101,19 +1165,36 @@ async fn run_scheduler(app: &App, args: RunArgs) -> Result<()> {
         app.store.describe()
     );
     let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
+        stop_requested().await;
         eprintln!("dataloader run: stopping (no more claims; running loads get the grace period)");
     };
     scheduler.run(shutdown).await?;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_requested() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// A token that SIGINT or SIGTERM cancels: a load stopped that way commits nothing more and is
+/// recorded `Cancelled`, instead of leaving its run `In Progress`.
+fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        stop_requested().await;
+        eprintln!("dataloader load: stopping; the run is recorded Cancelled");
+        cancel.cancel();
+    });
+    token
 }
 
 /// Each table as `table list --json` prints it: its control row, plus what an orchestrator
@@ -1155,6 +1236,12 @@ async fn tables_for_orchestrators(
 
 async fn due(app: &App) -> Result<()> {
     let now = SystemClock.now();
+    // As the master sensor's tick: runs whose process died are failed first, so their tables
+    // are due again.
+    let lost = app.store.expire_leases(now).await?;
+    if !lost.is_empty() {
+        eprintln!("runs {lost:?} lost their worker (its lease ran out): failed; their tables are due again");
+    }
     let mut due: Vec<_> = app
         .store
         .tables()
@@ -1162,7 +1249,14 @@ async fn due(app: &App) -> Result<()> {
         .into_iter()
         .filter_map(|t| t.due_since(now).map(|since| (t, since)))
         .collect();
-    due.sort_by_key(|(t, since)| (t.spec.priority, *since, t.table_id));
+    // The claim's order: priority, then next load time (a never-loaded table counts as now).
+    due.sort_by_key(|(t, _)| {
+        (
+            t.spec.priority,
+            t.next_load_date_time.unwrap_or(now),
+            t.table_id,
+        )
+    });
     let rows: Vec<serde_json::Value> = due
         .iter()
         .map(|(t, since)| {

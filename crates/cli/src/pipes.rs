@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use base64::Engine as _;
-use dataloader_engine::checks::{CheckResult, TableChecks};
+use dataloader_engine::checks::{CheckResult, Severity, TableChecks};
 use dataloader_engine::LoadReport;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -65,6 +66,7 @@ enum Channel {
 pub struct Pipes {
     pub context: PipesContext,
     channel: Mutex<Channel>,
+    closed: AtomicBool,
 }
 
 static SESSION: OnceLock<Pipes> = OnceLock::new();
@@ -99,6 +101,7 @@ pub fn start() -> Result<Option<&'static Pipes>, PipesError> {
     let pipes = Pipes {
         context,
         channel: Mutex::new(channel),
+        closed: AtomicBool::new(false),
     };
     pipes.send("opened", json!({"extras": {}}));
     Ok(Some(SESSION.get_or_init(|| pipes)))
@@ -165,20 +168,27 @@ fn open_channel(param: &Value) -> Result<Channel, PipesError> {
 
 impl Pipes {
     /// Appends one message; a channel that fails is reported on stderr, never fatal to the load.
+    /// Nothing is sent after `closed`.
     fn send(&self, method: &str, params: Value) {
-        let line = json!({
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        // One write per message: Dagster reads the file as it grows, and a line that arrived
+        // without its newline would be read as two broken messages.
+        let mut line = json!({
             "__dagster_pipes_version": PROTOCOL_VERSION,
             "method": method,
             "params": params,
         })
         .to_string();
+        line.push('\n');
         let Ok(mut channel) = self.channel.lock() else {
             return;
         };
         let written = match &mut *channel {
-            Channel::File(f) => writeln!(f, "{line}").and_then(|_| f.flush()),
-            Channel::Stdout => writeln!(std::io::stdout(), "{line}"),
-            Channel::Stderr => writeln!(std::io::stderr(), "{line}"),
+            Channel::File(f) => f.write_all(line.as_bytes()),
+            Channel::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
+            Channel::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
         };
         if let Err(e) = written {
             eprintln!("warning: could not send a Dagster Pipes message: {e}");
@@ -208,13 +218,19 @@ impl Pipes {
         }
     }
 
-    /// Whether to run the asset checks after the load (the `checks` extra; default yes).
-    pub fn checks_wanted(&self) -> bool {
-        self.context
-            .extras
-            .get("checks")
-            .and_then(Value::as_bool)
-            .unwrap_or(true)
+    /// The asset checks the orchestrator declared (the `checks` extra: a list of names, or
+    /// `false` for none); `None` when it does not say, which means every check that applies.
+    pub fn declared_checks(&self) -> Option<Vec<String>> {
+        match self.context.extras.get("checks")? {
+            Value::Bool(false) => Some(Vec::new()),
+            Value::Array(names) => Some(
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        }
     }
 
     /// The asset key to report under: the context's own, else the table's.
@@ -292,29 +308,35 @@ impl Pipes {
             "description".into(),
             json!({"raw_value": check.description, "type": "text"}),
         );
-        self.send(
-            "report_asset_check",
-            json!({
-                "asset_key": self.asset_key(table),
-                "check_name": check.name,
-                "passed": check.passed,
-                "severity": check.severity,
-                "metadata": metadata,
-            }),
-        );
+        self.send_check(table, check.name, check.passed, check.severity, metadata);
     }
 
-    /// A check that could not run is reported failed, with why: Dagster waits for every check
-    /// the asset declares.
-    pub fn report_check_error(&self, table: &str, check: &str, error: &str) {
+    /// A declared check that did not run, failed (as a warning) with why: Dagster waits for a
+    /// result of every check the asset declares.
+    pub fn report_check_not_run(&self, table: &str, check: &str, why: &str) {
+        let metadata = BTreeMap::from([(
+            "not_run".to_string(),
+            json!({"raw_value": why, "type": "text"}),
+        )]);
+        self.send_check(table, check, false, Severity::Warn, metadata);
+    }
+
+    fn send_check(
+        &self,
+        table: &str,
+        check: &str,
+        passed: bool,
+        severity: Severity,
+        metadata: BTreeMap<String, Value>,
+    ) {
         self.send(
             "report_asset_check",
             json!({
                 "asset_key": self.asset_key(table),
                 "check_name": check,
-                "passed": false,
-                "severity": "WARN",
-                "metadata": {"error": {"raw_value": error, "type": "text"}},
+                "passed": passed,
+                "severity": severity,
+                "metadata": metadata,
             }),
         );
     }
@@ -329,6 +351,17 @@ impl Pipes {
             None => json!({}),
         };
         self.send("closed", params);
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Closes the session, if one is open and not closed yet: the last word of a process that is
+/// ending, on an error or a panic that did not close it on the way.
+pub fn finish(error: Option<(&str, &str)>) {
+    if let Some(pipes) = session() {
+        if !pipes.closed.load(Ordering::SeqCst) {
+            pipes.close(error);
+        }
     }
 }
 
@@ -411,6 +444,7 @@ mod tests {
         let pipes = |context: Value| Pipes {
             context: serde_json::from_value(context).unwrap(),
             channel: Mutex::new(Channel::Stderr),
+            closed: AtomicBool::new(false),
         };
         let p = pipes(json!({"asset_keys": ["bronze/sales/orders"], "run_id": "r"}));
         assert_eq!(p.table().unwrap(), "bronze.sales.orders");
@@ -426,5 +460,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("must be a string"));
+        assert_eq!(p.declared_checks(), None);
+        let p = pipes(json!({"extras": {"checks": false}}));
+        assert_eq!(p.declared_checks(), Some(vec![]));
+        let p = pipes(json!({"extras": {"checks": ["primary_key_unique"]}}));
+        assert_eq!(
+            p.declared_checks(),
+            Some(vec!["primary_key_unique".to_string()])
+        );
     }
 }

@@ -198,6 +198,7 @@ pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
         lake_root: lake_root.clone(),
         json,
         batch_size,
+        lease: dataloader_engine::DEFAULT_LEASE,
     };
     if !json {
         println!("DataLoader quickstart in {}", dir.display());

@@ -140,6 +140,9 @@ pub struct NewRun {
     pub queued_at: DateTime<Utc>,
     pub watermark_before: Option<Watermark>,
     pub worker: String,
+    /// The run's lease, renewed while it runs: a process that dies stops renewing it, and the
+    /// master sensor then fails the run and makes the table due again.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// How a run ended, and what the table's state becomes. Written in one transaction so the
@@ -314,7 +317,8 @@ pub trait Store: Send + Sync {
         -> Result<Option<TableControl>>;
     async fn tables(&self) -> Result<Vec<TableControl>>;
 
-    /// Records a `Queued` run and marks the table `Queued`.
+    /// Records a `Queued` run and marks the table `Queued`; a conflict when another run of the
+    /// table holds a live lease (it is loading the table now).
     async fn create_run(&self, run: &NewRun) -> Result<i64>;
     /// Moves a `Queued` run to `In Progress`; `false` when it is no longer queued (a monitor
     /// cancelled it), in which case the load must not start.

@@ -61,8 +61,9 @@ impl Engine {
             .await
     }
 
-    /// Runs [`checks_for`] the table against its Delta table (and its source).
-    pub async fn check(&self, destination: &TargetTable) -> Result<TableChecks> {
+    /// Runs the `wanted` checks among [`checks_for`] the table against its Delta table (and
+    /// its source).
+    pub async fn check(&self, destination: &TargetTable, wanted: &[&str]) -> Result<TableChecks> {
         let table = self
             .store
             .table_by_destination(destination)
@@ -71,7 +72,10 @@ impl Engine {
                 destination: destination.to_string(),
             })?;
         let spec = &table.spec;
-        let wanted = checks_for(spec);
+        let wanted: Vec<&str> = checks_for(spec)
+            .into_iter()
+            .filter(|c| wanted.contains(c))
+            .collect();
         let url = self.catalog.table_url(destination)?;
         let delta = dataloader_lake::DeltaDestination::new(&url, destination.to_string())?;
         let connection = self.store.require_connection(&spec.connection).await?;

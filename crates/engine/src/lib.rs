@@ -7,6 +7,7 @@ pub mod fault;
 pub mod partition;
 pub mod strategies;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +39,44 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     worker: String,
     batch_size: usize,
+    lease: std::time::Duration,
+}
+
+/// Why a run left open by a process that died is closed (runs that committed were recovered
+/// from the Delta log before).
+const STOPPED_BEFORE_COMMIT: &str =
+    "the process running this load stopped before it committed anything";
+
+/// How long a run's lease lasts unless renewed; the heartbeat renews it every third of that.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Renews a run's lease until aborted, and cancels the run when a monitor asked for it (or the
+/// run is no longer in the store).
+pub fn spawn_heartbeat(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    run_id: i64,
+    lease: std::time::Duration,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every =
+            tokio::time::interval((lease / 3).max(std::time::Duration::from_millis(200)));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let until = clock.now()
+                + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+            match store.renew_lease(run_id, until).await {
+                Ok(true) => {
+                    tracing::warn!(run_id, "a monitor cancelled this run");
+                    cancel.cancel();
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(run_id, error = %e, "could not renew the lease"),
+            }
+        }
+    })
 }
 
 /// How to run one load.
@@ -327,7 +366,23 @@ impl Engine {
             clock,
             worker: default_worker_name(),
             batch_size: dataloader_sources::DEFAULT_BATCH_SIZE,
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// Names this process in the runs it records (`historical_metadata.worker`).
+    pub fn with_worker(mut self, worker: impl Into<String>) -> Self {
+        self.worker = worker.into();
+        self
+    }
+
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
@@ -361,6 +416,27 @@ impl Engine {
         progress: Option<ProgressFn>,
         options: LoadOptions,
     ) -> std::result::Result<LoadReport, LoadFailure> {
+        self.load_until(
+            destination,
+            trigger,
+            progress,
+            options,
+            CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// A load that `cancel` stops (on a signal, say): nothing is committed after it fires and
+    /// the run ends `Cancelled`. The run holds a lease while it runs, so that a process killed
+    /// outright leaves a run the master sensor fails, not a table that stays `In Progress`.
+    pub async fn load_until(
+        &self,
+        destination: &TargetTable,
+        trigger: Trigger,
+        progress: Option<ProgressFn>,
+        options: LoadOptions,
+        cancel: CancellationToken,
+    ) -> std::result::Result<LoadReport, LoadFailure> {
         let no_run = |error| LoadFailure {
             run_id: None,
             error,
@@ -374,7 +450,12 @@ impl Engine {
                 })
         };
         let table = find().await.map_err(no_run)?;
-        let (table, dest, recovered) = self.prepare(table, -1).await.map_err(no_run)?;
+        let (table, dest, mut recovered) = self.prepare(table, -1).await.map_err(no_run)?;
+        recovered.extend(
+            self.close_runs_of_gone_processes(&table)
+                .await
+                .map_err(no_run)?,
+        );
         let queued_at = self.clock.now();
         let run_id = self
             .store
@@ -384,19 +465,24 @@ impl Engine {
                 queued_at,
                 watermark_before: table.incremental_value.clone(),
                 worker: self.worker.clone(),
+                lease_until: queued_at
+                    + chrono::Duration::from_std(self.lease)
+                        .unwrap_or(chrono::Duration::seconds(60)),
             })
             .await
             .map_err(no_run)?;
-        self.execute_run(
-            &table,
+        let heartbeat = spawn_heartbeat(
+            self.store.clone(),
+            self.clock.clone(),
             run_id,
-            dest,
-            recovered,
-            progress,
-            options,
-            CancellationToken::new(),
-        )
-        .await
+            self.lease,
+            cancel.clone(),
+        );
+        let result = self
+            .execute_run(&table, run_id, dest, recovered, progress, options, cancel)
+            .await;
+        heartbeat.abort();
+        result
     }
 
     /// Runs a load the scheduler claimed (its run is already `Queued`). `cancel` stops it
@@ -642,7 +728,7 @@ impl Engine {
             .abandon_runs(
                 table.table_id,
                 except_run,
-                "the process running this load stopped before it committed anything",
+                STOPPED_BEFORE_COMMIT,
                 self.clock.now(),
             )
             .await?;
@@ -762,14 +848,67 @@ fn check_columns(table: &TableControl, schema: &SourceSchema) -> Result<()> {
     Ok(())
 }
 
-fn default_worker_name() -> String {
-    let host = std::env::var("HOSTNAME")
+impl Engine {
+    /// Runs of the table that a process on this machine left open when it died: closed at once,
+    /// rather than when their lease runs out, so that a load started again after a crash goes
+    /// ahead. (Runs recovered from the Delta log were closed before this.)
+    async fn close_runs_of_gone_processes(&self, table: &TableControl) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        for run in self.store.runs(Some(table.table_id), 10).await? {
+            let open = matches!(run.status, RunStatus::Queued | RunStatus::InProgress);
+            let Some(worker) = run.worker.as_deref().filter(|_| open) else {
+                continue;
+            };
+            if !local_process_gone(worker) {
+                continue;
+            }
+            self.store
+                .finish_run(
+                    run.run_id,
+                    &RunUpdate::ended(
+                        RunStatus::Failed,
+                        self.clock.now(),
+                        "WorkerLost",
+                        STOPPED_BEFORE_COMMIT,
+                        table.next_load_date_time,
+                    ),
+                )
+                .await?;
+            notes.push(format!(
+                "closed run {}: its process on this machine had stopped",
+                run.run_id
+            ));
+        }
+        Ok(notes)
+    }
+}
+
+/// Whether `worker` (`host:pid…`, as [`default_worker_name`] writes it) names a process on this
+/// machine that no longer runs. Unknown (another machine, no /proc) counts as running.
+fn local_process_gone(worker: &str) -> bool {
+    let Some(rest) = worker.strip_prefix(&format!("{}:", host_name())) else {
+        return false;
+    };
+    let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    match pid.parse::<u32>() {
+        Ok(pid) if pid != std::process::id() && Path::new("/proc/self").exists() => {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .ok()
                 .map(|s| s.trim().to_string())
         })
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn default_worker_name() -> String {
+    format!("{}:{}", host_name(), std::process::id())
 }

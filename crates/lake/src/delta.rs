@@ -724,17 +724,13 @@ pub struct KeyCounts {
     pub duplicated_keys: u64,
 }
 
-/// The first value of a one-row `SELECT COUNT(*) …`.
+/// The value of a one-row `SELECT COUNT(*) …`.
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64, DataFusionError> {
     let batches = ctx.sql(sql).await?.collect().await?;
-    Ok(batches
-        .first()
-        .filter(|b| b.num_rows() > 0)
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(0) as u64)
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>())
+        .map(|a| a.value(0) as u64)
+        .ok_or_else(|| DataFusionError::Internal(format!("{sql} returned no count")))
 }

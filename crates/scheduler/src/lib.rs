@@ -150,31 +150,13 @@ impl Scheduler {
     /// renews the lease meanwhile, and stops when a monitor or a shutdown cancels it.
     async fn run_claim(self: Arc<Self>, claim: Claim) -> LoadResult {
         let cancel = self.stop_loads.child_token();
-        let lease = self.config.lease;
-        let heartbeat = {
-            let store = self.store.clone();
-            let clock = self.clock.clone();
-            let cancel = cancel.clone();
-            let run_id = claim.run_id;
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval((lease / 3).max(Duration::from_millis(200)));
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    match store
-                        .renew_lease(run_id, clock.now() + chrono_duration(lease))
-                        .await
-                    {
-                        Ok(true) => {
-                            tracing::warn!(run_id, "a monitor cancelled this run");
-                            cancel.cancel();
-                        }
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(run_id, error = %e, "could not renew the lease"),
-                    }
-                }
-            })
-        };
+        let heartbeat = dataloader_engine::spawn_heartbeat(
+            self.store.clone(),
+            self.clock.clone(),
+            claim.run_id,
+            self.config.lease,
+            cancel.clone(),
+        );
         let result = self.clone().run_with_slots(&claim, cancel).await;
         heartbeat.abort();
         result

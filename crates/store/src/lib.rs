@@ -634,10 +634,12 @@ macro_rules! sql_store {
             async fn create_run(&self, run: &NewRun) -> Result<i64> {
                 let mut tx = self.pool.begin().await.map_err(|e| Error::store("queue the run", e))?;
                 let destination: String = {
-                    let row = sqlx::query(
+                    // PostgreSQL: the row lock makes two loads starting at once take turns here.
+                    let lock = if $sqlite { "" } else { " FOR UPDATE" };
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT destination_catalog, destination_schema, destination_table \
-                         FROM table_control WHERE table_id = $1",
-                    )
+                         FROM table_control WHERE table_id = $1{lock}"
+                    )))
                     .bind(run.table_id)
                     .fetch_optional(&mut *tx)
                     .await
@@ -648,10 +650,28 @@ macro_rules! sql_store {
                     let t: String = row.try_get(2).map_err(decode_err)?;
                     format!("{c}.{s}.{t}")
                 };
+                let live: Option<(i64, Option<String>)> = sqlx::query_as(
+                    "SELECT run_id, worker FROM historical_metadata WHERE table_id = $1 \
+                     AND status IN ('Queued', 'In Progress') AND lease_expires_at >= $2 LIMIT 1",
+                )
+                .bind(run.table_id)
+                .bind(run.queued_at)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| Error::store("queue the run", e))?;
+                if let Some((live_run, worker)) = live {
+                    return Err(Error::Conflict {
+                        table: destination,
+                        message: format!(
+                            "run {live_run} ({}) is loading this table now; wait for it to finish, or cancel it, then load again",
+                            worker.unwrap_or_else(|| "unknown worker".into())
+                        ),
+                    });
+                }
                 let run_id: i64 = sqlx::query_scalar(
                     "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, \
-                     queued_at, watermark_before, worker) VALUES ($1, $2, $3, 'Queued', $4, $5, $6) \
-                     RETURNING run_id",
+                     queued_at, watermark_before, worker, lease_owner, lease_expires_at) \
+                     VALUES ($1, $2, $3, 'Queued', $4, $5, $6, $6, $7) RETURNING run_id",
                 )
                 .bind(run.table_id)
                 .bind(destination)
@@ -659,6 +679,7 @@ macro_rules! sql_store {
                 .bind(run.queued_at)
                 .bind(run.watermark_before.as_ref().map(|w| w.value.clone()))
                 .bind(&run.worker)
+                .bind(run.lease_until)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| Error::store("queue the run", e))?;

@@ -287,3 +287,167 @@ async fn due_lists_what_the_sensor_would_claim_and_analyze_judges_failures() {
         verdicts[0]["recommendation"]
     );
 }
+
+/// A source view that yields a row every 10 ms: a load of it runs for 30 s unless stopped.
+async fn slow_source() -> PgTestDb {
+    let db = PgTestDb::create("dagster_slow").await;
+    db.client
+        .batch_execute(
+            "CREATE FUNCTION slow_id(int) RETURNS int LANGUAGE sql AS 'SELECT $1 FROM pg_sleep(0.01)';
+             CREATE VIEW slow AS SELECT slow_id(g) AS id FROM generate_series(1, 3000) g;",
+        )
+        .await
+        .unwrap();
+    db
+}
+
+fn history_of(d: &Path, table: &str) -> Value {
+    dataloader_env(
+        d,
+        &["history", table, "--json"],
+        &[("DATALOADER_CONTROL_DB", "sqlite://control.db")],
+    )
+    .ok()
+    .json()
+}
+
+#[tokio::test]
+async fn a_second_load_is_refused_while_one_runs_and_a_stopped_load_is_recorded_cancelled() {
+    let db = slow_source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [("DATALOADER_CONTROL_DB", "sqlite://control.db")];
+    let run = |args: &[&str]| dataloader_env(d, args, &env);
+    add_connection(&run, "pg", &db.name);
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.slow",
+        "--dest",
+        "bronze.shop.slow",
+        "--strategy",
+        "full",
+        "--schedule",
+        "0 2 * * *",
+    ])
+    .ok();
+    let sent = d.join("messages.jsonl");
+    let mut load = std::process::Command::new(env!("CARGO_BIN_EXE_dataloader"))
+        .current_dir(d)
+        .args(["load"])
+        .env("DATALOADER_CONTROL_DB", "sqlite://control.db")
+        .env(
+            "DAGSTER_PIPES_CONTEXT",
+            pipes_param(
+                &json!({"data": {"extras": {"table": "bronze.shop.slow"}, "run_id": "r9"}}),
+            ),
+        )
+        .env(
+            "DAGSTER_PIPES_MESSAGES",
+            pipes_param(&json!({"path": sent.to_str().unwrap()})),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while history_of(d, "bronze.shop.slow")[0]["status"] != "In Progress" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let first = history_of(d, "bronze.shop.slow")[0].clone();
+    assert!(
+        first["worker"]
+            .as_str()
+            .unwrap()
+            .ends_with("for Dagster run r9"),
+        "{first}"
+    );
+
+    // While it runs, a second load of the same table is refused, naming the first.
+    let second = run(&["load", "bronze.shop.slow"]);
+    assert!(
+        second.code != 0
+            && second.stderr.contains(&format!(
+                "run {} ({}) is loading this table now",
+                first["run_id"],
+                first["worker"].as_str().unwrap()
+            )),
+        "{}",
+        second.stderr
+    );
+
+    // SIGTERM (as Dagster stops a run): the load stops, is recorded Cancelled, and the session
+    // closes with that error.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &load.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = load.wait().unwrap();
+    assert!(!status.success());
+    let runs = history_of(d, "bronze.shop.slow");
+    assert_eq!(runs[0]["run_id"], first["run_id"]);
+    assert_eq!(runs[0]["status"], "Cancelled", "{}", runs[0]);
+    let all = messages(&sent);
+    let closed = &all.last().unwrap()["params"]["exception"];
+    assert_eq!(closed["name"], "Cancelled", "{all:?}");
+    assert!(with_method(&all, "report_asset_materialization").is_empty());
+    assert_eq!(with_method(&all, "closed").len(), 1);
+}
+
+#[tokio::test]
+async fn a_load_killed_outright_loses_its_lease_and_its_table_is_due_again() {
+    let db = source_with_items().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [
+        ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+        ("DATALOADER_LEASE", "1s"),
+    ];
+    let run = |args: &[&str]| dataloader_env(d, args, &env);
+    add_connection(&run, "pg", &db.name);
+    add_items_table(
+        &run,
+        "bronze.shop.items",
+        "pg",
+        &["--schedule", "0 2 * * *"],
+    );
+    run(&["load", "bronze.shop.items"]).ok();
+    assert!(run(&["due", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Killed as a SIGKILL would: the run stays In Progress and the table is not due...
+    let killed = dataloader_env(
+        d,
+        &["load", "bronze.shop.items"],
+        &[
+            ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+            ("DATALOADER_LEASE", "1s"),
+            ("DATALOADER_FAULT", "before_read"),
+        ],
+    );
+    assert_ne!(killed.code, 0);
+    assert_eq!(
+        history_of(d, "bronze.shop.items")[0]["status"],
+        "In Progress"
+    );
+    // ...until its lease runs out: then `due` (as the master sensor) fails it, and the table is due.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let due = run(&["due", "--json"]).ok().json();
+    assert_eq!(due[0]["table"], "bronze.shop.items", "{due}");
+    let lost = &history_of(d, "bronze.shop.items")[0];
+    assert_eq!(lost["status"], "Failed");
+    assert_eq!(lost["retry_category"], "worker lost");
+    run(&["load", "bronze.shop.items"]).ok();
+}

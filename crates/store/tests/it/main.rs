@@ -107,19 +107,28 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     assert!(store.delete_connection("erp").await.is_err());
 
     // A run: Queued → In Progress → Succeeded moves the watermark with it, in one step.
-    let run_id = store
-        .create_run(&NewRun {
-            table_id: id,
-            trigger: Trigger::Manual,
-            queued_at: now,
-            watermark_before: None,
-            worker: "test".into(),
-        })
-        .await
-        .unwrap();
+    let new_run = |queued_at, worker: &str| NewRun {
+        table_id: id,
+        trigger: Trigger::Manual,
+        queued_at,
+        watermark_before: None,
+        worker: worker.into(),
+        lease_until: queued_at + Duration::seconds(60),
+    };
+    let run_id = store.create_run(&new_run(now, "test")).await.unwrap();
     assert_eq!(
         store.table(id).await.unwrap().unwrap().status,
         Some(RunStatus::Queued)
+    );
+    // While its lease is live, a second load of the table is refused, naming the first.
+    let refused = store
+        .create_run(&new_run(now + Duration::seconds(30), "other"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("run {run_id} (test) is loading this table now")),
+        "{refused}"
     );
     assert_eq!(
         store.run(run_id).await.unwrap().unwrap().destination,
@@ -197,6 +206,8 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
             queued_at: now,
             watermark_before: Some(watermark.clone()),
             worker: "test".into(),
+            // Its process died: nothing renewed the lease.
+            lease_until: now - Duration::seconds(1),
         })
         .await
         .unwrap();
