@@ -1,5 +1,6 @@
 """One Dagster asset per active DataLoader table, materialized by `dataloader load` via Pipes."""
 
+import re
 from typing import Any, Callable, Optional, Sequence
 
 import dagster as dg
@@ -46,14 +47,16 @@ def _asset_for(table: dict[str, Any], with_checks: bool) -> dg.AssetsDefinition:
     key = dg.AssetKey(table["asset_key"])
     destination = ".".join(table["asset_key"])
     source_type = table.get("source_type") or "unknown"
+    check_names = list(table.get("asset_checks", [])) if with_checks else []
     checks = [
         dg.AssetCheckSpec(name, asset=key, description=_CHECK_DESCRIPTIONS.get(name))
-        for name in (table.get("asset_checks", []) if with_checks else [])
+        for name in check_names
     ]
 
     @dg.asset(
         key=key,
-        group_name=table["asset_key"][1],
+        # Group names are Python-identifier-like; a schema may hold a hyphen.
+        group_name=re.sub(r"[^A-Za-z0-9_]", "_", table["asset_key"][1]),
         kinds={_KINDS.get(source_type, source_type), "delta"},
         tags={"dataloader/strategy": table["strategy"], "dataloader/source_type": source_type},
         description=describe(table),
@@ -61,7 +64,7 @@ def _asset_for(table: dict[str, Any], with_checks: bool) -> dg.AssetsDefinition:
         metadata={"dataloader/table": destination, "dataloader/table_id": table["table_id"]},
     )
     def _load(context: dg.AssetExecutionContext, dataloader: DataloaderResource):
-        return dataloader.load(context, destination, checks=with_checks).get_results()
+        return dataloader.load(context, destination, checks=check_names).get_results()
 
     return _load
 

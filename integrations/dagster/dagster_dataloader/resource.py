@@ -43,6 +43,10 @@ class DataloaderResource(dg.ConfigurableResource):
         default_factory=dict,
         description="Extra environment for every dataloader command (secret references such as env:NAME resolve against it).",
     )
+    timeout_seconds: int = Field(
+        default=300,
+        description="How long a listing command (table list, due, analyze, history) may take; loads have no limit here (Dagster's run timeout applies).",
+    )
 
     def command_env(self) -> dict[str, str]:
         """The variables the binary gets on top of this process's environment."""
@@ -55,6 +59,7 @@ class DataloaderResource(dg.ConfigurableResource):
 
     def run_json(self, *args: str) -> Any:
         """Runs `dataloader ARGS --json` and returns what it printed."""
+        command = f"dataloader {' '.join(args)}"
         try:
             done = subprocess.run(
                 [self.binary, *args, "--json"],
@@ -62,14 +67,22 @@ class DataloaderResource(dg.ConfigurableResource):
                 capture_output=True,
                 text=True,
                 check=False,
+                timeout=self.timeout_seconds,
             )
         except FileNotFoundError as e:
             raise DataloaderError(
                 f"cannot run {self.binary!r}: {e.strerror}; set DataloaderResource(binary=...) to the dataloader binary"
             ) from e
+        except subprocess.TimeoutExpired as e:
+            raise DataloaderError(
+                f"{command} did not answer in {self.timeout_seconds} s (is the control database reachable?)"
+            ) from e
         if done.returncode != 0:
-            raise DataloaderError(f"dataloader {' '.join(args)} failed: {done.stderr.strip()}")
-        return json.loads(done.stdout)
+            raise DataloaderError(f"{command} failed: {done.stderr.strip()}")
+        try:
+            return json.loads(done.stdout)
+        except json.JSONDecodeError as e:
+            raise DataloaderError(f"{command} printed no JSON ({e}): {done.stdout[:200]!r}") from e
 
     def tables(self) -> list[dict[str, Any]]:
         """Every table of the control database, with its asset key, source type and checks."""
@@ -93,16 +106,19 @@ class DataloaderResource(dg.ConfigurableResource):
         table: str,
         *,
         full_refresh: bool = False,
-        checks: bool = True,
+        checks: Optional[list[str]] = None,
     ) -> dg.PipesClientCompletedInvocation:
         """Runs `dataloader load` for the table through Dagster Pipes: its materialization,
-        asset checks (unless `checks` is off) and log lines arrive in Dagster; a failed load
-        fails the step."""
+        asset checks and log lines arrive in Dagster; a failed load fails the step.
+
+        `checks` names the asset checks the asset declares: DataLoader reports exactly those
+        (one that no longer applies to the table is reported failed, saying so). `None`: every
+        check that applies."""
         command = [self.binary, "load"]
         if full_refresh:
             command.append("--full-refresh")
         return dg.PipesSubprocessClient(env=self.command_env()).run(
             command=command,
             context=context,
-            extras={"table": table, "checks": checks},
+            extras={"table": table} if checks is None else {"table": table, "checks": checks},
         )

@@ -2,6 +2,7 @@
 failure sensor runs DataLoader's retry analysis on a failed load and shows its verdict on the
 Dagster run."""
 
+import time
 from typing import Any, Iterable, Optional, Sequence
 
 import dagster as dg
@@ -13,6 +14,15 @@ from dagster_dataloader.resource import DataloaderError, DataloaderResource
 DEFAULT_TIMEOUT_MINUTES = 180
 
 TABLE_TAG = "dataloader/table"
+DUE_TAG = "dataloader/due_since"
+
+_UNFINISHED = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
 
 
 def run_tags_for(due: dict[str, Any]) -> dict[str, str]:
@@ -22,8 +32,40 @@ def run_tags_for(due: dict[str, Any]) -> dict[str, str]:
     return {
         "dagster/max_runtime": str(int(minutes) * 60),
         TABLE_TAG: due["table"],
-        "dataloader/due_since": due["due_since"],
+        DUE_TAG: due["due_since"],
     }
+
+
+def _request_for(
+    instance: dg.DagsterInstance,
+    due: dict[str, Any],
+    key: dg.AssetKey,
+    max_attempts: int,
+    retry_backoff_seconds: float,
+) -> Optional[dg.RunRequest]:
+    """The run request for a due table, or None while one is in flight or waiting to retry.
+
+    A load that ran moves the table's next load time, so its next request has a new key. A
+    Dagster run that failed before DataLoader recorded anything (no binary, no control
+    database, a crashed run worker) moves nothing: such a failure gets a new key, `#retryN`,
+    after a backoff, at most `max_attempts` times for the same due time.
+    """
+    earlier = instance.get_runs(
+        filters=dg.RunsFilter(tags={TABLE_TAG: due["table"], DUE_TAG: due["due_since"]})
+    )
+    if any(r.status in _UNFINISHED for r in earlier):
+        return None
+    attempts = len(earlier)
+    run_key = due["run_key"]
+    if attempts:
+        if attempts >= max_attempts:
+            return None
+        records = [instance.get_run_record_by_id(r.run_id) for r in earlier]
+        ended = max(((rec.end_time or 0) if rec else 0) for rec in records)
+        if time.time() < ended + retry_backoff_seconds * 2 ** (attempts - 1):
+            return None
+        run_key = f"{run_key}#retry{attempts}"
+    return dg.RunRequest(run_key=run_key, asset_selection=[key], tags=run_tags_for(due))
 
 
 def build_dataloader_sensor(
@@ -32,12 +74,15 @@ def build_dataloader_sensor(
     name: str = "dataloader_master_sensor",
     minimum_interval_seconds: int = 60,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    max_attempts: int = 3,
+    retry_backoff_seconds: float = 60,
 ) -> dg.SensorDefinition:
     """Every `minimum_interval_seconds`, one RunRequest per due table among `assets`.
 
     The run key is the table and the time it fell due, so a tick repeated (or two sensors
     ticking at once) never launches a table twice; once the load moves the table's next load
-    time, the next due time makes a new key.
+    time, the next due time makes a new key. See `_request_for` for runs that never reached
+    DataLoader.
     """
     keys = {key for a in assets for key in a.keys}
 
@@ -57,11 +102,11 @@ def build_dataloader_sensor(
                     f"{due['table']} is due but has no asset here: reload the code location after adding tables"
                 )
                 continue
-            requests.append(
-                dg.RunRequest(run_key=due["run_key"], asset_selection=[key], tags=run_tags_for(due))
-            )
+            request = _request_for(context.instance, due, key, max_attempts, retry_backoff_seconds)
+            if request is not None:
+                requests.append(request)
         if not requests:
-            return dg.SkipReason("no DataLoader table is due")
+            return dg.SkipReason("no DataLoader table is due (or its run is in flight)")
         return requests
 
     return _master
@@ -91,7 +136,8 @@ def build_dataloader_failure_sensor(
     """On a failed run, DataLoader's retry analysis (the seed's failed monitor): the verdict
     (retry now, retry with backoff, do not retry, and why) becomes tags on the Dagster run and a
     log line; a retryable table's next load time moves forward, so the master sensor relaunches
-    it with a new run key."""
+    it with a new run key. A run that failed before DataLoader recorded a load is tagged
+    `not_started`: the master sensor retries it."""
 
     @dg.run_failure_sensor(
         name=name,
@@ -101,39 +147,37 @@ def build_dataloader_failure_sensor(
         description="DataLoader's failed monitor: retry analysis of failed loads.",
     )
     def _failed(context: dg.RunFailureSensorContext, dataloader: DataloaderResource):
-        tables = tables_of_run(context.instance, context.dagster_run)
+        run = context.dagster_run
+        tables = tables_of_run(context.instance, run)
         if not tables:
             return
-        verdicts = {v["table"]: v for v in dataloader.analyze()}
+        dataloader.analyze()
         log = dg.get_dagster_logger()
+        # `dataloader load` names the Dagster run in the worker of the run it records.
+        marker = f"for Dagster run {run.run_id}"
         for table in tables:
-            verdict = verdicts.get(table)
-            if verdict is None:
-                # Already analysed (by another tick or `dataloader run`): the newest run holds it.
-                try:
-                    runs = dataloader.history(table, limit=1)
-                except DataloaderError:
-                    continue  # an asset DataLoader does not load
-                if not runs or not runs[0].get("retry_recommendation"):
-                    continue
-                verdict = {
-                    "run_id": runs[0]["run_id"],
-                    "recommendation": runs[0]["retry_recommendation"],
-                    "category": runs[0].get("retry_category") or "unknown",
-                    "explanation": runs[0].get("retry_explanation") or "",
-                    "retry_at": None,
+            try:
+                runs = dataloader.history(table, limit=10)
+            except DataloaderError:
+                continue  # an asset DataLoader does not load
+            mine = next((r for r in runs if (r.get("worker") or "").endswith(marker)), None)
+            if mine is None:
+                tags = {"dataloader/retry": "not_started"}
+                message = (
+                    f"DataLoader {table}: the Dagster run failed before DataLoader recorded a load "
+                    "(see the run's error); the master sensor launches it again after a backoff"
+                )
+            else:
+                tags = {
+                    "dataloader/retry": mine.get("retry_recommendation") or "unknown",
+                    "dataloader/retry_category": mine.get("retry_category") or "unknown",
+                    "dataloader/run_id": str(mine["run_id"]),
                 }
-            tags = {
-                "dataloader/retry": verdict["recommendation"],
-                "dataloader/retry_category": verdict["category"],
-                "dataloader/run_id": str(verdict["run_id"]),
-            }
-            if verdict.get("retry_at"):
-                tags["dataloader/retry_at"] = verdict["retry_at"]
-            context.instance.add_run_tags(context.dagster_run.run_id, tags)
-            log.warning(
-                f"DataLoader {table}, run {verdict['run_id']}: {verdict['recommendation']} "
-                f"({verdict['category']}) — {verdict['explanation']}"
-            )
+                message = (
+                    f"DataLoader {table}, run {mine['run_id']}: {tags['dataloader/retry']} "
+                    f"({tags['dataloader/retry_category']}) — {mine.get('retry_explanation') or mine.get('error_text')}"
+                )
+            context.instance.add_run_tags(run.run_id, tags)
+            log.warning(message)
 
     return _failed

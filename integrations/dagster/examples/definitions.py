@@ -18,11 +18,10 @@ from dagster_dataloader import (
     build_dataloader_sensor,
 )
 
-dataloader = DataloaderResource(
-    binary=os.environ.get("DATALOADER_BIN", "dataloader"),
-    control_db=os.environ.get("DATALOADER_CONTROL_DB"),
-    lake_root=os.environ.get("DATALOADER_LAKE_ROOT"),
-)
+# The control database and the lakehouse come from the environment the binary inherits
+# (DATALOADER_CONTROL_DB, DATALOADER_LAKE_ROOT, or LAKEBASE_*): a URL with a password never
+# shows in Dagster's UI.
+dataloader = DataloaderResource(binary=os.environ.get("DATALOADER_BIN", "dataloader"))
 
 sensor_status = (
     dg.DefaultSensorStatus.RUNNING

@@ -7,10 +7,23 @@ import dagster as dg
 
 from conftest import apply_yaml, run_cli, wrong_password_table
 from dagster_dataloader import (
+    DataloaderResource,
     build_dataloader_assets,
     build_dataloader_failure_sensor,
     build_dataloader_sensor,
 )
+
+
+def evaluate_failure_sensor(sensor, result: dg.ExecuteInProcessResult, instance, dataloader) -> None:
+    """The run failure sensor on a failed run, as Dagster's daemon would call it."""
+    with dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"dataloader": dataloader},
+    ) as context:
+        sensor(context.for_run_failure())
 
 
 def test_the_master_sensor_requests_exactly_the_due_tables_once(pg_schema, dataloader, tmp_path):
@@ -48,8 +61,10 @@ tables:
     assert all(not a.check_specs for a in assets)
     sensor = build_dataloader_sensor(assets)
 
+    instance = dg.DagsterInstance.ephemeral()
+
     def tick() -> list[dg.RunRequest]:
-        with dg.build_sensor_context(resources={"dataloader": dataloader}) as context:
+        with dg.build_sensor_context(instance=instance, resources={"dataloader": dataloader}) as context:
             result = sensor.evaluate_tick(context)
         return list(result.run_requests or [])
 
@@ -66,6 +81,8 @@ tables:
     result = dg.materialize(
         [a for a in assets if a.key == dg.AssetKey(["bronze", schema, "due_new"])],
         resources={"dataloader": dataloader},
+        instance=instance,
+        tags=request.tags,
     )
     assert result.success
     assert not result.get_asset_check_evaluations()
@@ -80,15 +97,7 @@ def test_the_failure_sensor_tags_the_run_with_dataloaders_verdict(mariadb_user, 
     assert not result.success
 
     sensor = build_dataloader_failure_sensor()
-    failure = result.get_run_failure_event()
-    with dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_event=failure,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        resources={"dataloader": dataloader},
-    ) as context:
-        sensor(context.for_run_failure())
+    evaluate_failure_sensor(sensor, result, instance, dataloader)
 
     tags = instance.get_run_by_id(result.run_id).tags
     assert tags["dataloader/retry"] == "do_not_retry"
@@ -96,3 +105,50 @@ def test_the_failure_sensor_tags_the_run_with_dataloaders_verdict(mariadb_user, 
     runs = dataloader.history(table)
     assert tags["dataloader/run_id"] == str(runs[0]["run_id"])
     assert runs[0]["retry_recommendation"] == "do_not_retry"
+
+
+def test_a_run_that_never_reached_dataloader_is_retried_with_backoff_then_given_up(pg_schema, dataloader, tmp_path):
+    conn, schema = pg_schema
+    conn.execute(f'CREATE TABLE "{schema}".items (id int PRIMARY KEY)')
+    apply_yaml(
+        dataloader,
+        tmp_path,
+        f"""
+connections:
+  pg: {{type: postgresql, host: 127.0.0.1, port: 5432, database: test, user: postgres}}
+tables:
+  - source: {schema}.items
+    connection: pg
+    destination: bronze.{schema}.items
+    strategy: full
+    schedule: "0 2 * * *"
+""",
+    )
+    assets = build_dataloader_assets(dataloader)
+    sensor = build_dataloader_sensor(assets, max_attempts=3, retry_backoff_seconds=0)
+    failed_monitor = build_dataloader_failure_sensor()
+    instance = dg.DagsterInstance.ephemeral()
+    # Runs launched with a binary that is not there fail before DataLoader records anything.
+    broken = DataloaderResource(
+        binary=str(tmp_path / "no-such-dataloader"), control_db=dataloader.control_db, lake_root=dataloader.lake_root
+    )
+
+    keys = []
+    for attempt in range(4):
+        with dg.build_sensor_context(instance=instance, resources={"dataloader": dataloader}) as context:
+            requests = list(sensor.evaluate_tick(context).run_requests or [])
+        if attempt == 3:
+            assert requests == [], "three attempts for one due time, then the sensor gives up"
+            break
+        assert len(requests) == 1
+        keys.append(requests[0].run_key)
+        result = dg.materialize(
+            assets, resources={"dataloader": broken}, instance=instance, tags=requests[0].tags, raise_on_error=False
+        )
+        assert not result.success
+        evaluate_failure_sensor(failed_monitor, result, instance, dataloader)
+        assert instance.get_run_by_id(result.run_id).tags["dataloader/retry"] == "not_started"
+    base = keys[0]
+    assert base.startswith(f"bronze.{schema}.items@")
+    assert keys == [base, f"{base}#retry1", f"{base}#retry2"]
+    assert dataloader.history(f"bronze.{schema}.items") == []
