@@ -557,18 +557,7 @@ async fn load_under_dagster(
             Ok(report) => Ok((dest, report)),
             Err(failure) => Err((
                 format!("{:?}", failure.error.kind()),
-                match failure.run_id {
-                    Some(run) => format!(
-                        "{}\n(run {run} recorded as {}; see `dataloader history {dest}`)",
-                        failure.error,
-                        if failure.error.kind() == dataloader_core::ErrorKind::Cancelled {
-                            "Cancelled"
-                        } else {
-                            "Failed"
-                        }
-                    ),
-                    None => failure.error.to_string(),
-                },
+                failure_message(&failure, &dest),
             )),
         }
     }
@@ -620,30 +609,36 @@ async fn report_to_dagster(
         .copied()
         .filter(|c| declared.iter().any(|d| d == c))
         .collect();
-    let checks = if to_run.is_empty() {
-        None
+    let checked = if to_run.is_empty() {
+        Ok(None)
     } else {
-        match engine.check(dest, &to_run).await {
-            Ok(checks) => Some(checks),
-            Err(e) => {
-                session.log(
-                    "WARNING",
-                    &format!("DataLoader could not check {table}: {e}"),
-                );
-                for check in &to_run {
-                    session.report_check_not_run(
-                        table,
-                        check,
-                        &format!("the check failed to run: {e}"),
-                    );
-                }
-                None
+        engine.check(dest, &to_run).await.map(Some)
+    };
+    // The materialization first: Dagster takes check results as about it.
+    session.report_materialization(
+        report,
+        version,
+        checked.as_ref().ok().and_then(Option::as_ref),
+    );
+    match &checked {
+        Ok(checks) => {
+            for result in checks.iter().flat_map(|c| &c.results) {
+                session.report_check(table, result);
             }
         }
-    };
-    session.report_materialization(report, version, checks.as_ref());
-    for result in checks.iter().flat_map(|c| &c.results) {
-        session.report_check(table, result);
+        Err(e) => {
+            session.log(
+                "WARNING",
+                &format!("DataLoader could not check {table}: {e}"),
+            );
+            for check in &to_run {
+                session.report_check_not_run(
+                    table,
+                    check,
+                    &format!("the check failed to run: {e}"),
+                );
+            }
+        }
     }
     for check in declared
         .iter()
@@ -688,12 +683,25 @@ async fn load_with_progress(
     match result {
         Ok(report) => Ok(report),
         Err(failure) => match failure.run_id {
-            Some(run) => bail!(
-                "{}\n(run {run} recorded as Failed; see `dataloader history {dest}`)",
-                failure.error
-            ),
+            Some(_) => bail!("{}", failure_message(&failure, dest)),
             None => Err(failure.error.into()),
         },
+    }
+}
+
+/// A failed load's error, and where its run is recorded.
+fn failure_message(failure: &dataloader_engine::LoadFailure, dest: &TargetTable) -> String {
+    let recorded = if failure.error.kind() == dataloader_core::ErrorKind::Cancelled {
+        "Cancelled"
+    } else {
+        "Failed"
+    };
+    match failure.run_id {
+        Some(run) => format!(
+            "{}\n(run {run} recorded as {recorded}; see `dataloader history {dest}`)",
+            failure.error
+        ),
+        None => failure.error.to_string(),
     }
 }
 

@@ -171,13 +171,58 @@ async fn load_under_pipes_reports_the_materialization_checks_and_logs() {
     assert_eq!(m["data_version"], "1");
     assert_eq!(m["metadata"]["dagster/row_count"]["raw_value"], 20);
 
+    // The checks the asset declared, exactly: one it declared that no longer applies says so.
+    pipes(json!({"data": {"extras": {"table": "bronze.shop.items",
+        "checks": ["primary_key_unique", "row_count_matches_source", "retired_check"]}}}))
+    .ok();
+    let all = messages(&sent);
+    let reported: Vec<(&str, bool)> = with_method(&all, "report_asset_check")
+        .iter()
+        .map(|c| {
+            (
+                c["params"]["check_name"].as_str().unwrap(),
+                c["params"]["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        vec![
+            ("primary_key_unique", true),
+            ("row_count_matches_source", true),
+            ("retired_check", false)
+        ]
+    );
+    let retired = &with_method(&all, "report_asset_check")[2]["params"];
+    assert_eq!(retired["severity"], "WARN");
+    assert!(retired["metadata"]["not_run"]["raw_value"]
+        .as_str()
+        .unwrap()
+        .contains("no longer applies"));
+    let order: Vec<&str> = all
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .filter(|m| *m != "log")
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "opened",
+            "report_asset_materialization",
+            "report_asset_check",
+            "report_asset_check",
+            "report_asset_check",
+            "closed"
+        ]
+    );
+
     // With the checks turned off, none is reported.
     pipes(json!({"data": {"extras": {"table": "bronze.shop.items", "checks": false}}})).ok();
     let all = messages(&sent);
     assert!(with_method(&all, "report_asset_check").is_empty());
     assert_eq!(
         with_method(&all, "report_asset_materialization")[0]["params"]["data_version"],
-        "2"
+        "3"
     );
 
     // An unknown table: the session closes with the error, and the process fails.
