@@ -359,9 +359,13 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e}");
             return std::process::ExitCode::FAILURE;
         }
+        // Only the main thread's panics end the process; tokio turns a task's into an error
+        // that the load reports as usual.
         let report_panic = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            pipes::finish(Some(("Panic", &info.to_string())));
+            if std::thread::current().name() == Some("main") {
+                pipes::finish(Some(("Panic", &info.to_string())));
+            }
             report_panic(info);
         }));
     }
@@ -599,7 +603,19 @@ async fn report_to_dagster(
     };
     let applicable = match engine.store().table_by_destination(dest).await {
         Ok(Some(t)) => checks_for(&t.spec),
-        _ => Vec::new(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            // Without the table's configuration no check can run; say so for each one declared.
+            session.report_materialization(report, version, None);
+            for check in session.declared_checks().unwrap_or_default() {
+                session.report_check_not_run(
+                    table,
+                    &check,
+                    &format!("the check failed to run: {e}"),
+                );
+            }
+            return;
+        }
     };
     let declared = session
         .declared_checks()
@@ -1199,8 +1215,12 @@ fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
     let cancel = token.clone();
     tokio::spawn(async move {
         stop_requested().await;
-        eprintln!("dataloader load: stopping; the run is recorded Cancelled");
+        eprintln!(
+            "dataloader load: stopping; the run is recorded Cancelled (again to quit at once)"
+        );
         cancel.cancel();
+        stop_requested().await;
+        std::process::exit(130);
     });
     token
 }

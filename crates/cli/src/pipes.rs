@@ -170,9 +170,6 @@ impl Pipes {
     /// Appends one message; a channel that fails is reported on stderr, never fatal to the load.
     /// Nothing is sent after `closed`.
     fn send(&self, method: &str, params: Value) {
-        if self.closed.load(Ordering::SeqCst) {
-            return;
-        }
         // One write per message: Dagster reads the file as it grows, and a line that arrived
         // without its newline would be read as two broken messages.
         let mut line = json!({
@@ -185,6 +182,13 @@ impl Pipes {
         let Ok(mut channel) = self.channel.lock() else {
             return;
         };
+        // Under the channel's lock: `closed` is the last message, whichever thread sends it.
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        if method == "closed" {
+            self.closed.store(true, Ordering::SeqCst);
+        }
         let written = match &mut *channel {
             Channel::File(f) => f.write_all(line.as_bytes()),
             Channel::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
@@ -351,7 +355,6 @@ impl Pipes {
             None => json!({}),
         };
         self.send("closed", params);
-        self.closed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -359,9 +362,7 @@ impl Pipes {
 /// ending, on an error or a panic that did not close it on the way.
 pub fn finish(error: Option<(&str, &str)>) {
     if let Some(pipes) = session() {
-        if !pipes.closed.load(Ordering::SeqCst) {
-            pipes.close(error);
-        }
+        pipes.close(error);
     }
 }
 

@@ -352,7 +352,8 @@ pub trait Store: Send + Sync {
         worker: &str,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claim>>;
-    /// Extends a run's lease; returns whether a monitor asked the run to stop.
+    /// Extends a run's lease; returns whether the run must stop: a monitor asked it to, or the
+    /// run is no longer open (it was failed as lost while its process stalled).
     async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool>;
     /// Fails runs whose lease ran out (their worker is gone); their tables are due at once.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>>;

@@ -7,7 +7,6 @@ pub mod fault;
 pub mod partition;
 pub mod strategies;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,8 +57,8 @@ pub fn spawn_heartbeat(
     run_id: i64,
     lease: std::time::Duration,
     cancel: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+) -> Heartbeat {
+    Heartbeat(tokio::spawn(async move {
         let mut every =
             tokio::time::interval((lease / 3).max(std::time::Duration::from_millis(200)));
         every.tick().await;
@@ -69,14 +68,26 @@ pub fn spawn_heartbeat(
                 + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
             match store.renew_lease(run_id, until).await {
                 Ok(true) => {
-                    tracing::warn!(run_id, "a monitor cancelled this run");
+                    tracing::warn!(
+                        run_id,
+                        "this run was cancelled, or closed as lost: stopping it"
+                    );
                     cancel.cancel();
                 }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(run_id, error = %e, "could not renew the lease"),
             }
         }
-    })
+    }))
+}
+
+/// A running heartbeat; it stops when dropped, however its load ended (a panic included).
+pub struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How to run one load.
@@ -348,6 +359,20 @@ impl LoadContext<'_> {
     }
 }
 
+/// Whether a run that the Delta log says committed lacks its bookkeeping: still open (its
+/// process died), or closed as lost or cancelled without its commit recorded (its lease ran out,
+/// or a signal or a monitor stopped it after the commit).
+fn committed_but_unrecorded(run: &dataloader_core::RunRecord) -> bool {
+    match run.status {
+        RunStatus::Queued | RunStatus::InProgress => true,
+        RunStatus::Failed | RunStatus::Cancelled => {
+            run.delta_version.is_none()
+                && matches!(run.error_class.as_deref(), Some("WorkerLost" | "Cancelled"))
+        }
+        _ => false,
+    }
+}
+
 /// The Delta application id of a table's loads.
 pub fn app_id(table_id: i64) -> String {
     format!("dataloader-table-{table_id}")
@@ -471,18 +496,15 @@ impl Engine {
             })
             .await
             .map_err(no_run)?;
-        let heartbeat = spawn_heartbeat(
+        let _heartbeat = spawn_heartbeat(
             self.store.clone(),
             self.clock.clone(),
             run_id,
             self.lease,
             cancel.clone(),
         );
-        let result = self
-            .execute_run(&table, run_id, dest, recovered, progress, options, cancel)
-            .await;
-        heartbeat.abort();
-        result
+        self.execute_run(&table, run_id, dest, recovered, progress, options, cancel)
+            .await
     }
 
     /// Runs a load the scheduler claimed (its run is already `Queued`). `cancel` stops it
@@ -665,10 +687,7 @@ impl Engine {
         let app = app_id(table.table_id);
         if let Some(committed) = dest.committed_version(&app).await? {
             let run = self.store.run(committed).await?;
-            if run
-                .as_ref()
-                .is_some_and(|r| matches!(r.status, RunStatus::Queued | RunStatus::InProgress))
-            {
+            if run.as_ref().is_some_and(committed_but_unrecorded) {
                 let state = dest
                     .committed_state(&app, committed)
                     .await?
@@ -883,19 +902,49 @@ impl Engine {
     }
 }
 
-/// Whether `worker` (`host:pid…`, as [`default_worker_name`] writes it) names a process on this
-/// machine that no longer runs. Unknown (another machine, no /proc) counts as running.
+/// Whether `worker` (`host:pid/space…`, as [`default_worker_name`] writes it) names a process
+/// of this machine's process space that no longer runs. Anything unsure counts as running:
+/// another host, another boot or PID namespace (a container sharing the host name), or a
+/// process hidden from us.
+#[cfg(unix)]
 fn local_process_gone(worker: &str) -> bool {
+    let Some(space) = process_space() else {
+        return false;
+    };
     let Some(rest) = worker.strip_prefix(&format!("{}:", host_name())) else {
         return false;
     };
-    let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    match pid.parse::<u32>() {
-        Ok(pid) if pid != std::process::id() && Path::new("/proc/self").exists() => {
-            !Path::new(&format!("/proc/{pid}")).exists()
-        }
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let (pid, rest) = rest.split_at(digits);
+    if !rest.starts_with(&format!("/{space}")) {
+        return false;
+    }
+    match pid
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        Some(pid) if pid.as_raw_nonzero().get() as u32 != std::process::id() => matches!(
+            rustix::process::test_kill_process(pid),
+            Err(e) if e == rustix::io::Errno::SRCH
+        ),
         _ => false,
     }
+}
+
+#[cfg(not(unix))]
+fn local_process_gone(_worker: &str) -> bool {
+    false
+}
+
+/// This boot's PID namespace, as a short token: two processes with the same host name and PID
+/// are one process only when their tokens match.
+fn process_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&(boot.trim(), namespace), &mut hasher);
+    Some(format!("{:08x}", std::hash::Hasher::finish(&hasher) as u32))
 }
 
 fn host_name() -> String {
@@ -910,5 +959,8 @@ fn host_name() -> String {
 }
 
 fn default_worker_name() -> String {
-    format!("{}:{}", host_name(), std::process::id())
+    match process_space() {
+        Some(space) => format!("{}:{}/{space}", host_name(), std::process::id()),
+        None => format!("{}:{}", host_name(), std::process::id()),
+    }
 }

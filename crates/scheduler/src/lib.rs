@@ -150,16 +150,14 @@ impl Scheduler {
     /// renews the lease meanwhile, and stops when a monitor or a shutdown cancels it.
     async fn run_claim(self: Arc<Self>, claim: Claim) -> LoadResult {
         let cancel = self.stop_loads.child_token();
-        let heartbeat = dataloader_engine::spawn_heartbeat(
+        let _heartbeat = dataloader_engine::spawn_heartbeat(
             self.store.clone(),
             self.clock.clone(),
             claim.run_id,
             self.config.lease,
             cancel.clone(),
         );
-        let result = self.clone().run_with_slots(&claim, cancel).await;
-        heartbeat.abort();
-        result
+        self.clone().run_with_slots(&claim, cancel).await
     }
 
     async fn run_with_slots(

@@ -632,7 +632,14 @@ macro_rules! sql_store {
             }
 
             async fn create_run(&self, run: &NewRun) -> Result<i64> {
-                let mut tx = self.pool.begin().await.map_err(|e| Error::store("queue the run", e))?;
+                // SQLite: take the write lock at once, so that a second load waits for the first
+                // and then sees its run, instead of failing to upgrade a read lock.
+                let mut tx = if $sqlite {
+                    self.pool.begin_with("BEGIN IMMEDIATE").await
+                } else {
+                    self.pool.begin().await
+                }
+                .map_err(|e| Error::store("queue the run", e))?;
                 let destination: String = {
                     // PostgreSQL: the row lock makes two loads starting at once take turns here.
                     let lock = if $sqlite { "" } else { " FOR UPDATE" };
@@ -868,14 +875,17 @@ macro_rules! sql_store {
 
             async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool> {
                 let cancel: Option<bool> = sqlx::query_scalar(
-                    "UPDATE historical_metadata SET lease_expires_at = $2 WHERE run_id = $1 RETURNING cancel_requested",
+                    "UPDATE historical_metadata SET lease_expires_at = $2 \
+                     WHERE run_id = $1 AND status IN ('Queued', 'In Progress') RETURNING cancel_requested",
                 )
                 .bind(run_id)
                 .bind(lease_until)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| Error::store("renew the lease", e))?;
-                Ok(cancel.unwrap_or(false))
+                // No open run: a monitor closed it (its lease ran out while this process was
+                // stalled), and another load may own the table now. Stop.
+                Ok(cancel.unwrap_or(true))
             }
 
             async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {

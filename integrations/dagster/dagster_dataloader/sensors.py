@@ -16,14 +16,6 @@ DEFAULT_TIMEOUT_MINUTES = 180
 TABLE_TAG = "dataloader/table"
 DUE_TAG = "dataloader/due_since"
 
-_UNFINISHED = {
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-}
-
 
 def run_tags_for(due: dict[str, Any]) -> dict[str, str]:
     """Run tags of a due table's run: Dagster's run monitoring fails it after the table's
@@ -40,29 +32,28 @@ def _request_for(
     instance: dg.DagsterInstance,
     due: dict[str, Any],
     key: dg.AssetKey,
-    max_attempts: int,
     retry_backoff_seconds: float,
+    max_backoff_seconds: float,
 ) -> Optional[dg.RunRequest]:
     """The run request for a due table, or None while one is in flight or waiting to retry.
 
     A load that ran moves the table's next load time, so its next request has a new key. A
     Dagster run that failed before DataLoader recorded anything (no binary, no control
-    database, a crashed run worker) moves nothing: such a failure gets a new key, `#retryN`,
-    after a backoff, at most `max_attempts` times for the same due time.
+    database, a crashed run worker) moves nothing: it is asked for again under a new key,
+    `#retryN`, after a backoff that doubles up to `max_backoff_seconds`, until a run gets
+    through.
     """
-    earlier = instance.get_runs(
+    earlier = instance.get_run_records(
         filters=dg.RunsFilter(tags={TABLE_TAG: due["table"], DUE_TAG: due["due_since"]})
     )
-    if any(r.status in _UNFINISHED for r in earlier):
+    if any(not r.dagster_run.is_finished for r in earlier):
         return None
     attempts = len(earlier)
     run_key = due["run_key"]
     if attempts:
-        if attempts >= max_attempts:
-            return None
-        records = [instance.get_run_record_by_id(r.run_id) for r in earlier]
-        ended = max(((rec.end_time or 0) if rec else 0) for rec in records)
-        if time.time() < ended + retry_backoff_seconds * 2 ** (attempts - 1):
+        ended = max(r.end_time or 0 for r in earlier)
+        backoff = min(retry_backoff_seconds * 2 ** (attempts - 1), max_backoff_seconds)
+        if time.time() < ended + backoff:
             return None
         run_key = f"{run_key}#retry{attempts}"
     return dg.RunRequest(run_key=run_key, asset_selection=[key], tags=run_tags_for(due))
@@ -74,8 +65,8 @@ def build_dataloader_sensor(
     name: str = "dataloader_master_sensor",
     minimum_interval_seconds: int = 60,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
-    max_attempts: int = 3,
     retry_backoff_seconds: float = 60,
+    max_backoff_seconds: float = 3600,
 ) -> dg.SensorDefinition:
     """Every `minimum_interval_seconds`, one RunRequest per due table among `assets`.
 
@@ -102,11 +93,11 @@ def build_dataloader_sensor(
                     f"{due['table']} is due but has no asset here: reload the code location after adding tables"
                 )
                 continue
-            request = _request_for(context.instance, due, key, max_attempts, retry_backoff_seconds)
+            request = _request_for(context.instance, due, key, retry_backoff_seconds, max_backoff_seconds)
             if request is not None:
                 requests.append(request)
         if not requests:
-            return dg.SkipReason("no DataLoader table is due (or its run is in flight)")
+            return dg.SkipReason("no DataLoader table is due (or its run is in flight, or waits to retry)")
         return requests
 
     return _master

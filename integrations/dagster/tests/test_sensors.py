@@ -107,7 +107,7 @@ def test_the_failure_sensor_tags_the_run_with_dataloaders_verdict(mariadb_user, 
     assert runs[0]["retry_recommendation"] == "do_not_retry"
 
 
-def test_a_run_that_never_reached_dataloader_is_retried_with_backoff_then_given_up(pg_schema, dataloader, tmp_path):
+def test_a_run_that_never_reached_dataloader_is_retried_after_a_backoff(pg_schema, dataloader, tmp_path):
     conn, schema = pg_schema
     conn.execute(f'CREATE TABLE "{schema}".items (id int PRIMARY KEY)')
     apply_yaml(
@@ -125,7 +125,8 @@ tables:
 """,
     )
     assets = build_dataloader_assets(dataloader)
-    sensor = build_dataloader_sensor(assets, max_attempts=3, retry_backoff_seconds=0)
+    sensor = build_dataloader_sensor(assets, retry_backoff_seconds=0)
+    waiting = build_dataloader_sensor(assets, retry_backoff_seconds=3600)
     failed_monitor = build_dataloader_failure_sensor()
     instance = dg.DagsterInstance.ephemeral()
     # Runs launched with a binary that is not there fail before DataLoader records anything.
@@ -133,13 +134,13 @@ tables:
         binary=str(tmp_path / "no-such-dataloader"), control_db=dataloader.control_db, lake_root=dataloader.lake_root
     )
 
-    keys = []
-    for attempt in range(4):
+    def tick(sensor) -> list[dg.RunRequest]:
         with dg.build_sensor_context(instance=instance, resources={"dataloader": dataloader}) as context:
-            requests = list(sensor.evaluate_tick(context).run_requests or [])
-        if attempt == 3:
-            assert requests == [], "three attempts for one due time, then the sensor gives up"
-            break
+            return list(sensor.evaluate_tick(context).run_requests or [])
+
+    keys = []
+    for attempt in range(3):
+        requests = tick(sensor)
         assert len(requests) == 1
         keys.append(requests[0].run_key)
         result = dg.materialize(
@@ -151,4 +152,7 @@ tables:
     base = keys[0]
     assert base.startswith(f"bronze.{schema}.items@")
     assert keys == [base, f"{base}#retry1", f"{base}#retry2"]
+    # Within the backoff, nothing is asked for; after it, the next retry.
+    assert tick(waiting) == []
+    assert [r.run_key for r in tick(sensor)] == [f"{base}#retry3"]
     assert dataloader.history(f"bronze.{schema}.items") == []

@@ -268,3 +268,59 @@ async fn chunked_backfill_resumes_after_a_kill_between_commit_and_cursor() {
     assert_eq!(table["incremental_value"]["value"], "95");
     assert!(table["backfill_cursor"].is_null());
 }
+
+#[tokio::test]
+async fn a_run_failed_as_lost_after_its_commit_is_recovered_not_loaded_twice() {
+    let s = Setup::new(
+        "crash_lost",
+        &[
+            "--strategy",
+            "append_only",
+            "--incremental-column",
+            "seq",
+            "--schedule",
+            "0 2 * * *",
+        ],
+    )
+    .await;
+    s.run(&["load", DEST], None).ok();
+    s.add_rows(96, 120).await;
+    // Killed after its Delta commit, with a 1 s lease...
+    let killed = dataloader_env(
+        s.dir.path(),
+        &["load", DEST],
+        &[
+            ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+            ("DATALOADER_LEASE", "1s"),
+            ("DATALOADER_FAULT", "after_commit"),
+        ],
+    );
+    assert_ne!(killed.code, 0);
+    // ...which runs out: the master sensor's tick (`due`) fails the run as lost.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let due = s.run(&["due", "--json"], None).ok().json();
+    assert_eq!(due[0]["table"], DEST, "{due}");
+    let lost = &s.history()[0];
+    assert_eq!(
+        (lost["status"].as_str(), lost["error_class"].as_str()),
+        (Some("Failed"), Some("WorkerLost")),
+        "{lost}"
+    );
+    // The next load reads the Delta log first: the lost run had committed, so its bookkeeping
+    // is finished and its rows are not appended again.
+    let resumed = s.run(&["load", DEST, "--json"], None).ok().json();
+    assert_eq!(resumed["rows_read"], 0, "{resumed}");
+    assert!(
+        resumed["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("recovered run"),
+        "{resumed}"
+    );
+    s.assert_equal("append_only after a lost run that had committed")
+        .await;
+    let recovered = &s.history()[1];
+    assert_eq!(recovered["run_id"], lost["run_id"]);
+    assert_eq!(recovered["status"], "Succeeded");
+    assert_eq!(recovered["watermark_after"], "120");
+}
