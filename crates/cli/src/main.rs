@@ -1266,10 +1266,7 @@ async fn due(app: &App) -> Result<()> {
     let now = SystemClock.now();
     // As the master sensor's tick: runs whose process died are failed first, so their tables
     // are due again.
-    let lost = app.store.expire_leases(now).await?;
-    if !lost.is_empty() {
-        eprintln!("runs {lost:?} lost their worker (its lease ran out): failed; their tables are due again");
-    }
+    dataloader_scheduler::fail_lost_runs(app.store.as_ref(), now).await?;
     let mut due: Vec<_> = app
         .store
         .tables()

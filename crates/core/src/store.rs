@@ -355,7 +355,8 @@ pub trait Store: Send + Sync {
     /// Extends a run's lease; returns whether the run must stop: a monitor asked it to, or the
     /// run is no longer open (it was failed as lost while its process stalled).
     async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool>;
-    /// Fails runs whose lease ran out (their worker is gone); their tables are due at once.
+    /// Fails runs whose lease ran out (their worker is gone) and counts a retry of their
+    /// tables; a table with retries left is due at once, the others keep their next load time.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>>;
     /// Cancels runs queued since before `queued_before`.
     async fn cancel_queued(

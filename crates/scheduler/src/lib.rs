@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use dataloader_core::table::next_occurrence;
 use dataloader_core::{Claim, Clock, Result, RetryVerdict, RunStatus, RunUpdate, Store};
 use dataloader_engine::{Engine, LoadFailure, LoadReport};
@@ -77,6 +78,47 @@ impl Default for SchedulerConfig {
 /// How one claimed load ended.
 pub type LoadResult = std::result::Result<LoadReport, LoadFailure>;
 
+/// The master sensor's first step: fails the runs whose lease ran out (their process is gone).
+/// Their tables are due again at once while `max_retries` allows; a table lost that many times
+/// in a row waits for its next scheduled time instead of being relaunched forever.
+pub async fn fail_lost_runs(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<i64>> {
+    let lost = store.expire_leases(now).await?;
+    for &run_id in &lost {
+        let Some(run) = store.run(run_id).await? else {
+            continue;
+        };
+        let Some(table) = store.table(run.table_id).await? else {
+            continue;
+        };
+        if table.last_run_id != Some(run_id) || table.retry_count <= table.spec.max_retries {
+            tracing::warn!(run_id, table = %table.spec.destination, "its worker was lost: the run is failed and the table is due again");
+            continue;
+        }
+        let next = match &table.spec.schedule {
+            Some(s) => Some(next_occurrence(s, &table.spec.timezone, now)?),
+            None => None,
+        };
+        store.set_next_load(table.table_id, next).await?;
+        let explanation = format!(
+            "the process running the load stopped {} times in a row (max_retries {}): the table waits for its next scheduled time",
+            table.retry_count, table.spec.max_retries
+        );
+        tracing::warn!(run_id, table = %table.spec.destination, "{explanation}");
+        store
+            .record_verdict(
+                run_id,
+                &RetryVerdict {
+                    category: "worker lost".into(),
+                    recommendation: retry::Recommendation::DoNotRetry.as_str().into(),
+                    explanation,
+                    retry_at: None,
+                },
+            )
+            .await?;
+    }
+    Ok(lost)
+}
+
 /// A failed run and the failed monitor's verdict on it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AnalyzedRun {
@@ -132,10 +174,7 @@ impl Scheduler {
     /// The master sensor: fails expired leases, then claims what is due.
     pub async fn tick(&self) -> Result<Vec<Claim>> {
         let now = self.clock.now();
-        let lost = self.store.expire_leases(now).await?;
-        if !lost.is_empty() {
-            tracing::warn!(runs = ?lost, "runs whose worker was lost are failed; their tables are due again");
-        }
+        fail_lost_runs(self.store.as_ref(), now).await?;
         self.store
             .claim_due(
                 now,

@@ -905,8 +905,10 @@ macro_rules! sql_store {
                 .await
                 .map_err(err)?;
                 for (run_id, table_id) in &lost {
+                    // Due again at once while retries remain; the caller reschedules the rest.
                     sqlx::query(
-                        "UPDATE table_control SET status = 'Failed', next_load_date_time = $3 \
+                        "UPDATE table_control SET status = 'Failed', retry_count = retry_count + 1, \
+                         next_load_date_time = CASE WHEN retry_count < max_retries THEN $3 ELSE next_load_date_time END \
                          WHERE table_id = $1 AND last_run_id = $2",
                     )
                     .bind(table_id)

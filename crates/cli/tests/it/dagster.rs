@@ -462,7 +462,7 @@ async fn a_load_killed_outright_loses_its_lease_and_its_table_is_due_again() {
         &run,
         "bronze.shop.items",
         "pg",
-        &["--schedule", "0 2 * * *"],
+        &["--schedule", "0 2 * * *", "--max-retries", "1"],
     );
     run(&["load", "bronze.shop.items"]).ok();
     assert!(run(&["due", "--json"])
@@ -472,17 +472,20 @@ async fn a_load_killed_outright_loses_its_lease_and_its_table_is_due_again() {
         .unwrap()
         .is_empty());
 
+    let kill = || {
+        let killed = dataloader_env(
+            d,
+            &["load", "bronze.shop.items"],
+            &[
+                ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+                ("DATALOADER_LEASE", "1s"),
+                ("DATALOADER_FAULT", "before_read"),
+            ],
+        );
+        assert_ne!(killed.code, 0);
+    };
     // Killed as a SIGKILL would: the run stays In Progress and the table is not due...
-    let killed = dataloader_env(
-        d,
-        &["load", "bronze.shop.items"],
-        &[
-            ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
-            ("DATALOADER_LEASE", "1s"),
-            ("DATALOADER_FAULT", "before_read"),
-        ],
-    );
-    assert_ne!(killed.code, 0);
+    kill();
     assert_eq!(
         history_of(d, "bronze.shop.items")[0]["status"],
         "In Progress"
@@ -494,5 +497,27 @@ async fn a_load_killed_outright_loses_its_lease_and_its_table_is_due_again() {
     let lost = &history_of(d, "bronze.shop.items")[0];
     assert_eq!(lost["status"], "Failed");
     assert_eq!(lost["retry_category"], "worker lost");
+    assert_eq!(lost["retry_recommendation"], "retry_now");
+
+    // Lost again, past max_retries (1): not relaunched forever, the table waits for 02:00.
+    kill();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(run(&["due", "--json"]).ok().json(), json!([]));
+    let lost = &history_of(d, "bronze.shop.items")[0];
+    assert_eq!(lost["retry_recommendation"], "do_not_retry", "{lost}");
+    assert!(lost["retry_explanation"]
+        .as_str()
+        .unwrap()
+        .contains("stopped 2 times in a row (max_retries 1)"));
+    let table = run(&["table", "show", "bronze.shop.items", "--json"])
+        .ok()
+        .json();
+    assert!(
+        table["next_load_date_time"]
+            .as_str()
+            .unwrap()
+            .contains("T02:00:00"),
+        "{table}"
+    );
     run(&["load", "bronze.shop.items"]).ok();
 }
