@@ -574,7 +574,9 @@ async fn load_under_dagster(
             bail!("{message}");
         }
     };
-    print_report(app, &report)?;
+    if !session.writes_to_stdout() {
+        print_report(app, &report)?;
+    }
     report_to_dagster(&engine, session, &dest, &report).await;
     session.close(None);
     Ok(())

@@ -199,6 +199,14 @@ impl Pipes {
         }
     }
 
+    /// Whether messages go to stdout, where anything else printed would break them.
+    pub fn writes_to_stdout(&self) -> bool {
+        self.channel
+            .lock()
+            .map(|c| matches!(*c, Channel::Stdout))
+            .unwrap_or(false)
+    }
+
     /// The table to load: the context's `table` extra, else its one asset key
     /// (`catalog/schema/table`).
     pub fn table(&self) -> Result<String, PipesError> {
