@@ -225,6 +225,32 @@ async fn load_under_pipes_reports_the_materialization_checks_and_logs() {
         "3"
     );
 
+    // Messages on stdout (as Kubernetes clients read them): stdout holds nothing else.
+    let out = dataloader_env(
+        d,
+        &["load", "bronze.shop.items"],
+        &[
+            ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+            ("DAGSTER_PIPES_CONTEXT", &pipes_param(&json!({"data": {}}))),
+            (
+                "DAGSTER_PIPES_MESSAGES",
+                &pipes_param(&json!({"stdio": "stdout"})),
+            ),
+        ],
+    )
+    .ok();
+    let on_stdout: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(on_stdout.first().unwrap()["method"], "opened");
+    assert_eq!(on_stdout.last().unwrap()["method"], "closed");
+    assert_eq!(
+        with_method(&on_stdout, "report_asset_materialization").len(),
+        1
+    );
+
     // An unknown table: the session closes with the error, and the process fails.
     pipes(json!({"data": {"extras": {"table": "bronze.shop.nothing"}}}))
         .fails_with("bronze.shop.nothing");
