@@ -553,9 +553,9 @@ async fn load_under_dagster(
                 session.context.run_id
             ),
         );
-        let cancel = cancel_on_signal();
+        let running = cancel_on_signal();
         match engine
-            .load_until(&dest, Trigger::Dagster, None, options, cancel)
+            .load_until(&dest, Trigger::Dagster, None, options, running.token())
             .await
         {
             Ok(report) => Ok((dest, report)),
@@ -691,10 +691,12 @@ async fn load_with_progress(
         Arc::new(move |rows: u64| bar.set_message(format!("{dest}: {rows} rows read")))
             as ProgressFn
     });
+    let running = cancel_on_signal();
     let result = app
         .engine()?
-        .load_until(dest, trigger, progress, options, cancel_on_signal())
+        .load_until(dest, trigger, progress, options, running.token())
         .await;
+    drop(running);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -1210,21 +1212,56 @@ async fn stop_requested() {
     }
 }
 
-/// A token that SIGINT or SIGTERM cancels: a load stopped that way commits nothing more and is
-/// recorded `Cancelled`, instead of leaving its run `In Progress`.
-fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        stop_requested().await;
-        eprintln!(
-            "dataloader load: stopping; the run is recorded Cancelled (again to quit at once)"
-        );
-        cancel.cancel();
-        stop_requested().await;
-        std::process::exit(130);
+/// The load running in this process, for the signal listener to cancel.
+static RUNNING_LOAD: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>> =
+    std::sync::Mutex::new(None);
+static SIGNAL_LISTENER: std::sync::Once = std::sync::Once::new();
+
+/// SIGINT or SIGTERM cancels the running load: it commits nothing more and is recorded
+/// `Cancelled`, instead of leaving its run `In Progress`. A signal with no load running (a
+/// second one, or one after the load) quits at once with 130.
+fn cancel_on_signal() -> RunningLoad {
+    SIGNAL_LISTENER.call_once(|| {
+        tokio::spawn(async {
+            loop {
+                stop_requested().await;
+                let running = RUNNING_LOAD.lock().ok().and_then(|mut r| r.take());
+                match running {
+                    Some(load) => {
+                        eprintln!("dataloader load: stopping; the run is recorded Cancelled (again to quit at once)");
+                        load.cancel();
+                    }
+                    None => {
+                        #[cfg(feature = "dagster")]
+                        pipes::finish(Some(("Cancelled", "stopped by a signal")));
+                        std::process::exit(130);
+                    }
+                }
+            }
+        });
     });
-    token
+    let token = tokio_util::sync::CancellationToken::new();
+    if let Ok(mut running) = RUNNING_LOAD.lock() {
+        *running = Some(token.clone());
+    }
+    RunningLoad(token)
+}
+
+/// A load [`cancel_on_signal`] may cancel, until dropped.
+struct RunningLoad(tokio_util::sync::CancellationToken);
+
+impl RunningLoad {
+    fn token(&self) -> tokio_util::sync::CancellationToken {
+        self.0.clone()
+    }
+}
+
+impl Drop for RunningLoad {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING_LOAD.lock() {
+            running.take();
+        }
+    }
 }
 
 /// Each table as `table list --json` prints it: its control row, plus what an orchestrator
