@@ -491,7 +491,7 @@ async fn run(cli: Cli) -> Result<()> {
             let table =
                 table.context("name the table to load: dataloader load catalog.schema.table")?;
             let dest = TargetTable::parse(&table)?;
-            let report = load_with_progress(&app, &dest, Trigger::Manual, options).await?;
+            let report = load_with_progress(&app, &dest, options).await?;
             print_report(&app, &report)?;
         }
         Command::History {
@@ -553,11 +553,7 @@ async fn load_under_dagster(
                 session.context.run_id
             ),
         );
-        let running = cancel_on_signal();
-        match engine
-            .load_until(&dest, Trigger::Dagster, None, options, running.token())
-            .await
-        {
+        match load_cancellable(&engine, &dest, Trigger::Dagster, None, options).await {
             Ok(report) => Ok((dest, report)),
             Err(failure) => Err((
                 format!("{:?}", failure.error.kind()),
@@ -578,7 +574,6 @@ async fn load_under_dagster(
         print_report(app, &report)?;
     }
     report_to_dagster(&engine, session, &dest, &report).await;
-    session.close(None);
     Ok(())
 }
 
@@ -603,21 +598,10 @@ async fn report_to_dagster(
             report.delta_version
         }
     };
-    let applicable = match engine.store().table_by_destination(dest).await {
+    let control = engine.store().table_by_destination(dest).await;
+    let applicable = match &control {
         Ok(Some(t)) => checks_for(&t.spec),
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            // Without the table's configuration no check can run; say so for each one declared.
-            session.report_materialization(report, version, None);
-            for check in session.declared_checks().unwrap_or_default() {
-                session.report_check_not_run(
-                    table,
-                    &check,
-                    &format!("the check failed to run: {e}"),
-                );
-            }
-            return;
-        }
+        _ => Vec::new(),
     };
     let declared = session
         .declared_checks()
@@ -627,10 +611,14 @@ async fn report_to_dagster(
         .copied()
         .filter(|c| declared.iter().any(|d| d == c))
         .collect();
-    let checked = if to_run.is_empty() {
-        Ok(None)
-    } else {
-        engine.check(dest, &to_run).await.map(Some)
+    let checked = match (&control, to_run.is_empty()) {
+        (Err(e), _) => Err(format!("the check failed to run: {e}")),
+        (Ok(Some(t)), false) => engine
+            .check(t, &to_run)
+            .await
+            .map(Some)
+            .map_err(|e| format!("the check failed to run: {e}")),
+        _ => Ok(None),
     };
     // The materialization first: Dagster takes check results as about it.
     session.report_materialization(
@@ -644,36 +632,49 @@ async fn report_to_dagster(
                 session.report_check(table, result);
             }
         }
-        Err(e) => {
+        Err(why) => {
             session.log(
                 "WARNING",
-                &format!("DataLoader could not check {table}: {e}"),
+                &format!("DataLoader could not check {table}: {why}"),
             );
-            for check in &to_run {
-                session.report_check_not_run(
-                    table,
-                    check,
-                    &format!("the check failed to run: {e}"),
-                );
-            }
+            let not_run: Vec<&str> = match control {
+                Err(_) => declared.iter().map(String::as_str).collect(),
+                Ok(_) => to_run.clone(),
+            };
+            session.report_checks_not_run(table, &not_run, why);
         }
     }
-    for check in declared
-        .iter()
-        .filter(|d| !applicable.contains(&d.as_str()))
-    {
-        session.report_check_not_run(
+    if control.is_ok() {
+        let retired: Vec<&str> = declared
+            .iter()
+            .map(String::as_str)
+            .filter(|d| !applicable.contains(d))
+            .collect();
+        session.report_checks_not_run(
             table,
-            check,
+            &retired,
             "it no longer applies to the table's configuration; reload the Dagster code location",
         );
     }
 }
 
+/// One load that SIGINT or SIGTERM cancels, for every way `dataloader load` runs.
+async fn load_cancellable(
+    engine: &Engine,
+    dest: &TargetTable,
+    trigger: Trigger,
+    progress: Option<ProgressFn>,
+    options: LoadOptions,
+) -> std::result::Result<LoadReport, dataloader_engine::LoadFailure> {
+    let running = cancel_on_signal();
+    engine
+        .load_until(dest, trigger, progress, options, running.token())
+        .await
+}
+
 async fn load_with_progress(
     app: &App,
     dest: &TargetTable,
-    trigger: Trigger,
     options: LoadOptions,
 ) -> Result<LoadReport> {
     let bar = (std::io::stderr().is_terminal() && !app.json).then(|| {
@@ -691,12 +692,7 @@ async fn load_with_progress(
         Arc::new(move |rows: u64| bar.set_message(format!("{dest}: {rows} rows read")))
             as ProgressFn
     });
-    let running = cancel_on_signal();
-    let result = app
-        .engine()?
-        .load_until(dest, trigger, progress, options, running.token())
-        .await;
-    drop(running);
+    let result = load_cancellable(&app.engine()?, dest, Trigger::Manual, progress, options).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -1313,30 +1309,32 @@ async fn due(app: &App) -> Result<()> {
         .into_iter()
         .filter_map(|t| t.due_since(now).map(|since| (t, since)))
         .collect();
-    // The claim's order: priority, then next load time (a never-loaded table counts as now).
-    due.sort_by_key(|(t, _)| {
-        (
-            t.spec.priority,
-            t.next_load_date_time.unwrap_or(now),
-            t.table_id,
-        )
-    });
-    let rows: Vec<serde_json::Value> = due
-        .iter()
-        .map(|(t, since)| {
-            let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-            serde_json::json!({
-                "table": t.spec.destination.to_string(),
-                "table_id": t.table_id,
-                "due_since": since,
-                "run_key": format!("{}@{since}", t.spec.destination),
-                "strategy": t.spec.strategy,
-                "priority": t.spec.priority,
-                "timeout_minutes": t.spec.timeout_minutes,
-            })
-        })
-        .collect();
+    due.sort_by_key(|(t, _)| t.claim_order(now));
     if app.json {
+        // A run's time limit, as the long-running monitor applies it.
+        let default_limit = dataloader_scheduler::SchedulerConfig::default().running_threshold;
+        let rows: Vec<serde_json::Value> = due
+            .iter()
+            .map(|(t, since)| {
+                let since = since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                let dest = &t.spec.destination;
+                let max_runtime = t
+                    .spec
+                    .timeout_minutes
+                    .map_or(default_limit.as_secs() as i64, |m| m * 60);
+                serde_json::json!({
+                    "table": dest.to_string(),
+                    "asset_key": [dest.catalog, dest.schema, dest.table],
+                    "table_id": t.table_id,
+                    "due_since": since,
+                    "run_key": format!("{dest}@{since}"),
+                    "strategy": t.spec.strategy,
+                    "priority": t.spec.priority,
+                    "timeout_minutes": t.spec.timeout_minutes,
+                    "max_runtime_seconds": max_runtime,
+                })
+            })
+            .collect();
         return print::json(&rows);
     }
     if due.is_empty() {
@@ -1362,12 +1360,12 @@ async fn due(app: &App) -> Result<()> {
 }
 
 async fn analyze(app: &App) -> Result<()> {
-    let scheduler = dataloader_scheduler::Scheduler::new(
-        Arc::new(app.engine()?),
-        Arc::new(SystemClock),
-        dataloader_scheduler::SchedulerConfig::default(),
-    );
-    let analyzed = scheduler.failed().await?;
+    let analyzed = dataloader_scheduler::analyze_failures(
+        app.store.as_ref(),
+        SystemClock.now(),
+        &dataloader_scheduler::SchedulerConfig::default(),
+    )
+    .await?;
     if app.json {
         return print::json(&analyzed);
     }

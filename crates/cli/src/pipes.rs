@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use base64::Engine as _;
@@ -65,8 +64,8 @@ enum Channel {
 /// An open Pipes session: the context read, the channel opened.
 pub struct Pipes {
     pub context: PipesContext,
-    channel: Mutex<Channel>,
-    closed: AtomicBool,
+    /// The channel, and whether `closed` was sent on it (nothing may follow).
+    channel: Mutex<(Channel, bool)>,
 }
 
 static SESSION: OnceLock<Pipes> = OnceLock::new();
@@ -77,11 +76,11 @@ pub fn session() -> Option<&'static Pipes> {
 }
 
 /// Opens the session when both variables are set (and says `opened`); without them, nothing.
-pub fn start() -> Result<Option<&'static Pipes>, PipesError> {
+pub fn start() -> Result<(), PipesError> {
     let context = std::env::var(CONTEXT_ENV).ok();
     let messages = std::env::var(MESSAGES_ENV).ok();
     let (context, messages) = match (context, messages) {
-        (None, None) => return Ok(None),
+        (None, None) => return Ok(()),
         (Some(_), None) => {
             return Err(PipesError::HalfSet {
                 name: CONTEXT_ENV,
@@ -100,15 +99,15 @@ pub fn start() -> Result<Option<&'static Pipes>, PipesError> {
     let context = load_context(&decode_param(CONTEXT_ENV, context.trim())?)?;
     let pipes = Pipes {
         context,
-        channel: Mutex::new(channel),
-        closed: AtomicBool::new(false),
+        channel: Mutex::new((channel, false)),
     };
     pipes.send("opened", json!({"extras": {}}));
-    Ok(Some(SESSION.get_or_init(|| pipes)))
+    SESSION.get_or_init(|| pipes);
+    Ok(())
 }
 
 /// base64 → zlib → JSON, as every Pipes implementation encodes its bootstrap parameters.
-pub fn decode_param(name: &'static str, encoded: &str) -> Result<Value, PipesError> {
+fn decode_param(name: &'static str, encoded: &str) -> Result<Value, PipesError> {
     let err = |message: String| PipesError::Decode { name, message };
     let compressed = base64::engine::general_purpose::STANDARD
         .decode(encoded)
@@ -179,17 +178,16 @@ impl Pipes {
         })
         .to_string();
         line.push('\n');
-        let Ok(mut channel) = self.channel.lock() else {
+        let Ok(mut state) = self.channel.lock() else {
             return;
         };
         // Under the channel's lock: `closed` is the last message, whichever thread sends it.
-        if self.closed.load(Ordering::SeqCst) {
+        let (channel, closed) = &mut *state;
+        if *closed {
             return;
         }
-        if method == "closed" {
-            self.closed.store(true, Ordering::SeqCst);
-        }
-        let written = match &mut *channel {
+        *closed = method == "closed";
+        let written = match channel {
             Channel::File(f) => f.write_all(line.as_bytes()),
             Channel::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
             Channel::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
@@ -203,7 +201,7 @@ impl Pipes {
     pub fn writes_to_stdout(&self) -> bool {
         self.channel
             .lock()
-            .map(|c| matches!(*c, Channel::Stdout))
+            .map(|state| matches!(state.0, Channel::Stdout))
             .unwrap_or(false)
     }
 
@@ -266,8 +264,7 @@ impl Pipes {
     ) {
         let mut metadata = BTreeMap::new();
         let mut put = |name: &str, value: Value, kind: &str| {
-            let kind = if value.is_null() { "null" } else { kind };
-            metadata.insert(name.to_string(), json!({"raw_value": value, "type": kind}));
+            metadata.insert(name.to_string(), entry(value, kind));
         };
         put("status", json!(report.status.as_str()), "text");
         put("strategy", json!(report.strategy.as_str()), "text");
@@ -314,23 +311,22 @@ impl Pipes {
         let mut metadata: BTreeMap<String, Value> = check
             .figures
             .iter()
-            .map(|(name, value)| (name.to_string(), json!({"raw_value": value, "type": "int"})))
+            .map(|(name, value)| (name.to_string(), entry(json!(value), "int")))
             .collect();
         metadata.insert(
             "description".into(),
-            json!({"raw_value": check.description, "type": "text"}),
+            entry(json!(check.description), "text"),
         );
         self.send_check(table, check.name, check.passed, check.severity, metadata);
     }
 
-    /// A declared check that did not run, failed (as a warning) with why: Dagster waits for a
+    /// Declared checks that did not run, failed (as warnings) with why: Dagster waits for a
     /// result of every check the asset declares.
-    pub fn report_check_not_run(&self, table: &str, check: &str, why: &str) {
-        let metadata = BTreeMap::from([(
-            "not_run".to_string(),
-            json!({"raw_value": why, "type": "text"}),
-        )]);
-        self.send_check(table, check, false, Severity::Warn, metadata);
+    pub fn report_checks_not_run(&self, table: &str, checks: &[&str], why: &str) {
+        for check in checks {
+            let metadata = BTreeMap::from([("not_run".to_string(), entry(json!(why), "text"))]);
+            self.send_check(table, check, false, Severity::Warn, metadata);
+        }
     }
 
     fn send_check(
@@ -364,6 +360,12 @@ impl Pipes {
         };
         self.send("closed", params);
     }
+}
+
+/// A metadata value as Pipes carries it; a null is typed `null`.
+fn entry(value: Value, kind: &str) -> Value {
+    let kind = if value.is_null() { "null" } else { kind };
+    json!({"raw_value": value, "type": kind})
 }
 
 /// Closes the session, if one is open and not closed yet: the last word of a process that is
@@ -452,8 +454,7 @@ mod tests {
     fn the_table_comes_from_the_extra_or_the_one_asset_key() {
         let pipes = |context: Value| Pipes {
             context: serde_json::from_value(context).unwrap(),
-            channel: Mutex::new(Channel::Stderr),
-            closed: AtomicBool::new(false),
+            channel: Mutex::new((Channel::Stderr, false)),
         };
         let p = pipes(json!({"asset_keys": ["bronze/sales/orders"], "run_id": "r"}));
         assert_eq!(p.table().unwrap(), "bronze.sales.orders");

@@ -8,7 +8,6 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
-use dataloader_core::Trigger;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
@@ -218,7 +217,7 @@ pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
         "bronze.demo.orders",
     ] {
         let dest = dataloader_core::TargetTable::parse(dest)?;
-        let report = load_with_progress(&app, &dest, Trigger::Manual, Default::default()).await?;
+        let report = load_with_progress(&app, &dest, Default::default()).await?;
         if !json {
             println!("{}", summary_line(&report));
         }

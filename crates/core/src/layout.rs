@@ -46,17 +46,6 @@ impl Codec {
     }
 }
 
-impl std::fmt::Display for Codec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Codec::Zstd(level) => write!(f, "zstd({level})"),
-            Codec::Snappy => f.write_str("snappy"),
-            Codec::Lz4 => f.write_str("lz4"),
-            Codec::Uncompressed => f.write_str("none"),
-        }
-    }
-}
-
 /// The data-file layout a load writes with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -126,7 +115,7 @@ pub fn parse_size(field: &str, text: &str) -> Result<u64> {
 
 /// The layout from a table's declared settings; unset ones take the defaults, the file size
 /// the one for merged tables when `merges`.
-pub fn layout_from(
+pub(crate) fn layout_from(
     merges: bool,
     partition_by: &[String],
     target_file_size: Option<&str>,

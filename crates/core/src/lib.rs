@@ -30,8 +30,8 @@ pub use source::{
 };
 pub use span::Span;
 pub use store::{
-    Claim, NewRun, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, StateUpdate, Store,
-    TableControl, Trigger,
+    Claim, LostRun, NewRun, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, StateUpdate,
+    Store, TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};

@@ -131,6 +131,16 @@ impl TableControl {
             None => self.spec.schedule.is_some().then_some(self.created_at),
         }
     }
+
+    /// The order the master sensor claims due tables in (the claim query's `ORDER BY`):
+    /// priority, then next load time (a never-loaded table counts as `now`).
+    pub fn claim_order(&self, now: DateTime<Utc>) -> (i64, DateTime<Utc>, i64) {
+        (
+            self.spec.priority,
+            self.next_load_date_time.unwrap_or(now),
+            self.table_id,
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +252,16 @@ pub struct RunRecord {
 pub struct Claim {
     pub run_id: i64,
     pub table: TableControl,
+}
+
+/// A run failed because its lease ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostRun {
+    pub run_id: i64,
+    pub table_id: i64,
+    /// Its table has been lost more than `max_retries` times in a row: it is not due again at
+    /// once, and waits for its next scheduled time.
+    pub retries_exhausted: bool,
 }
 
 /// What the failed monitor concluded about a failed run.
@@ -357,7 +377,7 @@ pub trait Store: Send + Sync {
     async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool>;
     /// Fails runs whose lease ran out (their worker is gone) and counts a retry of their
     /// tables; a table with retries left is due at once, the others keep their next load time.
-    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>>;
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostRun>>;
     /// Cancels runs queued since before `queued_before`.
     async fn cancel_queued(
         &self,

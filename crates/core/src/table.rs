@@ -239,6 +239,17 @@ impl TableSpec {
             })
     }
 
+    /// The next scheduled load after `after` (`None` for a table loaded only when asked).
+    pub fn next_scheduled(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.schedule
+            .as_deref()
+            .map(|s| next_occurrence(s, &self.timezone, after))
+            .transpose()
+    }
+
     /// The strategy that writes: `check_and_load`'s inner strategy, else the strategy itself.
     pub fn effective_strategy(&self) -> LoadStrategy {
         match self.strategy {

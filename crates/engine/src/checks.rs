@@ -2,7 +2,9 @@
 //! asset checks): its primary key is unique, and where the strategy makes the table a copy of
 //! the whole source, it holds as many rows as the source.
 
-use dataloader_core::{Error, LoadStrategy, Probe, Result, SourceObject, TableSpec, TargetTable};
+use dataloader_core::{
+    Error, LoadStrategy, Probe, Result, SourceObject, TableControl, TableSpec, TargetTable,
+};
 use serde::Serialize;
 
 use crate::Engine;
@@ -55,53 +57,38 @@ pub fn checks_for(spec: &TableSpec) -> Vec<&'static str> {
 impl Engine {
     /// The Delta table's current version (`None` before its first load).
     pub async fn table_version(&self, destination: &TargetTable) -> Result<Option<i64>> {
-        let url = self.catalog.table_url(destination)?;
-        dataloader_lake::DeltaDestination::new(&url, destination.to_string())?
-            .version()
-            .await
+        self.destination(destination)?.version().await
     }
 
     /// Runs the `wanted` checks among [`checks_for`] the table against its Delta table (and
     /// its source).
-    pub async fn check(&self, destination: &TargetTable, wanted: &[&str]) -> Result<TableChecks> {
-        let table = self
-            .store
-            .table_by_destination(destination)
-            .await?
-            .ok_or_else(|| Error::UnknownTable {
-                destination: destination.to_string(),
-            })?;
+    pub async fn check(&self, table: &TableControl, wanted: &[&str]) -> Result<TableChecks> {
         let spec = &table.spec;
+        let destination = &spec.destination;
         let wanted: Vec<&str> = checks_for(spec)
             .into_iter()
             .filter(|c| wanted.contains(c))
             .collect();
-        let url = self.catalog.table_url(destination)?;
-        let delta = dataloader_lake::DeltaDestination::new(&url, destination.to_string())?;
+        let delta = self.destination(destination)?;
         let connection = self.store.require_connection(&spec.connection).await?;
         let source = dataloader_sources::connect(&connection).await?;
         let object = SourceObject::Table(spec.source.clone());
         let schema = source.describe(&object).await?;
-        let dest_names = spec
-            .column_naming
-            .apply_all(&spec.source.to_string(), &schema.column_names())?;
-        let keys = spec
-            .primary_keys
-            .iter()
-            .map(|k| {
-                schema
-                    .columns
-                    .iter()
-                    .position(|c| &c.name == k)
-                    .map(|i| dest_names[i].clone())
-                    .ok_or_else(|| Error::ColumnNotFound {
-                        table: spec.source.to_string(),
-                        column: k.clone(),
-                        role: "primary key",
-                        columns: schema.column_names(),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Grouping by key reads the whole key columns: only for the key check.
+        let keys = if wanted.contains(&PRIMARY_KEY_UNIQUE) {
+            let dest_names = spec
+                .column_naming
+                .apply_all(&spec.source.to_string(), &schema.column_names())?;
+            spec.primary_keys
+                .iter()
+                .map(|k| {
+                    crate::dest_name(&spec.source, &schema, &dest_names, k, "primary key")
+                        .map(str::to_string)
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         let counts = delta.key_counts(&keys).await?.ok_or_else(|| Error::Write {
             table: destination.to_string(),
             step: "check the table",

@@ -64,9 +64,10 @@ pub fn spawn_heartbeat(
         every.tick().await;
         loop {
             every.tick().await;
-            let until = clock.now()
-                + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-            match store.renew_lease(run_id, until).await {
+            match store
+                .renew_lease(run_id, lease_until(clock.now(), lease))
+                .await
+            {
                 Ok(true) => {
                     tracing::warn!(
                         run_id,
@@ -79,6 +80,11 @@ pub fn spawn_heartbeat(
             }
         }
     }))
+}
+
+/// When a lease taken at `now` runs out.
+fn lease_until(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
 }
 
 /// A running heartbeat; it stops when dropped, however its load ended (a panic included).
@@ -192,17 +198,13 @@ impl LoadContext<'_> {
 
     /// The destination name of a source column.
     pub fn dest_name(&self, source_column: &str) -> Result<&str> {
-        self.schema
-            .columns
-            .iter()
-            .position(|c| c.name == source_column)
-            .map(|i| self.dest_names[i].as_str())
-            .ok_or_else(|| Error::ColumnNotFound {
-                table: self.table.spec.source.to_string(),
-                column: source_column.to_string(),
-                role: "requested",
-                columns: self.schema.column_names(),
-            })
+        dest_name(
+            &self.table.spec.source,
+            &self.schema,
+            &self.dest_names,
+            source_column,
+            "requested",
+        )
     }
 
     /// The destination names of the primary key.
@@ -359,6 +361,28 @@ impl LoadContext<'_> {
     }
 }
 
+/// The destination name of a source column, given each column's (`dest_names`, in source
+/// order); `role` says why it was asked for, in the error.
+pub(crate) fn dest_name<'a>(
+    source: &dataloader_core::SourceTable,
+    schema: &SourceSchema,
+    dest_names: &'a [String],
+    column: &str,
+    role: &'static str,
+) -> Result<&'a str> {
+    schema
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .map(|i| dest_names[i].as_str())
+        .ok_or_else(|| Error::ColumnNotFound {
+            table: source.to_string(),
+            column: column.to_string(),
+            role,
+            columns: schema.column_names(),
+        })
+}
+
 /// Whether a run that the Delta log says committed lacks its bookkeeping: still open (its
 /// process died), or closed as lost or cancelled without its commit recorded (its lease ran out,
 /// or a signal or a monitor stopped it after the commit).
@@ -413,6 +437,14 @@ impl Engine {
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
+    }
+
+    /// The Delta table of a destination, through the catalog.
+    pub fn destination(&self, destination: &TargetTable) -> Result<DeltaDestination> {
+        DeltaDestination::new(
+            &self.catalog.table_url(destination)?,
+            destination.to_string(),
+        )
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -475,12 +507,7 @@ impl Engine {
                 })
         };
         let table = find().await.map_err(no_run)?;
-        let (table, dest, mut recovered) = self.prepare(table, -1).await.map_err(no_run)?;
-        recovered.extend(
-            self.close_runs_of_gone_processes(&table)
-                .await
-                .map_err(no_run)?,
-        );
+        let (table, dest, recovered) = self.prepare(table, -1).await.map_err(no_run)?;
         let queued_at = self.clock.now();
         let run_id = self
             .store
@@ -490,9 +517,7 @@ impl Engine {
                 queued_at,
                 watermark_before: table.incremental_value.clone(),
                 worker: self.worker.clone(),
-                lease_until: queued_at
-                    + chrono::Duration::from_std(self.lease)
-                        .unwrap_or(chrono::Duration::seconds(60)),
+                lease_until: lease_until(queued_at, self.lease),
             })
             .await
             .map_err(no_run)?;
@@ -541,8 +566,8 @@ impl Engine {
         except_run: i64,
     ) -> Result<(TableControl, DeltaDestination, Vec<String>)> {
         let destination = table.spec.destination.clone();
-        let table_url = self.catalog.table_url(&destination)?;
-        let dest = DeltaDestination::new(&table_url, destination.to_string())?
+        let dest = self
+            .destination(&destination)?
             .with_layout(table.spec.layout()?);
         let recovered = self.recover(&table, &dest, except_run).await?;
         let table = if recovered.is_empty() {
@@ -589,10 +614,7 @@ impl Engine {
                 Ok(mut outcome) => {
                     fault::point("after_commit");
                     outcome.notes.extend(recovered);
-                    let next = match &table.spec.schedule {
-                        Some(s) => Some(next_occurrence(s, &table.spec.timezone, finished_at).map_err(fail)?),
-                        None => None,
-                    };
+                    let next = table.spec.next_scheduled(finished_at).map_err(fail)?;
                     let status = if outcome.skipped { RunStatus::Skipped } else { RunStatus::Succeeded };
                     self.store
                         .finish_run(
@@ -742,6 +764,7 @@ impl Engine {
                 notes.push(format!("recovered run {committed}: it had committed to Delta before its process stopped"));
             }
         }
+        notes.extend(self.close_runs_of_gone_processes(table, except_run).await?);
         let abandoned = self
             .store
             .abandon_runs(
@@ -871,10 +894,15 @@ impl Engine {
     /// Runs of the table that a process on this machine left open when it died: closed at once,
     /// rather than when their lease runs out, so that a load started again after a crash goes
     /// ahead. (Runs recovered from the Delta log were closed before this.)
-    async fn close_runs_of_gone_processes(&self, table: &TableControl) -> Result<Vec<String>> {
+    async fn close_runs_of_gone_processes(
+        &self,
+        table: &TableControl,
+        except_run: i64,
+    ) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         for run in self.store.runs(Some(table.table_id), 10).await? {
-            let open = matches!(run.status, RunStatus::Queued | RunStatus::InProgress);
+            let open = run.run_id != except_run
+                && matches!(run.status, RunStatus::Queued | RunStatus::InProgress);
             let Some(worker) = run.worker.as_deref().filter(|_| open) else {
                 continue;
             };
@@ -908,10 +936,16 @@ impl Engine {
 /// process hidden from us.
 #[cfg(unix)]
 fn local_process_gone(worker: &str) -> bool {
-    let Some(space) = process_space() else {
+    // This process's own name is `host:pid/space`: another process of the same space shares
+    // the `host:` prefix and the `/space` suffix after its pid.
+    let own = default_worker_name();
+    let Some((host, rest)) = own.split_once(':') else {
         return false;
     };
-    let Some(rest) = worker.strip_prefix(&format!("{}:", host_name())) else {
+    let Some(space) = rest.split_once('/').map(|(_, space)| space) else {
+        return false;
+    };
+    let Some(rest) = worker.strip_prefix(host).and_then(|r| r.strip_prefix(':')) else {
         return false;
     };
     let digits = rest.chars().take_while(char::is_ascii_digit).count();
@@ -958,9 +992,12 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// `host:pid/space` (`host:pid` where /proc does not tell the process space), read once.
 fn default_worker_name() -> String {
-    match process_space() {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| match process_space() {
         Some(space) => format!("{}:{}/{space}", host_name(), std::process::id()),
         None => format!("{}:{}", host_name(), std::process::id()),
-    }
+    })
+    .clone()
 }

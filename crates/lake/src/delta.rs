@@ -140,12 +140,21 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// `target.k = source.k AND …` over the key columns, for delta-rs' MERGE.
-fn key_predicate(keys: &[String]) -> String {
+/// `left.k = right.k AND …` over the key columns (`target`/`source` for delta-rs' MERGE).
+pub(crate) fn key_predicate(keys: &[String], left: &str, right: &str) -> String {
     keys.iter()
-        .map(|k| format!("target.{q} = source.{q}", q = quote(k)))
+        .map(|k| format!("{left}.{q} = {right}.{q}", q = quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ")
+}
+
+/// `"a", "b"`: columns quoted for SQL.
+fn quoted_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Lets `deltalake` open `s3://`, `abfss://`/`az://` and `gs://` tables; once per process.
@@ -180,7 +189,7 @@ impl DeltaDestination {
         self
     }
 
-    pub fn layout(&self) -> &Layout {
+    pub(crate) fn layout(&self) -> &Layout {
         &self.layout
     }
 
@@ -346,12 +355,8 @@ impl DeltaDestination {
         .await
         .map_err(|e| self.error("read the staged keys", e))?;
         self.register(&ctx, &table, "target").await?;
-        let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-        let on = keys
-            .iter()
-            .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let key_list = quoted_list(keys);
+        let on = key_predicate(keys, "t", "s");
         let target_rows = count(&ctx, "SELECT COUNT(*) FROM target")
             .await
             .map_err(|e| self.error("count the table", e))?;
@@ -384,7 +389,7 @@ impl DeltaDestination {
             .sql(&format!("SELECT {key_list} FROM source_keys"))
             .await
             .map_err(|e| self.error("plan the key comparison", e))?;
-        let predicate = key_predicate(keys);
+        let predicate = key_predicate(keys, "target", "source");
         let (table, metrics) = table
             .merge(source, predicate)
             .with_source_alias("source")
@@ -569,7 +574,7 @@ impl DeltaDestination {
         )
         .await
         .map_err(|e| self.error("read the staged changes", e))?;
-        let partition = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        let partition = quoted_list(keys);
         let dedup = format!(
             "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {} DESC NULLS LAST) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
             quote(order_by)
@@ -578,7 +583,7 @@ impl DeltaDestination {
             .sql(&dedup)
             .await
             .map_err(|e| self.error("plan the merge source", e))?;
-        let predicate = key_predicate(keys);
+        let predicate = key_predicate(keys, "target", "source");
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let (table, metrics) = table
             .merge(source, predicate)
@@ -671,7 +676,7 @@ impl DeltaDestination {
         let duplicated_keys = if keys.is_empty() {
             0
         } else {
-            let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+            let key_list = quoted_list(keys);
             count(
                 &ctx,
                 &format!("SELECT COUNT(*) FROM (SELECT {key_list} FROM t GROUP BY {key_list} HAVING COUNT(*) > 1) d"),

@@ -363,12 +363,7 @@ impl PlainMerge<'_> {
         actions.extend(added.into_iter().map(Action::Add));
         let inserted = winner_count.saturating_sub(updated);
 
-        let on = self
-            .keys
-            .iter()
-            .map(|k| format!("target.{k} = source.{k}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let on = crate::delta::key_predicate(self.keys, "target", "source");
         let operation = DeltaOperation::Merge {
             predicate: None,
             merge_predicate: Some(on),

@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dataloader_core::table::next_occurrence;
-use dataloader_core::{Claim, Clock, Result, RetryVerdict, RunStatus, RunUpdate, Store};
+use dataloader_core::{Claim, Clock, LostRun, Result, RetryVerdict, RunStatus, RunUpdate, Store};
 use dataloader_engine::{Engine, LoadFailure, LoadReport};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -79,44 +78,89 @@ impl Default for SchedulerConfig {
 pub type LoadResult = std::result::Result<LoadReport, LoadFailure>;
 
 /// The master sensor's first step: fails the runs whose lease ran out (their process is gone).
-/// Their tables are due again at once while `max_retries` allows; a table lost that many times
-/// in a row waits for its next scheduled time instead of being relaunched forever.
-pub async fn fail_lost_runs(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<i64>> {
+/// Their tables are due again at once while `max_retries` allows; a table lost more often in a
+/// row waits for its next scheduled time instead of being relaunched forever.
+pub async fn fail_lost_runs(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<LostRun>> {
     let lost = store.expire_leases(now).await?;
-    for &run_id in &lost {
-        let Some(run) = store.run(run_id).await? else {
-            continue;
-        };
-        let Some(table) = store.table(run.table_id).await? else {
-            continue;
-        };
-        if table.last_run_id != Some(run_id) || table.retry_count <= table.spec.max_retries {
-            tracing::warn!(run_id, table = %table.spec.destination, "its worker was lost: the run is failed and the table is due again");
+    for run in &lost {
+        tracing::warn!(
+            run_id = run.run_id,
+            retries_exhausted = run.retries_exhausted,
+            "its worker was lost: the run is failed"
+        );
+        if !run.retries_exhausted {
             continue;
         }
-        let next = match &table.spec.schedule {
-            Some(s) => Some(next_occurrence(s, &table.spec.timezone, now)?),
-            None => None,
-        };
-        store.set_next_load(table.table_id, next).await?;
-        let explanation = format!(
-            "the process running the load stopped {} times in a row (max_retries {}): the table waits for its next scheduled time",
-            table.retry_count, table.spec.max_retries
-        );
-        tracing::warn!(run_id, table = %table.spec.destination, "{explanation}");
-        store
-            .record_verdict(
-                run_id,
-                &RetryVerdict {
-                    category: "worker lost".into(),
-                    recommendation: retry::Recommendation::DoNotRetry.as_str().into(),
-                    explanation,
-                    retry_at: None,
-                },
-            )
-            .await?;
+        if let Some(table) = store.table(run.table_id).await? {
+            store
+                .set_next_load(table.table_id, table.spec.next_scheduled(now)?)
+                .await?;
+        }
     }
     Ok(lost)
+}
+
+/// The failed monitor: retry analysis of every failed run not yet analysed; returns the
+/// verdicts it recorded.
+pub async fn analyze_failures(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    config: &SchedulerConfig,
+) -> Result<Vec<AnalyzedRun>> {
+    let runs = store.runs_to_analyze(200).await?;
+    let mut analyzed = Vec::with_capacity(runs.len());
+    for run in runs {
+        let text = run.error_text.clone().unwrap_or_default();
+        let analysis = retry::analyze(run.error_class.as_deref(), &text);
+        let mut explanation = analysis.explanation.clone();
+        if let Some(llm) = &config.llm {
+            if let Some(better) = retry::llm_explain(llm, &run.destination, &text, &analysis).await
+            {
+                explanation = better;
+            }
+        }
+        let table = store.table(run.table_id).await?;
+        let retry_at = match (&table, analysis.recommendation) {
+            (_, retry::Recommendation::DoNotRetry) => None,
+            (Some(t), _)
+                if t.last_run_id == Some(run.run_id) && t.retry_count < t.spec.max_retries =>
+            {
+                Some(match analysis.recommendation {
+                    retry::Recommendation::RetryNow => now,
+                    _ => {
+                        let wait = retry::backoff(
+                            config.retry_base,
+                            config.retry_max,
+                            t.retry_count,
+                            (run.run_id as u64).wrapping_mul(2_654_435_761),
+                        );
+                        now + chrono_duration(wait)
+                    }
+                })
+            }
+            _ => None,
+        };
+        let exhausted =
+            retry_at.is_none() && analysis.recommendation != retry::Recommendation::DoNotRetry;
+        if exhausted {
+            explanation = format!("{explanation} (no retries left: max_retries reached)");
+        }
+        let verdict = RetryVerdict {
+            category: analysis.category.into(),
+            recommendation: analysis.recommendation.as_str().into(),
+            explanation,
+            retry_at,
+        };
+        store.record_verdict(run.run_id, &verdict).await?;
+        analyzed.push(AnalyzedRun {
+            run_id: run.run_id,
+            table: run.destination,
+            worker: run.worker,
+            error: text,
+            verdict,
+        });
+    }
+    Ok(analyzed)
 }
 
 /// A failed run and the failed monitor's verdict on it.
@@ -124,6 +168,8 @@ pub async fn fail_lost_runs(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec
 pub struct AnalyzedRun {
     pub run_id: i64,
     pub table: String,
+    /// The process that ran it (`dataloader load` under Dagster names the Dagster run here).
+    pub worker: Option<String>,
     pub error: String,
     #[serde(flatten)]
     pub verdict: RetryVerdict,
@@ -147,21 +193,13 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 
 impl Scheduler {
     pub fn new(engine: Arc<Engine>, clock: Arc<dyn Clock>, config: SchedulerConfig) -> Self {
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| {
-                std::fs::read_to_string("/etc/hostname")
-                    .ok()
-                    .map(|s| s.trim().to_string())
-            })
-            .unwrap_or_else(|| "localhost".into());
         Scheduler {
+            worker: engine.worker().to_string(),
             store: engine.store().clone(),
             engine,
             clock,
             slots: Arc::new(Semaphore::new(config.max_concurrent_loads.max(1))),
             config,
-            worker: format!("{host}:{}", std::process::id()),
             connection_slots: Mutex::new(HashMap::new()),
             stop_loads: CancellationToken::new(),
         }
@@ -314,11 +352,9 @@ impl Scheduler {
             .await?;
         for table_id in &tables {
             if let Some(t) = self.store.table(*table_id).await? {
-                let next = match &t.spec.schedule {
-                    Some(s) => Some(next_occurrence(s, &t.spec.timezone, now)?),
-                    None => None,
-                };
-                self.store.set_next_load(*table_id, next).await?;
+                self.store
+                    .set_next_load(*table_id, t.spec.next_scheduled(now)?)
+                    .await?;
             }
         }
         Ok(tables.len())
@@ -346,61 +382,7 @@ impl Scheduler {
     /// The failed monitor: retry analysis of every failed run not yet analysed; returns the
     /// verdicts it recorded.
     pub async fn failed(&self) -> Result<Vec<AnalyzedRun>> {
-        let now = self.clock.now();
-        let runs = self.store.runs_to_analyze(200).await?;
-        let mut analyzed = Vec::with_capacity(runs.len());
-        for run in &runs {
-            let text = run.error_text.clone().unwrap_or_default();
-            let analysis = retry::analyze(run.error_class.as_deref(), &text);
-            let mut explanation = analysis.explanation.clone();
-            if let Some(llm) = &self.config.llm {
-                if let Some(better) =
-                    retry::llm_explain(llm, &run.destination, &text, &analysis).await
-                {
-                    explanation = better;
-                }
-            }
-            let table = self.store.table(run.table_id).await?;
-            let retry_at = match (&table, analysis.recommendation) {
-                (_, retry::Recommendation::DoNotRetry) => None,
-                (Some(t), _)
-                    if t.last_run_id == Some(run.run_id) && t.retry_count < t.spec.max_retries =>
-                {
-                    Some(match analysis.recommendation {
-                        retry::Recommendation::RetryNow => now,
-                        _ => {
-                            let wait = retry::backoff(
-                                self.config.retry_base,
-                                self.config.retry_max,
-                                t.retry_count,
-                                (run.run_id as u64).wrapping_mul(2_654_435_761),
-                            );
-                            now + chrono_duration(wait)
-                        }
-                    })
-                }
-                _ => None,
-            };
-            let exhausted =
-                retry_at.is_none() && analysis.recommendation != retry::Recommendation::DoNotRetry;
-            if exhausted {
-                explanation = format!("{explanation} (no retries left: max_retries reached)");
-            }
-            let verdict = RetryVerdict {
-                category: analysis.category.into(),
-                recommendation: analysis.recommendation.as_str().into(),
-                explanation,
-                retry_at,
-            };
-            self.store.record_verdict(run.run_id, &verdict).await?;
-            analyzed.push(AnalyzedRun {
-                run_id: run.run_id,
-                table: run.destination.clone(),
-                error: text,
-                verdict,
-            });
-        }
-        Ok(analyzed)
+        analyze_failures(self.store.as_ref(), self.clock.now(), &self.config).await
     }
 
     /// The landing-table monitor.

@@ -2,11 +2,12 @@
 //! probes and reads the same table).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dataloader_core::SourceTable;
 
-pub struct PerTable<V>(Mutex<HashMap<SourceTable, V>>);
+/// Values are shared, not copied, on every lookup.
+pub struct PerTable<V>(Mutex<HashMap<SourceTable, Arc<V>>>);
 
 impl<V> Default for PerTable<V> {
     fn default() -> Self {
@@ -14,14 +15,16 @@ impl<V> Default for PerTable<V> {
     }
 }
 
-impl<V: Clone> PerTable<V> {
-    pub fn get(&self, table: &SourceTable) -> Option<V> {
+impl<V> PerTable<V> {
+    pub fn get(&self, table: &SourceTable) -> Option<Arc<V>> {
         self.0.lock().ok().and_then(|m| m.get(table).cloned())
     }
 
-    pub fn put(&self, table: &SourceTable, value: V) {
+    pub fn put(&self, table: &SourceTable, value: V) -> Arc<V> {
+        let value = Arc::new(value);
         if let Ok(mut m) = self.0.lock() {
-            m.insert(table.clone(), value);
+            m.insert(table.clone(), value.clone());
         }
+        value
     }
 }

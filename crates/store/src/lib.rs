@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
-    Claim, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy, NewRun,
-    Result, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, SchemaEvolution,
+    Claim, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy, LostRun,
+    NewRun, Result, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, SchemaEvolution,
     SourceTable, Store, TableControl, TableSpec, TargetTable, Watermark, WatermarkKind,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -642,11 +642,13 @@ macro_rules! sql_store {
                 .map_err(|e| Error::store("queue the run", e))?;
                 let destination: String = {
                     // PostgreSQL: the row lock makes two loads starting at once take turns here.
-                    let lock = if $sqlite { "" } else { " FOR UPDATE" };
-                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let row = sqlx::query(if $sqlite {
                         "SELECT destination_catalog, destination_schema, destination_table \
-                         FROM table_control WHERE table_id = $1{lock}"
-                    )))
+                         FROM table_control WHERE table_id = $1"
+                    } else {
+                        "SELECT destination_catalog, destination_schema, destination_table \
+                         FROM table_control WHERE table_id = $1 FOR UPDATE"
+                    })
                     .bind(run.table_id)
                     .fetch_optional(&mut *tx)
                     .await
@@ -888,7 +890,7 @@ macro_rules! sql_store {
                 Ok(cancel.unwrap_or(true))
             }
 
-            async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
+            async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostRun>> {
                 let err = |e| Error::store("expire leases", e);
                 let mut tx = self.pool.begin().await.map_err(err)?;
                 let lost: Vec<(i64, i64)> = sqlx::query_as(
@@ -904,22 +906,38 @@ macro_rules! sql_store {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(err)?;
-                for (run_id, table_id) in &lost {
+                let mut out = Vec::with_capacity(lost.len());
+                for (run_id, table_id) in lost {
                     // Due again at once while retries remain; the caller reschedules the rest.
-                    sqlx::query(
+                    let counts: Option<(i64, i64)> = sqlx::query_as(
                         "UPDATE table_control SET status = 'Failed', retry_count = retry_count + 1, \
                          next_load_date_time = CASE WHEN retry_count < max_retries THEN $3 ELSE next_load_date_time END \
-                         WHERE table_id = $1 AND last_run_id = $2",
+                         WHERE table_id = $1 AND last_run_id = $2 RETURNING retry_count, max_retries",
                     )
                     .bind(table_id)
                     .bind(run_id)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(err)?;
+                    let retries_exhausted = counts.is_some_and(|(count, max)| count > max);
+                    if let Some((count, max)) = counts.filter(|_| retries_exhausted) {
+                        sqlx::query(
+                            "UPDATE historical_metadata SET retry_recommendation = 'do_not_retry', \
+                             retry_explanation = $2 WHERE run_id = $1",
+                        )
+                        .bind(run_id)
+                        .bind(format!(
+                            "the process running the load stopped {count} times in a row (max_retries {max}): the table waits for its next scheduled time"
+                        ))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    }
+                    out.push(LostRun { run_id, table_id, retries_exhausted });
                 }
                 tx.commit().await.map_err(err)?;
-                Ok(lost.into_iter().map(|(r, _)| r).collect())
+                Ok(out)
             }
 
             async fn cancel_queued(&self, queued_before: DateTime<Utc>, now: DateTime<Utc>, reason: &str) -> Result<Vec<i64>> {

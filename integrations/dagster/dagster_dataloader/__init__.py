@@ -1,19 +1,16 @@
 """DataLoader as Dagster assets: a resource, an asset factory and the seed's sensors."""
 
-from dagster_dataloader.assets import asset_key_of, build_dataloader_assets
+from dagster_dataloader.assets import build_dataloader_assets
 from dagster_dataloader.resource import DataloaderError, DataloaderResource
 from dagster_dataloader.sensors import (
     build_dataloader_failure_sensor,
     build_dataloader_sensor,
-    run_tags_for,
 )
 
 __all__ = [
     "DataloaderError",
     "DataloaderResource",
-    "asset_key_of",
     "build_dataloader_assets",
     "build_dataloader_failure_sensor",
     "build_dataloader_sensor",
-    "run_tags_for",
 ]

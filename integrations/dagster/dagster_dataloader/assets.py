@@ -20,11 +20,6 @@ _CHECK_DESCRIPTIONS = {
 }
 
 
-def asset_key_of(table: str) -> dg.AssetKey:
-    """The asset key of a destination `catalog.schema.table`."""
-    return dg.AssetKey(table.split("."))
-
-
 def describe(table: dict[str, Any]) -> str:
     """A table's configuration in a sentence or two, for the asset's description."""
     source = table["source"]
@@ -45,7 +40,7 @@ def describe(table: dict[str, Any]) -> str:
 
 def _asset_for(table: dict[str, Any], with_checks: bool) -> dg.AssetsDefinition:
     key = dg.AssetKey(table["asset_key"])
-    destination = ".".join(table["asset_key"])
+    destination = table["destination"]
     source_type = table.get("source_type") or "unknown"
     check_names = list(table.get("asset_checks", [])) if with_checks else []
     checks = [

@@ -57,12 +57,23 @@ class DataloaderResource(dg.ConfigurableResource):
             extra["DATALOADER_LAKE_ROOT"] = _value(self.lake_root)
         return extra
 
+    def run(self, *args: str) -> str:
+        """Runs `dataloader ARGS` and returns what it printed on stdout."""
+        return self._run(list(args), f"dataloader {' '.join(args)}")
+
     def run_json(self, *args: str) -> Any:
         """Runs `dataloader ARGS --json` and returns what it printed."""
         command = f"dataloader {' '.join(args)}"
+        out = self._run([*args, "--json"], command)
+        try:
+            return json.loads(out)
+        except json.JSONDecodeError as e:
+            raise DataloaderError(f"{command} printed no JSON ({e}): {out[:200]!r}") from e
+
+    def _run(self, args: list[str], command: str) -> str:
         try:
             done = subprocess.run(
-                [self.binary, *args, "--json"],
+                [self.binary, *args],
                 env={**os.environ, **self.command_env()},
                 capture_output=True,
                 text=True,
@@ -79,10 +90,7 @@ class DataloaderResource(dg.ConfigurableResource):
             ) from e
         if done.returncode != 0:
             raise DataloaderError(f"{command} failed: {done.stderr.strip()}")
-        try:
-            return json.loads(done.stdout)
-        except json.JSONDecodeError as e:
-            raise DataloaderError(f"{command} printed no JSON ({e}): {done.stdout[:200]!r}") from e
+        return done.stdout
 
     def tables(self) -> list[dict[str, Any]]:
         """Every table of the control database, with its asset key, source type and checks."""

@@ -7,22 +7,17 @@ from typing import Any, Iterable, Optional, Sequence
 
 import dagster as dg
 
-from dagster_dataloader.assets import asset_key_of
 from dagster_dataloader.resource import DataloaderError, DataloaderResource
-
-# DataLoader's long-running monitor cancels a load after this long unless the table says otherwise.
-DEFAULT_TIMEOUT_MINUTES = 180
 
 TABLE_TAG = "dataloader/table"
 DUE_TAG = "dataloader/due_since"
 
 
-def run_tags_for(due: dict[str, Any]) -> dict[str, str]:
+def _run_tags_for(due: dict[str, Any]) -> dict[str, str]:
     """Run tags of a due table's run: Dagster's run monitoring fails it after the table's
-    timeout (`dagster/max_runtime`, in seconds), as DataLoader's long-running monitor would."""
-    minutes = due.get("timeout_minutes") or DEFAULT_TIMEOUT_MINUTES
+    time limit (`dagster/max_runtime`), as DataLoader's long-running monitor would."""
     return {
-        "dagster/max_runtime": str(int(minutes) * 60),
+        "dagster/max_runtime": str(due["max_runtime_seconds"]),
         TABLE_TAG: due["table"],
         DUE_TAG: due["due_since"],
     }
@@ -56,7 +51,7 @@ def _request_for(
         if time.time() < ended + backoff:
             return None
         run_key = f"{run_key}#retry{attempts}"
-    return dg.RunRequest(run_key=run_key, asset_selection=[key], tags=run_tags_for(due))
+    return dg.RunRequest(run_key=run_key, asset_selection=[key], tags=_run_tags_for(due))
 
 
 def build_dataloader_sensor(
@@ -87,7 +82,7 @@ def build_dataloader_sensor(
     def _master(context: dg.SensorEvaluationContext, dataloader: DataloaderResource):
         requests = []
         for due in dataloader.due():
-            key = asset_key_of(due["table"])
+            key = dg.AssetKey(due["asset_key"])
             if key not in keys:
                 context.log.warning(
                     f"{due['table']} is due but has no asset here: reload the code location after adding tables"
@@ -117,6 +112,20 @@ def tables_of_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]
     return sorted({".".join(key.path) for key in keys if key is not None and len(key.path) == 3})
 
 
+def _ran_for(record: dict[str, Any], marker: str) -> bool:
+    return (record.get("worker") or "").endswith(marker)
+
+
+def _from_history(run: dict[str, Any]) -> dict[str, Any]:
+    """A `history` row's verdict, named as `analyze` names it."""
+    return {
+        "run_id": run["run_id"],
+        "recommendation": run.get("retry_recommendation"),
+        "category": run.get("retry_category"),
+        "explanation": run.get("retry_explanation") or run.get("error_text"),
+    }
+
+
 def build_dataloader_failure_sensor(
     *,
     name: str = "dataloader_failed_monitor",
@@ -142,17 +151,20 @@ def build_dataloader_failure_sensor(
         tables = tables_of_run(context.instance, run)
         if not tables:
             return
-        dataloader.analyze()
-        log = dg.get_dagster_logger()
         # `dataloader load` names the Dagster run in the worker of the run it records.
         marker = f"for Dagster run {run.run_id}"
+        fresh = {v["table"]: v for v in dataloader.analyze() if _ran_for(v, marker)}
+        log = dg.get_dagster_logger()
         for table in tables:
-            try:
-                runs = dataloader.history(table, limit=10)
-            except DataloaderError:
-                continue  # an asset DataLoader does not load
-            mine = next((r for r in runs if (r.get("worker") or "").endswith(marker)), None)
-            if mine is None:
+            verdict = fresh.get(table)
+            if verdict is None:
+                # Judged before this tick (or never run): the table's history holds it.
+                try:
+                    runs = dataloader.history(table, limit=10)
+                except DataloaderError:
+                    continue  # an asset DataLoader does not load
+                verdict = next((_from_history(r) for r in runs if _ran_for(r, marker)), None)
+            if verdict is None:
                 tags = {"dataloader/retry": "not_started"}
                 message = (
                     f"DataLoader {table}: the Dagster run failed before DataLoader recorded a load "
@@ -160,13 +172,13 @@ def build_dataloader_failure_sensor(
                 )
             else:
                 tags = {
-                    "dataloader/retry": mine.get("retry_recommendation") or "unknown",
-                    "dataloader/retry_category": mine.get("retry_category") or "unknown",
-                    "dataloader/run_id": str(mine["run_id"]),
+                    "dataloader/retry": verdict.get("recommendation") or "unknown",
+                    "dataloader/retry_category": verdict.get("category") or "unknown",
+                    "dataloader/run_id": str(verdict["run_id"]),
                 }
                 message = (
-                    f"DataLoader {table}, run {mine['run_id']}: {tags['dataloader/retry']} "
-                    f"({tags['dataloader/retry_category']}) — {mine.get('retry_explanation') or mine.get('error_text')}"
+                    f"DataLoader {table}, run {verdict['run_id']}: {tags['dataloader/retry']} "
+                    f"({tags['dataloader/retry_category']}) — {verdict.get('explanation')}"
                 )
             context.instance.add_run_tags(run.run_id, tags)
             log.warning(message)

@@ -47,14 +47,7 @@ def dataloader(tmp_path: Path, dataloader_bin: str) -> DataloaderResource:
 
 def run_cli(dataloader: DataloaderResource, *args: str) -> str:
     """A plain dataloader command; its stdout."""
-    done = subprocess.run(
-        [dataloader.binary, *args],
-        env={**os.environ, **dataloader.command_env()},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"dataloader {' '.join(args)} failed: {done.stderr}"
-    return done.stdout
+    return dataloader.run(*args)
 
 
 def apply_yaml(dataloader: DataloaderResource, tmp_path: Path, text: str) -> None:

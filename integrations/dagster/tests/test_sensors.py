@@ -14,6 +14,12 @@ from dagster_dataloader import (
 )
 
 
+def tick(sensor, instance, dataloader) -> list[dg.RunRequest]:
+    """One evaluation of the master sensor; its run requests."""
+    with dg.build_sensor_context(instance=instance, resources={"dataloader": dataloader}) as context:
+        return list(sensor.evaluate_tick(context).run_requests or [])
+
+
 def evaluate_failure_sensor(sensor, result: dg.ExecuteInProcessResult, instance, dataloader) -> None:
     """The run failure sensor on a failed run, as Dagster's daemon would call it."""
     with dg.build_run_status_sensor_context(
@@ -63,12 +69,7 @@ tables:
 
     instance = dg.DagsterInstance.ephemeral()
 
-    def tick() -> list[dg.RunRequest]:
-        with dg.build_sensor_context(instance=instance, resources={"dataloader": dataloader}) as context:
-            result = sensor.evaluate_tick(context)
-        return list(result.run_requests or [])
-
-    first, second = tick(), tick()
+    first, second = tick(sensor, instance, dataloader), tick(sensor, instance, dataloader)
     assert [r.asset_selection for r in first] == [[dg.AssetKey(["bronze", schema, "due_new"])]]
     request = first[0]
     assert request.run_key.startswith(f"bronze.{schema}.due_new@")
@@ -86,7 +87,7 @@ tables:
     )
     assert result.success
     assert not result.get_asset_check_evaluations()
-    assert tick() == []
+    assert tick(sensor, instance, dataloader) == []
 
 
 def test_the_failure_sensor_tags_the_run_with_dataloaders_verdict(mariadb_user, dataloader, tmp_path, monkeypatch):
@@ -134,13 +135,9 @@ tables:
         binary=str(tmp_path / "no-such-dataloader"), control_db=dataloader.control_db, lake_root=dataloader.lake_root
     )
 
-    def tick(sensor) -> list[dg.RunRequest]:
-        with dg.build_sensor_context(instance=instance, resources={"dataloader": dataloader}) as context:
-            return list(sensor.evaluate_tick(context).run_requests or [])
-
     keys = []
     for attempt in range(3):
-        requests = tick(sensor)
+        requests = tick(sensor, instance, dataloader)
         assert len(requests) == 1
         keys.append(requests[0].run_key)
         result = dg.materialize(
@@ -153,6 +150,6 @@ tables:
     assert base.startswith(f"bronze.{schema}.items@")
     assert keys == [base, f"{base}#retry1", f"{base}#retry2"]
     # Within the backoff, nothing is asked for; after it, the next retry.
-    assert tick(waiting) == []
-    assert [r.run_key for r in tick(sensor)] == [f"{base}#retry3"]
+    assert tick(waiting, instance, dataloader) == []
+    assert [r.run_key for r in tick(sensor, instance, dataloader)] == [f"{base}#retry3"]
     assert dataloader.history(f"bronze.{schema}.items") == []

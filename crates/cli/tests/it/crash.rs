@@ -286,15 +286,7 @@ async fn a_run_failed_as_lost_after_its_commit_is_recovered_not_loaded_twice() {
     s.run(&["load", DEST], None).ok();
     s.add_rows(96, 120).await;
     // Killed after its Delta commit, with a 1 s lease...
-    let killed = dataloader_env(
-        s.dir.path(),
-        &["load", DEST],
-        &[
-            ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
-            ("DATALOADER_LEASE", "1s"),
-            ("DATALOADER_FAULT", "after_commit"),
-        ],
-    );
+    let killed = s.run(&["--lease", "1s", "load", DEST], Some("after_commit"));
     assert_ne!(killed.code, 0);
     // ...which runs out: the master sensor's tick (`due`) fails the run as lost.
     std::thread::sleep(std::time::Duration::from_millis(1500));

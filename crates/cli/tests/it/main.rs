@@ -59,6 +59,11 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         "DATALOADER_CONFIG",
         "DATALOADER_BATCH_SIZE",
         "DATALOADER_FAULT",
+        "DATALOADER_LEASE",
+        "DATALOADER_LOG",
+        "DATALOADER_DAGSTER_LOG",
+        "DAGSTER_PIPES_CONTEXT",
+        "DAGSTER_PIPES_MESSAGES",
         "LAKEBASE_HOST",
     ] {
         cmd.env_remove(var);

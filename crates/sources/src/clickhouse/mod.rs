@@ -5,6 +5,8 @@
 
 pub mod types;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use dataloader_core::secret::mask;
 use dataloader_core::{
@@ -229,7 +231,7 @@ impl ClickHouseSource {
 
     /// (name, type) of each column; asked of the server once per table and source (a load
     /// describes, probes and reads the same table).
-    async fn column_types(&self, table: &SourceTable) -> Result<Vec<(String, String)>> {
+    async fn column_types(&self, table: &SourceTable) -> Result<Arc<Vec<(String, String)>>> {
         if let Some(known) = self.described.get(table) {
             return Ok(known);
         }
@@ -250,8 +252,7 @@ impl ClickHouseSource {
                 ))
             })
             .collect();
-        self.described.put(table, columns.clone());
-        Ok(columns)
+        Ok(self.described.put(table, columns))
     }
 
     async fn parsed_types(
@@ -314,7 +315,8 @@ impl Source for ClickHouseSource {
             });
         }
         let columns = described
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|(name, native)| {
                 let data_type = types::parse(&native)
                     .and_then(|t| t.arrow())

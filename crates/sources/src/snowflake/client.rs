@@ -277,15 +277,16 @@ impl Client {
         result: &QueryResult,
         part: usize,
     ) -> Result<Vec<RecordBatch>, ClientError> {
-        let bytes = if part == 0 {
-            match result.rowset_base64.as_deref() {
+        // Part 0 is the rowset inline in the response; part n the n-th chunk.
+        let chunk = part.checked_sub(1).map(|i| &result.chunks[i]);
+        let bytes = match chunk {
+            None => match result.rowset_base64.as_deref() {
                 None | Some("") => return Ok(Vec::new()),
                 Some(b64) => STANDARD
                     .decode(b64)
                     .map_err(|e| connect_error(&self.base_url, format!("bad rowsetBase64: {e}")))?,
-            }
-        } else {
-            self.chunk(result, &result.chunks[part - 1]).await?
+            },
+            Some(chunk) => self.chunk(result, chunk).await?,
         };
         let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
             .map_err(|e| {
@@ -295,7 +296,7 @@ impl Client {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| connect_error(&self.base_url, format!("unreadable Arrow result: {e}")))?;
         // A chunk says how many rows it holds: fewer decoded means a cut-off download.
-        if let Some(chunk) = part.checked_sub(1).map(|i| &result.chunks[i]) {
+        if let Some(chunk) = chunk {
             let decoded: usize = batches.iter().map(RecordBatch::num_rows).sum();
             if chunk.row_count > 0 && decoded as u64 != chunk.row_count {
                 return Err(ClientError::Connect(format!(

@@ -197,7 +197,7 @@ impl SnowflakeSource {
     }
 
     /// The table as Snowflake names it, and its columns (a `LIMIT 0` query's rowtype).
-    async fn resolve(&self, table: &SourceTable) -> Result<(SourceTable, Vec<RowType>)> {
+    async fn resolve(&self, table: &SourceTable) -> Result<Arc<(SourceTable, Vec<RowType>)>> {
         if let Some(known) = self.resolved.get(table) {
             return Ok(known);
         }
@@ -219,9 +219,7 @@ impl SnowflakeSource {
             );
             match self.query(&sql, &shown, "describe the table").await {
                 Ok(result) => {
-                    let found = (candidate, result.rowtype);
-                    self.resolved.put(table, found.clone());
-                    return Ok(found);
+                    return Ok(self.resolved.put(table, (candidate, result.rowtype)));
                 }
                 Err(e @ Error::SourceTableNotFound { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -248,7 +246,8 @@ impl SnowflakeSource {
         columns: &[SourceColumn],
     ) -> Result<(SourceTable, Vec<Kind>)> {
         let shown = table.to_string();
-        let (resolved, rowtype) = self.resolve(table).await?;
+        let found = self.resolve(table).await?;
+        let (resolved, rowtype) = &*found;
         let kinds = columns
             .iter()
             .map(|c| {
@@ -263,7 +262,7 @@ impl SnowflakeSource {
                 self.kind(&shown, column)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((resolved, kinds))
+        Ok((resolved.clone(), kinds))
     }
 
     /// The first value of a one-row, one-column query, as watermark text.
@@ -342,7 +341,8 @@ impl Source for SnowflakeSource {
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
         let SourceObject::Table(table) = object;
         let shown = table.to_string();
-        let (_, rowtype) = self.resolve(table).await?;
+        let found = self.resolve(table).await?;
+        let rowtype = &found.1;
         let columns = rowtype
             .iter()
             .map(|r| {
@@ -394,13 +394,14 @@ impl Source for SnowflakeSource {
                 )
             }
             Probe::RowCount | Probe::NullCount(_) => {
-                let (resolved, _) = self.resolve(table).await?;
+                let found = self.resolve(table).await?;
+                let resolved = &found.0;
                 let filter = match probe {
                     Probe::NullCount(c) => format!(" WHERE {} IS NULL", d.quote_ident(c)),
                     _ => String::new(),
                 };
                 (
-                    format!("SELECT COUNT(*) FROM {}{filter}", d.table(&resolved)),
+                    format!("SELECT COUNT(*) FROM {}{filter}", d.table(resolved)),
                     Kind::Integer,
                     WatermarkKind::Integer,
                 )
