@@ -4,6 +4,7 @@
 //! [`Source`], [`Store`] and [`Catalog`] and the engine composes them.
 
 pub mod catalog;
+pub mod check_query;
 pub mod clock;
 pub mod connection;
 pub mod decimal;

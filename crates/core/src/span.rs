@@ -23,7 +23,15 @@ impl Span {
             )
         };
         if crate::decimal::is_decimal_literal(t) && !t.starts_with('-') {
-            return Ok(Span::Amount(t.trim_start_matches('+').to_string()));
+            let amount = Span::Amount(t.trim_start_matches('+').to_string());
+            // A zero chunk never advances and a zero window or lookback means nothing.
+            if !amount.is_positive() {
+                return Err(Error::config(
+                    field,
+                    format!("\"{text}\" must be more than zero"),
+                ));
+            }
+            return Ok(amount);
         }
         let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (number, unit) = t.split_at(split);
@@ -84,6 +92,11 @@ mod tests {
         for bad in ["", "h", "2 fortnights", "-3h", "0s", "1.5h"] {
             assert!(Span::parse("lookback", bad).is_err(), "{bad}");
         }
-        assert!(!Span::Amount("0".into()).is_positive());
+        for zero in ["0", "000", "0.0", "+0", "0.000"] {
+            let err = Span::parse("chunk_size", zero).unwrap_err().to_string();
+            assert!(err.contains("more than zero"), "{zero}: {err}");
+        }
+        assert!(Span::parse("chunk_size", "0.001").is_ok());
+        assert!(Span::parse("chunk_size", "10").is_ok());
     }
 }

@@ -361,6 +361,9 @@ impl TableSpec {
                         "a query returning one value with check_mode query (--check-query)",
                     ))
                 }
+                CheckMode::Query => {
+                    crate::check_query::validate(self.check_query.as_deref().unwrap_or(""))?
+                }
                 CheckMode::Max | CheckMode::RowCount if self.check_query.is_some() => {
                     return Err(Error::config(
                         "check_query",
@@ -437,10 +440,12 @@ impl TableSpec {
             ));
         }
         self.layout()?;
-        if let Some(schedule) = &self.schedule {
-            parse_cron(schedule)?;
-        }
         parse_timezone(&self.timezone)?;
+        if let Some(schedule) = &self.schedule {
+            // A schedule that never fires would leave each load unable to say when the next
+            // one is (`0 0 30 2 *`: February has no 30th).
+            next_occurrence(schedule, &self.timezone, chrono::Utc::now())?;
+        }
         if self.max_retries < 0 {
             return Err(Error::config("max_retries", "must be 0 or more"));
         }
@@ -522,7 +527,12 @@ pub fn next_occurrence(
     let tz = parse_timezone(timezone)?;
     cron.find_next_occurrence(&after.with_timezone(&tz), false)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| Error::config("schedule", format!("\"{schedule}\" never fires: {e}")))
+        .map_err(|e| {
+            Error::config(
+                "schedule",
+                format!("\"{schedule}\" never fires ({e}): check its day of month and month"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -572,6 +582,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("schedule:"));
+        spec.schedule = Some("0 0 30 2 *".into());
+        let never = spec.validate().unwrap_err().to_string();
+        assert!(
+            never.starts_with("schedule:") && never.contains("never fires"),
+            "{never}"
+        );
+        spec.schedule = Some("0 0 29 2 *".into());
+        spec.validate().expect("29 February comes in leap years");
+        spec.chunk_size = Some("0".into());
+        spec.strategy = LoadStrategy::ChunkedBackfill;
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("chunk_size:"));
     }
 
     fn at(s: &str) -> chrono::DateTime<chrono::Utc> {

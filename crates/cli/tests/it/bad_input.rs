@@ -66,6 +66,48 @@ fn bad_table_definitions_are_refused_and_nothing_is_written() {
     .fails_with("schedule: \"61 * * * *\" is not a valid cron expression");
     table_add(d, &["--dest", "bronze.sales.orders", "--schedule", "daily"])
         .fails_with("schedule: \"daily\" is not a five-field cron expression");
+    table_add(
+        d,
+        &["--dest", "bronze.sales.orders", "--schedule", "0 0 30 2 *"],
+    )
+    .fails_with("schedule: \"0 0 30 2 *\" never fires");
+    // Spans must be positive: a zero chunk never advances.
+    for (flag, value, extra) in [
+        (
+            "--chunk-size",
+            "0",
+            [
+                "--strategy",
+                "chunked_backfill",
+                "--incremental-column",
+                "id",
+            ],
+        ),
+        (
+            "--lookback",
+            "0",
+            ["--strategy", "incremental", "--incremental-column", "id"],
+        ),
+        (
+            "--rolling-window",
+            "0.0",
+            ["--strategy", "rolling", "--rolling-column", "id"],
+        ),
+    ] {
+        let mut args = vec![
+            "--dest",
+            "bronze.sales.orders",
+            "--primary-key",
+            "id",
+            flag,
+            value,
+        ];
+        args.extend_from_slice(&extra);
+        table_add(d, &args).fails_with(&format!(
+            "{}: \"{value}\" must be more than zero",
+            flag.trim_start_matches("--").replace('-', "_")
+        ));
+    }
     table_add(d, &["--dest", "bronze.sales.orders", "--strategy", "fast"])
         .fails_with("strategy: unknown strategy \"fast\" (valid: full, incremental, append_only, rolling, check_and_load, chunked_backfill)");
     table_add(

@@ -189,8 +189,17 @@ impl ClickHouseSource {
         table: &str,
         step: &'static str,
     ) -> Result<Vec<Vec<serde_json::Value>>> {
-        let mut cursor = self
-            .client
+        self.rows_on(&self.client, sql, table, step).await
+    }
+
+    async fn rows_on(
+        &self,
+        client: &clickhouse::Client,
+        sql: &str,
+        table: &str,
+        step: &'static str,
+    ) -> Result<Vec<Vec<serde_json::Value>>> {
+        let mut cursor = client
             .query_raw(sql)
             .fetch_bytes("JSONCompact")
             .map_err(|e| self.error(table, step, &e))?;
@@ -221,7 +230,17 @@ impl ClickHouseSource {
         table: &str,
         step: &'static str,
     ) -> Result<Option<String>> {
-        let rows = self.rows(sql, table, step).await?;
+        self.first_text_on(&self.client, sql, table, step).await
+    }
+
+    async fn first_text_on(
+        &self,
+        client: &clickhouse::Client,
+        sql: &str,
+        table: &str,
+        step: &'static str,
+    ) -> Result<Option<String>> {
+        let rows = self.rows_on(client, sql, table, step).await?;
         Ok(rows.first().and_then(|r| r.first()).and_then(|v| match v {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s.clone()),
@@ -383,10 +402,16 @@ impl Source for ClickHouseSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query, run as written; its first value, as text.
+            // The user's check query (one reading statement: the table's spec is validated
+            // before a load); its first value, as text.
             Probe::Query(q) => (format!("SELECT toString(({q}))"), WatermarkKind::Text),
         };
-        self.first_text(&sql, &shown, "probe the table")
+        // `readonly = 2`: the server refuses anything but reading (settings stay allowed).
+        let client = match probe {
+            Probe::Query(_) => self.client.clone().with_setting("readonly", "2"),
+            _ => self.client.clone(),
+        };
+        self.first_text_on(&client, &sql, &shown, "probe the table")
             .await?
             .map(|v| utc_watermark(kind, v))
             .transpose()

@@ -417,7 +417,8 @@ impl Source for MssqlSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query, run as written; its first value, as text.
+            // The user's check query (one reading statement, see core's check_query); its
+            // first value, as text.
             Probe::Query(q) => (
                 format!("SELECT CAST(({q}) AS nvarchar(4000))"),
                 WatermarkKind::Text,

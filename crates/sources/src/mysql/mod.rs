@@ -419,13 +419,22 @@ impl Source for MysqlSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query, run as written; its first value, as text.
-            Probe::Query(q) => (format!("SELECT CAST(({q}) AS CHAR)"), WatermarkKind::Text),
+            // The user's check query (one reading statement: the table's spec is validated before a load) in a read-only
+            // transaction; its first value, as text.
+            Probe::Query(q) => {
+                conn.query_drop("START TRANSACTION READ ONLY")
+                    .await
+                    .map_err(|e| self.query_error(&shown, "begin the check transaction", &e))?;
+                (format!("SELECT CAST(({q}) AS CHAR)"), WatermarkKind::Text)
+            }
         };
-        self.first_text(&mut conn, sql, &shown, "probe the table")
-            .await?
-            .map(|v| utc_watermark(kind, v))
-            .transpose()
+        let value = self
+            .first_text(&mut conn, sql, &shown, "probe the table")
+            .await;
+        if matches!(probe, Probe::Query(_)) {
+            let _ = conn.query_drop("ROLLBACK").await;
+        }
+        value?.map(|v| utc_watermark(kind, v)).transpose()
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {

@@ -376,7 +376,8 @@ impl Source for OracleSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query, run as written; its first value, as text.
+            // The user's check query (one reading statement, see core's check_query); its
+            // first value, as text.
             Probe::Query(q) => (
                 format!("SELECT TO_CHAR(({q})) FROM DUAL"),
                 WatermarkKind::Text,

@@ -448,11 +448,17 @@ impl PostgresSource {
                 dialect.quote_ident(c)
             ),
             Probe::Query(query) => {
-                // The user's check query, run as written; its first value, as text.
+                // The user's check query (one reading statement: the table's spec is validated before a load), run as
+                // written in a read-only transaction; its first value, as text.
+                client
+                    .batch_execute("BEGIN TRANSACTION READ ONLY")
+                    .await
+                    .map_err(|e| self.query_error(&shown, "begin the check transaction", &e))?;
                 let messages = client
                     .simple_query(query)
                     .await
                     .map_err(|e| self.query_error(&shown, "run the check query", &e))?;
+                let _ = client.batch_execute("ROLLBACK").await;
                 let value = messages.iter().find_map(|m| match m {
                     tokio_postgres::SimpleQueryMessage::Row(row) => {
                         Some(row.get(0).map(str::to_string))

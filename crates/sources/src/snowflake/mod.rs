@@ -406,7 +406,8 @@ impl Source for SnowflakeSource {
                     WatermarkKind::Integer,
                 )
             }
-            // The user's check query, run as written; its first value, as text.
+            // The user's check query (one reading statement, see core's check_query); its
+            // first value, as text.
             Probe::Query(q) => (
                 format!("SELECT CAST(({q}) AS VARCHAR)"),
                 Kind::Text,

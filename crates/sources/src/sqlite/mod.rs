@@ -259,7 +259,8 @@ impl Source for SqliteSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query, run as written; its first value, as text.
+            // The user's check query (one reading statement, see core's check_query); its
+            // first value, as text.
             Probe::Query(q) => (format!("SELECT CAST(({q}) AS TEXT)"), WatermarkKind::Text),
         };
         let value: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
