@@ -562,6 +562,7 @@ fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
 }
 
 fn connection_fields(c: &ConnectionConfig) -> Vec<(&'static str, String)> {
+    let c = &c.masked();
     vec![
         ("type", c.db_type.to_string()),
         ("host", c.host.clone().unwrap_or_default()),
@@ -751,7 +752,7 @@ impl Plan {
 /// The control tables as a file that `apply` turns back into the same tables.
 pub async fn export(store: &dyn Store) -> Result<String> {
     let mut file = TablesFile::default();
-    for c in store.connections().await? {
+    for c in store.connections().await?.iter().map(|c| c.masked()) {
         file.connections.insert(
             c.name.clone(),
             ConnectionEntry {

@@ -809,7 +809,7 @@ async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
             }
         }
         ConnectionCommand::Show { name } => {
-            let config = app.store.require_connection(&name).await?;
+            let config = app.store.require_connection(&name).await?.masked();
             let secret = config
                 .password
                 .as_deref()

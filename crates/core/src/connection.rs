@@ -105,7 +105,8 @@ pub struct ConnectionConfig {
     pub user: Option<String>,
     /// `env:NAME` or `file:/path`: a reference, never the secret.
     pub password: Option<String>,
-    /// Driver options (for example `sslmode`, `timezone`); never secrets.
+    /// Driver options (for example `account`, `auth`); a secret among them (a key whose name
+    /// says password, secret, key, token or passphrase) only as a reference.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     /// Loads running at once against this database, at most; unlimited when unset.
@@ -126,6 +127,18 @@ impl ConnectionConfig {
         }
         if let Some(p) = &self.password {
             SecretRef::parse(p)?;
+        }
+        for (key, value) in &self.options {
+            if let Some(why) = unsupported_tls_option(self.db_type, key, value) {
+                return Err(Error::config(key.as_str(), why));
+            }
+            if is_secret_option(key) && SecretRef::parse(value).is_err() {
+                // Never echoes the value: it is a secret typed in by mistake.
+                return Err(Error::config(
+                    key.as_str(),
+                    format!("--option {key}= takes a reference (env:NAME or file:/path), never the secret itself"),
+                ));
+            }
         }
         match self.db_type {
             DbType::Postgresql
@@ -163,16 +176,6 @@ impl ConnectionConfig {
                         format!("a {kind} connection needs --database"),
                     ));
                 }
-                for key in ["private_key", "private_key_passphrase"] {
-                    if let Some(r) = self.options.get(key) {
-                        SecretRef::parse(r).map_err(|_| {
-                            Error::config(
-                                key,
-                                format!("--option {key}= takes a reference (env:NAME or file:/path), never the key itself"),
-                            )
-                        })?;
-                    }
-                }
                 if kind == DbType::SnowflakePem && !self.options.contains_key("private_key") {
                     return Err(Error::config(
                         "private_key",
@@ -190,6 +193,34 @@ impl ConnectionConfig {
             }
         }
         Ok(())
+    }
+
+    /// The connection as it may be shown or written out: a secret option or password that is
+    /// not a reference (stored before references were required) becomes `***`.
+    pub fn masked(&self) -> ConnectionConfig {
+        let is_reference = |v: &str| SecretRef::parse(v).is_ok();
+        ConnectionConfig {
+            password: self.password.as_ref().map(|p| {
+                if is_reference(p) {
+                    p.clone()
+                } else {
+                    "***".into()
+                }
+            }),
+            options: self
+                .options
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if is_secret_option(k) && !is_reference(v) {
+                        "***".to_string()
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+            ..self.clone()
+        }
     }
 
     /// The password, resolved from its reference, if one is configured.
@@ -218,6 +249,141 @@ impl ConnectionConfig {
                 self.port.or(self.db_type.default_port()).unwrap_or(0),
                 self.database.as_deref().unwrap_or("")
             ),
+        }
+    }
+}
+
+/// Whether an option's value is a secret: its name says so.
+pub fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "key", "token", "passphrase"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// Why a TLS option is refused for a connection to `db_type`: one its connector does not
+/// implement would be ignored, and the connection made in a way the user did not ask for.
+fn unsupported_tls_option(db_type: DbType, key: &str, value: &str) -> Option<String> {
+    const TLS: [&str; 14] = [
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "ssl",
+        "tls",
+        "ssl_ca",
+        "ssl_cert",
+        "ssl_key",
+        "encrypt",
+        "secure",
+        "trust_server_certificate",
+    ];
+    let key = key.to_ascii_lowercase();
+    if !TLS.contains(&key.as_str()) {
+        return None;
+    }
+    let supported = match (db_type, key.as_str()) {
+        // Without TLS is what a PostgreSQL source does today: only saying so is accepted.
+        (DbType::Postgresql, "sslmode") => value == "disable",
+        // TLS with the server's certificate verified, or none.
+        (DbType::Mysql, "sslmode") => matches!(
+            value,
+            "disable" | "prefer" | "require" | "verify-ca" | "verify-full"
+        ),
+        (DbType::Mssql, "trust_server_certificate") => matches!(value, "true" | "false"),
+        _ => false,
+    };
+    (!supported).then(|| {
+        format!(
+            "{key}={value} is not implemented for {db_type} connections: DataLoader would connect without it, so it is refused (remove it, or see docs/connectors/{}.md for what is supported)",
+            match db_type {
+                DbType::SnowflakePem => "snowflake",
+                DbType::Postgresql => "postgresql",
+                other => other.as_str(),
+            }
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(db_type: DbType, options: &[(&str, &str)]) -> ConnectionConfig {
+        ConnectionConfig {
+            name: "c".into(),
+            db_type,
+            host: Some("h".into()),
+            port: None,
+            database: Some("d".into()),
+            user: Some("u".into()),
+            password: None,
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            max_connections: None,
+        }
+    }
+
+    #[test]
+    fn secret_options_must_be_references_and_are_never_echoed() {
+        for key in [
+            "client_secret",
+            "api_token",
+            "private_key_passphrase",
+            "db_password",
+        ] {
+            let err = connection(DbType::Mssql, &[(key, "hunter2")])
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("takes a reference"), "{key}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+            connection(DbType::Mssql, &[(key, "env:SECRET")])
+                .validate()
+                .unwrap();
+        }
+        let stored = ConnectionConfig {
+            password: Some("plain".into()),
+            ..connection(
+                DbType::Mssql,
+                &[("client_secret", "plain"), ("auth", "aad")],
+            )
+        };
+        let shown = stored.masked();
+        assert_eq!(shown.password.as_deref(), Some("***"));
+        assert_eq!(shown.options["client_secret"], "***");
+        assert_eq!(shown.options["auth"], "aad");
+    }
+
+    #[test]
+    fn tls_options_a_connector_does_not_implement_are_refused() {
+        let err = connection(DbType::Postgresql, &[("sslmode", "require")])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("sslmode: sslmode=require is not implemented for postgresql"),
+            "{err}"
+        );
+        connection(DbType::Postgresql, &[("sslmode", "disable")])
+            .validate()
+            .unwrap();
+        connection(DbType::Mysql, &[("sslmode", "require")])
+            .validate()
+            .unwrap();
+        for (db, key) in [
+            (DbType::Mysql, "sslrootcert"),
+            (DbType::Clickhouse, "sslmode"),
+            (DbType::Mssql, "encrypt"),
+        ] {
+            assert!(
+                connection(db, &[(key, "x")]).validate().is_err(),
+                "{db} {key}"
+            );
         }
     }
 }

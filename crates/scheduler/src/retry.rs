@@ -241,7 +241,7 @@ pub fn backoff(base: Duration, max: Duration, attempt: i64, jitter_seed: u64) ->
 }
 
 /// An OpenAI-compatible chat endpoint that rewrites the explanation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LlmConfig {
     /// Base URL; `/chat/completions` is appended.
     pub url: String,
@@ -249,6 +249,18 @@ pub struct LlmConfig {
     pub api_key: Option<String>,
     pub model: String,
     pub timeout: Duration,
+}
+
+/// Without the key: a configuration printed in a log must not carry it.
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("model", &self.model)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Asks the endpoint for a one-line explanation; `None` on any failure (the rules stand).

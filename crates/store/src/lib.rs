@@ -102,18 +102,55 @@ fn url_escape(s: &str) -> String {
         .collect()
 }
 
-/// Removes the password of `url` from `text` (and from the URL form itself).
+/// Removes the password of `url` from `text` (and from the URL form itself). The URL is read
+/// by a URL parser, so a password holding `@`, `:` or `/` is found whole; both its written
+/// (percent-encoded) and its decoded forms are masked.
 pub fn redact_url(text: &str, url: &str) -> String {
-    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
-        return text.to_string();
-    };
-    let Some((userinfo, _)) = rest.split_once('@') else {
-        return text.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((_, password)) if !password.is_empty() => text.replace(password, "***"),
-        _ => text.to_string(),
+    // As a URL parser reads it (a valid URL), and as written up to the last `@` (a password
+    // that holds an unescaped `/` or `@` makes the URL invalid, and still must not show).
+    let parsed = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+        .unwrap_or_default();
+    let decoded = percent_decoded(&parsed);
+    let written = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    let mut masked = text.to_string();
+    // Longest first, so a form that contains another is masked whole.
+    let mut forms = [written, parsed, decoded];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for form in forms.iter().filter(|f| !f.is_empty()) {
+        masked = masked.replace(form.as_str(), "***");
     }
+    masked
+}
+
+/// `%XX` sequences as the bytes they stand for (a URL's userinfo carries no other escape).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub struct SqlStore<DB: sqlx::Database> {
@@ -1126,5 +1163,17 @@ mod tests {
         let url = "postgres://u:s3cret@h:5432/db";
         assert_eq!(redact_url(url, url), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("error at s3cret", url), "error at ***");
+        // A password holding `@` (written raw, or percent-encoded) is masked whole.
+        let raw = "postgres://u:p@ss:w/rd@h:5432/db";
+        let redacted = redact_url(&format!("cannot reach {raw}: p@ss:w/rd rejected"), raw);
+        assert!(
+            !redacted.contains("ss:w") && !redacted.contains("rd@"),
+            "{redacted}"
+        );
+        assert!(redacted.contains("@h:5432/db"), "{redacted}");
+        let encoded = "postgres://u:p%40ss%2Fx@h/db";
+        let redacted = redact_url(&format!("{encoded} said p@ss/x is wrong"), encoded);
+        assert_eq!(redacted, "postgres://u:***@h/db said *** is wrong");
+        assert_eq!(redact_url("no secret", "postgres://u@h/db"), "no secret");
     }
 }

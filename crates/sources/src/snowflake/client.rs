@@ -76,15 +76,17 @@ struct Envelope {
     message: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: a chunk's URL is presigned, its query string a credential.
+#[derive(Deserialize)]
 pub struct ChunkRef {
     pub url: String,
     #[serde(rename = "rowCount", default)]
     pub row_count: u64,
 }
 
-/// A statement's result: its columns and where its rows are.
-#[derive(Debug, Deserialize)]
+/// A statement's result: its columns and where its rows are. No `Debug`: it holds presigned
+/// chunk URLs and the chunks' encryption key.
+#[derive(Deserialize)]
 pub struct QueryResult {
     pub rowtype: Vec<RowType>,
     #[serde(rename = "queryResultFormat", default)]

@@ -19,7 +19,7 @@ fn connection(name: &str) -> ConnectionConfig {
         database: Some("erp".into()),
         user: Some("loader".into()),
         password: Some("env:ERP_PASSWORD".into()),
-        options: [("sslmode".to_string(), "require".to_string())].into(),
+        options: [("sslmode".to_string(), "disable".to_string())].into(),
         max_connections: Some(4),
     }
 }
