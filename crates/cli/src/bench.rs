@@ -66,6 +66,7 @@ pub async fn scheduler(app: &App, tables: usize, due: usize) -> Result<()> {
         store
             .finish_run(
                 claim.run_id,
+                dataloader_core::RunOwner::Worker("bench"),
                 &dataloader_core::RunUpdate::ended(
                     dataloader_core::RunStatus::Cancelled,
                     Utc::now(),

@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Schema,
     Store,
     Cancelled,
+    /// The run lost its lease (its process stalled or lost the control database): it stopped
+    /// and committed nothing more; another worker may own the table now.
+    WorkerLost,
     Internal,
 }
 
@@ -100,6 +103,13 @@ pub enum Error {
     #[error("load of {table} was cancelled")]
     Cancelled { table: String },
 
+    #[error("load of {table} stopped: run {run_id} {message}; nothing more was committed")]
+    LeaseLost {
+        table: String,
+        run_id: i64,
+        message: String,
+    },
+
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -132,6 +142,7 @@ impl Error {
             Error::SchemaChange { .. } => ErrorKind::Schema,
             Error::Store { .. } => ErrorKind::Store,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::LeaseLost { .. } => ErrorKind::WorkerLost,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -31,8 +31,8 @@ pub use source::{
 };
 pub use span::Span;
 pub use store::{
-    Claim, LostRun, NewRun, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, StateUpdate,
-    Store, TableControl, Trigger,
+    Claim, InvalidTable, LostRun, NewRun, RetryVerdict, RunOwner, RunRecord, RunStatus, RunUpdate,
+    RunningRun, StateUpdate, Store, TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};

@@ -112,6 +112,10 @@ pub struct TableControl {
     pub last_delete_scan_at: Option<DateTime<Utc>>,
     /// Automatic retries since the last success.
     pub retry_count: i64,
+    /// `connection:source` of the last load that committed: what the Delta table's rows and
+    /// the stored watermark came from (`None` before a first load, or for rows older than
+    /// this column).
+    pub loaded_from: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -141,6 +145,16 @@ impl TableControl {
             self.table_id,
         )
     }
+}
+
+/// A `table_control` row DataLoader cannot read (edited with plain SQL, or by another
+/// version): it is skipped by the sensor and reported, while every other table loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidTable {
+    pub table_id: i64,
+    /// `catalog.schema.table` as the row holds it.
+    pub destination: String,
+    pub problem: String,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +231,17 @@ pub struct StateUpdate {
     pub delete_scan_at: Option<DateTime<Utc>>,
     /// A finished backfill switches the table to this strategy.
     pub strategy: Option<LoadStrategy>,
+    /// `connection:source` the run loaded from (see [`TableControl::loaded_from`]).
+    pub loaded_from: Option<String>,
+}
+
+/// Who ends a run: the worker that holds it, or the recovery of a run whose worker is gone.
+#[derive(Debug, Clone, Copy)]
+pub enum RunOwner<'a> {
+    /// Only while the run is open and leased to this worker.
+    Worker(&'a str),
+    /// A run still open, or one closed as lost or cancelled before its commit was recorded.
+    Recovery,
 }
 
 /// A `historical_metadata` row.
@@ -335,15 +360,31 @@ pub trait Store: Send + Sync {
     async fn table(&self, table_id: i64) -> Result<Option<TableControl>>;
     async fn table_by_destination(&self, destination: &TargetTable)
         -> Result<Option<TableControl>>;
+    /// Every table that can be read; rows that cannot are left out (see
+    /// [`Store::invalid_tables`]).
     async fn tables(&self) -> Result<Vec<TableControl>>;
+    /// The rows of `table_control` that cannot be read, and why.
+    async fn invalid_tables(&self) -> Result<Vec<InvalidTable>>;
 
     /// Records a `Queued` run and marks the table `Queued`; a conflict when another run of the
     /// table holds a live lease (it is loading the table now).
     async fn create_run(&self, run: &NewRun) -> Result<i64>;
     /// Moves a `Queued` run to `In Progress`; `false` when it is no longer queued (a monitor
     /// cancelled it), in which case the load must not start.
-    async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<bool>;
-    async fn finish_run(&self, run_id: i64, update: &RunUpdate) -> Result<()>;
+    async fn start_run(&self, run_id: i64, worker: &str, started_at: DateTime<Utc>)
+        -> Result<bool>;
+    /// Records how a run ended and moves its table's state, in one transaction; `false` (and
+    /// nothing written) when `owner` may not end it: the run was closed by a monitor, or
+    /// another worker holds it.
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        owner: RunOwner<'_>,
+        update: &RunUpdate,
+    ) -> Result<bool>;
+    /// Whether `worker` still owns the open, uncancelled run `run_id` with a lease that runs
+    /// past `until`: asked right before every commit.
+    async fn lease_holds(&self, run_id: i64, worker: &str, until: DateTime<Utc>) -> Result<bool>;
     /// Sets (or, with `None`, forgets) the watermark by hand.
     async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()>;
     /// Progress inside a run (a committed backfill chunk), saved at once.
@@ -372,9 +413,15 @@ pub trait Store: Send + Sync {
         worker: &str,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claim>>;
-    /// Extends a run's lease; returns whether the run must stop: a monitor asked it to, or the
-    /// run is no longer open (it was failed as lost while its process stalled).
-    async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool>;
+    /// Extends a run's lease held by `worker`; returns whether the run must stop: a monitor
+    /// asked it to, or the run is no longer open and `worker`'s (it was failed as lost while
+    /// its process stalled).
+    async fn renew_lease(
+        &self,
+        run_id: i64,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Fails runs whose lease ran out (their worker is gone) and counts a retry of their
     /// tables; a table with retries left is due at once, the others keep their next load time.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostRun>>;

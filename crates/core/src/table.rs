@@ -146,7 +146,8 @@ pub struct TableSpec {
     pub lookback: Option<String>,
     /// `rolling`: the column the window is on.
     pub rolling_column: Option<String>,
-    /// `rolling`: the window's length, back from the newest value in the source.
+    /// `rolling`: the window's length, back from the load's clock (from the newest value in
+    /// the source for integer and decimal columns).
     pub rolling_window: Option<String>,
     /// `chunked_backfill`: rows per chunk for integer columns, a duration for dates/timestamps.
     pub chunk_size: Option<String>,
@@ -162,7 +163,8 @@ pub struct TableSpec {
     pub delete_detection: DeleteDetection,
     /// Least time between two primary-key scans; every run when unset.
     pub delete_detection_interval: Option<String>,
-    /// Largest share of the table a key scan may delete before the run refuses.
+    /// Largest share of the table a key scan, or a rolling window moving on, may delete before
+    /// the run refuses.
     pub max_delete_ratio: f64,
     /// Reads split into this many primary-key ranges, one connection each: a number, or
     /// `auto`; one read when unset.

@@ -299,6 +299,21 @@ impl Watermark {
     }
 }
 
+impl Watermark {
+    /// The instant `at` as a watermark of `kind`: UTC for timestamps (naive ones too), its
+    /// UTC date for dates; `None` for kinds that are not times.
+    pub fn at_time(kind: WatermarkKind, at: chrono::DateTime<chrono::Utc>) -> Option<Watermark> {
+        let value = match kind {
+            WatermarkKind::Date => Value::Date(at.date_naive()),
+            WatermarkKind::Timestamp | WatermarkKind::TimestampTz => {
+                Value::Timestamp(at.naive_utc())
+            }
+            _ => return None,
+        };
+        Some(Watermark::from_value(kind, value))
+    }
+}
+
 impl std::fmt::Display for Watermark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.value)
@@ -320,6 +335,20 @@ mod tests {
 
     fn w(kind: WatermarkKind, v: &str) -> Watermark {
         Watermark::new(kind, v).unwrap()
+    }
+
+    #[test]
+    fn times_as_watermarks() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.5+01:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let ts = Watermark::at_time(WatermarkKind::TimestampTz, at).unwrap();
+        assert_eq!(ts.value, "2026-03-04 04:06:07.500000+00");
+        let naive = Watermark::at_time(WatermarkKind::Timestamp, at).unwrap();
+        assert_eq!(naive.value, "2026-03-04 04:06:07.500000");
+        let date = Watermark::at_time(WatermarkKind::Date, at).unwrap();
+        assert_eq!(date.value, "2026-03-04");
+        assert!(Watermark::at_time(WatermarkKind::Integer, at).is_none());
     }
 
     #[test]

@@ -125,10 +125,14 @@ pub fn plan(
                 let old_type = field.data_type();
                 if same_type(old_type, new_type) {
                     fields.push(Field::new(name, old_type.clone(), true));
-                } else if widens(old_type, new_type) && rewrites_all {
-                    changes.push(format!(
-                        "column {name} widened from {old_type} to {new_type}"
-                    ));
+                } else if rewrites_all {
+                    // The whole table is replaced: it takes the source's type, whatever it is.
+                    let how = if widens(old_type, new_type) {
+                        "widened"
+                    } else {
+                        "changed"
+                    };
+                    changes.push(format!("column {name} {how} from {old_type} to {new_type}"));
                     fields.push(Field::new(name, new_type.clone(), true));
                 } else if widens(old_type, new_type) {
                     refused.push(format!(
@@ -137,7 +141,7 @@ pub fn plan(
                     fields.push(Field::new(name, old_type.clone(), true));
                 } else {
                     refused.push(format!(
-                        "column \"{name}\" changed from {old_type} to {new_type} in the source, which cannot be applied to the Delta table; load into a new destination, or remove the Delta table and reload"
+                        "column \"{name}\" changed from {old_type} to {new_type} in the source, which cannot be applied to the Delta table: reload it with `dataloader load {dest} --full-refresh` (it replaces the table with the new type), or load into a new destination"
                     ));
                     fields.push(Field::new(name, old_type.clone(), true));
                 }

@@ -4,6 +4,8 @@
 pub mod checks;
 pub mod evolution;
 pub mod fault;
+mod guards;
+pub mod lease;
 pub mod partition;
 pub mod strategies;
 
@@ -18,7 +20,7 @@ use chrono::{DateTime, Utc};
 use dataloader_core::table::next_occurrence;
 use dataloader_core::{
     BatchStream, Catalog, Claim, Clock, Error, LoadStrategy, NewRun, Predicate, Probe, ReadRequest,
-    Result, RunStatus, RunUpdate, Source, SourceObject, SourceSchema, StateUpdate, Store,
+    Result, RunOwner, RunStatus, RunUpdate, Source, SourceObject, SourceSchema, StateUpdate, Store,
     TableControl, TargetTable, Trigger, Watermark, WatermarkKind, WatermarkRead,
 };
 use dataloader_lake::{CommitTag, DeltaDestination};
@@ -28,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use evolution::{LOADED_AT, RUN_ID};
+pub use lease::{spawn_heartbeat, Heartbeat, Lease, DEFAULT_LEASE};
+
+use lease::{lease_until, RunFence};
 
 /// Called with the running count of rows read, for progress bars.
 pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
@@ -45,56 +50,6 @@ pub struct Engine {
 /// from the Delta log before).
 const STOPPED_BEFORE_COMMIT: &str =
     "the process running this load stopped before it committed anything";
-
-/// How long a run's lease lasts unless renewed; the heartbeat renews it every third of that.
-pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Renews a run's lease until aborted, and cancels the run when a monitor asked for it (or the
-/// run is no longer in the store).
-pub fn spawn_heartbeat(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    run_id: i64,
-    lease: std::time::Duration,
-    cancel: CancellationToken,
-) -> Heartbeat {
-    Heartbeat(tokio::spawn(async move {
-        let mut every =
-            tokio::time::interval((lease / 3).max(std::time::Duration::from_millis(200)));
-        every.tick().await;
-        loop {
-            every.tick().await;
-            match store
-                .renew_lease(run_id, lease_until(clock.now(), lease))
-                .await
-            {
-                Ok(true) => {
-                    tracing::warn!(
-                        run_id,
-                        "this run was cancelled, or closed as lost: stopping it"
-                    );
-                    cancel.cancel();
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(run_id, error = %e, "could not renew the lease"),
-            }
-        }
-    }))
-}
-
-/// When a lease taken at `now` runs out.
-fn lease_until(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
-}
-
-/// A running heartbeat; it stops when dropped, however its load ended (a panic included).
-pub struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// How to run one load.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,6 +87,19 @@ pub struct LoadFailure {
     pub run_id: Option<i64>,
     #[source]
     pub error: Error,
+}
+
+/// The run a load records into: its id, what stops it, and the lease it holds.
+struct RunHandle {
+    run_id: i64,
+    cancel: CancellationToken,
+    lease: Lease,
+}
+
+/// `connection:source`: what a table's rows and watermark come from (see
+/// `TableControl::loaded_from`).
+fn loaded_from(spec: &dataloader_core::TableSpec) -> String {
+    format!("{}:{}", spec.connection, spec.source)
 }
 
 /// What a strategy did; the engine turns it into bookkeeping.
@@ -181,6 +149,8 @@ pub struct LoadContext<'a> {
     pub evolution: evolution::Evolution,
     /// The connection's limit, which also bounds the ranges of a parallel read.
     pub max_connections: Option<u32>,
+    /// Whether the Delta table existed when the load started.
+    pub table_exists: bool,
     rows_read: Arc<AtomicU64>,
 }
 
@@ -239,6 +209,10 @@ impl LoadContext<'_> {
         if let Some(s) = state.strategy {
             map.insert("strategy".into(), serde_json::json!(s.as_str()));
         }
+        map.insert(
+            "loaded_from".into(),
+            serde_json::json!(loaded_from(&self.table.spec)),
+        );
         CommitTag {
             app_id: app_id(self.table.table_id),
             version: self.run_id,
@@ -521,24 +495,32 @@ impl Engine {
             })
             .await
             .map_err(no_run)?;
-        let _heartbeat = spawn_heartbeat(
+        let heartbeat = spawn_heartbeat(
             self.store.clone(),
             self.clock.clone(),
             run_id,
+            self.worker.clone(),
             self.lease,
             cancel.clone(),
         );
-        self.execute_run(&table, run_id, dest, recovered, progress, options, cancel)
+        let run = RunHandle {
+            run_id,
+            cancel,
+            lease: heartbeat.lease(),
+        };
+        self.execute_run(&table, run, dest, recovered, progress, options)
             .await
     }
 
-    /// Runs a load the scheduler claimed (its run is already `Queued`). `cancel` stops it
-    /// cooperatively: nothing is committed after it fires and the run ends `Cancelled`.
+    /// Runs a load the scheduler claimed (its run is already `Queued`, its heartbeat already
+    /// running: `lease` is the one that heartbeat keeps). `cancel` stops it cooperatively:
+    /// nothing is committed after it fires and the run ends `Cancelled`.
     pub async fn run_claimed(
         &self,
         claim: &Claim,
         progress: Option<ProgressFn>,
         cancel: CancellationToken,
+        lease: Lease,
     ) -> std::result::Result<LoadReport, LoadFailure> {
         let (table, dest, recovered) = self
             .prepare(claim.table.clone(), claim.run_id)
@@ -547,14 +529,18 @@ impl Engine {
                 run_id: Some(claim.run_id),
                 error,
             })?;
+        let run = RunHandle {
+            run_id: claim.run_id,
+            cancel,
+            lease,
+        };
         self.execute_run(
             &table,
-            claim.run_id,
+            run,
             dest,
             recovered,
             progress,
             LoadOptions::default(),
-            cancel,
         )
         .await
     }
@@ -583,42 +569,67 @@ impl Engine {
         Ok((table, dest, recovered))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn execute_run(
         &self,
         table: &TableControl,
-        run_id: i64,
+        run: RunHandle,
         dest: DeltaDestination,
         recovered: Vec<String>,
         progress: Option<ProgressFn>,
         options: LoadOptions,
-        cancel: CancellationToken,
     ) -> std::result::Result<LoadReport, LoadFailure> {
+        let RunHandle {
+            run_id,
+            cancel,
+            lease,
+        } = run;
         let destination = &table.spec.destination;
         let table_url = dest.url().to_string();
+        let dest = dest.with_fence(Arc::new(RunFence {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            run_id,
+            worker: self.worker.clone(),
+            lease: lease.duration,
+            table: destination.to_string(),
+        }));
+        let owner = RunOwner::Worker(&self.worker);
         let span = tracing::info_span!("load", run_id, table = %destination);
         async {
             let started = Instant::now();
             let started_at = self.clock.now();
             let fail = |error| LoadFailure { run_id: Some(run_id), error };
-            if !self.store.start_run(run_id, started_at).await.map_err(fail)? {
+            if !self.store.start_run(run_id, &self.worker, started_at).await.map_err(fail)? {
                 return Err(fail(Error::Cancelled { table: destination.to_string() }));
             }
             let mut schema_changes = Vec::new();
             let result = tokio::select! {
                 result = self.execute(table, run_id, started_at, dest, progress, options, &mut schema_changes) => result,
-                _ = cancel.cancelled() => Err(Error::Cancelled { table: destination.to_string() }),
+                _ = cancel.cancelled() => Err(match lease.lost() {
+                    Some(why) => Error::LeaseLost { table: destination.to_string(), run_id, message: why.clone() },
+                    None => Error::Cancelled { table: destination.to_string() },
+                }),
             };
             let finished_at = self.clock.now();
             match result {
                 Ok(mut outcome) => {
                     fault::point("after_commit");
                     outcome.notes.extend(recovered);
-                    let next = table.spec.next_scheduled(finished_at).map_err(fail)?;
+                    if outcome.delta_version.is_some() {
+                        outcome.state.loaded_from = Some(loaded_from(&table.spec));
+                    }
+                    // What committed is recorded, whatever else fails: a schedule that cannot
+                    // say its next time leaves the table to manual loads, with a note.
+                    let next = table.spec.next_scheduled(finished_at).unwrap_or_else(|e| {
+                        outcome.notes.push(format!("no next scheduled load: {e}"));
+                        None
+                    });
                     let status = if outcome.skipped { RunStatus::Skipped } else { RunStatus::Succeeded };
-                    self.store
+                    let recorded = self
+                        .store
                         .finish_run(
                             run_id,
+                            owner,
                             &RunUpdate {
                                 status,
                                 finished_at,
@@ -638,6 +649,15 @@ impl Engine {
                         )
                         .await
                         .map_err(fail)?;
+                    if !recorded {
+                        // Committed, but a monitor closed the run meanwhile (its lease ran out):
+                        // the next load records the commit from the Delta log.
+                        return Err(fail(Error::LeaseLost {
+                            table: destination.to_string(),
+                            run_id,
+                            message: "was closed while it committed (its lease ran out); its commit stands and the next load records it from the Delta log".into(),
+                        }));
+                    }
                     tracing::info!(rows_read = outcome.rows_read, rows_written = outcome.rows_written, %status, "load finished");
                     Ok(LoadReport {
                         run_id,
@@ -663,7 +683,10 @@ impl Engine {
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, "load failed");
-                    let cancelled = matches!(error, Error::Cancelled { .. });
+                    let cancelled = matches!(
+                        error.kind(),
+                        dataloader_core::ErrorKind::Cancelled | dataloader_core::ErrorKind::WorkerLost
+                    );
                     // A failed table waits for its next scheduled time; the failed monitor
                     // brings a retryable one forward.
                     let next = match &table.spec.schedule {
@@ -674,6 +697,7 @@ impl Engine {
                         .store
                         .finish_run(
                             run_id,
+                            owner,
                             &RunUpdate {
                                 schema_changes: joined(&schema_changes),
                                 ..RunUpdate::ended(
@@ -686,8 +710,10 @@ impl Engine {
                             },
                         )
                         .await;
-                    if let Err(e) = recorded {
-                        tracing::error!(error = %e, "could not record the failed run");
+                    match recorded {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("the run was closed by a monitor meanwhile; its record stands"),
+                        Err(e) => tracing::error!(error = %e, "could not record the failed run"),
                     }
                     Err(fail(error))
                 }
@@ -738,11 +764,17 @@ impl Engine {
                         .and_then(|s| s.as_str())
                         .map(str::parse)
                         .transpose()?,
+                    loaded_from: state
+                        .get("loaded_from")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_string),
                 };
                 let now = self.clock.now();
-                self.store
+                let recorded = self
+                    .store
                     .finish_run(
                         committed,
+                        RunOwner::Recovery,
                         &RunUpdate {
                             status: RunStatus::Succeeded,
                             finished_at: now,
@@ -761,7 +793,9 @@ impl Engine {
                         },
                     )
                     .await?;
-                notes.push(format!("recovered run {committed}: it had committed to Delta before its process stopped"));
+                if recorded {
+                    notes.push(format!("recovered run {committed}: it had committed to Delta before its process stopped"));
+                }
             }
         }
         notes.extend(self.close_runs_of_gone_processes(table, except_run).await?);
@@ -800,6 +834,10 @@ impl Engine {
     ) -> Result<Outcome> {
         let spec = &table.spec;
         spec.validate()?;
+        let existing = destination.schema().await?;
+        if !options.full_refresh {
+            guards::stored_state_fits(table, &destination, existing.is_some()).await?;
+        }
         let connection = self.store.require_connection(&spec.connection).await?;
         let source = dataloader_sources::connect(&connection).await?;
         let schema = source
@@ -820,7 +858,7 @@ impl Engine {
             spec,
             &schema,
             &dest_names,
-            destination.schema().await?.as_deref(),
+            existing.as_deref(),
             rewrites_all,
         )?;
         schema_changes.extend(evolution.changes.iter().cloned());
@@ -837,6 +875,7 @@ impl Engine {
             store: self.store.clone(),
             evolution,
             max_connections: connection.max_connections,
+            table_exists: existing.is_some(),
             rows_read: Arc::default(),
         };
         let outcome = if options.full_refresh {
@@ -909,9 +948,11 @@ impl Engine {
             if !local_process_gone(worker) {
                 continue;
             }
-            self.store
+            let closed = self
+                .store
                 .finish_run(
                     run.run_id,
+                    RunOwner::Recovery,
                     &RunUpdate::ended(
                         RunStatus::Failed,
                         self.clock.now(),
@@ -921,6 +962,9 @@ impl Engine {
                     ),
                 )
                 .await?;
+            if !closed {
+                continue;
+            }
             notes.push(format!(
                 "closed run {}: its process on this machine had stopped",
                 run.run_id

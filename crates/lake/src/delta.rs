@@ -21,14 +21,17 @@ use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
 use deltalake::datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
+use deltalake::logstore::{object_store_factories, StorageConfig};
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 use std::num::NonZeroU64;
 use url::Url;
+
+use crate::fence::{CommitFence, FencedStore};
 
 /// Identifies a commit: the loaded table (app id) and the run (version), plus the state the
 /// run will record once the commit is in, so a crashed run's bookkeeping can be recovered
@@ -57,6 +60,13 @@ pub struct DeltaDestination {
     /// `catalog.schema.table`, for messages.
     pub(crate) name: String,
     layout: Layout,
+    fence: Option<Fence>,
+}
+
+/// The fence every commit of this destination passes, and its refusal once it refused.
+struct Fence {
+    check: Arc<dyn CommitFence>,
+    refusal: Arc<Mutex<Option<Error>>>,
 }
 
 /// Hands a [`BatchStream`] to DataFusion once, keeping our own error if the stream fails so
@@ -142,8 +152,18 @@ fn quote(ident: &str) -> String {
 
 /// `left.k = right.k AND …` over the key columns (`target`/`source` for delta-rs' MERGE).
 pub(crate) fn key_predicate(keys: &[String], left: &str, right: &str) -> String {
+    keys_compared(keys, left, right, "=")
+}
+
+/// Like [`key_predicate`], with a NULL key part equal to a NULL: a key scan must find a row
+/// whose key holds a NULL in the source, not delete it.
+fn null_safe_key_predicate(keys: &[String], left: &str, right: &str) -> String {
+    keys_compared(keys, left, right, "IS NOT DISTINCT FROM")
+}
+
+fn keys_compared(keys: &[String], left: &str, right: &str, operator: &str) -> String {
     keys.iter()
-        .map(|k| format!("{left}.{q} = {right}.{q}", q = quote(k)))
+        .map(|k| format!("{left}.{q} {operator} {right}.{q}", q = quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -180,7 +200,39 @@ impl DeltaDestination {
             url,
             name,
             layout: Layout::default(),
+            fence: None,
         })
+    }
+
+    /// Every commit asks `fence` first, right before it reaches the Delta log; a refusal
+    /// fails the operation with the fence's own error and commits nothing.
+    pub fn with_fence(mut self, fence: Arc<dyn CommitFence>) -> Self {
+        self.fence = Some(Fence {
+            check: fence,
+            refusal: Arc::default(),
+        });
+        self
+    }
+
+    /// A builder for this table, its object store behind the fence when there is one.
+    fn builder(&self) -> std::result::Result<DeltaTableBuilder, DeltaTableError> {
+        let builder = DeltaTableBuilder::from_url(self.url.clone())?;
+        let Some(fence) = &self.fence else {
+            return Ok(builder);
+        };
+        let scheme = Url::parse(&format!("{}://", self.url.scheme()))
+            .map_err(|_| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
+        let factory = object_store_factories()
+            .get(&scheme)
+            .map(|entry| entry.value().clone())
+            .ok_or_else(|| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
+        let (root, _) = factory.parse_url_opts(&self.url, &StorageConfig::default())?;
+        let fenced = FencedStore {
+            inner: root,
+            fence: fence.check.clone(),
+            refusal: fence.refusal.clone(),
+        };
+        Ok(builder.with_storage_backend(Arc::new(fenced), self.url.clone()))
     }
 
     /// Writes data files with `layout` instead of the defaults.
@@ -212,7 +264,15 @@ impl DeltaDestination {
         &self.url
     }
 
+    /// A failed step; the fence's refusal when it refused the commit.
     pub(crate) fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+        if let Some(refused) = self
+            .fence
+            .as_ref()
+            .and_then(|f| f.refusal.lock().ok().and_then(|mut r| r.take()))
+        {
+            return refused;
+        }
         Error::Write {
             table: self.name.clone(),
             step,
@@ -229,7 +289,8 @@ impl DeltaDestination {
                 }
             }
         }
-        let mut table = deltalake::DeltaTableBuilder::from_url(self.url.clone())
+        let mut table = self
+            .builder()
             .map_err(|e| self.error("open the table", e))?
             .build()
             .map_err(|e| self.error("open the table", e))?;
@@ -356,7 +417,7 @@ impl DeltaDestination {
         .map_err(|e| self.error("read the staged keys", e))?;
         self.register(&ctx, &table, "target").await?;
         let key_list = quoted_list(keys);
-        let on = key_predicate(keys, "t", "s");
+        let on = null_safe_key_predicate(keys, "t", "s");
         let target_rows = count(&ctx, "SELECT COUNT(*) FROM target")
             .await
             .map_err(|e| self.error("count the table", e))?;
@@ -389,7 +450,7 @@ impl DeltaDestination {
             .sql(&format!("SELECT {key_list} FROM source_keys"))
             .await
             .map_err(|e| self.error("plan the key comparison", e))?;
-        let predicate = key_predicate(keys, "target", "source");
+        let predicate = null_safe_key_predicate(keys, "target", "source");
         let (table, metrics) = table
             .merge(source, predicate)
             .with_source_alias("source")
@@ -415,9 +476,15 @@ impl DeltaDestination {
             std::fs::create_dir_all(&path)
                 .map_err(|e| self.error("create the table directory", e))?;
         }
-        DeltaTable::try_from_url(self.url.clone())
-            .await
-            .map_err(|e| self.error("open the table", e))
+        let mut table = self
+            .builder()
+            .and_then(|b| b.build())
+            .map_err(|e| self.error("open the table", e))?;
+        // A location without a table yet is where the first write creates it.
+        match table.load().await {
+            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
+            Err(e) => Err(self.error("open the table", e)),
+        }
     }
 
     /// The run's transaction and state, plus `extra` commit metadata.
@@ -537,8 +604,9 @@ impl DeltaDestination {
         tag: &CommitTag,
     ) -> Result<WriteSummary> {
         let Some(table) = self.open().await? else {
-            // Nothing to merge into: the first load creates the table.
-            return self.append(schema, batches, tag).await;
+            return self
+                .create_by_key(schema, batches, keys, order_by, tag)
+                .await;
         };
         let snapshot = table
             .snapshot()
@@ -574,13 +642,8 @@ impl DeltaDestination {
         )
         .await
         .map_err(|e| self.error("read the staged changes", e))?;
-        let partition = quoted_list(keys);
-        let dedup = format!(
-            "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {} DESC NULLS LAST) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
-            quote(order_by)
-        );
         let source = ctx
-            .sql(&dedup)
+            .sql(&newest_per_key(keys, order_by))
             .await
             .map_err(|e| self.error("plan the merge source", e))?;
         let predicate = key_predicate(keys, "target", "source");
@@ -615,6 +678,78 @@ impl DeltaDestination {
             rows_inserted: metrics.num_target_rows_inserted as u64,
             rows_updated: metrics.num_target_rows_updated as u64,
         })
+    }
+
+    /// The first load of a merged table: nothing to merge into, so the change set is the
+    /// table, with its keys reduced exactly as a later merge reduces them (the row with the
+    /// greatest `order_by` value per key). A source without an enforced key (a view,
+    /// Snowflake, ClickHouse) may hold a key twice; the table must not. The change set is
+    /// staged first, and only reduced (a spilling sort) when a key repeats.
+    async fn create_by_key(
+        &self,
+        schema: SchemaRef,
+        batches: BatchStream,
+        keys: &[String],
+        order_by: &str,
+        tag: &CommitTag,
+    ) -> Result<WriteSummary> {
+        let staging = tempfile::Builder::new()
+            .prefix("dataloader-first-")
+            .tempdir()
+            .map_err(|e| self.error("create the staging folder", e))?;
+        let staged = staging.path().join("rows.parquet");
+        self.stage(&staged, schema.clone(), batches).await?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_GROUPING_MEMORY)))
+            .build_arc()
+            .map_err(|e| self.error("reduce duplicate keys", e))?;
+        // The rows go back to the writer in their own types, not DataFusion's string views.
+        let mut config = SessionConfig::new();
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_parquet(
+            "source_rows",
+            staged.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| self.error("read the staged rows", e))?;
+        let key_list = quoted_list(keys);
+        let repeated = count(
+            &ctx,
+            &format!("SELECT COUNT(*) FROM (SELECT {key_list} FROM source_rows GROUP BY {key_list} HAVING COUNT(*) > 1) d"),
+        )
+        .await
+        .map_err(|e| self.error("count duplicate keys", e))?;
+        let sql = if repeated == 0 {
+            "SELECT * FROM source_rows".to_string()
+        } else {
+            tracing::warn!(table = %self.name, keys = repeated, "the source holds keys more than once: keeping the newest row of each");
+            newest_per_key(keys, order_by)
+        };
+        let rows = ctx
+            .sql(&sql)
+            .await
+            .map_err(|e| self.error("plan the first load", e))?
+            .execute_stream()
+            .await
+            .map_err(|e| self.error("read the staged rows", e))?;
+        let shaped = schema.clone();
+        let name = self.name.clone();
+        let batches = rows.map(move |batch| {
+            let batch = batch.map_err(|e| Error::Write {
+                table: name.clone(),
+                step: "read the staged rows",
+                message: e.to_string(),
+            })?;
+            RecordBatch::try_new(shaped.clone(), batch.columns().to_vec())
+                .map_err(|e| Error::Internal(format!("shaping the first load's rows: {e}")))
+        });
+        self.append(schema, Box::pin(batches), tag).await
     }
 
     /// Makes `table` queryable as `name` in `ctx`, its object store included.
@@ -665,7 +800,7 @@ impl DeltaDestination {
         };
         // Grouping every key of a big table would hold them all; past this DataFusion spills.
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_COUNT_MEMORY)))
+            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_GROUPING_MEMORY)))
             .build_arc()
             .map_err(|e| self.error("count duplicated keys", e))?;
         let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
@@ -688,6 +823,28 @@ impl DeltaDestination {
             rows,
             duplicated_keys,
         }))
+    }
+
+    /// How many rows match `predicate`, and how many rows the table holds; `None` when the
+    /// table does not exist yet.
+    pub async fn count_where(&self, predicate: Expr) -> Result<Option<(u64, u64)>> {
+        let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        let ctx = SessionContext::new();
+        self.register(&ctx, &table, "t").await?;
+        let total = count(&ctx, "SELECT COUNT(*) FROM t")
+            .await
+            .map_err(|e| self.error("count the table", e))?;
+        let matching = ctx
+            .table("t")
+            .await
+            .and_then(|t| t.filter(predicate))
+            .map_err(|e| self.error("count rows", e))?
+            .count()
+            .await
+            .map_err(|e| self.error("count rows", e))?;
+        Ok(Some((matching as u64, total)))
     }
 
     /// Every row, ordered by `order_by` columns: for `dataloader` commands that show a table and
@@ -719,14 +876,24 @@ impl DeltaDestination {
     }
 }
 
-/// Memory for [`DeltaDestination::key_counts`]' grouping before it spills to disk.
-const KEY_COUNT_MEMORY: usize = 128 << 20;
+/// Memory for grouping keys (duplicate counts, a first load's reduction) before DataFusion spills.
+const KEY_GROUPING_MEMORY: usize = 128 << 20;
 
 /// What [`DeltaDestination::key_counts`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyCounts {
     pub rows: u64,
     pub duplicated_keys: u64,
+}
+
+/// `source_rows` with one row per key: the one with the greatest `order_by` value (NULL
+/// counts as the oldest; among equal values any one of them).
+fn newest_per_key(keys: &[String], order_by: &str) -> String {
+    format!(
+        "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY {} DESC NULLS LAST) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
+        quoted_list(keys),
+        quote(order_by)
+    )
 }
 
 /// The value of a one-row `SELECT COUNT(*) …`.

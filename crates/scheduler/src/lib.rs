@@ -21,7 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dataloader_core::{Claim, Clock, LostRun, Result, RetryVerdict, RunStatus, RunUpdate, Store};
+use dataloader_core::{
+    Claim, Clock, ErrorKind, LostRun, Result, RetryVerdict, RunOwner, RunStatus, RunUpdate, Store,
+    TableControl,
+};
 use dataloader_engine::{Engine, LoadFailure, LoadReport};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -227,20 +230,24 @@ impl Scheduler {
     /// renews the lease meanwhile, and stops when a monitor or a shutdown cancels it.
     async fn run_claim(self: Arc<Self>, claim: Claim) -> LoadResult {
         let cancel = self.stop_loads.child_token();
-        let _heartbeat = dataloader_engine::spawn_heartbeat(
+        let heartbeat = dataloader_engine::spawn_heartbeat(
             self.store.clone(),
             self.clock.clone(),
             claim.run_id,
+            self.worker.clone(),
             self.config.lease,
             cancel.clone(),
         );
-        self.clone().run_with_slots(&claim, cancel).await
+        self.clone()
+            .run_with_slots(&claim, cancel, heartbeat.lease())
+            .await
     }
 
     async fn run_with_slots(
         self: Arc<Self>,
         claim: &Claim,
         cancel: CancellationToken,
+        lease: dataloader_engine::Lease,
     ) -> LoadResult {
         let waiting = |e: dataloader_core::Error| LoadFailure {
             run_id: Some(claim.run_id),
@@ -270,7 +277,7 @@ impl Scheduler {
             }),
             None => None,
         };
-        self.engine.run_claimed(claim, None, cancel).await
+        self.engine.run_claimed(claim, None, cancel, lease).await
     }
 
     /// A claimed run that never started is cancelled and its table left due for others.
@@ -282,7 +289,12 @@ impl Scheduler {
             reason,
             claim.table.next_load_date_time,
         );
-        if let Err(e) = self.store.finish_run(claim.run_id, &update).await {
+        // A run a monitor closed meanwhile keeps the record the monitor wrote.
+        let recorded = self
+            .store
+            .finish_run(claim.run_id, RunOwner::Worker(&self.worker), &update)
+            .await;
+        if let Err(e) = recorded {
             tracing::warn!(run_id = claim.run_id, error = %e, "could not record the cancelled run");
         }
     }

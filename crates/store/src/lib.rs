@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
-    Claim, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy, LostRun,
-    NewRun, Result, RetryVerdict, RunRecord, RunStatus, RunUpdate, RunningRun, SchemaEvolution,
-    SourceTable, Store, TableControl, TableSpec, TargetTable, Watermark, WatermarkKind,
+    Claim, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, InvalidTable,
+    LoadStrategy, LostRun, NewRun, Result, RetryVerdict, RunOwner, RunRecord, RunStatus, RunUpdate,
+    RunningRun, SchemaEvolution, SourceTable, Store, TableControl, TableSpec, TargetTable,
+    Watermark, WatermarkKind,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -177,6 +178,10 @@ const SQLITE_MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/sqlite/0004_parallel_reads.sql"),
     ),
     ("layout", include_str!("migrations/sqlite/0005_layout.sql")),
+    (
+        "loaded from",
+        include_str!("migrations/sqlite/0006_loaded_from.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -198,6 +203,10 @@ const POSTGRES_MIGRATIONS: &[(&str, &str)] = &[
     (
         "layout",
         include_str!("migrations/postgres/0005_layout.sql"),
+    ),
+    (
+        "loaded from",
+        include_str!("migrations/postgres/0006_loaded_from.sql"),
     ),
 ];
 
@@ -234,7 +243,7 @@ const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_ta
     check_query, inner_strategy, null_watermark, schema_evolution, delete_detection, \
     delete_detection_interval, max_delete_ratio, backfill_cursor, last_check_value, \
     last_delete_scan_at, retry_count, created_at, updated_at, parallelism, partition_by, \
-    target_file_size, compression, row_group_rows";
+    target_file_size, compression, row_group_rows, loaded_from";
 
 const CONNECTION_COLUMNS: &str = "connection_name, db_type, host, port, database_name, username, \
     password_ref, options, max_connections";
@@ -274,6 +283,17 @@ fn parse_json_list(column: &str, text: &str) -> Result<Vec<String>> {
             format!("{column} is not a JSON list of strings: {e}"),
         )
     })
+}
+
+/// An unreadable row asked for by id or destination: a configuration error naming it.
+fn unreadable(invalid: InvalidTable) -> Error {
+    Error::config(
+        "table_control",
+        format!(
+            "the row of {} (table_id {}) cannot be read: {}; correct it with `dataloader table update` or SQL",
+            invalid.destination, invalid.table_id, invalid.problem
+        ),
+    )
 }
 
 /// One body for both backends: the SQL is shared, only the pool type differs.
@@ -379,8 +399,40 @@ macro_rules! sql_store {
                     last_check_value: row.try_get("last_check_value").map_err(decode_err)?,
                     last_delete_scan_at: row.try_get("last_delete_scan_at").map_err(decode_err)?,
                     retry_count: row.try_get("retry_count").map_err(decode_err)?,
+                    loaded_from: row.try_get("loaded_from").map_err(decode_err)?,
                     created_at: row.try_get("created_at").map_err(decode_err)?,
                     updated_at: row.try_get("updated_at").map_err(decode_err)?,
+                })
+            }
+
+            async fn all_tables(&self) -> Result<Vec<std::result::Result<TableControl, InvalidTable>>> {
+                let sql = format!(
+                    "SELECT {TABLE_COLUMNS} FROM table_control ORDER BY destination_catalog, \
+                     destination_schema, destination_table"
+                );
+                Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("list the tables", e))?
+                    .iter()
+                    .map(Self::read_table)
+                    .collect())
+            }
+
+            /// A row as a table, or what makes it unreadable (named by its id and destination).
+            fn read_table(row: &<$db as sqlx::Database>::Row) -> std::result::Result<TableControl, InvalidTable> {
+                Self::table_from_row(row).map_err(|e| {
+                    let part = |c: &str| row.try_get::<Option<String>, _>(c).ok().flatten().unwrap_or_else(|| "?".into());
+                    InvalidTable {
+                        table_id: row.try_get("table_id").unwrap_or(-1),
+                        destination: format!(
+                            "{}.{}.{}",
+                            part("destination_catalog"),
+                            part("destination_schema"),
+                            part("destination_table")
+                        ),
+                        problem: e.to_string(),
+                    }
                 })
             }
 
@@ -559,20 +611,28 @@ macro_rules! sql_store {
 
             async fn update_table_spec(&self, table_id: i64, spec: &TableSpec, now: DateTime<Utc>) -> Result<()> {
                 spec.validate()?;
-                // A watermark of another column (or strategy) means nothing: it is reset. A new
-                // schedule takes effect at once.
+                // A watermark of another column, strategy or source means nothing: it is reset
+                // (a load then refuses to put another source's rows beside the old ones, see
+                // `loaded_from`). A new schedule takes effect at once.
                 sqlx::query(
                     "UPDATE table_control SET connection_name = $2, source_schema = $3, source_table = $4, \
                      destination_catalog = $5, destination_schema = $6, destination_table = $7, \
                      incremental_value = CASE WHEN incremental_column IS DISTINCT FROM $9 \
-                         OR load_strategy IS DISTINCT FROM $8 THEN NULL ELSE incremental_value END, \
+                         OR load_strategy IS DISTINCT FROM $8 OR connection_name IS DISTINCT FROM $2 \
+                         OR source_schema IS DISTINCT FROM $3 OR source_table IS DISTINCT FROM $4 \
+                         THEN NULL ELSE incremental_value END, \
                      incremental_value_type = CASE WHEN incremental_column IS DISTINCT FROM $9 \
-                         OR load_strategy IS DISTINCT FROM $8 THEN NULL ELSE incremental_value_type END, \
+                         OR load_strategy IS DISTINCT FROM $8 OR connection_name IS DISTINCT FROM $2 \
+                         OR source_schema IS DISTINCT FROM $3 OR source_table IS DISTINCT FROM $4 \
+                         THEN NULL ELSE incremental_value_type END, \
                      backfill_cursor = CASE WHEN load_strategy IS DISTINCT FROM $8 \
-                         OR incremental_column IS DISTINCT FROM $9 THEN NULL ELSE backfill_cursor END, \
+                         OR incremental_column IS DISTINCT FROM $9 OR connection_name IS DISTINCT FROM $2 \
+                         OR source_schema IS DISTINCT FROM $3 OR source_table IS DISTINCT FROM $4 \
+                         THEN NULL ELSE backfill_cursor END, \
                      last_check_value = CASE WHEN load_strategy IS DISTINCT FROM $8 \
                          OR check_mode IS DISTINCT FROM $25 OR check_query IS DISTINCT FROM $26 \
-                         THEN NULL ELSE last_check_value END, \
+                         OR connection_name IS DISTINCT FROM $2 OR source_schema IS DISTINCT FROM $3 \
+                         OR source_table IS DISTINCT FROM $4 THEN NULL ELSE last_check_value END, \
                      next_load_date_time = CASE WHEN schedule IS DISTINCT FROM $10 THEN $18 ELSE next_load_date_time END, \
                      load_strategy = $8, incremental_column = $9, schedule = $10, timezone = $11, \
                      is_active = $12, timeout_minutes = $13, max_retries = $14, priority = $15, \
@@ -634,7 +694,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(|e| Error::store("read the table", e))?
-                    .map(|r| Self::table_from_row(&r))
+                    .map(|r| Self::read_table(&r).map_err(unreadable))
                     .transpose()
             }
 
@@ -650,22 +710,27 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(|e| Error::store("read the table", e))?
-                    .map(|r| Self::table_from_row(&r))
+                    .map(|r| Self::read_table(&r).map_err(unreadable))
                     .transpose()
             }
 
             async fn tables(&self) -> Result<Vec<TableControl>> {
-                let sql = format!(
-                    "SELECT {TABLE_COLUMNS} FROM table_control ORDER BY destination_catalog, \
-                     destination_schema, destination_table"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| Error::store("list the tables", e))?
-                    .iter()
-                    .map(Self::table_from_row)
-                    .collect()
+                Ok(self
+                    .all_tables()
+                    .await?
+                    .into_iter()
+                    .filter_map(|t| match t {
+                        Ok(table) => Some(table),
+                        Err(invalid) => {
+                            tracing::warn!(table_id = invalid.table_id, destination = %invalid.destination, problem = %invalid.problem, "a table_control row cannot be read: skipped");
+                            None
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn invalid_tables(&self) -> Result<Vec<InvalidTable>> {
+                Ok(self.all_tables().await?.into_iter().filter_map(|t| t.err()).collect())
             }
 
             async fn create_run(&self, run: &NewRun) -> Result<i64> {
@@ -739,14 +804,15 @@ macro_rules! sql_store {
                 Ok(run_id)
             }
 
-            async fn start_run(&self, run_id: i64, started_at: DateTime<Utc>) -> Result<bool> {
+            async fn start_run(&self, run_id: i64, worker: &str, started_at: DateTime<Utc>) -> Result<bool> {
                 let mut tx = self.pool.begin().await.map_err(|e| Error::store("start the run", e))?;
                 let started = sqlx::query(
                     "UPDATE historical_metadata SET status = 'In Progress', started_at = $2 \
-                     WHERE run_id = $1 AND status = 'Queued'",
+                     WHERE run_id = $1 AND status = 'Queued' AND lease_owner = $3",
                 )
                 .bind(run_id)
                 .bind(started_at)
+                .bind(worker)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| Error::store("start the run", e))?
@@ -766,13 +832,23 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
-            async fn finish_run(&self, run_id: i64, u: &RunUpdate) -> Result<()> {
+            async fn finish_run(&self, run_id: i64, owner: RunOwner<'_>, u: &RunUpdate) -> Result<bool> {
                 let mut tx = self.pool.begin().await.map_err(|e| Error::store("record the run", e))?;
-                sqlx::query(
+                // The owner's guard ($14: the worker, or NULL for a recovery): a worker ends only
+                // its own open run; a recovery ends an open run, or one closed as lost or
+                // cancelled before its commit was recorded.
+                let worker = match owner {
+                    RunOwner::Worker(worker) => Some(worker),
+                    RunOwner::Recovery => None,
+                };
+                let ended = sqlx::query(
                     "UPDATE historical_metadata SET status = $2, finished_at = $3, rows_read = $4, \
                      rows_written = $5, rows_deleted = $6, bytes_written = $7, watermark_after = $8, \
                      delta_version = $9, error_class = $10, error_text = $11, schema_changes = $12, \
-                     notes = $13, lease_expires_at = NULL WHERE run_id = $1",
+                     notes = $13, lease_expires_at = NULL WHERE run_id = $1 AND (\
+                     (lease_owner = $14 AND status IN ('Queued', 'In Progress')) OR \
+                     ($14 IS NULL AND (status IN ('Queued', 'In Progress') OR (status IN ('Failed', 'Cancelled') \
+                     AND delta_version IS NULL AND error_class IN ('WorkerLost', 'Cancelled')))))",
                 )
                 .bind(run_id)
                 .bind(u.status.as_str())
@@ -787,9 +863,15 @@ macro_rules! sql_store {
                 .bind(&u.error_text)
                 .bind(&u.schema_changes)
                 .bind(&u.notes)
+                .bind(worker)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| Error::store("record the run", e))?;
+                .map_err(|e| Error::store("record the run", e))?
+                .rows_affected();
+                if ended == 0 {
+                    tx.rollback().await.map_err(|e| Error::store("record the run", e))?;
+                    return Ok(false);
+                }
                 sqlx::query(
                     "UPDATE table_control SET status = $2, next_load_date_time = $3, \
                      incremental_value = COALESCE($4, incremental_value), \
@@ -798,6 +880,7 @@ macro_rules! sql_store {
                      last_check_value = COALESCE($8, last_check_value), \
                      last_delete_scan_at = COALESCE($9, last_delete_scan_at), \
                      load_strategy = COALESCE($10, load_strategy), \
+                     loaded_from = COALESCE($11, loaded_from), \
                      retry_count = CASE WHEN $2 = 'Succeeded' THEN 0 ELSE retry_count END \
                      WHERE table_id = (SELECT table_id FROM historical_metadata WHERE run_id = $1)",
                 )
@@ -811,10 +894,26 @@ macro_rules! sql_store {
                 .bind(&u.state.check_value)
                 .bind(u.state.delete_scan_at)
                 .bind(u.state.strategy.map(|s| s.as_str()))
+                .bind(&u.state.loaded_from)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| Error::store("record the run", e))?;
-                tx.commit().await.map_err(|e| Error::store("record the run", e))
+                tx.commit().await.map_err(|e| Error::store("record the run", e))?;
+                Ok(true)
+            }
+
+            async fn lease_holds(&self, run_id: i64, worker: &str, until: DateTime<Utc>) -> Result<bool> {
+                let held: Option<i64> = sqlx::query_scalar(
+                    "SELECT run_id FROM historical_metadata WHERE run_id = $1 AND status = 'In Progress' \
+                     AND lease_owner = $2 AND lease_expires_at > $3 AND cancel_requested = FALSE",
+                )
+                .bind(run_id)
+                .bind(worker)
+                .bind(until)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| Error::store("check the run's lease", e))?;
+                Ok(held.is_some())
             }
 
             async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()> {
@@ -912,13 +1011,15 @@ macro_rules! sql_store {
                 Ok(claims)
             }
 
-            async fn renew_lease(&self, run_id: i64, lease_until: DateTime<Utc>) -> Result<bool> {
+            async fn renew_lease(&self, run_id: i64, worker: &str, lease_until: DateTime<Utc>) -> Result<bool> {
                 let cancel: Option<bool> = sqlx::query_scalar(
                     "UPDATE historical_metadata SET lease_expires_at = $2 \
-                     WHERE run_id = $1 AND status IN ('Queued', 'In Progress') RETURNING cancel_requested",
+                     WHERE run_id = $1 AND status IN ('Queued', 'In Progress') AND lease_owner = $3 \
+                     RETURNING cancel_requested",
                 )
                 .bind(run_id)
                 .bind(lease_until)
+                .bind(worker)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| Error::store("renew the lease", e))?;

@@ -4,6 +4,7 @@
 
 pub mod clickhouse;
 pub mod mysql;
+pub mod proxy;
 pub mod workload;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -23,7 +23,8 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
         .await?
         .map(|v| v.value)
         .unwrap_or_else(|| "(null)".into());
-    if ctx.table.last_check_value.as_deref() == Some(value.as_str()) {
+    // A table that is not there (yet, or any more) is loaded whatever the probe says.
+    if ctx.table_exists && ctx.table.last_check_value.as_deref() == Some(value.as_str()) {
         return Ok(Outcome {
             skipped: true,
             notes: vec![format!(

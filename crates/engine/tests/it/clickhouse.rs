@@ -160,6 +160,7 @@ async fn every_strategy_once_on_clickhouse_on(c: Ch) {
             key: "id",
             at: "at",
             window: "20 minutes",
+            now: "2024-01-01T01:40:00Z",
             chunk_column: "id",
             chunk_size: "30",
         })

@@ -170,8 +170,31 @@ async fn incompatible_changes_and_strict_tables_fail_before_writing() {
     assert!(
         err.contains(
             "column \"code\" changed from Int32 to Utf8 in the source, which cannot be applied"
-        ),
+        ) && err.contains(&format!("dataloader load {dest} --full-refresh")),
         "{err}"
     );
     assert_eq!(h.destination(&dest).version().await.unwrap(), version);
+    // The remedy it names works: a full refresh replaces the table with the new type.
+    let refreshed = h
+        .engine
+        .load_with(
+            &dest,
+            Trigger::Manual,
+            None,
+            dataloader_engine::LoadOptions { full_refresh: true },
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert!(
+        refreshed
+            .schema_changes
+            .contains(&"column code changed from Int32 to Utf8".to_string()),
+        "{:?}",
+        refreshed.schema_changes
+    );
+    let schema = h.destination(&dest).schema().await.unwrap().unwrap();
+    assert_eq!(
+        schema.field_with_name("code").unwrap().data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
 }

@@ -5,7 +5,9 @@ mod bad_input;
 mod clickhouse;
 mod differential;
 mod evolution;
+mod faults;
 mod full;
+mod guards;
 mod incremental;
 mod layout;
 mod mssql;
@@ -18,8 +20,8 @@ mod strategies;
 use std::sync::Arc;
 
 use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
-    TargetTable, Trigger,
+    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, TableSpec, TargetTable,
+    Trigger,
 };
 use dataloader_engine::Engine;
 use dataloader_lake::{DeltaDestination, PathCatalog};
@@ -31,6 +33,8 @@ pub struct Lake {
     pub root: String,
     pub store: Arc<dyn Store>,
     pub engine: Engine,
+    /// The engine's clock: the system's, unless a test sets it.
+    pub clock: Arc<TestClock>,
     pub lake: tempfile::TempDir,
     _control: tempfile::TempDir,
 }
@@ -56,12 +60,14 @@ impl Lake {
         store.migrate().await.unwrap();
         store.upsert_connection(&connection).await.unwrap();
         let catalog = PathCatalog::new(root).unwrap();
+        let clock = Arc::new(TestClock::default());
         let engine =
-            Engine::new(store.clone(), Arc::new(catalog), Arc::new(SystemClock)).with_batch_size(7);
+            Engine::new(store.clone(), Arc::new(catalog), clock.clone()).with_batch_size(7);
         Lake {
             root: root.to_string(),
             store,
             engine,
+            clock,
             lake,
             _control: control,
         }
@@ -144,11 +150,16 @@ impl Lake {
                 .await,
         };
         for dest in tables.all() {
+            // The rolling window ends at the load's clock: the time of the source's rows.
+            if dest == &tables.rolling {
+                self.clock.set(e.now);
+            }
             let report = self
                 .engine
                 .load(dest, Trigger::Manual, None)
                 .await
                 .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
+            self.clock.reset();
             assert_eq!(report.status, RunStatus::Succeeded, "{dest}");
         }
         tables
@@ -198,11 +209,13 @@ impl Lake {
     }
 
     pub fn destination(&self, dest: &TargetTable) -> DeltaDestination {
+        Lake::destination_in(&self.root, dest)
+    }
+
+    /// The Delta table of `dest` in the lake at `root`.
+    pub fn destination_in(root: &str, dest: &TargetTable) -> DeltaDestination {
         use dataloader_core::Catalog;
-        let url = PathCatalog::new(&self.root)
-            .unwrap()
-            .table_url(dest)
-            .unwrap();
+        let url = PathCatalog::new(root).unwrap().table_url(dest).unwrap();
         DeltaDestination::new(&url, dest.to_string()).unwrap()
     }
 
@@ -233,6 +246,8 @@ pub struct EveryStrategy<'a> {
     /// The timestamp column: `incremental`'s watermark and the `rolling` window's column.
     pub at: &'a str,
     pub window: &'a str,
+    /// When the rolling table is loaded (RFC 3339): the newest `at` in the source.
+    pub now: &'a str,
     pub chunk_column: &'a str,
     pub chunk_size: &'a str,
 }
@@ -265,6 +280,35 @@ impl StrategyTables {
             &self.chunked,
             &self.check,
         ]
+    }
+}
+
+/// The engine's "now": the system clock until a test sets it.
+#[derive(Default)]
+pub struct TestClock(std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>);
+
+impl TestClock {
+    /// From now on the clock reads `at` (RFC 3339).
+    pub fn set(&self, at: &str) {
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        self.set_to(at);
+    }
+
+    pub fn set_to(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self.0.lock().unwrap() = Some(at);
+    }
+
+    /// Back to the system clock.
+    pub fn reset(&self) {
+        *self.0.lock().unwrap() = None;
+    }
+}
+
+impl dataloader_core::Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.lock().unwrap().unwrap_or_else(chrono::Utc::now)
     }
 }
 

@@ -234,6 +234,7 @@ async fn every_strategy_once_on_mariadb() {
             key: "id",
             at: "at",
             window: "20 minutes",
+            now: "2024-01-01T01:40:00Z",
             chunk_column: "at",
             chunk_size: "30 minutes",
         })

@@ -262,6 +262,7 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
             key: "ID",
             at: "CHANGED_AT",
             window: "20 minutes",
+            now: "2024-01-02T17:40:00Z",
             chunk_column: "ID",
             chunk_size: "1000",
         })

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, NewRun, RunStatus, RunUpdate, SourceTable, StateUpdate,
-    Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
+    ConnectionConfig, DbType, LoadStrategy, NewRun, RunOwner, RunStatus, RunUpdate, SourceTable,
+    StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
 };
 use dataloader_testkit::PgTestDb;
 
@@ -134,43 +134,91 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
         store.run(run_id).await.unwrap().unwrap().destination,
         "bronze.erp.orders"
     );
-    store
-        .start_run(run_id, now + Duration::seconds(1))
+    // Every update of a run is its owner's: another worker can neither start it nor end it.
+    assert!(!store
+        .start_run(run_id, "other", now + Duration::seconds(1))
         .await
-        .unwrap();
+        .unwrap());
+    assert!(store
+        .start_run(run_id, "test", now + Duration::seconds(1))
+        .await
+        .unwrap());
+    // The fence: the owner's lease holds until it runs out, for nobody else.
+    assert!(store
+        .lease_holds(run_id, "test", now + Duration::seconds(59))
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_holds(run_id, "other", now + Duration::seconds(1))
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_holds(run_id, "test", now + Duration::seconds(61))
+        .await
+        .unwrap());
+    // A renewal by another worker is refused (it must stop); the owner's extends the lease.
+    assert!(store
+        .renew_lease(run_id, "other", now + Duration::seconds(300))
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_lease(run_id, "test", now + Duration::seconds(90))
+        .await
+        .unwrap());
+    assert!(store
+        .lease_holds(run_id, "test", now + Duration::seconds(89))
+        .await
+        .unwrap());
     assert_eq!(
         store.table(id).await.unwrap().unwrap().status,
         Some(RunStatus::InProgress)
     );
     let watermark = Watermark::new(WatermarkKind::Timestamp, "2026-01-10 11:59:59.123456").unwrap();
     let next = now + Duration::hours(14);
-    store
-        .finish_run(
-            run_id,
-            &RunUpdate {
-                status: RunStatus::Succeeded,
-                finished_at: now + Duration::seconds(5),
-                rows_read: 150,
-                rows_written: 150,
-                rows_deleted: 0,
-                bytes_written: 0,
-                watermark_after: Some(watermark.clone()),
-                delta_version: Some(3),
-                error_class: None,
-                error_text: None,
-                next_load_date_time: Some(next),
-                schema_changes: Some("added column note (Utf8)".into()),
-                notes: None,
-                state: StateUpdate {
-                    check_value: Some("42".into()),
-                    backfill_cursor: Some(Some("{\"next\":\"7\"}".into())),
-                    ..StateUpdate::default()
-                },
-            },
-        )
+    let failed_by_other = RunUpdate::ended(RunStatus::Failed, now, "Internal", "not mine", None);
+    assert!(
+        !store
+            .finish_run(run_id, RunOwner::Worker("other"), &failed_by_other)
+            .await
+            .unwrap(),
+        "only the run's owner ends it"
+    );
+    assert_eq!(
+        store.run(run_id).await.unwrap().unwrap().status,
+        RunStatus::InProgress
+    );
+    let succeeded = RunUpdate {
+        status: RunStatus::Succeeded,
+        finished_at: now + Duration::seconds(5),
+        rows_read: 150,
+        rows_written: 150,
+        rows_deleted: 0,
+        bytes_written: 0,
+        watermark_after: Some(watermark.clone()),
+        delta_version: Some(3),
+        error_class: None,
+        error_text: None,
+        next_load_date_time: Some(next),
+        schema_changes: Some("added column note (Utf8)".into()),
+        notes: None,
+        state: StateUpdate {
+            check_value: Some("42".into()),
+            backfill_cursor: Some(Some("{\"next\":\"7\"}".into())),
+            loaded_from: Some("erp:dbo.Orders".into()),
+            ..StateUpdate::default()
+        },
+    };
+    assert!(store
+        .finish_run(run_id, RunOwner::Worker("test"), &succeeded)
         .await
-        .unwrap();
+        .unwrap());
+    // Once ended, a run is not ended again, by its owner either (a late second record).
+    assert!(!store
+        .finish_run(run_id, RunOwner::Worker("test"), &failed_by_other)
+        .await
+        .unwrap());
     let t = store.table(id).await.unwrap().unwrap();
+    assert_eq!(t.loaded_from.as_deref(), Some("erp:dbo.Orders"));
     assert_eq!(t.status, Some(RunStatus::Succeeded));
     assert_eq!(t.incremental_value, Some(watermark.clone()));
     assert_eq!(t.next_load_date_time, Some(next));
@@ -222,6 +270,20 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
         (closed.status, closed.error_text.as_deref()),
         (RunStatus::Failed, Some("process stopped"))
     );
+    // A recovery may still record a run closed that way (it had committed to Delta)...
+    let recovered = RunUpdate {
+        delta_version: Some(4),
+        ..RunUpdate::ended(RunStatus::Succeeded, now, "", "", Some(next))
+    };
+    assert!(store
+        .finish_run(second, RunOwner::Recovery, &recovered)
+        .await
+        .unwrap());
+    // ...but not a run that ended normally.
+    assert!(!store
+        .finish_run(run_id, RunOwner::Recovery, &recovered)
+        .await
+        .unwrap());
     store.save_backfill_cursor(id, None).await.unwrap();
     assert_eq!(
         store.table(id).await.unwrap().unwrap().backfill_cursor,
@@ -254,8 +316,17 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     store.set_watermark(id, Some(&manual)).await.unwrap();
     assert_eq!(
         store.table(id).await.unwrap().unwrap().incremental_value,
-        Some(manual)
+        Some(manual.clone())
     );
+    // Another source makes the watermark meaningless too.
+    let mut moved = respec.clone();
+    moved.source = SourceTable::parse("dbo.OrdersArchive").unwrap();
+    store.update_table_spec(id, &moved, now).await.unwrap();
+    assert_eq!(
+        store.table(id).await.unwrap().unwrap().incremental_value,
+        None
+    );
+    store.set_watermark(id, Some(&manual)).await.unwrap();
     store.set_watermark(id, None).await.unwrap();
 
     // The audit trail: triggers record every change, even one made with plain SQL, but not
@@ -276,10 +347,10 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     assert_eq!(last.new_values.as_ref().unwrap()["schedule"], "30 4 * * *");
     assert!(last.changed_by.is_some());
     assert_eq!(history.last().unwrap().operation, "INSERT");
-    // INSERT, the run's watermark, priority, column change (+ watermark reset), two manual
-    // watermarks, the schedule.
+    // INSERT, the run's watermark, priority, column change (+ watermark reset), a manual
+    // watermark, the source change (+ reset), two more manual watermarks, the schedule.
     let operations: Vec<&str> = history.iter().map(|h| h.operation.as_str()).collect();
-    let mut expected = vec!["UPDATE"; 6];
+    let mut expected = vec!["UPDATE"; 8];
     expected.push("INSERT");
     assert_eq!(operations, expected, "{history:#?}");
     // The layout settings are audited too.
