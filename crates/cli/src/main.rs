@@ -901,6 +901,13 @@ async fn table(app: &App, t: TableCommand) -> Result<()> {
         }
         TableCommand::List => {
             let all = app.store.tables().await?;
+            // Rows that cannot be read are named on stderr; the list stays whole and parseable.
+            for bad in app.store.invalid_tables().await? {
+                eprintln!(
+                    "warning: the table_control row of {} (table_id {}) cannot be read, so it is not loaded: {}",
+                    bad.destination, bad.table_id, bad.problem
+                );
+            }
             if app.json {
                 print::json(&tables_for_orchestrators(app, &all).await?)?;
             } else {
@@ -995,14 +1002,25 @@ async fn history(app: &App, table: Option<String>, limit: i64, changes: bool) ->
     let table_id = match &table {
         Some(name) => {
             let dest = TargetTable::parse(name)?;
-            match app.store.table_by_destination(&dest).await? {
-                Some(t) => Some(t.table_id),
-                None => bail!(
+            match app.store.table_by_destination(&dest).await {
+                Ok(Some(t)) => Some(t.table_id),
+                Ok(None) => bail!(
                     "{}",
                     dataloader_core::Error::UnknownTable {
                         destination: dest.to_string()
                     }
                 ),
+                // A row that cannot be read still has its history.
+                Err(e) => match app
+                    .store
+                    .invalid_tables()
+                    .await?
+                    .into_iter()
+                    .find(|bad| bad.destination == dest.to_string())
+                {
+                    Some(bad) => Some(bad.table_id),
+                    None => return Err(e.into()),
+                },
             }
         }
         None => None,
@@ -1437,6 +1455,26 @@ async fn status(app: &App) -> Result<()> {
                 (Some(e), None) => e.clone(),
                 _ => String::new(),
             },
+        ]);
+    }
+    for bad in app.store.invalid_tables().await? {
+        let problem = format!(
+            "this table_control row cannot be read, so it is not loaded: {}",
+            bad.problem
+        );
+        json.push(serde_json::json!({
+            "table": bad.destination,
+            "status": "Invalid",
+            "last_error": problem,
+            "recommendation": "correct the row with `dataloader table update` or SQL",
+        }));
+        rows.push(vec![
+            bad.destination,
+            "Invalid".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            problem,
         ]);
     }
     if app.json {

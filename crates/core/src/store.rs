@@ -405,7 +405,9 @@ pub trait Store: Send + Sync {
 
     /// Claims up to `limit` due tables (active, `next_load_date_time <= now`, not queued or
     /// running), by priority then due time: each gets a `Queued` run leased to `worker`. On
-    /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`).
+    /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`). A due
+    /// row that cannot be read is not claimed: it gets a `Failed` run naming the problem and
+    /// waits for its next scheduled time.
     async fn claim_due(
         &self,
         now: DateTime<Utc>,

@@ -51,7 +51,7 @@ pub struct SchedulerConfig {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub llm: Option<LlmConfig>,
-    /// Most tables one sensor tick claims.
+    /// Most tables one sensor tick claims (never more than there are free worker slots).
     pub claim_batch: i64,
 }
 
@@ -94,7 +94,7 @@ pub async fn fail_lost_runs(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec
         if !run.retries_exhausted {
             continue;
         }
-        if let Some(table) = store.table(run.table_id).await? {
+        if let Some(table) = readable_table(store, run.table_id).await? {
             store
                 .set_next_load(table.table_id, table.spec.next_scheduled(now)?)
                 .await?;
@@ -122,7 +122,7 @@ pub async fn analyze_failures(
                 explanation = better;
             }
         }
-        let table = store.table(run.table_id).await?;
+        let table = readable_table(store, run.table_id).await?;
         let retry_at = match (&table, analysis.recommendation) {
             (_, retry::Recommendation::DoNotRetry) => None,
             (Some(t), _)
@@ -164,6 +164,15 @@ pub async fn analyze_failures(
         });
     }
     Ok(analyzed)
+}
+
+/// The table, or `None` when it is gone or its row cannot be read (then it is not retried:
+/// its row must be corrected first, and the sensor reports it).
+async fn readable_table(store: &dyn Store, table_id: i64) -> Result<Option<TableControl>> {
+    match store.table(table_id).await {
+        Err(e) if e.kind() == ErrorKind::Config => Ok(None),
+        other => other,
+    }
 }
 
 /// A failed run and the failed monitor's verdict on it.
@@ -212,14 +221,26 @@ impl Scheduler {
         &self.worker
     }
 
-    /// The master sensor: fails expired leases, then claims what is due.
+    /// The master sensor: fails expired leases, then claims what is due, as many tables as
+    /// there are free worker slots (so that no claim waits behind this worker's own loads
+    /// while another worker could run it).
     pub async fn tick(&self) -> Result<Vec<Claim>> {
+        self.tick_with(0).await
+    }
+
+    /// A tick while `busy` claims of this worker are still running or waiting.
+    async fn tick_with(&self, busy: usize) -> Result<Vec<Claim>> {
         let now = self.clock.now();
         fail_lost_runs(self.store.as_ref(), now).await?;
+        let free = self.config.max_concurrent_loads.max(1).saturating_sub(busy);
+        let limit = self.config.claim_batch.min(free as i64);
+        if limit <= 0 {
+            return Ok(vec![]);
+        }
         self.store
             .claim_due(
                 now,
-                self.config.claim_batch,
+                limit,
                 &self.worker,
                 now + chrono_duration(self.config.lease),
             )
@@ -349,8 +370,9 @@ impl Scheduler {
         Ok(results)
     }
 
-    /// The long-queued monitor: cancels runs queued longer than the threshold; their tables
-    /// wait for their next scheduled time.
+    /// The long-queued monitor: cancels runs queued longer than the threshold. Their tables
+    /// keep their due time, so the next tick (of any worker with a free slot) claims them
+    /// again: a load that waited too long is late, not skipped.
     pub async fn long_queued(&self) -> Result<usize> {
         let now = self.clock.now();
         let minutes = self.config.queued_threshold.as_secs_f64() / 60.0;
@@ -359,16 +381,9 @@ impl Scheduler {
             .cancel_queued(
                 now - chrono_duration(self.config.queued_threshold),
                 now,
-                &format!("queued for more than {minutes:.0} minute(s) (long-queued monitor)"),
+                &format!("queued for more than {minutes:.0} minute(s) (long-queued monitor); claimed again at the next tick"),
             )
             .await?;
-        for table_id in &tables {
-            if let Some(t) = self.store.table(*table_id).await? {
-                self.store
-                    .set_next_load(*table_id, t.spec.next_scheduled(now)?)
-                    .await?;
-            }
-        }
         Ok(tables.len())
     }
 
@@ -430,7 +445,7 @@ impl Scheduler {
         loop {
             let outcome: Result<()> = tokio::select! {
                 _ = &mut shutdown => break,
-                _ = sensor.tick() => match self.tick().await {
+                _ = sensor.tick() => match self.tick_with(loads.len()).await {
                     Ok(claims) => {
                         for claim in claims {
                             tracing::info!(run_id = claim.run_id, table = %claim.table.spec.destination, "claimed");

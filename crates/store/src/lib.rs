@@ -968,7 +968,64 @@ macro_rules! sql_store {
                     return Ok(vec![]);
                 }
                 // Ids come from the database as integers: safe to list in the SQL.
-                let id_list = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+                let list = |ids: &[i64]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+                let read: Vec<std::result::Result<TableControl, InvalidTable>> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TABLE_COLUMNS} FROM table_control WHERE table_id IN ({})", list(&ids)
+                )))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?
+                .iter()
+                .map(Self::read_table)
+                .collect();
+                let (tables, invalid): (Vec<_>, Vec<_>) = read.into_iter().partition(|t| t.is_ok());
+                let tables: Vec<TableControl> = tables.into_iter().filter_map(|t| t.ok()).collect();
+                // One unreadable row holds nothing else back: it gets a failed run saying why,
+                // and waits for its next scheduled time (an hour when even that cannot be read).
+                for bad in invalid.into_iter().filter_map(|t| t.err()) {
+                    tracing::warn!(table_id = bad.table_id, destination = %bad.destination, problem = %bad.problem, "a due table_control row cannot be read: not loaded");
+                    let (schedule, timezone): (Option<String>, Option<String>) = sqlx::query_as(
+                        "SELECT schedule, timezone FROM table_control WHERE table_id = $1",
+                    )
+                    .bind(bad.table_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    let next = schedule
+                        .map(|s| {
+                            dataloader_core::table::next_occurrence(&s, timezone.as_deref().unwrap_or("UTC"), now)
+                                .unwrap_or(now + chrono::Duration::hours(1))
+                        });
+                    let run_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, \
+                         queued_at, finished_at, worker, error_class, error_text) \
+                         VALUES ($1, $2, 'schedule', 'Failed', $3, $3, $4, 'Config', $5) RETURNING run_id",
+                    )
+                    .bind(bad.table_id)
+                    .bind(&bad.destination)
+                    .bind(now)
+                    .bind(worker)
+                    .bind(format!("this table_control row cannot be read: {}; correct it (dataloader table update, or SQL)", bad.problem))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    sqlx::query(
+                        "UPDATE table_control SET status = 'Failed', last_run_id = $2, next_load_date_time = $3 \
+                         WHERE table_id = $1",
+                    )
+                    .bind(bad.table_id)
+                    .bind(run_id)
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                let good: Vec<i64> = tables.iter().map(|t| t.table_id).collect();
+                if good.is_empty() {
+                    tx.commit().await.map_err(err)?;
+                    return Ok(vec![]);
+                }
+                let id_list = list(&good);
                 let runs: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, queued_at, \
                      watermark_before, worker, lease_owner, lease_expires_at) \
@@ -990,15 +1047,6 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(err)?;
-                let tables: Vec<TableControl> = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {TABLE_COLUMNS} FROM table_control WHERE table_id IN ({id_list})"
-                )))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err)?
-                .iter()
-                .map(Self::table_from_row)
-                .collect::<Result<_>>()?;
                 tx.commit().await.map_err(err)?;
                 let mut claims: Vec<Claim> = runs
                     .into_iter()

@@ -103,3 +103,136 @@ async fn connection_table_load_and_history_through_the_cli() {
         "default lake root ./lakehouse"
     );
 }
+
+/// A control row edited with plain SQL to a schedule that never fires: the load is refused
+/// before it reads or commits anything, and its run ends `Failed` (never stays In Progress).
+#[tokio::test]
+async fn a_row_edited_to_a_schedule_that_never_fires_ends_its_run() {
+    let source = PgTestDb::create("cli_cron").await;
+    source
+        .client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
+        .await
+        .unwrap();
+    let control = PgTestDb::create("cli_cron_ctl").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = control.url();
+    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
+    let run = |args: &[&str]| dataloader_env(d, args, &env);
+    run(&["init"]).ok();
+    let args = pg_connection_args("pg", &source.name);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.t",
+        "--dest",
+        "bronze.pg.t",
+        "--schedule",
+        "0 2 * * *",
+    ])
+    .ok();
+    control
+        .client
+        .batch_execute("UPDATE table_control SET schedule = '0 0 30 2 *'")
+        .await
+        .unwrap();
+    let refused = run(&["load", "bronze.pg.t"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("error: schedule: \"0 0 30 2 *\" never fires"),
+        "{}",
+        refused.stderr
+    );
+    let history = run(&["history", "bronze.pg.t", "--json"]).ok().json();
+    assert_eq!(history[0]["status"], "Failed", "{history}");
+    assert!(
+        !d.join("lakehouse/bronze/pg/t/_delta_log").exists(),
+        "nothing committed"
+    );
+}
+
+/// One control row edited with plain SQL to a value DataLoader cannot read: the sensor skips
+/// it and records why, every other due table loads, and `table list`, `status` and `history`
+/// still work and name it.
+#[tokio::test]
+async fn one_unreadable_row_stops_nothing_else() {
+    let source = PgTestDb::create("cli_badrow").await;
+    source
+        .client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
+        .await
+        .unwrap();
+    let control = PgTestDb::create("cli_badrow_ctl").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = control.url();
+    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
+    let run = |args: &[&str]| dataloader_env(d, args, &env);
+    run(&["init"]).ok();
+    let args = pg_connection_args("pg", &source.name);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    for dest in ["bronze.pg.good", "bronze.pg.bad"] {
+        run(&[
+            "table",
+            "add",
+            "--connection",
+            "pg",
+            "--source",
+            "public.t",
+            "--dest",
+            dest,
+            "--schedule",
+            "0 2 * * *",
+        ])
+        .ok();
+    }
+    control
+        .client
+        .batch_execute(
+            "UPDATE table_control SET load_strategy = 'Incremental' WHERE destination_table = 'bad'",
+        )
+        .await
+        .unwrap();
+
+    run(&["run", "--once"]).ok();
+    assert!(
+        d.join("lakehouse/bronze/pg/good/_delta_log").exists(),
+        "the good table loaded"
+    );
+    assert!(!d.join("lakehouse/bronze/pg/bad").exists());
+
+    let list = run(&["table", "list"]).ok();
+    assert!(list.stdout.contains("bronze.pg.good"), "{}", list.stdout);
+    assert!(
+        list.stderr
+            .contains("the table_control row of bronze.pg.bad")
+            && list.stderr.contains("unknown strategy \"Incremental\""),
+        "{}",
+        list.stderr
+    );
+    let listed = run(&["table", "list", "--json"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let status = run(&["status", "--json"]).ok().json();
+    let bad = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["table"] == "bronze.pg.bad")
+        .expect("status names the bad row");
+    assert_eq!(bad["status"], "Invalid");
+    let history = run(&["history", "bronze.pg.bad", "--json"]).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history[0]["status"], "Failed");
+    assert_eq!(history[0]["error_class"], "Config");
+    // It waits for its next scheduled time instead of failing at every tick.
+    run(&["run", "--once"]).ok();
+    let history = run(&["history", "bronze.pg.bad", "--json"]).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+}

@@ -384,7 +384,40 @@ async fn a_load_running_too_long_is_cancelled_and_commits_nothing() {
 }
 
 #[tokio::test]
-async fn runs_queued_too_long_are_cancelled_and_shutdown_is_graceful() {
+async fn a_tick_claims_only_as_many_tables_as_there_are_free_slots() {
+    let s = Setup::new("sched_fair").await;
+    s.source
+        .client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    let tables = [
+        s.table("pg", "public.t", "bronze.pg.a").await,
+        s.table("pg", "public.t", "bronze.pg.b").await,
+        s.table("pg", "public.t", "bronze.pg.c").await,
+    ];
+    let scheduler = s.scheduler(SchedulerConfig {
+        max_concurrent_loads: 2,
+        ..fast()
+    });
+    let claims = scheduler.tick().await.unwrap();
+    assert_eq!(claims.len(), 2, "two free slots, two claims");
+    let mut waiting = 0;
+    for t in tables {
+        let table = s.store.table(t).await.unwrap().unwrap();
+        if table.status.is_none() {
+            waiting += 1;
+            assert!(
+                table.due_since(chrono::Utc::now()).is_some(),
+                "the unclaimed table stays due for any worker"
+            );
+        }
+    }
+    assert_eq!(waiting, 1);
+}
+
+#[tokio::test]
+async fn a_claim_cancelled_for_waiting_is_claimed_again_and_shutdown_is_graceful() {
     let s = Setup::new("sched_queue").await;
     s.source
         .client
@@ -395,10 +428,14 @@ async fn runs_queued_too_long_are_cancelled_and_shutdown_is_graceful() {
         )
         .await
         .unwrap();
+    // One connection slot for two loads: the second claim waits behind the first.
+    let mut limited = s.store.connection("pg").await.unwrap().unwrap();
+    limited.max_connections = Some(1);
+    s.store.upsert_connection(&limited).await.unwrap();
     let a = s.table("pg", "public.slow1", "bronze.pg.slow1").await;
     let b = s.table("pg", "public.slow2", "bronze.pg.slow2").await;
     let scheduler = s.scheduler(SchedulerConfig {
-        max_concurrent_loads: 1,
+        max_concurrent_loads: 2,
         queued_threshold: Duration::from_secs(2),
         ..fast()
     });
@@ -409,46 +446,45 @@ async fn runs_queued_too_long_are_cancelled_and_shutdown_is_graceful() {
     let started = std::time::Instant::now();
     let mut queued_out = None;
     while started.elapsed() < Duration::from_secs(15) && queued_out.is_none() {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        for t in [a, b] {
-            if let Some(run) = s.store.table(t).await.unwrap().unwrap().last_run_id {
-                let r = s.store.run(run).await.unwrap().unwrap();
-                if r.status == RunStatus::Cancelled {
-                    queued_out = Some((t, r));
-                }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for run in s.store.runs(None, 20).await.unwrap() {
+            if run.status == RunStatus::Cancelled {
+                queued_out = Some(run);
             }
         }
     }
-    let (cancelled_table, run) =
-        queued_out.expect("one load waited for the only slot and was cancelled");
+    let run = queued_out.expect("one load waited for the only connection and was cancelled");
     assert!(
         run.error_text.unwrap().contains("queued for more than"),
         "long-queued monitor"
     );
     assert!(run.started_at.is_none(), "it never started");
-    let next = s
-        .store
-        .table(cancelled_table)
-        .await
-        .unwrap()
-        .unwrap()
-        .next_load_date_time
-        .unwrap();
+    // Late, not skipped: the next tick claims the table again.
+    let mut again = None;
+    while started.elapsed() < Duration::from_secs(20) && again.is_none() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let table = s.store.table(run.table_id).await.unwrap().unwrap();
+        if table.last_run_id.is_some_and(|last| last > run.run_id) {
+            again = Some(table);
+        }
+    }
+    let table = again.expect("claimed again at a later tick");
     assert!(
-        next > chrono::Utc::now() + chrono::Duration::days(1),
-        "it waits for its next scheduled time"
+        table.next_load_date_time.unwrap() < chrono::Utc::now(),
+        "it kept its due time"
     );
 
     // SIGTERM-like shutdown: the running load gets the grace period, then is cancelled cleanly.
-    let other = if cancelled_table == a { b } else { a };
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), running)
         .await
         .expect("shut down in time")
         .unwrap()
         .unwrap();
-    let last = s.last_run(other).await;
-    assert_eq!(last.status, RunStatus::Cancelled, "{last:?}");
+    for t in [a, b] {
+        let last = s.last_run(t).await;
+        assert_eq!(last.status, RunStatus::Cancelled, "{last:?}");
+    }
     assert!(!s
         .dir
         .path()
