@@ -269,3 +269,45 @@ async fn a_slow_control_database_delays_a_load_but_changes_nothing() {
         5
     );
 }
+
+#[tokio::test]
+async fn a_source_connection_cut_mid_read_commits_nothing_and_the_next_load_is_exact() {
+    let f = Faulty::new("fault_source").await;
+    // The source is reached through a proxy that the test cuts while the read waits.
+    let source_proxy = FaultProxy::to_postgres().await;
+    let mut through = f.direct.connection("pg").await.unwrap().unwrap();
+    through.port = Some(source_proxy.port());
+    f.direct.upsert_connection(&through).await.unwrap();
+    let worker = f.engine(f.direct.clone(), "worker-a", Duration::from_secs(60));
+    let locker = f.hold_source().await;
+    let dest = f.dest.clone();
+    let load = tokio::spawn(async move { worker.load(&dest, Trigger::Manual, None).await });
+    f.running_run().await;
+    // Let the read reach the lock, then cut the source away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    source_proxy.cut();
+    let failure = tokio::time::timeout(Duration::from_secs(30), load)
+        .await
+        .expect("the load ends")
+        .unwrap()
+        .expect_err("a read cut off fails");
+    assert!(
+        matches!(
+            failure.error.kind(),
+            ErrorKind::SourceQuery | ErrorKind::Connect
+        ),
+        "{}",
+        failure.error
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(f.destination().version().await.unwrap(), None, "no commit");
+    let run = f
+        .direct
+        .run(failure.run_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    source_proxy.restore();
+    f.load_elsewhere_and_check().await;
+}
