@@ -13,6 +13,7 @@ mod layout;
 mod mssql;
 mod mysql;
 mod oracle;
+mod property;
 mod s3;
 mod snowflake;
 mod strategies;
