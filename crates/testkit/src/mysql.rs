@@ -68,6 +68,15 @@ impl MyTestDb {
         }
     }
 
+    /// Runs one statement as written (a routine's body may hold `;`).
+    pub async fn exec_one(&self, sql: &str) {
+        self.conn()
+            .await
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Rows of a query whose every column is text, canonicalised per `kinds`.
     pub async fn rows(&self, sql: &str, kinds: &[Canon]) -> Vec<Vec<Option<String>>> {
         let mut conn = self.conn().await;

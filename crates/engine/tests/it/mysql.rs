@@ -279,3 +279,38 @@ async fn empty_mariadb_table_loads_its_schema_and_no_rows() {
     .await;
     m.load_empty("my", "nothing", "bronze.my.nothing").await;
 }
+
+/// A check query that calls a function which writes fails in its read-only transaction and
+/// writes nothing: the statement check cannot see inside a function, the server can.
+#[tokio::test]
+async fn a_check_query_runs_read_only_on_mariadb() {
+    let m = My::new("my_check_ro").await;
+    m.db.exec(
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);
+         CREATE TABLE audit (n INT);",
+    )
+    .await;
+    m.db.exec_one(
+        "CREATE FUNCTION touch() RETURNS INT MODIFIES SQL DATA \
+         BEGIN INSERT INTO audit VALUES (1); RETURN 1; END",
+    )
+    .await;
+    let dest = m
+        .add_on("my", "t", "bronze.my.t", LoadStrategy::CheckAndLoad, |s| {
+            s.check_mode = Some(dataloader_core::CheckMode::Query);
+            s.check_query = Some("SELECT touch()".into());
+        })
+        .await;
+    let err = m
+        .engine
+        .load(&dest, Trigger::Manual, None)
+        .await
+        .unwrap_err()
+        .error
+        .to_string();
+    assert!(err.to_ascii_lowercase().contains("read only"), "{err}");
+    let written =
+        m.db.rows("SELECT COUNT(*) FROM audit", &[Canon::Text])
+            .await;
+    assert_eq!(written, vec![vec![Some("0".to_string())]]);
+}

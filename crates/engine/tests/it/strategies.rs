@@ -480,3 +480,46 @@ async fn delete_detection_runs_at_most_once_per_interval() {
     assert_eq!(due.rows_deleted, 1);
     assert_eq!(count(&h, &dest).await, 19);
 }
+
+/// A check query that would write through a function (which no statement check can see) fails
+/// in its read-only transaction, and writes nothing.
+#[tokio::test]
+async fn a_check_query_runs_read_only() {
+    let h = Harness::new("checkq_ro").await;
+    h.source
+        .client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+             CREATE SEQUENCE s;",
+        )
+        .await
+        .unwrap();
+    let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::CheckAndLoad);
+    s.check_mode = Some(dataloader_core::CheckMode::Query);
+    s.check_query = Some("SELECT nextval('s')".into());
+    let dest = h.add_spec(&s).await;
+    let err = h
+        .engine
+        .load(&dest, Trigger::Manual, None)
+        .await
+        .unwrap_err()
+        .error
+        .to_string();
+    assert!(err.contains("read-only transaction"), "{err}");
+    let value: i64 = h
+        .source
+        .client
+        .query_one("SELECT last_value FROM s", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let called: bool = h
+        .source
+        .client
+        .query_one("SELECT is_called FROM s", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((value, called), (1, false), "the sequence never moved");
+    assert_eq!(h.destination(&dest).version().await.unwrap(), None);
+}

@@ -376,21 +376,29 @@ impl Source for OracleSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query (one reading statement, see core's check_query); its
-            // first value, as text.
+            // The user's check query (one reading statement, see core's check_query), in a
+            // read-only transaction; its first value, as text.
             Probe::Query(q) => (
                 format!("SELECT TO_CHAR(({q})) FROM DUAL"),
                 WatermarkKind::Text,
             ),
         };
         let parts = self.clone_parts();
+        let check = matches!(probe, Probe::Query(_));
         let value = self
             .blocking(move |conn| {
-                let row = conn
+                if check {
+                    conn.execute("SET TRANSACTION READ ONLY", &[])
+                        .map_err(|e| parts.fail(&shown, "begin the check transaction", &e))?;
+                }
+                let value = conn
                     .query_row(&sql, &[])
-                    .map_err(|e| parts.fail(&shown, "probe the table", &e))?;
-                row.get::<usize, Option<String>>(0)
-                    .map_err(|e| parts.fail(&shown, "probe the table", &e))
+                    .and_then(|row| row.get::<usize, Option<String>>(0))
+                    .map_err(|e| parts.fail(&shown, "probe the table", &e));
+                if check {
+                    let _ = conn.rollback();
+                }
+                value
             })
             .await?;
         value.map(|v| Watermark::new(kind, v)).transpose()

@@ -259,13 +259,38 @@ impl Source for SqliteSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query (one reading statement, see core's check_query); its
-            // first value, as text.
+            // The user's check query (one reading statement, see core's check_query), on a
+            // `query_only` connection; its first value, as text.
             Probe::Query(q) => (format!("SELECT CAST(({q}) AS TEXT)"), WatermarkKind::Text),
         };
-        let value: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_optional(&self.pool)
+        let mut conn = self
+            .pool
+            .acquire()
             .await
+            .map_err(|e| self.query_error(&shown, "probe the table", e))?;
+        // A check query runs on a connection that refuses to write (`query_only`).
+        let check = matches!(probe, Probe::Query(_));
+        if check {
+            sqlx::query("PRAGMA query_only = ON")
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| self.query_error(&shown, "begin the check", e))?;
+        }
+        let value: std::result::Result<Option<Option<String>>, _> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(&mut *conn)
+                .await;
+        if check {
+            // The connection goes back to the pool: it must write again for the next user.
+            if let Err(e) = sqlx::query("PRAGMA query_only = OFF")
+                .execute(&mut *conn)
+                .await
+            {
+                conn.detach();
+                tracing::warn!(error = %e, "a check connection could not leave query_only: closed");
+            }
+        }
+        let value = value
             .map_err(|e| self.query_error(&shown, "probe the table", e))?
             .flatten();
         value.map(|v| Watermark::new(kind, v)).transpose()
