@@ -282,3 +282,121 @@ async fn on_sqlite_one_scheduler_at_a_time_and_status_says_what_to_do() {
         .fails_with("another `dataloader run` is already using sqlite://control.db; on SQLite one scheduler runs at a time");
     stop(first);
 }
+
+/// A `dataloader load` killed at every fault point while a scheduler worker runs beside it on
+/// the same PostgreSQL control plane: the worker fails the dead run when its lease runs out,
+/// loads the table, and the append_only table holds each source row exactly once every time.
+#[tokio::test]
+async fn a_load_killed_at_every_fault_point_is_finished_by_another_worker_exactly_once() {
+    let source = PgTestDb::create("killpt_src").await;
+    let control = PgTestDb::create("killpt_ctl").await;
+    source
+        .client
+        .batch_execute(
+            "CREATE TABLE events (id int PRIMARY KEY, body text);
+             INSERT INTO events SELECT g, 'event ' || g FROM generate_series(1, 50) g;",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = control.url();
+    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
+    let args = pg_connection_args("pg", &source.name);
+    dataloader_env(
+        d,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &env,
+    )
+    .ok();
+    dataloader_env(
+        d,
+        &[
+            "table",
+            "add",
+            "--connection",
+            "pg",
+            "--source",
+            "public.events",
+            "--dest",
+            "bronze.pg.events",
+            "--strategy",
+            "append_only",
+            "--incremental-column",
+            "id",
+            "--schedule",
+            "0 0 1 1 *",
+        ],
+        &env,
+    )
+    .ok();
+    let store = dataloader_store::open(&url).await.unwrap();
+    let last_run = || async {
+        let table = store.tables().await.unwrap().remove(0);
+        (table.status, table.last_run_id)
+    };
+    let worker = spawn_run(d, &url, &["--lease", "2s"]);
+    wait_for(
+        "the worker's first load",
+        Duration::from_secs(30),
+        async || last_run().await.0 == Some(RunStatus::Succeeded),
+    )
+    .await;
+    let destination = dataloader_lake::DeltaDestination::new(
+        &format!("file://{}/lakehouse/bronze/pg/events", d.display()),
+        "bronze.pg.events",
+    )
+    .unwrap();
+    let mut next = 51;
+    for point in ["before_read", "mid_stream", "after_commit"] {
+        source
+            .client
+            .batch_execute(&format!(
+                "INSERT INTO events SELECT g, 'event ' || g FROM generate_series({next}, {}) g",
+                next + 24
+            ))
+            .await
+            .unwrap();
+        next += 25;
+        let killed = dataloader_env(
+            d,
+            &["--lease", "2s", "load", "bronze.pg.events"],
+            &[
+                ("DATALOADER_CONTROL_DB", url.as_str()),
+                ("DATALOADER_BATCH_SIZE", "10"),
+                ("DATALOADER_FAULT", point),
+            ],
+        );
+        assert!(
+            killed.stderr.contains(&format!("aborting at {point}")),
+            "{point}: {}",
+            killed.stderr
+        );
+        let (_, dead_run) = last_run().await;
+        wait_for(
+            "the worker to finish the table after the kill",
+            Duration::from_secs(30),
+            async || {
+                let (status, run) = last_run().await;
+                status == Some(RunStatus::Succeeded) && run > dead_run
+            },
+        )
+        .await;
+        let batches = destination.read_all(&["id"]).await.unwrap();
+        let rows = dataloader_testkit::arrow_rows(
+            &batches,
+            &["id", "body"],
+            &[dataloader_testkit::Canon::Text; 2],
+        );
+        let source_rows = dataloader_testkit::pg_rows(
+            &source.client,
+            "SELECT id::text, body FROM events ORDER BY events.id",
+            &[dataloader_testkit::Canon::Text; 2],
+        )
+        .await;
+        assert_eq!(rows, source_rows, "{point}: each row once");
+        let dead = store.run(dead_run.unwrap()).await.unwrap().unwrap();
+        assert_ne!(dead.status, RunStatus::InProgress, "{point}: {dead:?}");
+    }
+    stop(worker);
+}
