@@ -218,6 +218,66 @@ fn secrets_are_references_and_never_printed() {
         &["connection", "add", "x", "--type", "db2", "--host", "h"],
     )
     .fails_with("type: unknown database type \"db2\"");
+    // A secret given as an option's value is refused, and not echoed.
+    let refused = run(
+        d,
+        &[
+            "connection",
+            "add",
+            "erp",
+            "--type",
+            "mssql",
+            "--host",
+            "h",
+            "--database",
+            "db",
+            "--option",
+            "auth=aad",
+            "--option",
+            "client_secret=s3cr3t-value",
+        ],
+    )
+    .fails_with("client_secret: --option client_secret= takes a reference");
+    assert!(!refused.stderr.contains("s3cr3t-value"));
+    // A TLS option the connector does not implement is refused, not ignored.
+    run(
+        d,
+        &[
+            "connection",
+            "add",
+            "tls",
+            "--type",
+            "postgresql",
+            "--host",
+            "h",
+            "--database",
+            "db",
+            "--option",
+            "sslmode=require",
+        ],
+    )
+    .fails_with("sslmode: sslmode=require is not implemented for postgresql connections");
+    // A check query that writes is refused before it can ever run.
+    run(
+        d,
+        &[
+            "table",
+            "add",
+            "--connection",
+            "pg",
+            "--source",
+            "public.t",
+            "--dest",
+            "b.s.t",
+            "--strategy",
+            "check_and_load",
+            "--check-mode",
+            "query",
+            "--check-query",
+            "SELECT 1; INSERT INTO t VALUES (1)",
+        ],
+    )
+    .fails_with("check_query: must be one SELECT (or WITH … SELECT) statement that only reads");
 }
 
 #[test]
