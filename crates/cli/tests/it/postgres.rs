@@ -104,25 +104,55 @@ async fn connection_table_load_and_history_through_the_cli() {
     );
 }
 
+/// A source and a PostgreSQL control database on the test server, and a folder the CLI runs
+/// in against them, after `init` and `connection add pg`.
+struct PgControl {
+    source: PgTestDb,
+    control: PgTestDb,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl PgControl {
+    async fn new(prefix: &str, source_sql: &str) -> PgControl {
+        let source = PgTestDb::create(prefix).await;
+        source.client.batch_execute(source_sql).await.unwrap();
+        let control = PgTestDb::create(&format!("{prefix}_ctl")).await;
+        let url = control.url();
+        let setup = PgControl {
+            source,
+            control,
+            dir: tempfile::tempdir().unwrap(),
+            url,
+        };
+        setup.run(&["init"]).ok();
+        let args = pg_connection_args("pg", &setup.source.name);
+        setup
+            .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .ok();
+        setup
+    }
+
+    fn run(&self, args: &[&str]) -> crate::Run {
+        dataloader_env(
+            self.dir.path(),
+            args,
+            &[("DATALOADER_CONTROL_DB", self.url.as_str())],
+        )
+    }
+}
+
 /// A control row edited with plain SQL to a schedule that never fires: the load is refused
 /// before it reads or commits anything, and its run ends `Failed` (never stays In Progress).
 #[tokio::test]
 async fn a_row_edited_to_a_schedule_that_never_fires_ends_its_run() {
-    let source = PgTestDb::create("cli_cron").await;
-    source
-        .client
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
-        .await
-        .unwrap();
-    let control = PgTestDb::create("cli_cron_ctl").await;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let url = control.url();
-    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
-    let run = |args: &[&str]| dataloader_env(d, args, &env);
-    run(&["init"]).ok();
-    let args = pg_connection_args("pg", &source.name);
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let pg = PgControl::new(
+        "cli_cron",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
+    )
+    .await;
+    let run = |args: &[&str]| pg.run(args);
+    let (control, d) = (&pg.control, pg.dir.path());
     run(&[
         "table",
         "add",
@@ -163,21 +193,13 @@ async fn a_row_edited_to_a_schedule_that_never_fires_ends_its_run() {
 /// still work and name it.
 #[tokio::test]
 async fn one_unreadable_row_stops_nothing_else() {
-    let source = PgTestDb::create("cli_badrow").await;
-    source
-        .client
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
-        .await
-        .unwrap();
-    let control = PgTestDb::create("cli_badrow_ctl").await;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let url = control.url();
-    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
-    let run = |args: &[&str]| dataloader_env(d, args, &env);
-    run(&["init"]).ok();
-    let args = pg_connection_args("pg", &source.name);
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let pg = PgControl::new(
+        "cli_badrow",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
+    )
+    .await;
+    let run = |args: &[&str]| pg.run(args);
+    let (control, d) = (&pg.control, pg.dir.path());
     for dest in ["bronze.pg.good", "bronze.pg.bad"] {
         run(&[
             "table",

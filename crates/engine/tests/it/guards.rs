@@ -2,7 +2,9 @@
 //! the load now ends with the destination equal to its source, or refuses and changes nothing,
 //! and `--full-refresh` (the remedy every refusal names) then makes it equal.
 
-use dataloader_core::{DeleteDetection, ErrorKind, LoadStrategy, RunStatus, TargetTable, Trigger};
+use dataloader_core::{
+    DeleteDetection, ErrorKind, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger,
+};
 use dataloader_engine::LoadOptions;
 use dataloader_testkit::{arrow_rows, pg_rows, Canon};
 
@@ -46,15 +48,15 @@ async fn same_rows(h: &Harness, dest: &TargetTable, source_sql: &str) {
     assert_eq!(delta, source);
 }
 
-#[tokio::test]
-async fn a_missing_delta_table_with_a_stored_watermark_is_refused_until_a_full_refresh() {
-    let h = Harness::new("guard_gone").await;
+/// `public.t` with `rows` rows (`id`, `v`, `seq`), loaded once into `bronze.pg.t` by
+/// `incremental` (merged by `id`, watermark `seq`).
+async fn loaded_incremental(h: &Harness, rows: i32) -> TargetTable {
     h.source
         .client
-        .batch_execute(
+        .batch_execute(&format!(
             "CREATE TABLE t (id int PRIMARY KEY, v text, seq int NOT NULL);
-             INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 4) g;",
-        )
+             INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, {rows}) g;"
+        ))
         .await
         .unwrap();
     let dest = h
@@ -67,6 +69,23 @@ async fn a_missing_delta_table_with_a_stored_watermark_is_refused_until_a_full_r
         ))
         .await;
     h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    dest
+}
+
+/// Changes the table's spec as `table update` and `apply` do.
+async fn update(h: &Harness, dest: &TargetTable, change: impl FnOnce(&mut TableSpec)) {
+    let mut table = h.store.table_by_destination(dest).await.unwrap().unwrap();
+    change(&mut table.spec);
+    h.store
+        .update_table_spec(table.table_id, &table.spec, chrono::Utc::now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_delta_table_with_a_stored_watermark_is_refused_until_a_full_refresh() {
+    let h = Harness::new("guard_gone").await;
+    let dest = loaded_incremental(&h, 4).await;
     // The folder is removed: a load from the stored watermark would keep 0 of 4 rows.
     let folder = url::Url::parse(h.destination(&dest).url().as_str())
         .unwrap()
@@ -88,30 +107,8 @@ async fn a_missing_delta_table_with_a_stored_watermark_is_refused_until_a_full_r
 #[tokio::test]
 async fn append_only_after_a_strategy_change_is_refused_not_appended_twice() {
     let h = Harness::new("guard_append").await;
-    h.source
-        .client
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, v text, seq int NOT NULL);
-             INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 3) g;",
-        )
-        .await
-        .unwrap();
-    let dest = h
-        .add_spec(&keyed(
-            "public.t",
-            "bronze.pg.t",
-            LoadStrategy::Incremental,
-            "id",
-            "seq",
-        ))
-        .await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
-    let mut table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
-    table.spec.strategy = LoadStrategy::AppendOnly;
-    h.store
-        .update_table_spec(table.table_id, &table.spec, chrono::Utc::now())
-        .await
-        .unwrap();
+    let dest = loaded_incremental(&h, 3).await;
+    update(&h, &dest, |s| s.strategy = LoadStrategy::AppendOnly).await;
     let message = refused(&h, &dest).await;
     assert!(
         message.contains("it would append every source row again beside the 3 rows"),
@@ -160,13 +157,12 @@ async fn pointing_a_table_at_another_source_is_refused_until_a_full_refresh() {
         ))
         .await;
     h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
-    let mut table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
+    let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
     assert_eq!(table.loaded_from.as_deref(), Some("pg:public.a"));
-    table.spec.source = dataloader_core::SourceTable::parse("public.b").unwrap();
-    h.store
-        .update_table_spec(table.table_id, &table.spec, chrono::Utc::now())
-        .await
-        .unwrap();
+    update(&h, &dest, |s| {
+        s.source = dataloader_core::SourceTable::parse("public.b").unwrap()
+    })
+    .await;
     let message = refused(&h, &dest).await;
     assert!(
         message
@@ -207,22 +203,13 @@ async fn a_row_dated_in_the_future_does_not_move_the_rolling_window() {
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
 
     // A window that moves past most of the table is refused before anything is written.
-    let mut table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
-    table.spec.rolling_window = Some("5 hours".into());
-    h.store
-        .update_table_spec(table.table_id, &table.spec, chrono::Utc::now())
-        .await
-        .unwrap();
+    update(&h, &dest, |s| s.rolling_window = Some("5 hours".into())).await;
     let message = refused(&h, &dest).await;
     assert!(
         message.contains("would delete 16 of 21 rows") && message.contains("max_delete_ratio 0.2"),
         "{message}"
     );
-    table.spec.max_delete_ratio = 1.0;
-    h.store
-        .update_table_spec(table.table_id, &table.spec, chrono::Utc::now())
-        .await
-        .unwrap();
+    update(&h, &dest, |s| s.max_delete_ratio = 1.0).await;
     let rolled = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
     assert_eq!(rolled.rows_deleted, 16);
     same_rows(
