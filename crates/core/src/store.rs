@@ -387,8 +387,14 @@ pub trait Store: Send + Sync {
     async fn lease_holds(&self, run_id: i64, worker: &str, until: DateTime<Utc>) -> Result<bool>;
     /// Sets (or, with `None`, forgets) the watermark by hand.
     async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()>;
-    /// Progress inside a run (a committed backfill chunk), saved at once.
-    async fn save_backfill_cursor(&self, table_id: i64, cursor: Option<&str>) -> Result<()>;
+    /// Progress inside a run (a committed backfill chunk), saved at once; `false` (and nothing
+    /// saved) when the run is no longer open and `worker`'s.
+    async fn save_backfill_cursor(
+        &self,
+        run_id: i64,
+        worker: &str,
+        cursor: Option<&str>,
+    ) -> Result<bool>;
     /// Marks the table's other `Queued` / `In Progress` runs `Failed` with `reason`; returns them.
     async fn abandon_runs(
         &self,

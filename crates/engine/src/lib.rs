@@ -142,6 +142,8 @@ pub struct LoadContext<'a> {
     pub dest_names: Vec<String>,
     pub destination: DeltaDestination,
     pub run_id: i64,
+    /// The worker that holds the run.
+    pub worker: &'a str,
     pub loaded_at: DateTime<Utc>,
     pub batch_size: usize,
     pub progress: Option<ProgressFn>,
@@ -869,6 +871,7 @@ impl Engine {
             dest_names,
             destination,
             run_id,
+            worker: &self.worker,
             loaded_at: started_at,
             batch_size: self.batch_size,
             progress,

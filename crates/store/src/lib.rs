@@ -927,14 +927,21 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn save_backfill_cursor(&self, table_id: i64, cursor: Option<&str>) -> Result<()> {
-                sqlx::query("UPDATE table_control SET backfill_cursor = $2 WHERE table_id = $1")
-                    .bind(table_id)
-                    .bind(cursor)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| Error::store("save the backfill cursor", e))?;
-                Ok(())
+            async fn save_backfill_cursor(&self, run_id: i64, worker: &str, cursor: Option<&str>) -> Result<bool> {
+                // The run's owner only: a worker that lost its run must not set a cursor back.
+                let saved = sqlx::query(
+                    "UPDATE table_control SET backfill_cursor = $3 WHERE table_id = \
+                     (SELECT table_id FROM historical_metadata WHERE run_id = $1 AND lease_owner = $2 \
+                     AND status = 'In Progress')",
+                )
+                .bind(run_id)
+                .bind(worker)
+                .bind(cursor)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| Error::store("save the backfill cursor", e))?
+                .rows_affected();
+                Ok(saved > 0)
             }
 
             async fn abandon_runs(&self, table_id: i64, except_run: i64, reason: &str, at: DateTime<Utc>) -> Result<Vec<i64>> {

@@ -109,9 +109,17 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
             .await?;
         chunks += 1;
         fault::point("after_chunk_commit");
-        ctx.store
-            .save_backfill_cursor(ctx.table.table_id, Some(&saved))
-            .await?;
+        if !ctx
+            .store
+            .save_backfill_cursor(ctx.run_id, ctx.worker, Some(&saved))
+            .await?
+        {
+            return Err(Error::LeaseLost {
+                table: spec.destination.to_string(),
+                run_id: ctx.run_id,
+                message: "was closed while it saved its backfill cursor (its lease ran out); its last chunk stands and the next load resumes after it from the Delta log".into(),
+            });
+        }
         outcome.absorb(Outcome {
             rows_written: written.rows_written,
             rows_inserted: written.rows_inserted,

@@ -284,10 +284,20 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
         .finish_run(run_id, RunOwner::Recovery, &recovered)
         .await
         .unwrap());
-    store.save_backfill_cursor(id, None).await.unwrap();
+    // A backfill cursor is saved by its open run's owner only: a closed run cannot set it back.
+    assert!(!store
+        .save_backfill_cursor(run_id, "test", None)
+        .await
+        .unwrap());
     assert_eq!(
-        store.table(id).await.unwrap().unwrap().backfill_cursor,
-        None
+        store
+            .table(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .backfill_cursor
+            .as_deref(),
+        Some("{\"next\":\"7\"}")
     );
     let runs = store.runs(Some(id), 10).await.unwrap();
     assert_eq!(
