@@ -5,13 +5,14 @@
 //! it, so a cursor lost to a crash is recovered from the Delta log. `chunk_size` is a number
 //! of key values for integer columns and a duration for dates and timestamps.
 //!
-//! After the last chunk (and, with `null_watermark: include`, the rows whose column is NULL)
-//! the table switches itself to `incremental` with the watermark at the backfill's upper
+//! After the last chunk (and, with `null_watermark: include`, the rows whose column is NULL;
+//! with `delete_detection: pk_scan`, a key scan deleting the rows gone from the source) the
+//! table switches itself to `incremental` with the watermark at the backfill's upper
 //! bound; the switch is an UPDATE of `table_control`, so `table_control_history` records it.
 
 use dataloader_core::{
-    Error, LoadStrategy, NullWatermark, Predicate, Probe, Result, Span, StateUpdate, Watermark,
-    WatermarkKind,
+    DeleteDetection, Error, LoadStrategy, NullWatermark, Predicate, Probe, Result, Span,
+    StateUpdate, Watermark, WatermarkKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +148,16 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
     } else {
         outcome.notes.extend(ctx.skipped_nulls_note(&column).await?);
     }
+    // The backfill is complete: with delete detection, rows gone from the source go now, not
+    // only at the first incremental load, so the table ends equal to its source.
+    let mut delete_scan_at = None;
+    if spec.delete_detection == DeleteDetection::PkScan {
+        let tag = ctx.tag(None, &StateUpdate::default());
+        let (deleted, version) = super::delete_missing(ctx, &keys, &tag).await?;
+        outcome.rows_deleted = deleted;
+        outcome.delta_version = version.or(outcome.delta_version);
+        delete_scan_at = Some(ctx.loaded_at);
+    }
     outcome.rows_read = ctx.rows_read();
     outcome.watermark_after = Some(hi.clone());
     outcome.notes.push(format!(
@@ -155,6 +166,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
     outcome.state = StateUpdate {
         backfill_cursor: Some(None),
         strategy: Some(LoadStrategy::Incremental),
+        delete_scan_at,
         ..StateUpdate::default()
     };
     Ok(outcome)

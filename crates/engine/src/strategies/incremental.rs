@@ -60,11 +60,7 @@ pub async fn run(ctx: &LoadContext<'_>, mut state: StateUpdate) -> Result<Outcom
         outcome.notes.extend(ctx.skipped_nulls_note(&column).await?);
     }
     if delete_scan_due(ctx)? {
-        let (key_schema, source_keys) = ctx.read_keys().await?;
-        let (deleted, version) = ctx
-            .destination
-            .delete_missing_keys(key_schema, source_keys, &keys, spec.max_delete_ratio, &tag)
-            .await?;
+        let (deleted, version) = super::delete_missing(ctx, &keys, &tag).await?;
         outcome.rows_deleted = deleted;
         outcome.delta_version = version.or(outcome.delta_version);
         state.delete_scan_at = Some(ctx.loaded_at);

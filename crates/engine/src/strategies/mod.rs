@@ -13,6 +13,25 @@ use dataloader_core::{Error, Probe, Result, Watermark};
 
 use crate::LoadContext;
 
+/// The key scan of `delete_detection: pk_scan`: deletes the Delta rows whose keys are gone
+/// from the source, bounded by `max_delete_ratio`; how many, and the version it committed.
+pub(crate) async fn delete_missing(
+    ctx: &LoadContext<'_>,
+    keys: &[String],
+    tag: &dataloader_lake::CommitTag,
+) -> Result<(u64, Option<i64>)> {
+    let (key_schema, source_keys) = ctx.read_keys().await?;
+    ctx.destination
+        .delete_missing_keys(
+            key_schema,
+            source_keys,
+            keys,
+            ctx.table.spec.max_delete_ratio,
+            tag,
+        )
+        .await
+}
+
 /// The greater of the stored watermark and the one just captured: a lookback re-read never
 /// moves the watermark back.
 pub(crate) fn newest(

@@ -309,3 +309,30 @@ async fn a_key_scan_keeps_rows_whose_key_is_null() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_backfill_with_delete_detection_ends_equal_to_its_source() {
+    let h = Harness::new("guard_backfill_deletes").await;
+    let dest = loaded_incremental(&h, 10).await;
+    h.source
+        .client
+        .batch_execute("DELETE FROM t WHERE id IN (2, 7)")
+        .await
+        .unwrap();
+    update(&h, &dest, |s| {
+        s.strategy = LoadStrategy::ChunkedBackfill;
+        s.chunk_size = Some("3".into());
+        s.delete_detection = DeleteDetection::PkScan;
+        s.max_delete_ratio = 0.5;
+    })
+    .await;
+    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    assert_eq!(
+        report.rows_deleted, 2,
+        "the rows gone from the source go at once"
+    );
+    same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
+    let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
+    assert_eq!(table.spec.strategy, LoadStrategy::Incremental);
+    assert!(table.last_delete_scan_at.is_some());
+}

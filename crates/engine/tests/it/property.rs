@@ -131,12 +131,10 @@ async fn run_sequence(seed: u64) {
             // Configuration changes, as `table update` or `apply` make them.
             5 => {
                 let mut table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
-                // chunked_backfill is left out: it applies deletes only once it has switched to
-                // incremental, so right after a backfill run the table may hold deleted rows.
-                let next = if rng.below(2) == 0 {
-                    LoadStrategy::Full
-                } else {
-                    LoadStrategy::Incremental
+                let next = match rng.below(3) {
+                    0 => LoadStrategy::Full,
+                    1 => LoadStrategy::Incremental,
+                    _ => LoadStrategy::ChunkedBackfill,
                 };
                 reconfigure(&mut table.spec, next, rng.below(2) == 0);
                 h.store
@@ -207,7 +205,7 @@ async fn run_sequence(seed: u64) {
 /// The table's spec moved to `strategy`, with the options that strategy needs.
 fn reconfigure(spec: &mut TableSpec, strategy: LoadStrategy, lookback: bool) {
     spec.strategy = strategy;
-    spec.chunk_size = None;
+    spec.chunk_size = (strategy == LoadStrategy::ChunkedBackfill).then(|| "7".into());
     spec.lookback = (strategy == LoadStrategy::Incremental && lookback).then(|| "3".into());
     spec.delete_detection = if strategy == LoadStrategy::Full {
         DeleteDetection::None
