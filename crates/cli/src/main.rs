@@ -110,7 +110,7 @@ enum Command {
         #[arg(long)]
         changes: bool,
     },
-    /// The scheduler: claims due tables and loads them, with the seed's monitors.
+    /// The scheduler: claims due tables and loads them, with the monitors of the Dagster loader it replaces.
     Run(RunArgs),
     /// Tables due now, as the master sensor would claim them, without claiming them (for an
     /// outside scheduler such as a Dagster sensor; `run_key` is stable until the table loads).

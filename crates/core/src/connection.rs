@@ -17,7 +17,8 @@ pub enum DbType {
     Mssql,
     Oracle,
     Snowflake,
-    /// Snowflake with key-pair (JWT) authentication: the seed's `snowflake_pem`.
+    /// Snowflake with key-pair (JWT) authentication (`snowflake_pem`, as the loader DataLoader
+    /// replaces names it).
     SnowflakePem,
     Sqlite,
 }

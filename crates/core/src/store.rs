@@ -1,4 +1,5 @@
-//! The control plane seam: the seed's four tables behind one trait, so SQLite and
+//! The control plane seam: the four control tables (named as in the loader DataLoader
+//! replaces) behind one trait, so SQLite and
 //! PostgreSQL are interchangeable.
 
 use std::str::FromStr;
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ConnectionConfig, Error, LoadStrategy, Result, TableSpec, TargetTable, Watermark};
 
-/// The seed's status strings, kept as they were.
+/// Status strings as the loader DataLoader replaces wrote them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {
     Queued,

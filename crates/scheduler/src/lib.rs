@@ -1,6 +1,6 @@
-//! `dataloader run`: the seed's master sensor and four monitors in one process, loads on a
-//! bounded worker pool, and leases so that many processes can share one PostgreSQL control
-//! plane.
+//! `dataloader run`: the master sensor and four monitors of the Dagster loader it replaces, in
+//! one process, loads on a bounded worker pool, and leases so that many processes can share one
+//! PostgreSQL control plane.
 //!
 //! | loop | does |
 //! |---|---|

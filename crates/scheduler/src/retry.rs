@@ -1,5 +1,5 @@
-//! Retry analysis, the seed's failed monitor: a failure's error kind and message decide its
-//! category and what to do about it. The rules are the default and the fallback; an optional
+//! Retry analysis, the failed monitor of the Dagster loader it replaces: a failure's error kind
+//! and message decide its category and what to do about it. The rules are the default and the fallback; an optional
 //! LLM endpoint may only rewrite the explanation for a person.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
-//! DataLoader's control plane: the seed's control tables on SQLite (embedded default) and
-//! PostgreSQL ("Lakebase"). Both backends run the same SQL; the migrations differ only where
-//! the databases do (identity columns, trigger language).
+//! DataLoader's control plane: the control tables (named as in the loader it replaces) on
+//! SQLite (embedded default) and PostgreSQL ("Lakebase"). Both backends run the same SQL; the
+//! migrations differ only where the databases do (identity columns, trigger language).
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -75,7 +75,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
-/// The seed's `LAKEBASE_*` variables as a PostgreSQL URL, when `LAKEBASE_HOST` is set.
+/// The `LAKEBASE_*` variables (as the Databricks loader DataLoader replaces names them) as a
+/// PostgreSQL URL, when `LAKEBASE_HOST` is set.
 pub fn lakebase_url_from_env() -> Option<String> {
     let host = std::env::var("LAKEBASE_HOST").ok()?;
     let port = std::env::var("LAKEBASE_PORT").unwrap_or_else(|_| "5432".into());

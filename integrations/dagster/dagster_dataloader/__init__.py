@@ -1,4 +1,4 @@
-"""DataLoader as Dagster assets: a resource, an asset factory and the seed's sensors."""
+"""DataLoader as Dagster assets: a resource, an asset factory and the replaced loader's sensors."""
 
 from dagster_dataloader.assets import build_dataloader_assets
 from dagster_dataloader.resource import DataloaderError, DataloaderResource

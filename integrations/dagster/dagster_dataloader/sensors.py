@@ -1,6 +1,6 @@
-"""The seed's sensors in Dagster terms: the master sensor launches the tables that are due; the
-failure sensor runs DataLoader's retry analysis on a failed load and shows its verdict on the
-Dagster run."""
+"""The sensors of the loader DataLoader replaces, in Dagster terms: the master sensor launches
+the tables that are due; the failure sensor runs DataLoader's retry analysis on a failed load
+and shows its verdict on the Dagster run."""
 
 import time
 from typing import Any, Iterable, Optional, Sequence
@@ -133,7 +133,7 @@ def build_dataloader_failure_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
     monitored_jobs: Optional[Iterable[Any]] = None,
 ) -> dg.SensorDefinition:
-    """On a failed run, DataLoader's retry analysis (the seed's failed monitor): the verdict
+    """On a failed run, DataLoader's retry analysis (the replaced loader's failed monitor): the verdict
     (retry now, retry with backoff, do not retry, and why) becomes tags on the Dagster run and a
     log line; a retryable table's next load time moves forward, so the master sensor relaunches
     it with a new run key. A run that failed before DataLoader recorded a load is tagged

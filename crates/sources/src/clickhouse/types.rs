@@ -1,4 +1,4 @@
-//! ClickHouse → Arrow type map (the seed's "custom type mapping") and the RowBinary decoder
+//! ClickHouse → Arrow type map (what the loader DataLoader replaces called its "custom type mapping") and the RowBinary decoder
 //! for each type. `docs/connectors/clickhouse.md` is the same table for users.
 //!
 //! | ClickHouse | Arrow / Delta | notes |
