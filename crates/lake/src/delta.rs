@@ -11,14 +11,12 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::datasource::provider_as_source;
 use deltalake::datafusion::error::DataFusionError;
-use deltalake::datafusion::execution::memory_pool::FairSpillPool;
-use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::execution::TaskContext;
-use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use deltalake::datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
-use deltalake::datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
 use deltalake::logstore::{object_store_factories, StorageConfig};
@@ -146,7 +144,7 @@ impl PartitionStream for OnceStream {
     }
 }
 
-fn quote(ident: &str) -> String {
+pub(crate) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
@@ -155,13 +153,7 @@ pub(crate) fn key_predicate(keys: &[String], left: &str, right: &str) -> String 
     keys_compared(keys, left, right, "=")
 }
 
-/// Like [`key_predicate`], with a NULL key part equal to a NULL: a key scan must find a row
-/// whose key holds a NULL in the source, not delete it.
-fn null_safe_key_predicate(keys: &[String], left: &str, right: &str) -> String {
-    keys_compared(keys, left, right, "IS NOT DISTINCT FROM")
-}
-
-fn keys_compared(keys: &[String], left: &str, right: &str, operator: &str) -> String {
+pub(crate) fn keys_compared(keys: &[String], left: &str, right: &str, operator: &str) -> String {
     keys.iter()
         .map(|k| format!("{left}.{q} {operator} {right}.{q}", q = quote(k)))
         .collect::<Vec<_>>()
@@ -169,7 +161,7 @@ fn keys_compared(keys: &[String], left: &str, right: &str, operator: &str) -> St
 }
 
 /// `"a", "b"`: columns quoted for SQL.
-fn quoted_list(columns: &[String]) -> String {
+pub(crate) fn quoted_list(columns: &[String]) -> String {
     columns
         .iter()
         .map(|c| quote(c))
@@ -361,109 +353,6 @@ impl DeltaDestination {
                 _ => None,
             }
         }))
-    }
-
-    /// Deletes the rows matching `predicate` in one commit; returns how many.
-    pub async fn delete_where(
-        &self,
-        predicate: Expr,
-        tag: &CommitTag,
-    ) -> Result<(u64, Option<i64>)> {
-        let Some(table) = self.open().await? else {
-            return Ok((0, None));
-        };
-        let before = table.version();
-        let (table, metrics) = table
-            .delete()
-            .with_predicate(predicate)
-            .with_commit_properties(Self::commit_properties(tag, []))
-            .await
-            .map_err(|e| self.error("delete rows", e))?;
-        // delta-rs leaves the count empty when whole files go; the version says whether it committed.
-        let deleted = metrics.num_deleted_rows.unwrap_or(0) as u64;
-        let version = table
-            .version()
-            .filter(|v| Some(*v) != before)
-            .map(|v| v as i64);
-        Ok((deleted, version))
-    }
-
-    /// Deletes the rows whose `keys` are not among the staged source keys, in one commit,
-    /// unless that would delete more than `max_ratio` of the table or the source had no keys.
-    pub async fn delete_missing_keys(
-        &self,
-        key_schema: SchemaRef,
-        source_keys: BatchStream,
-        keys: &[String],
-        max_ratio: f64,
-        tag: &CommitTag,
-    ) -> Result<(u64, Option<i64>)> {
-        let Some(table) = self.open().await? else {
-            return Ok((0, None));
-        };
-        let staging = tempfile::Builder::new()
-            .prefix("dataloader-keys-")
-            .tempdir()
-            .map_err(|e| self.error("create the key staging folder", e))?;
-        let staged = staging.path().join("keys.parquet");
-        let source_rows = self.stage(&staged, key_schema, source_keys).await?;
-        let ctx = SessionContext::new();
-        ctx.register_parquet(
-            "source_keys",
-            staged.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(|e| self.error("read the staged keys", e))?;
-        self.register(&ctx, &table, "target").await?;
-        let key_list = quoted_list(keys);
-        let on = null_safe_key_predicate(keys, "t", "s");
-        let target_rows = count(&ctx, "SELECT COUNT(*) FROM target")
-            .await
-            .map_err(|e| self.error("count the table", e))?;
-        let missing = count(&ctx, &format!(
-            "SELECT COUNT(*) FROM (SELECT {key_list} FROM target) t LEFT ANTI JOIN source_keys s ON {on}"
-        ))
-        .await
-        .map_err(|e| self.error("compare keys", e))?;
-        if missing == 0 {
-            return Ok((0, None));
-        }
-        if source_rows == 0 {
-            return Err(Error::Conflict {
-                table: self.name.clone(),
-                message: format!(
-                    "the source returned no primary keys, which would delete all {target_rows} rows; refusing (check the source, or load with --full-refresh)"
-                ),
-            });
-        }
-        if missing as f64 > max_ratio * target_rows as f64 {
-            return Err(Error::Conflict {
-                table: self.name.clone(),
-                message: format!(
-                    "delete detection would delete {missing} of {target_rows} rows ({:.1}%), more than max_delete_ratio {max_ratio}; refusing (raise max_delete_ratio if that is right)",
-                    100.0 * missing as f64 / target_rows.max(1) as f64
-                ),
-            });
-        }
-        let source = ctx
-            .sql(&format!("SELECT {key_list} FROM source_keys"))
-            .await
-            .map_err(|e| self.error("plan the key comparison", e))?;
-        let predicate = null_safe_key_predicate(keys, "target", "source");
-        let (table, metrics) = table
-            .merge(source, predicate)
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_commit_properties(Self::commit_properties(tag, []))
-            .when_not_matched_by_source_delete(|d| d)
-            .map_err(|e| self.error("plan the deletes", e))?
-            .await
-            .map_err(|e| self.error("delete rows gone from the source", e))?;
-        Ok((
-            metrics.num_target_rows_deleted as u64,
-            table.version().map(|v| v as i64),
-        ))
     }
 
     async fn table_for_write(&self) -> Result<DeltaTable> {
@@ -680,80 +569,13 @@ impl DeltaDestination {
         })
     }
 
-    /// The first load of a merged table: nothing to merge into, so the change set is the
-    /// table, with its keys reduced exactly as a later merge reduces them (the row with the
-    /// greatest `order_by` value per key). A source without an enforced key (a view,
-    /// Snowflake, ClickHouse) may hold a key twice; the table must not. The change set is
-    /// staged first, and only reduced (a spilling sort) when a key repeats.
-    async fn create_by_key(
-        &self,
-        schema: SchemaRef,
-        batches: BatchStream,
-        keys: &[String],
-        order_by: &str,
-        tag: &CommitTag,
-    ) -> Result<WriteSummary> {
-        let staging = tempfile::Builder::new()
-            .prefix("dataloader-first-")
-            .tempdir()
-            .map_err(|e| self.error("create the staging folder", e))?;
-        let staged = staging.path().join("rows.parquet");
-        self.stage(&staged, schema.clone(), batches).await?;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_GROUPING_MEMORY)))
-            .build_arc()
-            .map_err(|e| self.error("reduce duplicate keys", e))?;
-        // The rows go back to the writer in their own types, not DataFusion's string views.
-        let mut config = SessionConfig::new();
-        config
-            .options_mut()
-            .execution
-            .parquet
-            .schema_force_view_types = false;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_parquet(
-            "source_rows",
-            staged.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(|e| self.error("read the staged rows", e))?;
-        let key_list = quoted_list(keys);
-        let repeated = count(
-            &ctx,
-            &format!("SELECT COUNT(*) FROM (SELECT {key_list} FROM source_rows GROUP BY {key_list} HAVING COUNT(*) > 1) d"),
-        )
-        .await
-        .map_err(|e| self.error("count duplicate keys", e))?;
-        let sql = if repeated == 0 {
-            "SELECT * FROM source_rows".to_string()
-        } else {
-            tracing::warn!(table = %self.name, keys = repeated, "the source holds keys more than once: keeping the newest row of each");
-            newest_per_key(keys, order_by)
-        };
-        let rows = ctx
-            .sql(&sql)
-            .await
-            .map_err(|e| self.error("plan the first load", e))?
-            .execute_stream()
-            .await
-            .map_err(|e| self.error("read the staged rows", e))?;
-        let shaped = schema.clone();
-        let name = self.name.clone();
-        let batches = rows.map(move |batch| {
-            let batch = batch.map_err(|e| Error::Write {
-                table: name.clone(),
-                step: "read the staged rows",
-                message: e.to_string(),
-            })?;
-            RecordBatch::try_new(shaped.clone(), batch.columns().to_vec())
-                .map_err(|e| Error::Internal(format!("shaping the first load's rows: {e}")))
-        });
-        self.append(schema, Box::pin(batches), tag).await
-    }
-
     /// Makes `table` queryable as `name` in `ctx`, its object store included.
-    async fn register(&self, ctx: &SessionContext, table: &DeltaTable, name: &str) -> Result<()> {
+    pub(crate) async fn register(
+        &self,
+        ctx: &SessionContext,
+        table: &DeltaTable,
+        name: &str,
+    ) -> Result<()> {
         table
             .update_datafusion_session(&ctx.state())
             .map_err(|e| self.error("scan the table", e))?;
@@ -766,7 +588,7 @@ impl DeltaDestination {
         Ok(())
     }
 
-    async fn stage(
+    pub(crate) async fn stage(
         &self,
         path: &std::path::Path,
         schema: SchemaRef,
@@ -791,104 +613,14 @@ impl DeltaDestination {
             .map_err(|e| self.error("stage the changes", e))?;
         Ok(rows)
     }
-
-    /// The table's row count, and how many values of `keys` it holds more than once (rows
-    /// with a NULL key part count as their own value); `None` when the table does not exist.
-    pub async fn key_counts(&self, keys: &[String]) -> Result<Option<KeyCounts>> {
-        let Some(table) = self.open().await? else {
-            return Ok(None);
-        };
-        // Grouping every key of a big table would hold them all; past this DataFusion spills.
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(KEY_GROUPING_MEMORY)))
-            .build_arc()
-            .map_err(|e| self.error("count duplicated keys", e))?;
-        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
-        self.register(&ctx, &table, "t").await?;
-        let rows = count(&ctx, "SELECT COUNT(*) FROM t")
-            .await
-            .map_err(|e| self.error("count the table", e))?;
-        let duplicated_keys = if keys.is_empty() {
-            0
-        } else {
-            let key_list = quoted_list(keys);
-            count(
-                &ctx,
-                &format!("SELECT COUNT(*) FROM (SELECT {key_list} FROM t GROUP BY {key_list} HAVING COUNT(*) > 1) d"),
-            )
-            .await
-            .map_err(|e| self.error("count duplicated keys", e))?
-        };
-        Ok(Some(KeyCounts {
-            rows,
-            duplicated_keys,
-        }))
-    }
-
-    /// How many rows match `predicate`, and how many rows the table holds; `None` when the
-    /// table does not exist yet.
-    pub async fn count_where(&self, predicate: Expr) -> Result<Option<(u64, u64)>> {
-        let Some(table) = self.open().await? else {
-            return Ok(None);
-        };
-        let ctx = SessionContext::new();
-        self.register(&ctx, &table, "t").await?;
-        let total = count(&ctx, "SELECT COUNT(*) FROM t")
-            .await
-            .map_err(|e| self.error("count the table", e))?;
-        let matching = ctx
-            .table("t")
-            .await
-            .and_then(|t| t.filter(predicate))
-            .map_err(|e| self.error("count rows", e))?
-            .count()
-            .await
-            .map_err(|e| self.error("count rows", e))?;
-        Ok(Some((matching as u64, total)))
-    }
-
-    /// Every row, ordered by `order_by` columns: for `dataloader` commands that show a table and
-    /// for tests that compare it with its source. Reads the whole table into memory.
-    pub async fn read_all(&self, order_by: &[&str]) -> Result<Vec<RecordBatch>> {
-        let Some(table) = self.open().await? else {
-            return Ok(vec![]);
-        };
-        let ctx = SessionContext::new();
-        self.register(&ctx, &table, "t").await?;
-        let order = if order_by.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ORDER BY {}",
-                order_by
-                    .iter()
-                    .map(|c| quote(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        ctx.sql(&format!("SELECT * FROM t{order}"))
-            .await
-            .map_err(|e| self.error("scan the table", e))?
-            .collect()
-            .await
-            .map_err(|e| self.error("scan the table", e))
-    }
 }
 
 /// Memory for grouping keys (duplicate counts, a first load's reduction) before DataFusion spills.
-const KEY_GROUPING_MEMORY: usize = 128 << 20;
-
-/// What [`DeltaDestination::key_counts`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyCounts {
-    pub rows: u64,
-    pub duplicated_keys: u64,
-}
+pub(crate) const KEY_GROUPING_MEMORY: usize = 128 << 20;
 
 /// `source_rows` with one row per key: the one with the greatest `order_by` value (NULL
 /// counts as the oldest; among equal values any one of them).
-fn newest_per_key(keys: &[String], order_by: &str) -> String {
+pub(crate) fn newest_per_key(keys: &[String], order_by: &str) -> String {
     format!(
         "SELECT * EXCEPT (__dl_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY {} DESC NULLS LAST) AS __dl_rank FROM source_rows) WHERE __dl_rank = 1",
         quoted_list(keys),
@@ -897,7 +629,7 @@ fn newest_per_key(keys: &[String], order_by: &str) -> String {
 }
 
 /// The value of a one-row `SELECT COUNT(*) …`.
-async fn count(ctx: &SessionContext, sql: &str) -> Result<u64, DataFusionError> {
+pub(crate) async fn count(ctx: &SessionContext, sql: &str) -> Result<u64, DataFusionError> {
     let batches = ctx.sql(sql).await?.collect().await?;
     batches
         .iter()
