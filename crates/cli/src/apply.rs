@@ -664,7 +664,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
                 changes.push(PlanAction::CreateTable {
                     destination: spec.destination.to_string(),
                     strategy: spec.strategy.to_string(),
-                    source: format!("{}:{}", spec.connection, spec.source),
+                    source: spec.origin(),
                 });
                 creates.push(spec.clone());
             }

@@ -917,7 +917,7 @@ async fn table(app: &App, t: TableCommand) -> Result<()> {
                         vec![
                             t.spec.destination.to_string(),
                             t.spec.strategy.to_string(),
-                            format!("{}:{}", t.spec.connection, t.spec.source),
+                            t.spec.origin(),
                             if t.spec.is_active {
                                 "yes".into()
                             } else {

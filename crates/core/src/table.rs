@@ -252,6 +252,12 @@ impl TableSpec {
             .transpose()
     }
 
+    /// `connection:source`, the name a table's origin goes by in listings, plans and
+    /// `table_control.loaded_from`.
+    pub fn origin(&self) -> String {
+        format!("{}:{}", self.connection, self.source)
+    }
+
     /// The strategy that writes: `check_and_load`'s inner strategy, else the strategy itself.
     pub fn effective_strategy(&self) -> LoadStrategy {
         match self.strategy {

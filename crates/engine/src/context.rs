@@ -15,7 +15,7 @@ use dataloader_core::{
 use dataloader_lake::{CommitTag, DeltaDestination};
 use futures::StreamExt;
 
-use crate::{app_id, evolution, fault, loaded_from, partition, ProgressFn};
+use crate::{app_id, evolution, fault, partition, ProgressFn};
 
 /// Everything a strategy needs for one run.
 pub struct LoadContext<'a> {
@@ -97,7 +97,7 @@ impl LoadContext<'_> {
         }
         map.insert(
             "loaded_from".into(),
-            serde_json::json!(loaded_from(&self.table.spec)),
+            serde_json::json!(self.table.spec.origin()),
         );
         CommitTag {
             app_id: app_id(self.table.table_id),

@@ -48,7 +48,7 @@ pub(crate) async fn stored_state_fits(
         }
         return Ok(());
     }
-    let source = format!("{}:{}", spec.connection, spec.source);
+    let source = spec.origin();
     if let Some(from) = table.loaded_from.as_deref().filter(|f| *f != source) {
         if writes != LoadStrategy::Full {
             return Err(conflict(format!(

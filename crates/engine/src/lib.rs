@@ -79,12 +79,6 @@ pub struct LoadFailure {
     pub error: Error,
 }
 
-/// `connection:source`: what a table's rows and watermark come from (see
-/// `TableControl::loaded_from`).
-fn loaded_from(spec: &dataloader_core::TableSpec) -> String {
-    format!("{}:{}", spec.connection, spec.source)
-}
-
 /// What a strategy did; the engine turns it into bookkeeping.
 #[derive(Debug, Default)]
 pub struct Outcome {

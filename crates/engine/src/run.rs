@@ -17,8 +17,8 @@ use tracing::Instrument;
 use crate::context::LoadContext;
 use crate::lease::{lease_until, spawn_heartbeat, Lease, RunFence};
 use crate::{
-    evolution, fault, guards, loaded_from, strategies, Engine, LoadFailure, LoadOptions,
-    LoadReport, Outcome, ProgressFn, LOADED_AT, RUN_ID,
+    evolution, fault, guards, strategies, Engine, LoadFailure, LoadOptions, LoadReport, Outcome,
+    ProgressFn, LOADED_AT, RUN_ID,
 };
 
 /// The run a load records into: its id, what stops it, and the lease it holds.
@@ -216,7 +216,7 @@ impl Engine {
                     fault::point("after_commit");
                     outcome.notes.extend(recovered);
                     if outcome.delta_version.is_some() {
-                        outcome.state.loaded_from = Some(loaded_from(&table.spec));
+                        outcome.state.loaded_from = Some(table.spec.origin());
                     }
                     // What committed is recorded, whatever else fails: a schedule that cannot
                     // say its next time leaves the table to manual loads, with a note.

@@ -148,12 +148,12 @@ pub async fn run(store: &dyn Store, catalog: &dyn Catalog, dir: &Path) -> Result
                 "tables": tables.iter().map(|(t, cols)| serde_json::json!({
                     "name": t.spec.destination.table,
                     "description": format!(
-                        "{} from {}:{} ({})",
-                        t.spec.destination, t.spec.connection, t.spec.source, t.spec.strategy
+                        "{} from {} ({})",
+                        t.spec.destination, t.spec.origin(), t.spec.strategy
                     ),
                     "meta": {
                         "dataloader_strategy": t.spec.strategy.as_str(),
-                        "dataloader_source": format!("{}:{}", t.spec.connection, t.spec.source),
+                        "dataloader_source": t.spec.origin(),
                     },
                     "columns": cols.iter().map(|c| serde_json::json!({
                         "name": c.name,
