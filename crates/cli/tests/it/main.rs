@@ -45,6 +45,44 @@ pub fn pg_connection_args(name: &str, database: &str) -> Vec<String> {
     .collect()
 }
 
+/// A source and a PostgreSQL control database on the test server, and a folder the CLI runs
+/// in against them, after `init` and `connection add pg`.
+pub struct PgControl {
+    pub source: dataloader_testkit::PgTestDb,
+    pub control: dataloader_testkit::PgTestDb,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl PgControl {
+    pub async fn new(prefix: &str, source_sql: &str) -> PgControl {
+        let source = dataloader_testkit::PgTestDb::create(prefix).await;
+        source.client.batch_execute(source_sql).await.unwrap();
+        let control = dataloader_testkit::PgTestDb::create(&format!("{prefix}_ctl")).await;
+        let url = control.url();
+        let setup = PgControl {
+            source,
+            control,
+            dir: tempfile::tempdir().unwrap(),
+            url,
+        };
+        setup.run(&["init"]).ok();
+        let args = pg_connection_args("pg", &setup.source.name);
+        setup
+            .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .ok();
+        setup
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        dataloader_env(
+            self.dir.path(),
+            args,
+            &[("DATALOADER_CONTROL_DB", self.url.as_str())],
+        )
+    }
+}
+
 /// Runs `dataloader` in `dir` with a clean DataLoader environment.
 pub fn dataloader(dir: &Path, args: &[&str]) -> Run {
     dataloader_env(dir, args, &[])

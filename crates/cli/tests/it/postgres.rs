@@ -1,6 +1,6 @@
 use dataloader_testkit::PgTestDb;
 
-use crate::{dataloader_env, pg_connection_args};
+use crate::{dataloader_env, pg_connection_args, PgControl};
 
 #[tokio::test]
 async fn connection_table_load_and_history_through_the_cli() {
@@ -102,44 +102,6 @@ async fn connection_table_load_and_history_through_the_cli() {
         d.join("lakehouse/bronze/sales/orders/_delta_log").exists(),
         "default lake root ./lakehouse"
     );
-}
-
-/// A source and a PostgreSQL control database on the test server, and a folder the CLI runs
-/// in against them, after `init` and `connection add pg`.
-struct PgControl {
-    source: PgTestDb,
-    control: PgTestDb,
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl PgControl {
-    async fn new(prefix: &str, source_sql: &str) -> PgControl {
-        let source = PgTestDb::create(prefix).await;
-        source.client.batch_execute(source_sql).await.unwrap();
-        let control = PgTestDb::create(&format!("{prefix}_ctl")).await;
-        let url = control.url();
-        let setup = PgControl {
-            source,
-            control,
-            dir: tempfile::tempdir().unwrap(),
-            url,
-        };
-        setup.run(&["init"]).ok();
-        let args = pg_connection_args("pg", &setup.source.name);
-        setup
-            .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-            .ok();
-        setup
-    }
-
-    fn run(&self, args: &[&str]) -> crate::Run {
-        dataloader_env(
-            self.dir.path(),
-            args,
-            &[("DATALOADER_CONTROL_DB", self.url.as_str())],
-        )
-    }
 }
 
 /// A control row edited with plain SQL to a schedule that never fires: the load is refused

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use dataloader_core::RunStatus;
 use dataloader_testkit::PgTestDb;
 
-use crate::{dataloader_env, pg_connection_args};
+use crate::{dataloader_env, pg_connection_args, PgControl};
 
 fn spawn_run(dir: &std::path::Path, control: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_dataloader"))
@@ -119,27 +119,14 @@ async fn two_workers_load_200_tables_exactly_once_between_them() {
 
 #[tokio::test]
 async fn a_killed_worker_loses_its_lease_and_the_survivor_loads_the_table() {
-    let source = PgTestDb::create("kill_src").await;
-    let control = PgTestDb::create("kill_ctl").await;
-    source
-        .client
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
-             CREATE VIEW slow AS SELECT t.id, t.v FROM t CROSS JOIN (SELECT pg_sleep(3)) s;",
-        )
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let url = control.url();
-    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
-    let args = pg_connection_args("pg", &source.name);
-    dataloader_env(
-        d,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &env,
+    let pg = PgControl::new(
+        "kill",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         CREATE VIEW slow AS SELECT t.id, t.v FROM t CROSS JOIN (SELECT pg_sleep(3)) s;",
     )
-    .ok();
+    .await;
+    let (source, d, url) = (&pg.source, pg.dir.path(), pg.url.clone());
+    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
     dataloader_env(
         d,
         &[
@@ -288,27 +275,14 @@ async fn on_sqlite_one_scheduler_at_a_time_and_status_says_what_to_do() {
 /// loads the table, and the append_only table holds each source row exactly once every time.
 #[tokio::test]
 async fn a_load_killed_at_every_fault_point_is_finished_by_another_worker_exactly_once() {
-    let source = PgTestDb::create("killpt_src").await;
-    let control = PgTestDb::create("killpt_ctl").await;
-    source
-        .client
-        .batch_execute(
-            "CREATE TABLE events (id int PRIMARY KEY, body text);
-             INSERT INTO events SELECT g, 'event ' || g FROM generate_series(1, 50) g;",
-        )
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let url = control.url();
-    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
-    let args = pg_connection_args("pg", &source.name);
-    dataloader_env(
-        d,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &env,
+    let pg = PgControl::new(
+        "killpt",
+        "CREATE TABLE events (id int PRIMARY KEY, body text);
+         INSERT INTO events SELECT g, 'event ' || g FROM generate_series(1, 50) g;",
     )
-    .ok();
+    .await;
+    let (source, d, url) = (&pg.source, pg.dir.path(), pg.url.clone());
+    let env = [("DATALOADER_CONTROL_DB", url.as_str())];
     dataloader_env(
         d,
         &[
