@@ -11,6 +11,7 @@ pub mod decimal;
 pub mod error;
 pub mod layout;
 pub mod naming;
+pub mod schedule;
 pub mod secret;
 pub mod source;
 pub mod span;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use dataloader_core::table::next_occurrence;
+use dataloader_core::schedule::next_occurrence;
 use dataloader_core::{
     Claim, Error, LoadStrategy, NewRun, Result, RunOwner, RunStatus, RunUpdate, SourceObject,
     SourceSchema, StateUpdate, TableControl, TargetTable, Trigger,

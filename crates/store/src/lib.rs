@@ -1001,7 +1001,7 @@ macro_rules! sql_store {
                     .map_err(err)?;
                     let next = schedule
                         .map(|s| {
-                            dataloader_core::table::next_occurrence(&s, timezone.as_deref().unwrap_or("UTC"), now)
+                            dataloader_core::schedule::next_occurrence(&s, timezone.as_deref().unwrap_or("UTC"), now)
                                 .unwrap_or(now + chrono::Duration::hours(1))
                         });
                     let run_id: i64 = sqlx::query_scalar(

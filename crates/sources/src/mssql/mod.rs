@@ -156,7 +156,7 @@ impl MssqlSource {
         let o = &config.options;
         let source_timezone = o
             .get("timezone")
-            .map(|tz| dataloader_core::table::parse_timezone(tz))
+            .map(|tz| dataloader_core::schedule::parse_timezone(tz))
             .transpose()?;
         let source = MssqlSource {
             config: config.clone(),
