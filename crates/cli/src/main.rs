@@ -25,7 +25,7 @@ use dataloader_core::{
     Clock, ConnectionConfig, DbType, SourceTable, Store, SystemClock, TableSpec, TargetTable,
     Trigger,
 };
-use dataloader_engine::{Engine, LoadOptions, LoadReport, ProgressFn};
+use dataloader_engine::{Engine, LoadReport, LoadRequest, ProgressFn};
 use dataloader_lake::PathCatalog;
 
 #[derive(Parser)]
@@ -483,15 +483,14 @@ async fn run(cli: Cli) -> Result<()> {
             table,
             full_refresh,
         } => {
-            let options = LoadOptions { full_refresh };
             #[cfg(feature = "dagster")]
             if let Some(session) = pipes::session() {
-                return load_under_dagster(&app, session, table, options).await;
+                return load_under_dagster(&app, session, table, full_refresh).await;
             }
             let table =
                 table.context("name the table to load: dataloader load catalog.schema.table")?;
             let dest = TargetTable::parse(&table)?;
-            let report = load_with_progress(&app, &dest, options).await?;
+            let report = load_with_progress(&app, &dest, full_refresh).await?;
             print_report(&app, &report)?;
         }
         Command::History {
@@ -528,7 +527,7 @@ async fn load_under_dagster(
     app: &App,
     session: &pipes::Pipes,
     table: Option<String>,
-    options: LoadOptions,
+    full_refresh: bool,
 ) -> Result<()> {
     let engine = app.engine()?;
     let worker = format!(
@@ -553,7 +552,7 @@ async fn load_under_dagster(
                 session.context.run_id
             ),
         );
-        match load_cancellable(&engine, &dest, Trigger::Dagster, None, options).await {
+        match load_cancellable(&engine, &dest, Trigger::Dagster, None, full_refresh).await {
             Ok(report) => Ok((dest, report)),
             Err(failure) => Err((
                 format!("{:?}", failure.error.kind()),
@@ -664,18 +663,23 @@ async fn load_cancellable(
     dest: &TargetTable,
     trigger: Trigger,
     progress: Option<ProgressFn>,
-    options: LoadOptions,
+    full_refresh: bool,
 ) -> std::result::Result<LoadReport, dataloader_engine::LoadFailure> {
     let running = cancel_on_signal();
     engine
-        .load_until(dest, trigger, progress, options, running.token())
+        .load(
+            LoadRequest::new(dest, trigger)
+                .progress(progress)
+                .full_refresh(full_refresh)
+                .cancel_on(running.token()),
+        )
         .await
 }
 
 async fn load_with_progress(
     app: &App,
     dest: &TargetTable,
-    options: LoadOptions,
+    full_refresh: bool,
 ) -> Result<LoadReport> {
     let bar = (std::io::stderr().is_terminal() && !app.json).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -692,7 +696,14 @@ async fn load_with_progress(
         Arc::new(move |rows: u64| bar.set_message(format!("{dest}: {rows} rows read")))
             as ProgressFn
     });
-    let result = load_cancellable(&app.engine()?, dest, Trigger::Manual, progress, options).await;
+    let result = load_cancellable(
+        &app.engine()?,
+        dest,
+        Trigger::Manual,
+        progress,
+        full_refresh,
+    )
+    .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -217,7 +217,7 @@ pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
         "bronze.demo.orders",
     ] {
         let dest = dataloader_core::TargetTable::parse(dest)?;
-        let report = load_with_progress(&app, &dest, Default::default()).await?;
+        let report = load_with_progress(&app, &dest, false).await?;
         if !json {
             println!("{}", summary_line(&report));
         }

@@ -32,8 +32,8 @@ pub use source::{
 };
 pub use span::Span;
 pub use store::{
-    Claim, InvalidTable, LostRun, NewRun, RetryVerdict, RunOwner, RunRecord, RunStatus, RunUpdate,
-    RunningRun, StateUpdate, Store, TableControl, Trigger,
+    Claim, InvalidTable, LostRun, NewRun, RetryVerdict, RunId, RunOwner, RunRecord, RunStatus,
+    RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ConnectionConfig, Error, LoadStrategy, Result, TableSpec, TargetTable, Watermark};
 
+/// A run's id in `historical_metadata`.
+pub type RunId = i64;
+
 /// Status strings as the loader DataLoader replaces wrote them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunStatus {
@@ -396,11 +399,12 @@ pub trait Store: Send + Sync {
         worker: &str,
         cursor: Option<&str>,
     ) -> Result<bool>;
-    /// Marks the table's other `Queued` / `In Progress` runs `Failed` with `reason`; returns them.
+    /// Marks the table's `Queued` / `In Progress` runs but `except_run` `Failed` with `reason`;
+    /// returns them.
     async fn abandon_runs(
         &self,
         table_id: i64,
-        except_run: i64,
+        except_run: Option<RunId>,
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<i64>>;

@@ -1,16 +1,21 @@
 //! One load, start to finish: recover → plan → read → write → bookkeeping. The run's lifecycle
-//! is `run` (entry points, record, strategy), `recovery` (before a run), `lease` (heartbeat and
-//! commit fence) and `context` (what a strategy works with); each strategy is one module under
-//! [`strategies`]. This file holds the engine and what they all report.
+//! is `request` (what a caller asks), `load` (the one entry point), `recovery` (before a run),
+//! `run` (the run's record, started and finished), `execute` (checks and the strategy),
+//! `lease` (heartbeat and commit fence) and `context` (what a strategy works with); each
+//! strategy is one module under [`strategies`]. This file holds the engine and what they all
+//! report.
 
 pub mod checks;
 mod context;
 pub mod evolution;
+mod execute;
 pub mod fault;
 mod guards;
 pub mod lease;
+mod load;
 pub mod partition;
 mod recovery;
+mod request;
 mod run;
 pub mod strategies;
 
@@ -28,6 +33,7 @@ pub(crate) use context::dest_name;
 pub use context::{LoadContext, PreparedRead};
 pub use evolution::{LOADED_AT, RUN_ID};
 pub use lease::{spawn_heartbeat, Heartbeat, Lease, DEFAULT_LEASE};
+pub use request::LoadRequest;
 
 /// Called with the running count of rows read, for progress bars.
 pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
@@ -39,14 +45,6 @@ pub struct Engine {
     worker: String,
     batch_size: usize,
     lease: std::time::Duration,
-}
-
-/// How to run one load.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoadOptions {
-    /// Read the whole table and replace the Delta table, whatever the strategy; the watermark
-    /// (if any) becomes the source's maximum. The remedy for a column Delta cannot widen.
-    pub full_refresh: bool,
 }
 
 /// What a finished load reports (also what `dataloader load --json` prints).

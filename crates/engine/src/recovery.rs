@@ -3,7 +3,8 @@
 //! closed. Also this process's identity (`host:pid/space`), by which a gone process is known.
 
 use dataloader_core::{
-    Result, RunOwner, RunStatus, RunUpdate, StateUpdate, TableControl, Watermark, WatermarkKind,
+    Result, RunId, RunOwner, RunStatus, RunUpdate, StateUpdate, TableControl, Watermark,
+    WatermarkKind,
 };
 use dataloader_lake::DeltaDestination;
 
@@ -35,7 +36,7 @@ impl Engine {
         &self,
         table: &TableControl,
         dest: &DeltaDestination,
-        except_run: i64,
+        except_run: Option<RunId>,
     ) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         let app = app_id(table.table_id);
@@ -135,11 +136,11 @@ impl Engine {
     async fn close_runs_of_gone_processes(
         &self,
         table: &TableControl,
-        except_run: i64,
+        except_run: Option<RunId>,
     ) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         for run in self.store.runs(Some(table.table_id), 10).await? {
-            let open = run.run_id != except_run
+            let open = Some(run.run_id) != except_run
                 && matches!(run.status, RunStatus::Queued | RunStatus::InProgress);
             let Some(worker) = run.worker.as_deref().filter(|_| open) else {
                 continue;

@@ -25,7 +25,7 @@ use dataloader_core::{
     Claim, Clock, ErrorKind, LostRun, Result, RetryVerdict, RunOwner, RunStatus, RunUpdate, Store,
     TableControl,
 };
-use dataloader_engine::{Engine, LoadFailure, LoadReport};
+use dataloader_engine::{Engine, LoadFailure, LoadReport, LoadRequest};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -298,7 +298,9 @@ impl Scheduler {
             }),
             None => None,
         };
-        self.engine.run_claimed(claim, None, cancel, lease).await
+        self.engine
+            .load(LoadRequest::claimed(claim, lease).cancel_on(cancel))
+            .await
     }
 
     /// A claimed run that never started is cancelled and its table left due for others.

@@ -945,11 +945,11 @@ macro_rules! sql_store {
                 Ok(saved > 0)
             }
 
-            async fn abandon_runs(&self, table_id: i64, except_run: i64, reason: &str, at: DateTime<Utc>) -> Result<Vec<i64>> {
+            async fn abandon_runs(&self, table_id: i64, except_run: Option<i64>, reason: &str, at: DateTime<Utc>) -> Result<Vec<i64>> {
                 sqlx::query_scalar(
                     "UPDATE historical_metadata SET status = 'Failed', finished_at = $4, \
                      error_class = 'Cancelled', error_text = $3 \
-                     WHERE table_id = $1 AND run_id <> $2 AND status IN ('Queued', 'In Progress') \
+                     WHERE table_id = $1 AND ($2 IS NULL OR run_id <> $2) AND status IN ('Queued', 'In Progress') \
                      AND (lease_expires_at IS NULL OR lease_expires_at < $4) \
                      RETURNING run_id",
                 )

@@ -2,6 +2,7 @@
 //! commits nothing to Delta.
 
 use dataloader_core::{ConnectionConfig, DbType, LoadStrategy, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 
 use crate::Harness;
 
@@ -12,7 +13,7 @@ async fn assert_fails_without_commit(
 ) {
     let err = h
         .engine
-        .load(dest, Trigger::Manual, None)
+        .load(LoadRequest::new(dest, Trigger::Manual))
         .await
         .unwrap_err();
     let message = err.error.to_string();
@@ -166,7 +167,7 @@ async fn unknown_table_records_no_run() {
     let dest = dataloader_core::TargetTable::parse("bronze.pg.unknown").unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err();
     assert_eq!(

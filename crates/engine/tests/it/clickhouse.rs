@@ -4,6 +4,7 @@
 //! row.
 
 use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::clickhouse::{servers, ChTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
 
@@ -86,7 +87,7 @@ async fn full_load_of_every_clickhouse_type_equals_the_source_on(c: Ch) {
         .await;
     let report = c
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
@@ -181,7 +182,7 @@ async fn every_strategy_once_on_clickhouse_on(c: Ch) {
         .await;
     let second = c
         .engine
-        .load(&t.incremental, Trigger::Manual, None)
+        .load(LoadRequest::new(&t.incremental, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!((second.rows_read, second.rows_updated), (1, 1));
@@ -192,7 +193,7 @@ async fn every_strategy_once_on_clickhouse_on(c: Ch) {
     c.compare(&t.incremental, all, &cols, &kinds).await;
     assert_eq!(
         c.engine
-            .load(&t.check, Trigger::Manual, None)
+            .load(LoadRequest::new(&t.check, Trigger::Manual))
             .await
             .unwrap()
             .status,

@@ -4,6 +4,7 @@
 //! longer with `DATALOADER_SEED` or a fresh seed.
 
 use dataloader_core::{DeleteDetection, LoadStrategy, RunStatus, TableSpec, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::workload::{assert_same_checksum, Mix, Workload, COLUMNS};
 use dataloader_testkit::{arrow_rows, connect, Canon};
 
@@ -54,7 +55,7 @@ async fn differential(case: Case) {
         }
         let report = h
             .engine
-            .load(&dest, Trigger::Manual, None)
+            .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap_or_else(|e| panic!("{} round {round}: {}", case.name, e.error));
         deleted += report.rows_deleted;
@@ -63,7 +64,11 @@ async fn differential(case: Case) {
         let delta = arrow_rows(&batches, &names, &kinds);
         assert_same_checksum(&source, &delta, &format!("{} round {round}", case.name));
         if case.reload_skips {
-            let again = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+            let again = h
+                .engine
+                .load(LoadRequest::new(&dest, Trigger::Manual))
+                .await
+                .unwrap();
             assert_eq!(
                 again.status,
                 RunStatus::Skipped,

@@ -2,6 +2,7 @@
 //! and recorded in the run's history row.
 
 use dataloader_core::{LoadStrategy, SchemaEvolution, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{arrow_rows, Canon};
 
 use crate::{spec, Harness};
@@ -22,13 +23,20 @@ async fn added_and_dropped_columns_evolve_the_table() {
         .await
         .unwrap();
     let dest = incremental(&h, "bronze.pg.t").await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     h.source
         .client
         .batch_execute("ALTER TABLE t ADD COLUMN extra numeric(5,1); ALTER TABLE t DROP COLUMN old; INSERT INTO t VALUES (2, 2, 4.5);")
         .await
         .unwrap();
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         report.schema_changes,
         vec![
@@ -68,8 +76,14 @@ async fn widening_is_applied_by_full_loads_and_refused_with_the_remedy_otherwise
     let full = h
         .add_spec(&spec("public.t", "bronze.pg.full", LoadStrategy::Full))
         .await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
-    h.engine.load(&full, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
+    h.engine
+        .load(LoadRequest::new(&full, Trigger::Manual))
+        .await
+        .unwrap();
     h.source
         .client
         .batch_execute(
@@ -81,7 +95,7 @@ async fn widening_is_applied_by_full_loads_and_refused_with_the_remedy_otherwise
     let version = h.destination(&dest).version().await.unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error
@@ -96,19 +110,18 @@ async fn widening_is_applied_by_full_loads_and_refused_with_the_remedy_otherwise
         "nothing written"
     );
 
-    let widened = h.engine.load(&full, Trigger::Manual, None).await.unwrap();
+    let widened = h
+        .engine
+        .load(LoadRequest::new(&full, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         widened.schema_changes,
         vec!["column n widened from Int32 to Int64".to_string()]
     );
     let refreshed = h
         .engine
-        .load_with(
-            &dest,
-            Trigger::Manual,
-            None,
-            dataloader_engine::LoadOptions { full_refresh: true },
-        )
+        .load(LoadRequest::new(&dest, Trigger::Manual).full_refresh(true))
         .await
         .unwrap();
     assert_eq!(refreshed.rows_read, 2);
@@ -129,8 +142,14 @@ async fn incompatible_changes_and_strict_tables_fail_before_writing() {
     let mut strict = spec("public.t", "bronze.pg.strict", LoadStrategy::Full);
     strict.schema_evolution = SchemaEvolution::Strict;
     let strict = h.add_spec(&strict).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
-    h.engine.load(&strict, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
+    h.engine
+        .load(LoadRequest::new(&strict, Trigger::Manual))
+        .await
+        .unwrap();
 
     h.source
         .client
@@ -139,7 +158,7 @@ async fn incompatible_changes_and_strict_tables_fail_before_writing() {
         .unwrap();
     let err = h
         .engine
-        .load(&strict, Trigger::Manual, None)
+        .load(LoadRequest::new(&strict, Trigger::Manual))
         .await
         .unwrap_err();
     assert!(
@@ -162,7 +181,7 @@ async fn incompatible_changes_and_strict_tables_fail_before_writing() {
     let version = h.destination(&dest).version().await.unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error
@@ -177,12 +196,7 @@ async fn incompatible_changes_and_strict_tables_fail_before_writing() {
     // The remedy it names works: a full refresh replaces the table with the new type.
     let refreshed = h
         .engine
-        .load_with(
-            &dest,
-            Trigger::Manual,
-            None,
-            dataloader_engine::LoadOptions { full_refresh: true },
-        )
+        .load(LoadRequest::new(&dest, Trigger::Manual).full_refresh(true))
         .await
         .unwrap_or_else(|f| panic!("{}", f.error));
     assert!(

@@ -11,11 +11,10 @@ use dataloader_core::{
     ConnectionConfig, DbType, ErrorKind, LoadStrategy, RunStatus, Store, SystemClock, TargetTable,
     Trigger,
 };
-use dataloader_engine::{Engine, Lease};
+use dataloader_engine::{Engine, Lease, LoadRequest};
 use dataloader_lake::{DeltaDestination, PathCatalog};
 use dataloader_testkit::proxy::FaultProxy;
 use dataloader_testkit::{connect, pg_host_port, pg_user, PgTestDb};
-use tokio_util::sync::CancellationToken;
 
 use crate::{connection, spec};
 
@@ -135,7 +134,7 @@ impl Faulty {
     async fn load_elsewhere_and_check(&self) {
         let other = self.engine(self.direct.clone(), "worker-b", Duration::from_secs(60));
         let report = other
-            .load(&self.dest, Trigger::Manual, None)
+            .load(LoadRequest::new(&self.dest, Trigger::Manual))
             .await
             .unwrap_or_else(|f| panic!("{}", f.error));
         assert_eq!(report.rows_written, 5);
@@ -157,7 +156,11 @@ async fn a_worker_cut_off_from_the_control_database_stops_before_its_lease_ends(
     let worker_a = f.engine(proxied, "worker-a", Duration::from_secs(2));
     let locker = f.hold_source().await;
     let dest = f.dest.clone();
-    let load = tokio::spawn(async move { worker_a.load(&dest, Trigger::Manual, None).await });
+    let load = tokio::spawn(async move {
+        worker_a
+            .load(LoadRequest::new(&dest, Trigger::Manual))
+            .await
+    });
     let run_a = f.running_run().await;
     f.proxy.cut();
     let failure = tokio::time::timeout(Duration::from_secs(20), load)
@@ -206,12 +209,10 @@ async fn a_commit_after_the_lease_ran_out_is_refused() {
     let claim = claims[0].clone();
     let load = tokio::spawn(async move {
         worker_a
-            .run_claimed(
+            .load(LoadRequest::claimed(
                 &claim,
-                None,
-                CancellationToken::new(),
                 Lease::new(Duration::from_secs(1)),
-            )
+            ))
             .await
     });
     let run_a = f.running_run().await;
@@ -251,7 +252,7 @@ async fn a_slow_control_database_delays_a_load_but_changes_nothing() {
     let worker_a = f.engine(proxied, "worker-a", Duration::from_secs(6));
     f.proxy.delay(Duration::from_millis(60));
     let report = worker_a
-        .load(&f.dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&f.dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!(
@@ -260,7 +261,7 @@ async fn a_slow_control_database_delays_a_load_but_changes_nothing() {
     );
     f.proxy.restore();
     let again = worker_a
-        .load(&f.dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&f.dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!(again.rows_written, 0, "nothing appended twice");
@@ -281,7 +282,8 @@ async fn a_source_connection_cut_mid_read_commits_nothing_and_the_next_load_is_e
     let worker = f.engine(f.direct.clone(), "worker-a", Duration::from_secs(60));
     let locker = f.hold_source().await;
     let dest = f.dest.clone();
-    let load = tokio::spawn(async move { worker.load(&dest, Trigger::Manual, None).await });
+    let load =
+        tokio::spawn(async move { worker.load(LoadRequest::new(&dest, Trigger::Manual)).await });
     f.running_run().await;
     // Let the read reach the lock, then cut the source away.
     tokio::time::sleep(Duration::from_millis(300)).await;

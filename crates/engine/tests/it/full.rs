@@ -1,4 +1,5 @@
 use dataloader_core::{LoadStrategy, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{arrow_rows, assert_same_rows, pg_rows, Canon};
 
 use crate::Harness;
@@ -58,7 +59,11 @@ async fn full_load_of_every_type_equals_the_source() {
         )
         .await;
 
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
     assert_eq!(report.rows_read, 1000);
     assert_eq!(report.rows_written, 1000);
@@ -143,7 +148,11 @@ async fn full_load_of_every_type_equals_the_source() {
         .batch_execute("DELETE FROM all_types WHERE id > 10")
         .await
         .unwrap();
-    let second = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let second = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(second.delta_version, Some(1));
     assert_eq!(
         h.destination(&dest)
@@ -170,7 +179,7 @@ async fn values_delta_cannot_hold_fail_the_load_naming_the_column() {
         .await;
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err();
     let message = err.error.to_string();
@@ -199,7 +208,11 @@ async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
     let dest = h
         .add_table("public.t", "bronze.pg.t", LoadStrategy::Full, &[], None)
         .await;
-    let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let first = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!((first.rows_read, first.delta_version), (0, Some(0)));
     assert!(h
         .destination(&dest)
@@ -216,7 +229,7 @@ async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
         .unwrap();
     assert_eq!(
         h.engine
-            .load(&dest, Trigger::Manual, None)
+            .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap()
             .rows_written,
@@ -227,7 +240,11 @@ async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
         .batch_execute("DELETE FROM t")
         .await
         .unwrap();
-    let emptied = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let emptied = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(emptied.delta_version, Some(2));
     let rows: usize = h
         .destination(&dest)
@@ -296,7 +313,11 @@ async fn parallel_full_load_reads_every_row_once() {
             .expect("a parallel read");
     assert_eq!(with_limit.len(), 2, "max_connections bounds the ranges");
 
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
     let expected = pg_rows(
         &h.source.client,

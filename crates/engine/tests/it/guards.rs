@@ -5,19 +5,14 @@
 use dataloader_core::{
     DeleteDetection, ErrorKind, LoadStrategy, RunStatus, TableSpec, TargetTable, Trigger,
 };
-use dataloader_engine::LoadOptions;
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{arrow_rows, pg_rows, Canon};
 
 use crate::{keyed, spec, Harness};
 
 async fn refresh(h: &Harness, dest: &TargetTable) -> dataloader_engine::LoadReport {
     h.engine
-        .load_with(
-            dest,
-            Trigger::Manual,
-            None,
-            LoadOptions { full_refresh: true },
-        )
+        .load(LoadRequest::new(dest, Trigger::Manual).full_refresh(true))
         .await
         .unwrap_or_else(|f| panic!("{}", f.error))
 }
@@ -27,7 +22,7 @@ async fn refused(h: &Harness, dest: &TargetTable) -> String {
     let version = h.destination(dest).version().await.unwrap();
     let failure = h
         .engine
-        .load(dest, Trigger::Manual, None)
+        .load(LoadRequest::new(dest, Trigger::Manual))
         .await
         .expect_err("refused");
     assert_eq!(
@@ -68,7 +63,10 @@ async fn loaded_incremental(h: &Harness, rows: i32) -> TargetTable {
             "seq",
         ))
         .await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     dest
 }
 
@@ -129,7 +127,11 @@ async fn append_only_after_a_strategy_change_is_refused_not_appended_twice() {
         .batch_execute("INSERT INTO t VALUES (4, 'v4', 4)")
         .await
         .unwrap();
-    let next = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let next = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(next.rows_written, 1, "only the new row is appended");
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
 }
@@ -156,7 +158,10 @@ async fn pointing_a_table_at_another_source_is_refused_until_a_full_refresh() {
             "seq",
         ))
         .await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
     assert_eq!(table.loaded_from.as_deref(), Some("pg:public.a"));
     update(&h, &dest, |s| {
@@ -192,13 +197,20 @@ async fn a_row_dated_in_the_future_does_not_move_the_rolling_window() {
     s.rolling_column = Some("at".into());
     s.rolling_window = Some("3 days".into());
     let dest = h.add_spec(&s).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     h.source
         .client
         .batch_execute("INSERT INTO t VALUES (21, 'bad', '2099-01-01')")
         .await
         .unwrap();
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(report.rows_deleted, 0);
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
 
@@ -210,7 +222,11 @@ async fn a_row_dated_in_the_future_does_not_move_the_rolling_window() {
         "{message}"
     );
     update(&h, &dest, |s| s.max_delete_ratio = 1.0).await;
-    let rolled = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let rolled = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(rolled.rows_deleted, 16);
     same_rows(
         &h,
@@ -242,7 +258,11 @@ async fn a_key_held_twice_on_the_first_load_is_kept_once_the_newest() {
             "seq",
         ))
         .await;
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
     let batches = h.destination(&dest).read_all(&["id"]).await.unwrap();
     let rows = arrow_rows(&batches, &["id", "v"], &[Canon::Text, Canon::Text]);
@@ -289,15 +309,26 @@ async fn a_key_scan_keeps_rows_whose_key_is_null() {
     );
     s.delete_detection = DeleteDetection::PkScan;
     let dest = h.add_spec(&s).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     h.source
         .client
         .batch_execute("DELETE FROM raw WHERE id = 3")
         .await
         .unwrap();
-    let scan = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let scan = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(scan.rows_deleted, 1, "only the row gone from the source");
-    let again = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let again = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         again.rows_deleted, 0,
         "the NULL-key row stays, scan after scan"
@@ -326,7 +357,11 @@ async fn a_backfill_with_delete_detection_ends_equal_to_its_source() {
         s.max_delete_ratio = 0.5;
     })
     .await;
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         report.rows_deleted, 2,
         "the rows gone from the source go at once"

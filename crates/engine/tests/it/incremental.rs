@@ -1,4 +1,5 @@
 use dataloader_core::{LoadStrategy, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{arrow_rows, assert_same_rows, pg_rows, Canon};
 
 use crate::Harness;
@@ -42,7 +43,11 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
     )
     .await;
 
-    let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let first = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!((first.rows_read, first.rows_inserted), (1000, 1000));
     assert_eq!(
         first.watermark_after.as_deref(),
@@ -59,7 +64,11 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
         )
         .await
         .unwrap();
-    let second = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let second = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         second.rows_read, 150,
         "only the 100 new and 50 updated rows are read"
@@ -85,7 +94,11 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
 
     // Nothing new: nothing read, no commit, watermark kept.
     let version = h.destination(&dest).version().await.unwrap();
-    let third = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let third = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(third.rows_read, 0);
     assert_eq!(third.delta_version, None);
     assert_eq!(h.destination(&dest).version().await.unwrap(), version);
@@ -106,7 +119,11 @@ async fn a_failed_load_keeps_the_watermark() {
              INSERT INTO orders VALUES (1, 1, '2024-01-01 00:00:00+00');",
     )
     .await;
-    let first = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let first = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         first.watermark_after.as_deref(),
         Some("2024-01-01 00:00:00+00")
@@ -118,7 +135,7 @@ async fn a_failed_load_keeps_the_watermark() {
         .unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err();
     assert!(err.error.to_string().contains("NaN"), "{}", err.error);
@@ -161,7 +178,10 @@ async fn a_merge_at_the_newest_keys_leaves_older_files_untouched() {
             ))
             .await
             .unwrap();
-        h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+        h.engine
+            .load(LoadRequest::new(&dest, Trigger::Manual))
+            .await
+            .unwrap();
     }
     let before = files().await;
     assert_eq!(before.len(), 4, "{before:?}");
@@ -173,7 +193,11 @@ async fn a_merge_at_the_newest_keys_leaves_older_files_untouched() {
         )
         .await
         .unwrap();
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!((report.rows_read, report.rows_updated), (10, 10));
     let after = files().await;
     assert_eq!(

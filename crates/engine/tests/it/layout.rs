@@ -1,6 +1,7 @@
 //! Data-file layout settings shape the files a load writes, and merges into such tables stay
 //! exact: the engine-free merge on a plain table, delta-rs' MERGE on a partitioned one.
 
+use dataloader_engine::LoadRequest;
 use std::collections::BTreeSet;
 
 use dataloader_core::{LoadStrategy, TargetTable, Trigger};
@@ -68,7 +69,11 @@ async fn layout_settings_shape_the_data_files_and_merges_into_them_stay_exact() 
     by_region.partition_by = vec!["region".into()];
     let by_region = h.add_spec(&by_region).await;
     for dest in [&sized, &by_region] {
-        let first = h.engine.load(dest, Trigger::Manual, None).await.unwrap();
+        let first = h
+            .engine
+            .load(LoadRequest::new(dest, Trigger::Manual))
+            .await
+            .unwrap();
         assert_eq!(first.rows_written, 60000);
         compare(&h, dest).await;
     }
@@ -110,7 +115,11 @@ async fn layout_settings_shape_the_data_files_and_merges_into_them_stay_exact() 
         .await
         .unwrap();
     for dest in [&sized, &by_region] {
-        let merged = h.engine.load(dest, Trigger::Manual, None).await.unwrap();
+        let merged = h
+            .engine
+            .load(LoadRequest::new(dest, Trigger::Manual))
+            .await
+            .unwrap();
         assert_eq!(
             (merged.rows_read, merged.rows_updated, merged.rows_inserted),
             (1100, 1000, 100),

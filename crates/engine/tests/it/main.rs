@@ -24,7 +24,7 @@ use dataloader_core::{
     ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, TableSpec, TargetTable,
     Trigger,
 };
-use dataloader_engine::Engine;
+use dataloader_engine::{Engine, LoadRequest};
 use dataloader_lake::{DeltaDestination, PathCatalog};
 use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
 
@@ -157,7 +157,7 @@ impl Lake {
             }
             let report = self
                 .engine
-                .load(dest, Trigger::Manual, None)
+                .load(LoadRequest::new(dest, Trigger::Manual))
                 .await
                 .unwrap_or_else(|e| panic!("{dest}: {}", e.error));
             self.clock.reset();
@@ -174,7 +174,7 @@ impl Lake {
             .await;
         let report = self
             .engine
-            .load(&dest, Trigger::Manual, None)
+            .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap();
         assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 0));

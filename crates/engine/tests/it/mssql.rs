@@ -4,6 +4,7 @@
 //! renders and the values it decodes are unit-tested in the sources crate always.
 
 use dataloader_core::{DbType, LoadStrategy, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{assert_same_rows, Canon};
 use tiberius::{AuthMethod, Client, Config};
 use tokio::net::TcpStream;
@@ -124,7 +125,7 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
         .await;
     let report = lake
         .engine
-        .load(&full, Trigger::Manual, None)
+        .load(LoadRequest::new(&full, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
@@ -182,7 +183,7 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
     let incr = lake.add_spec(&incr).await;
     assert_eq!(
         lake.engine
-            .load(&incr, Trigger::Manual, None)
+            .load(LoadRequest::new(&incr, Trigger::Manual))
             .await
             .unwrap()
             .rows_read,
@@ -196,7 +197,7 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
         .unwrap();
     let second = lake
         .engine
-        .load(&incr, Trigger::Manual, None)
+        .load(LoadRequest::new(&incr, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!(

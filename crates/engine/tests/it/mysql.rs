@@ -2,6 +2,7 @@
 //! microsecond precision, and every strategy once, compared with the source row by row.
 
 use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::mysql::{host_port, MyTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
 
@@ -78,7 +79,11 @@ async fn full_load_of_every_mysql_type_equals_the_source() {
             |_| {},
         )
         .await;
-    let report = m.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = m
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 3));
 
     let columns: Vec<(&str, &str, Canon)> = vec![
@@ -179,7 +184,11 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
             },
         )
         .await;
-    let first = m.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let first = m
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(first.rows_read, 300);
     assert_eq!(
         first.watermark_after.as_deref(),
@@ -190,7 +199,11 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
          UPDATE orders SET amount = amount + 1, updated_at = '2024-01-01 00:00:00.000999' WHERE id % 60 = 0",
     )
     .await;
-    let second = m.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let second = m
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         (second.rows_read, second.rows_inserted, second.rows_updated),
         (15, 10, 5)
@@ -207,7 +220,11 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
         &kinds,
     )
     .await;
-    let third = m.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let third = m
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!((third.rows_read, third.delta_version), (0, None));
 }
 
@@ -262,7 +279,7 @@ async fn every_strategy_once_on_mariadb() {
     );
     assert_eq!(
         m.engine
-            .load(&t.check, Trigger::Manual, None)
+            .load(LoadRequest::new(&t.check, Trigger::Manual))
             .await
             .unwrap()
             .status,
@@ -303,7 +320,7 @@ async fn a_check_query_runs_read_only_on_mariadb() {
         .await;
     let err = m
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error

@@ -5,6 +5,7 @@
 //! error are unit-tested in the sources crate always.
 
 use dataloader_core::{DbType, LoadStrategy, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{assert_same_rows, canon_value, Canon};
 
 use crate::{connection, spec_on, Lake};
@@ -85,7 +86,7 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
         .await;
     let report = lake
         .engine
-        .load(&full, Trigger::Manual, None)
+        .load(LoadRequest::new(&full, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
@@ -129,7 +130,7 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
     let incr = lake.add_spec(&incr).await;
     assert_eq!(
         lake.engine
-            .load(&incr, Trigger::Manual, None)
+            .load(LoadRequest::new(&incr, Trigger::Manual))
             .await
             .unwrap()
             .rows_read,
@@ -140,7 +141,7 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
     )]);
     let second = lake
         .engine
-        .load(&incr, Trigger::Manual, None)
+        .load(LoadRequest::new(&incr, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!(

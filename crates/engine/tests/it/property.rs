@@ -6,7 +6,7 @@
 //! CI; `DATALOADER_SEED` runs another one.
 
 use dataloader_core::{DeleteDetection, ErrorKind, LoadStrategy, SourceTable, TableSpec, Trigger};
-use dataloader_engine::LoadOptions;
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{arrow_rows, pg_rows, Canon};
 
 use crate::{keyed, Harness};
@@ -159,7 +159,7 @@ async fn run_sequence(seed: u64) {
                 // Another source's rows beside the old ones: refused, nothing changes.
                 let refused = h
                     .engine
-                    .load(&dest, Trigger::Manual, None)
+                    .load(LoadRequest::new(&dest, Trigger::Manual))
                     .await
                     .expect_err(&what);
                 assert_eq!(
@@ -183,7 +183,11 @@ async fn run_sequence(seed: u64) {
             // Loads.
             _ => {
                 let version = h.destination(&dest).version().await.unwrap();
-                if let Err(refused) = h.engine.load(&dest, Trigger::Manual, None).await {
+                if let Err(refused) = h
+                    .engine
+                    .load(LoadRequest::new(&dest, Trigger::Manual))
+                    .await
+                {
                     // Only a table whose rows came from the other source may be refused.
                     let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
                     assert_ne!(
@@ -216,12 +220,7 @@ fn reconfigure(spec: &mut TableSpec, strategy: LoadStrategy, lookback: bool) {
 
 async fn refresh(h: &Harness, dest: &dataloader_core::TargetTable, what: &str) {
     h.engine
-        .load_with(
-            dest,
-            Trigger::Manual,
-            None,
-            LoadOptions { full_refresh: true },
-        )
+        .load(LoadRequest::new(dest, Trigger::Manual).full_refresh(true))
         .await
         .unwrap_or_else(|f| panic!("{what}: {}", f.error));
 }

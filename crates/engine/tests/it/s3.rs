@@ -3,6 +3,7 @@
 //! and skips.
 
 use dataloader_core::{LoadStrategy, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::{assert_same_rows, pg_rows, Canon};
 
 use crate::{keyed, Harness, Lake};
@@ -40,7 +41,7 @@ async fn full_and_incremental_loads_into_an_s3_lakehouse() {
         .await;
     let first = s3
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!((first.status, first.rows_read), (RunStatus::Succeeded, 50));
@@ -54,7 +55,11 @@ async fn full_and_incremental_loads_into_an_s3_lakehouse() {
         .batch_execute("UPDATE t SET v = 'changed', updated_at = '2025-01-01' WHERE id <= 5")
         .await
         .unwrap();
-    let second = s3.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let second = s3
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         (second.rows_read, second.rows_updated, second.delta_version),
         (5, 5, Some(1))

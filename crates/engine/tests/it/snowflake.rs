@@ -5,6 +5,7 @@
 //! source row by row. The source side of each comparison is read as text (`CAST … AS VARCHAR`),
 //! so it does not go through the conversions under test.
 
+use dataloader_engine::LoadRequest;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
@@ -177,7 +178,7 @@ async fn full_load_of_every_snowflake_type_equals_the_source() {
         .await;
     let report = sf
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 3));
@@ -282,7 +283,7 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
         .await;
     let second = sf
         .engine
-        .load(&t.incremental, Trigger::Manual, None)
+        .load(LoadRequest::new(&t.incremental, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!(
@@ -296,7 +297,7 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
     sf.compare(&t.incremental, all, &cols, &kinds).await;
     let appended = sf
         .engine
-        .load(&t.append_only, Trigger::Manual, None)
+        .load(LoadRequest::new(&t.append_only, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!(appended.rows_read, 1, "only the new id is appended");

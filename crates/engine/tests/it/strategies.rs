@@ -1,6 +1,7 @@
 //! The watermark rules and the per-strategy behaviour the differential tests do not pin down.
 
 use dataloader_core::{DeleteDetection, LoadStrategy, NullWatermark, RunStatus, Trigger};
+use dataloader_engine::LoadRequest;
 use dataloader_testkit::connect;
 
 use crate::{keyed, spec, Harness};
@@ -54,7 +55,11 @@ async fn lookback_catches_a_row_committed_late_with_an_older_timestamp() {
         .await
         .unwrap();
     for dest in [&with, &without] {
-        let first = h.engine.load(dest, Trigger::Manual, None).await.unwrap();
+        let first = h
+            .engine
+            .load(LoadRequest::new(dest, Trigger::Manual))
+            .await
+            .unwrap();
         assert_eq!(
             first.rows_read, 3,
             "rows 1, 2 and 4; row 3 is not committed yet"
@@ -62,7 +67,11 @@ async fn lookback_catches_a_row_committed_late_with_an_older_timestamp() {
     }
     slow.batch_execute("COMMIT").await.unwrap();
 
-    let second = h.engine.load(&with, Trigger::Manual, None).await.unwrap();
+    let second = h
+        .engine
+        .load(LoadRequest::new(&with, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         count(&h, &with).await,
         4,
@@ -74,7 +83,7 @@ async fn lookback_catches_a_row_committed_late_with_an_older_timestamp() {
         "a re-read never moves the watermark back"
     );
     h.engine
-        .load(&without, Trigger::Manual, None)
+        .load(LoadRequest::new(&without, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!(
@@ -115,13 +124,17 @@ async fn null_watermark_rows_are_included_by_default_and_skipped_on_request() {
 
     assert_eq!(
         h.engine
-            .load(&include, Trigger::Manual, None)
+            .load(LoadRequest::new(&include, Trigger::Manual))
             .await
             .unwrap()
             .rows_read,
         3
     );
-    let skipped = h.engine.load(&skip, Trigger::Manual, None).await.unwrap();
+    let skipped = h
+        .engine
+        .load(LoadRequest::new(&skip, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(skipped.rows_read, 1);
     assert!(
         skipped
@@ -142,7 +155,7 @@ async fn null_watermark_rows_are_included_by_default_and_skipped_on_request() {
         .unwrap();
     let again = h
         .engine
-        .load(&include, Trigger::Manual, None)
+        .load(LoadRequest::new(&include, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!((again.rows_read, again.rows_updated), (2, 2));
@@ -170,7 +183,10 @@ async fn a_source_maximum_below_the_watermark_is_an_error_not_a_reload() {
         "updated_at",
     );
     let dest = h.add_spec(&s).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     // The source is restored from an older backup.
     h.source
         .client
@@ -180,7 +196,7 @@ async fn a_source_maximum_below_the_watermark_is_an_error_not_a_reload() {
     let version = h.destination(&dest).version().await.unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error
@@ -216,7 +232,10 @@ async fn full_refresh_replaces_the_table_and_moves_the_watermark() {
     let mut s = spec("public.t", "bronze.pg.t", LoadStrategy::AppendOnly);
     s.incremental_column = Some("seq".into());
     let dest = h.add_spec(&s).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     h.source
         .client
         .batch_execute("DELETE FROM t WHERE id > 10; INSERT INTO t VALUES (11, 11)")
@@ -224,12 +243,7 @@ async fn full_refresh_replaces_the_table_and_moves_the_watermark() {
         .unwrap();
     let refreshed = h
         .engine
-        .load_with(
-            &dest,
-            Trigger::Manual,
-            None,
-            dataloader_engine::LoadOptions { full_refresh: true },
-        )
+        .load(LoadRequest::new(&dest, Trigger::Manual).full_refresh(true))
         .await
         .unwrap();
     assert_eq!(
@@ -256,7 +270,11 @@ async fn chunked_backfill_loads_in_chunks_then_switches_to_incremental_on_record
     );
     s.chunk_size = Some("20".into());
     let dest = h.add_spec(&s).await;
-    let report = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let report = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(report.rows_read, 95);
     assert_eq!(
         report.delta_version,
@@ -290,7 +308,11 @@ async fn chunked_backfill_loads_in_chunks_then_switches_to_incremental_on_record
         .batch_execute("INSERT INTO t VALUES (96, 'new')")
         .await
         .unwrap();
-    let next = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let next = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         next.rows_read, 1,
         "now incremental from the backfill's upper bound"
@@ -318,14 +340,21 @@ async fn delete_detection_refuses_to_delete_too_much_or_everything() {
     );
     s.delete_detection = DeleteDetection::PkScan;
     let dest = h.add_spec(&s).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
 
     h.source
         .client
         .batch_execute("DELETE FROM t WHERE id <= 10")
         .await
         .unwrap();
-    let ok = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let ok = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(ok.rows_deleted, 10);
     assert_eq!(count(&h, &dest).await, 90);
 
@@ -336,7 +365,7 @@ async fn delete_detection_refuses_to_delete_too_much_or_everything() {
         .unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error
@@ -363,7 +392,7 @@ async fn delete_detection_refuses_to_delete_too_much_or_everything() {
     h.store.set_watermark(s.table_id, None).await.unwrap();
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error
@@ -394,7 +423,7 @@ async fn check_and_load_with_a_check_query() {
     let dest = h.add_spec(&s).await;
     assert_eq!(
         h.engine
-            .load(&dest, Trigger::Manual, None)
+            .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap()
             .status,
@@ -405,7 +434,11 @@ async fn check_and_load_with_a_check_query() {
         .batch_execute("INSERT INTO t VALUES (3)")
         .await
         .unwrap();
-    let skipped = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let skipped = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(
         (skipped.status, skipped.rows_read),
         (RunStatus::Skipped, 0),
@@ -417,7 +450,11 @@ async fn check_and_load_with_a_check_query() {
         .batch_execute("UPDATE releases SET version = 8")
         .await
         .unwrap();
-    let loaded = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let loaded = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!((loaded.status, loaded.rows_read), (RunStatus::Succeeded, 3));
     let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
     assert_eq!(table.last_check_value.as_deref(), Some("8"));
@@ -444,7 +481,10 @@ async fn delete_detection_runs_at_most_once_per_interval() {
     s.delete_detection = DeleteDetection::PkScan;
     s.delete_detection_interval = Some("1 day".into());
     let dest = h.add_spec(&s).await;
-    h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    h.engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     let scanned = h
         .store
         .table_by_destination(&dest)
@@ -459,7 +499,11 @@ async fn delete_detection_runs_at_most_once_per_interval() {
         .batch_execute("DELETE FROM t WHERE id = 1")
         .await
         .unwrap();
-    let within = h.engine.load(&dest, Trigger::Manual, None).await.unwrap();
+    let within = h
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(within.rows_deleted, 0, "not due again within the interval");
     assert_eq!(count(&h, &dest).await, 20);
 
@@ -476,7 +520,10 @@ async fn delete_detection_runs_at_most_once_per_interval() {
         std::sync::Arc::new(catalog),
         std::sync::Arc::new(Later),
     );
-    let due = later.load(&dest, Trigger::Manual, None).await.unwrap();
+    let due = later
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap();
     assert_eq!(due.rows_deleted, 1);
     assert_eq!(count(&h, &dest).await, 19);
 }
@@ -500,7 +547,7 @@ async fn a_check_query_runs_read_only() {
     let dest = h.add_spec(&s).await;
     let err = h
         .engine
-        .load(&dest, Trigger::Manual, None)
+        .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_err()
         .error

@@ -261,7 +261,7 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
         .unwrap();
     // A second run left behind (its process died) is closed by the next load.
     let abandoned = store
-        .abandon_runs(id, -1, "process stopped", now)
+        .abandon_runs(id, None, "process stopped", now)
         .await
         .unwrap();
     assert_eq!(abandoned, vec![second]);

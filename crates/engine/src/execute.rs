@@ -1,0 +1,119 @@
+//! What a run does between its start and its end: checks the table's settings against the
+//! source and the Delta table, plans schema evolution, and runs the table's strategy.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dataloader_core::{
+    Error, LoadStrategy, Result, RunId, SourceObject, SourceSchema, StateUpdate, TableControl,
+};
+use dataloader_lake::DeltaDestination;
+
+use crate::context::LoadContext;
+use crate::{evolution, guards, strategies, Engine, Outcome, ProgressFn, LOADED_AT, RUN_ID};
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn execute(
+        &self,
+        table: &TableControl,
+        run_id: RunId,
+        started_at: DateTime<Utc>,
+        destination: DeltaDestination,
+        progress: Option<ProgressFn>,
+        full_refresh: bool,
+        schema_changes: &mut Vec<String>,
+    ) -> Result<Outcome> {
+        let spec = &table.spec;
+        spec.validate()?;
+        let existing = destination.schema().await?;
+        if !full_refresh {
+            guards::stored_state_fits(table, &destination, existing.is_some()).await?;
+        }
+        let connection = self.store.require_connection(&spec.connection).await?;
+        let source = dataloader_sources::connect(&connection).await?;
+        let schema = source
+            .describe(&SourceObject::Table(spec.source.clone()))
+            .await?;
+        check_columns(table, &schema)?;
+        let dest_names = spec
+            .column_naming
+            .apply_all(&spec.source.to_string(), &schema.column_names())?;
+        if let Some(clash) = dest_names.iter().find(|n| *n == LOADED_AT || *n == RUN_ID) {
+            return Err(Error::config(
+                "column_naming",
+                format!("{}: source column becomes \"{clash}\", a name DataLoader reserves for its audit columns", spec.source),
+            ));
+        }
+        let rewrites_all = full_refresh || spec.effective_strategy() == LoadStrategy::Full;
+        let evolution = evolution::plan(
+            spec,
+            &schema,
+            &dest_names,
+            existing.as_deref(),
+            rewrites_all,
+        )?;
+        schema_changes.extend(evolution.changes.iter().cloned());
+        let ctx = LoadContext {
+            table,
+            source,
+            schema,
+            dest_names,
+            destination,
+            run_id,
+            worker: &self.worker,
+            loaded_at: started_at,
+            batch_size: self.batch_size,
+            progress,
+            store: self.store.clone(),
+            evolution,
+            max_connections: connection.max_connections,
+            table_exists: existing.is_some(),
+            rows_read: Arc::default(),
+        };
+        let outcome = if full_refresh {
+            strategies::full::refresh(&ctx).await?
+        } else {
+            match spec.strategy {
+                LoadStrategy::Full => strategies::full::run(&ctx, StateUpdate::default()).await?,
+                LoadStrategy::Incremental => {
+                    strategies::incremental::run(&ctx, StateUpdate::default()).await?
+                }
+                LoadStrategy::AppendOnly => {
+                    strategies::append_only::run(&ctx, StateUpdate::default()).await?
+                }
+                LoadStrategy::Rolling => strategies::rolling::run(&ctx).await?,
+                LoadStrategy::CheckAndLoad => strategies::check_and_load::run(&ctx).await?,
+                LoadStrategy::ChunkedBackfill => strategies::chunked_backfill::run(&ctx).await?,
+            }
+        };
+        if outcome.delta_version == Some(0) {
+            self.catalog
+                .register(&spec.destination, ctx.destination.url().as_str())
+                .await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Every column the table's configuration names must exist in the source.
+fn check_columns(table: &TableControl, schema: &SourceSchema) -> Result<()> {
+    let spec = &table.spec;
+    let named = spec
+        .primary_keys
+        .iter()
+        .map(|k| ("primary key", k))
+        .chain(spec.incremental_column.iter().map(|c| ("incremental", c)))
+        .chain(spec.rolling_column.iter().map(|c| ("rolling", c)));
+    for (role, column) in named {
+        if schema.column(column).is_none() {
+            return Err(Error::ColumnNotFound {
+                table: spec.source.to_string(),
+                column: column.clone(),
+                role,
+                columns: schema.column_names(),
+            });
+        }
+    }
+    Ok(())
+}
