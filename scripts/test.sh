@@ -161,6 +161,39 @@ fi
 # tests, against the dataloader binary those built. A failure in either fails the suite.
 dagster_venv=$(venv dagster 'dagster==1.13.28' 'dagster-webserver==1.13.28' 'deltalake==1.6.6' 'pyarrow==22.*' 'psycopg[binary]==3.2.*' \
   'pymysql==1.1.*' 'pytest==8.*' 'setuptools==80.*')
+
+# A suite whose server is missing returns early and nextest counts it passed, so say here which
+# server suites run and which are skipped. Under CI=true a server this script is meant to start
+# and did not is a failure, not a quieter suite.
+suites_ran=() suites_skipped=() suites_missing=()
+suite() { # suite NAME STARTED(yes/no) STARTED_HERE(yes/no)
+  if [ "$2" = yes ]; then suites_ran+=("$1")
+  else
+    suites_skipped+=("$1")
+    if [ "$3" = yes ]; then suites_missing+=("$1"); fi
+  fi
+}
+has() { [ -n "${!1:-}" ] && echo yes || echo no; }
+suite "ClickHouse 18 (clickhouse-server)" "$(has DATALOADER_TEST_CLICKHOUSE)" yes
+suite "current ClickHouse (chdb)" "$(has DATALOADER_TEST_CLICKHOUSE_MODERN)" yes
+suite "Snowflake (fakesnow)" "$(has DATALOADER_TEST_SNOWFLAKE)" yes
+suite "S3 lake (moto)" "$(has DATALOADER_TEST_S3_BUCKET)" yes
+suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
+suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no
+suite "Oracle (set DATALOADER_TEST_ORACLE_URL)" "$(has DATALOADER_TEST_ORACLE_URL)" no
+joined() { local out="" item; for item in "$@"; do out+="${out:+; }$item"; done; echo "$out"; }
+print_suites() {
+  echo "server suites run: $(joined PostgreSQL MariaDB "${suites_ran[@]}")"
+  if [ ${#suites_skipped[@]} -gt 0 ]; then
+    echo "server suites SKIPPED (their tests pass without running): $(joined "${suites_skipped[@]}")"
+  fi
+}
+print_suites
+if [ "${CI:-}" = true ] && [ ${#suites_missing[@]} -gt 0 ]; then
+  echo "CI=true: these servers should have started and did not: $(joined "${suites_missing[@]}")" >&2
+  exit 1
+fi
+
 rust_status=0
 cargo nextest run --workspace --no-fail-fast "$@" || rust_status=$?
 
@@ -173,4 +206,5 @@ if [ -n "$dagster_venv" ]; then
 else
   echo "NOTICE: installing Dagster failed: the Dagster integration tests are skipped" >&2
 fi
+print_suites
 exit "$rust_status"
