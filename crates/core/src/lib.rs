@@ -13,6 +13,7 @@ pub mod layout;
 pub mod naming;
 pub mod schedule;
 pub mod secret;
+pub mod settings;
 pub mod source;
 pub mod span;
 pub mod store;
@@ -26,6 +27,7 @@ pub use connection::{ConnectionConfig, DbType};
 pub use error::{Error, ErrorKind, Result};
 pub use layout::{Codec, Layout};
 pub use naming::ColumnNaming;
+pub use settings::{StrategyConfig, TableSettings};
 pub use source::{
     BatchStream, Predicate, Probe, ReadOutput, ReadRequest, Source, SourceColumn, SourceObject,
     SourceSchema, WatermarkRead,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dataloader_core::{
-    Error, LoadStrategy, Result, RunId, SourceObject, SourceSchema, StateUpdate, TableControl,
+    Error, LoadStrategy, Result, RunId, SourceObject, SourceSchema, StateUpdate, StrategyConfig,
+    TableControl,
 };
 use dataloader_lake::DeltaDestination;
 
@@ -25,7 +26,7 @@ impl Engine {
         schema_changes: &mut Vec<String>,
     ) -> Result<Outcome> {
         let spec = &table.spec;
-        spec.validate()?;
+        let settings = spec.settings()?;
         let existing = destination.schema().await?;
         if !full_refresh {
             guards::stored_state_fits(table, &destination, existing.is_some()).await?;
@@ -74,17 +75,21 @@ impl Engine {
         let outcome = if full_refresh {
             strategies::full::refresh(&ctx).await?
         } else {
-            match spec.strategy {
-                LoadStrategy::Full => strategies::full::run(&ctx, StateUpdate::default()).await?,
-                LoadStrategy::Incremental => {
-                    strategies::incremental::run(&ctx, StateUpdate::default()).await?
+            match &settings.strategy {
+                StrategyConfig::Full(_) => {
+                    strategies::full::run(&ctx, StateUpdate::default()).await?
                 }
-                LoadStrategy::AppendOnly => {
-                    strategies::append_only::run(&ctx, StateUpdate::default()).await?
+                StrategyConfig::Incremental(s) => {
+                    strategies::incremental::run(&ctx, s, StateUpdate::default()).await?
                 }
-                LoadStrategy::Rolling => strategies::rolling::run(&ctx).await?,
-                LoadStrategy::CheckAndLoad => strategies::check_and_load::run(&ctx).await?,
-                LoadStrategy::ChunkedBackfill => strategies::chunked_backfill::run(&ctx).await?,
+                StrategyConfig::AppendOnly(s) => {
+                    strategies::append_only::run(&ctx, s, StateUpdate::default()).await?
+                }
+                StrategyConfig::Rolling(s) => strategies::rolling::run(&ctx, s).await?,
+                StrategyConfig::CheckAndLoad(s) => strategies::check_and_load::run(&ctx, s).await?,
+                StrategyConfig::ChunkedBackfill(s) => {
+                    strategies::chunked_backfill::run(&ctx, s).await?
+                }
             }
         };
         if outcome.delta_version == Some(0) {

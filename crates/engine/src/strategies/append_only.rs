@@ -8,18 +8,18 @@
 //! is appended twice. No lookback (re-read rows would be appended again); NULL watermark rows
 //! cannot be tracked and are skipped, counted in the run's notes.
 
+use dataloader_core::settings::AppendOnly;
 use dataloader_core::{Result, StateUpdate, WatermarkRead};
 
 use super::{check_regression, newest};
 use crate::{LoadContext, Outcome};
 
-pub async fn run(ctx: &LoadContext<'_>, state: StateUpdate) -> Result<Outcome> {
-    let column = ctx
-        .table
-        .spec
-        .incremental_column
-        .clone()
-        .unwrap_or_default();
+pub async fn run(
+    ctx: &LoadContext<'_>,
+    settings: &AppendOnly,
+    state: StateUpdate,
+) -> Result<Outcome> {
+    let column = settings.column.clone();
     let stored = ctx.table.incremental_value.as_ref();
     let read = ctx
         .read(

@@ -5,18 +5,18 @@
 //! stored with it. The probe runs before the read, in its own snapshot: a change that lands in
 //! between is loaded now and seen as a change again next time, never missed.
 
-use dataloader_core::{CheckMode, LoadStrategy, Probe, Result, StateUpdate};
+use dataloader_core::settings::{CheckAndLoad, CheckProbe, InnerStrategy};
+use dataloader_core::{Probe, Result, StateUpdate};
 
 use super::{append_only, full, incremental};
 use crate::{LoadContext, Outcome};
 
-pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
-    let spec = &ctx.table.spec;
-    let mode = spec.effective_check_mode();
-    let probe = match mode {
-        CheckMode::Max => Probe::Max(spec.incremental_column.clone().unwrap_or_default()),
-        CheckMode::RowCount => Probe::RowCount,
-        CheckMode::Query => Probe::Query(spec.check_query.clone().unwrap_or_default()),
+pub async fn run(ctx: &LoadContext<'_>, settings: &CheckAndLoad) -> Result<Outcome> {
+    let mode = settings.probe.mode();
+    let probe = match &settings.probe {
+        CheckProbe::Max(column) => Probe::Max(column.clone()),
+        CheckProbe::RowCount => Probe::RowCount,
+        CheckProbe::Query(query) => Probe::Query(query.clone()),
     };
     let value = ctx
         .probe(&probe)
@@ -37,10 +37,10 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
         check_value: Some(value.clone()),
         ..StateUpdate::default()
     };
-    let mut outcome = match spec.effective_strategy() {
-        LoadStrategy::Incremental => incremental::run(ctx, state).await?,
-        LoadStrategy::AppendOnly => append_only::run(ctx, state).await?,
-        _ => full::run(ctx, state).await?,
+    let mut outcome = match &settings.inner {
+        InnerStrategy::Incremental(inner) => incremental::run(ctx, inner, state).await?,
+        InnerStrategy::AppendOnly(inner) => append_only::run(ctx, inner, state).await?,
+        InnerStrategy::Full(_) => full::run(ctx, state).await?,
     };
     outcome.notes.push(format!(
         "check ({mode}) changed from {} to {value}",

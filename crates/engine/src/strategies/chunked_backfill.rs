@@ -10,9 +10,10 @@
 //! table switches itself to `incremental` with the watermark at the backfill's upper
 //! bound; the switch is an UPDATE of `table_control`, so `table_control_history` records it.
 
+use dataloader_core::settings::ChunkedBackfill;
 use dataloader_core::{
-    DeleteDetection, Error, LoadStrategy, NullWatermark, Predicate, Probe, Result, Span,
-    StateUpdate, Watermark, WatermarkKind,
+    Error, LoadStrategy, NullWatermark, Predicate, Probe, Result, Span, StateUpdate, Watermark,
+    WatermarkKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +29,10 @@ struct Cursor {
     kind: WatermarkKind,
 }
 
-pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
+pub async fn run(ctx: &LoadContext<'_>, settings: &ChunkedBackfill) -> Result<Outcome> {
     let spec = &ctx.table.spec;
-    let column = spec.incremental_column.clone().unwrap_or_default();
-    let span = Span::parse("chunk_size", spec.chunk_size.as_deref().unwrap_or_default())?;
+    let column = settings.column.clone();
+    let span = &settings.chunk;
     let mut cursor = match &ctx.table.backfill_cursor {
         Some(text) => serde_json::from_str::<Cursor>(text).map_err(|e| {
             Error::config(
@@ -64,7 +65,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
             }
         }
     };
-    match (cursor.kind, &span) {
+    match (cursor.kind, span) {
         (WatermarkKind::Integer, Span::Amount(a)) if !a.contains('.') => {}
         (WatermarkKind::Date | WatermarkKind::Timestamp | WatermarkKind::TimestampTz, Span::Duration(_)) => {}
         (kind, _) => {
@@ -72,7 +73,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
                 "chunk_size",
                 format!(
                     "\"{}\" does not fit a {} column: use a whole number of key values for integers, a duration (7 days) for dates and timestamps",
-                    spec.chunk_size.as_deref().unwrap_or_default(),
+                    spec.chunk_size.as_deref().unwrap_or(""),
                     kind.as_str()
                 ),
             ))
@@ -88,7 +89,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
         if next.compare(&hi)? == Some(std::cmp::Ordering::Greater) {
             break;
         }
-        let upper = next.shifted("chunk_size", &span, true)?;
+        let upper = next.shifted("chunk_size", span, true)?;
         let filter = Predicate::And(vec![
             Predicate::Ge(column.clone(), next),
             Predicate::Lt(column.clone(), upper.clone()),
@@ -129,7 +130,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
             ..Outcome::default()
         });
     }
-    if spec.effective_null_watermark() == NullWatermark::Include {
+    if settings.nulls == NullWatermark::Include {
         let read = ctx
             .read(Some(Predicate::IsNull(column.clone())), None)
             .await?;
@@ -151,9 +152,9 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
     // The backfill is complete: with delete detection, rows gone from the source go now, not
     // only at the first incremental load, so the table ends equal to its source.
     let mut delete_scan_at = None;
-    if spec.delete_detection == DeleteDetection::PkScan {
+    if let Some(scan) = &settings.key_scan {
         let tag = ctx.tag(None, &StateUpdate::default());
-        let (deleted, version) = super::delete_missing(ctx, &keys, &tag).await?;
+        let (deleted, version) = super::delete_missing(ctx, scan, &keys, &tag).await?;
         outcome.rows_deleted = deleted;
         outcome.delta_version = version.or(outcome.delta_version);
         delete_scan_at = Some(ctx.loaded_at);

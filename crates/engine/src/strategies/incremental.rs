@@ -12,22 +12,24 @@
 //! - A source maximum below the stored watermark stops the run (the source was reset).
 //! - `delete_detection: pk_scan` then deletes rows whose keys left the source (second commit).
 
-use dataloader_core::{DeleteDetection, NullWatermark, Result, Span, StateUpdate, WatermarkRead};
+use dataloader_core::settings::{Incremental, KeyScan};
+use dataloader_core::{NullWatermark, Result, StateUpdate, WatermarkRead};
 
 use super::{check_regression, newest};
 use crate::{LoadContext, Outcome};
 
-pub async fn run(ctx: &LoadContext<'_>, mut state: StateUpdate) -> Result<Outcome> {
-    let spec = &ctx.table.spec;
-    let column = spec.incremental_column.clone().unwrap_or_default();
+pub async fn run(
+    ctx: &LoadContext<'_>,
+    settings: &Incremental,
+    mut state: StateUpdate,
+) -> Result<Outcome> {
+    let column = settings.column.clone();
     let stored = ctx.table.incremental_value.as_ref();
-    let after = match (stored, &spec.lookback) {
-        (Some(w), Some(lookback)) => {
-            Some(w.shifted("lookback", &Span::parse("lookback", lookback)?, false)?)
-        }
+    let after = match (stored, &settings.lookback) {
+        (Some(w), Some(lookback)) => Some(w.shifted("lookback", lookback, false)?),
         (w, _) => w.cloned(),
     };
-    let include_nulls = spec.effective_null_watermark() == NullWatermark::Include;
+    let include_nulls = settings.nulls == NullWatermark::Include;
     let read = ctx
         .read(
             None,
@@ -59,8 +61,12 @@ pub async fn run(ctx: &LoadContext<'_>, mut state: StateUpdate) -> Result<Outcom
     if !include_nulls {
         outcome.notes.extend(ctx.skipped_nulls_note(&column).await?);
     }
-    if delete_scan_due(ctx)? {
-        let (deleted, version) = super::delete_missing(ctx, &keys, &tag).await?;
+    if let Some(scan) = settings
+        .key_scan
+        .as_ref()
+        .filter(|s| delete_scan_due(ctx, s))
+    {
+        let (deleted, version) = super::delete_missing(ctx, scan, &keys, &tag).await?;
         outcome.rows_deleted = deleted;
         outcome.delta_version = version.or(outcome.delta_version);
         state.delete_scan_at = Some(ctx.loaded_at);
@@ -69,19 +75,11 @@ pub async fn run(ctx: &LoadContext<'_>, mut state: StateUpdate) -> Result<Outcom
     Ok(outcome)
 }
 
-fn delete_scan_due(ctx: &LoadContext<'_>) -> Result<bool> {
-    let spec = &ctx.table.spec;
-    if spec.delete_detection != DeleteDetection::PkScan {
-        return Ok(false);
+fn delete_scan_due(ctx: &LoadContext<'_>, scan: &KeyScan) -> bool {
+    match (scan.interval_micros, ctx.table.last_delete_scan_at) {
+        (Some(micros), Some(last)) => {
+            last + chrono::Duration::microseconds(micros) <= ctx.loaded_at
+        }
+        _ => true,
     }
-    let Some(interval) = &spec.delete_detection_interval else {
-        return Ok(true);
-    };
-    let Span::Duration(micros) = Span::parse("delete_detection_interval", interval)? else {
-        return Ok(true);
-    };
-    Ok(match ctx.table.last_delete_scan_at {
-        None => true,
-        Some(last) => last + chrono::Duration::microseconds(micros) <= ctx.loaded_at,
-    })
 }

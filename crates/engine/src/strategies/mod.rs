@@ -9,6 +9,7 @@ pub mod rolling;
 
 use std::cmp::Ordering;
 
+use dataloader_core::settings::KeyScan;
 use dataloader_core::{Error, Probe, Result, Watermark};
 
 use crate::LoadContext;
@@ -17,18 +18,13 @@ use crate::LoadContext;
 /// from the source, bounded by `max_delete_ratio`; how many, and the version it committed.
 pub(crate) async fn delete_missing(
     ctx: &LoadContext<'_>,
+    scan: &KeyScan,
     keys: &[String],
     tag: &dataloader_lake::CommitTag,
 ) -> Result<(u64, Option<i64>)> {
     let (key_schema, source_keys) = ctx.read_keys().await?;
     ctx.destination
-        .delete_missing_keys(
-            key_schema,
-            source_keys,
-            keys,
-            ctx.table.spec.max_delete_ratio,
-            tag,
-        )
+        .delete_missing_keys(key_schema, source_keys, keys, scan.max_delete_ratio, tag)
         .await
 }
 

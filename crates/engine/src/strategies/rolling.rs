@@ -12,17 +12,15 @@
 //! refused before it writes anything. Rows whose rolling column is NULL are not in any
 //! window: they are not loaded and not deleted. The watermark records the newest value loaded.
 
-use dataloader_core::{Error, Probe, Result, Span, StateUpdate, Watermark, WatermarkRead};
+use dataloader_core::settings::Rolling;
+use dataloader_core::{Error, Probe, Result, StateUpdate, Watermark, WatermarkRead};
 
 use crate::{LoadContext, Outcome};
 
-pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
+pub async fn run(ctx: &LoadContext<'_>, settings: &Rolling) -> Result<Outcome> {
     let spec = &ctx.table.spec;
-    let column = spec.rolling_column.clone().unwrap_or_default();
-    let window = Span::parse(
-        "rolling_window",
-        spec.rolling_window.as_deref().unwrap_or_default(),
-    )?;
+    let column = settings.column.clone();
+    let window = &settings.window;
     let Some(newest) = ctx.probe(&Probe::Max(column.clone())).await? else {
         return Ok(Outcome {
             notes: vec![format!("{} is empty: nothing to roll", spec.source)],
@@ -30,7 +28,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
         });
     };
     let end = Watermark::at_time(newest.kind, ctx.loaded_at).unwrap_or_else(|| newest.clone());
-    let lower = end.shifted("rolling_window", &window, false)?;
+    let lower = end.shifted("rolling_window", window, false)?;
     let dest_column = ctx.dest_name(&column)?.to_string();
     let data_type = ctx
         .evolution
@@ -41,7 +39,7 @@ pub async fn run(ctx: &LoadContext<'_>) -> Result<Outcome> {
         .clone();
     let expired = dataloader_lake::expr::at_or_below(&dest_column, &data_type, &lower)?;
     if let Some((expiring, total)) = ctx.destination.count_where(expired.clone()).await? {
-        let ratio = spec.max_delete_ratio;
+        let ratio = settings.max_delete_ratio;
         if expiring as f64 > ratio * total as f64 {
             return Err(Error::Conflict {
                 table: spec.destination.to_string(),
