@@ -92,7 +92,11 @@ impl Engine {
                 }
             }
         };
-        if outcome.delta_version == Some(0) {
+        // Whatever strategy created the table (a rolling, backfill or key-scan load too), the
+        // catalog learns of it at the first load that finds it missing there.
+        if !self.catalog.is_registered(&spec.destination).await?
+            && ctx.destination.version().await?.is_some()
+        {
             self.catalog
                 .register(&spec.destination, ctx.destination.url().as_str())
                 .await?;

@@ -48,6 +48,10 @@ impl Catalog for PathCatalog {
         Ok(url.to_string())
     }
 
+    async fn is_registered(&self, _table: &TargetTable) -> Result<bool> {
+        Ok(true)
+    }
+
     async fn register(&self, _table: &TargetTable, _url: &str) -> Result<()> {
         Ok(())
     }
