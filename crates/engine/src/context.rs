@@ -15,6 +15,7 @@ use dataloader_core::{
 use dataloader_lake::{CommitTag, DeltaDestination};
 use futures::StreamExt;
 
+use crate::commit_state::CommitState;
 use crate::{app_id, evolution, fault, partition, ProgressFn};
 
 /// Everything a strategy needs for one run.
@@ -79,30 +80,10 @@ impl LoadContext<'_> {
 
     /// A commit tag whose state the engine will record when the run succeeds.
     pub fn tag(&self, watermark: Option<&Watermark>, state: &StateUpdate) -> CommitTag {
-        let mut map = serde_json::Map::new();
-        if let Some(w) = watermark {
-            map.insert(
-                "watermark".into(),
-                serde_json::json!({"kind": w.kind.as_str(), "value": w.value}),
-            );
-        }
-        if let Some(cursor) = &state.backfill_cursor {
-            map.insert("backfill_cursor".into(), serde_json::json!(cursor));
-        }
-        if let Some(v) = &state.check_value {
-            map.insert("check_value".into(), serde_json::json!(v));
-        }
-        if let Some(s) = state.strategy {
-            map.insert("strategy".into(), serde_json::json!(s.as_str()));
-        }
-        map.insert(
-            "loaded_from".into(),
-            serde_json::json!(self.table.spec.origin()),
-        );
         CommitTag {
             app_id: app_id(self.table.table_id),
             version: self.run_id,
-            state: map,
+            state: CommitState::new(watermark, state, self.table.spec.origin()).to_map(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! report.
 
 pub mod checks;
+pub mod commit_state;
 mod context;
 pub mod evolution;
 mod execute;

@@ -2,12 +2,10 @@
 //! recorded from the state its commit carried; runs left open by a process that is gone are
 //! closed. Also this process's identity (`host:pid/space`), by which a gone process is known.
 
-use dataloader_core::{
-    Result, RunId, RunOwner, RunStatus, RunUpdate, StateUpdate, TableControl, Watermark,
-    WatermarkKind,
-};
+use dataloader_core::{Result, RunId, RunOwner, RunStatus, RunUpdate, TableControl};
 use dataloader_lake::DeltaDestination;
 
+use crate::commit_state::CommitState;
 use crate::{app_id, Engine};
 
 /// Why a run left open by a process that died is closed (runs that committed were recovered
@@ -43,39 +41,14 @@ impl Engine {
         if let Some(committed) = dest.committed_version(&app).await? {
             let run = self.store.run(committed).await?;
             if run.as_ref().is_some_and(committed_but_unrecorded) {
-                let state = dest
+                let committed_state = dest
                     .committed_state(&app, committed)
                     .await?
                     .unwrap_or_default();
-                let watermark = match state.get("watermark") {
-                    Some(w) => Some(Watermark::new(
-                        w["kind"]
-                            .as_str()
-                            .unwrap_or("text")
-                            .parse::<WatermarkKind>()?,
-                        w["value"].as_str().unwrap_or_default(),
-                    )?),
-                    None => None,
-                };
-                let update = StateUpdate {
-                    backfill_cursor: state
-                        .get("backfill_cursor")
-                        .map(|c| c.as_str().map(str::to_string)),
-                    check_value: state
-                        .get("check_value")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
-                    delete_scan_at: None,
-                    strategy: state
-                        .get("strategy")
-                        .and_then(|s| s.as_str())
-                        .map(str::parse)
-                        .transpose()?,
-                    loaded_from: state
-                        .get("loaded_from")
-                        .and_then(|s| s.as_str())
-                        .map(str::to_string),
-                };
+                let state =
+                    CommitState::from_map(&table.spec.destination.to_string(), committed_state)?;
+                let watermark = state.watermark()?;
+                let update = state.state_update();
                 let now = self.clock.now();
                 let recorded = self
                     .store

@@ -4,6 +4,7 @@
 mod bad_input;
 mod catalog;
 mod clickhouse;
+mod commit_state;
 mod differential;
 mod evolution;
 mod faults;
