@@ -1,14 +1,28 @@
-//! `dataloader bench scheduler`: the cost of one sensor tick over many configured tables.
+//! `dataloader bench scheduler`, with its arguments: the cost of one sensor tick over many
+//! configured tables.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use chrono::Utc;
+use clap::Subcommand;
 use dataloader_core::{
     ConnectionConfig, DbType, LoadStrategy, SourceTable, TableSpec, TargetTable,
 };
 
-use crate::App;
+use crate::app::App;
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// One sensor tick over many configured tables, on the control database given.
+    Scheduler {
+        #[arg(long, default_value_t = 10_000)]
+        tables: usize,
+        /// How many of them are due.
+        #[arg(long, default_value_t = 100)]
+        due: usize,
+    },
+}
 
 pub async fn scheduler(app: &App, tables: usize, due: usize) -> Result<()> {
     let store = &app.store;

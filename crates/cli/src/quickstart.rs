@@ -11,7 +11,10 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
-use crate::{apply, load_with_progress, print, summary_line, App};
+use crate::app::App;
+use crate::apply;
+use crate::commands::load::{load_with_progress, summary_line};
+use crate::print;
 
 const CUSTOMERS: i64 = 500;
 const PRODUCTS: i64 = 120;

@@ -1,0 +1,49 @@
+//! What every command but `quickstart` works with: the opened control database, the global
+//! flags, and the load engine built from them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use dataloader_core::{Store, SystemClock};
+use dataloader_engine::Engine;
+use dataloader_lake::PathCatalog;
+
+use crate::settings::Settings;
+
+pub(crate) struct App {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) lake_root: String,
+    pub(crate) json: bool,
+    pub(crate) batch_size: usize,
+    pub(crate) lease: Duration,
+}
+
+impl App {
+    /// Opens the control database, creating or upgrading its tables first.
+    pub(crate) async fn open(
+        settings: Settings,
+        json: bool,
+        batch_size: usize,
+        lease: Duration,
+    ) -> Result<App> {
+        let store = dataloader_store::open(&settings.control_db).await?;
+        store.migrate().await?;
+        Ok(App {
+            store,
+            lake_root: settings.lake_root,
+            json,
+            batch_size,
+            lease,
+        })
+    }
+
+    pub(crate) fn engine(&self) -> Result<Engine> {
+        let catalog = PathCatalog::new(&self.lake_root)?;
+        Ok(
+            Engine::new(self.store.clone(), Arc::new(catalog), Arc::new(SystemClock))
+                .with_batch_size(self.batch_size)
+                .with_lease(self.lease),
+        )
+    }
+}

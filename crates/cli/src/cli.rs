@@ -1,0 +1,117 @@
+//! The command line: the global flags and the subcommands. Their doc comments are the `--help`
+//! text. Each group's own arguments live beside its code, under `commands/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::bench::BenchCommand;
+use crate::commands::connections::ConnectionCommand;
+use crate::commands::scheduler::RunArgs;
+use crate::commands::tables::TableCommand;
+use crate::duration_arg::parse_duration;
+
+#[derive(Parser)]
+#[command(
+    name = "dataloader",
+    version,
+    about = "Keeps Delta Lake tables in step with operational databases."
+)]
+pub(crate) struct Cli {
+    /// Control database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://./dataloader.db]
+    #[arg(
+        long,
+        env = "DATALOADER_CONTROL_DB",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) control_db: Option<String>,
+
+    /// Lakehouse root: a directory or an object-store URL [default: ./lakehouse]
+    #[arg(long, env = "DATALOADER_LAKE_ROOT", global = true)]
+    pub(crate) lake_root: Option<String>,
+
+    /// Settings file [default: ./dataloader.toml when it exists]
+    #[arg(long, env = "DATALOADER_CONFIG", global = true)]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// Rows per Arrow batch read from a source.
+    #[arg(long, env = "DATALOADER_BATCH_SIZE", global = true, default_value_t = dataloader_sources::DEFAULT_BATCH_SIZE)]
+    pub(crate) batch_size: usize,
+
+    /// A load's lease, renewed every third of it while the load runs: a run whose process
+    /// stopped renewing it is taken as lost, and its table becomes due again.
+    #[arg(long, env = "DATALOADER_LEASE", global = true, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) lease: Duration,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create or upgrade the control tables (safe to run again).
+    Init,
+    /// Manage source connections.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Manage loaded tables.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Make the control tables match a YAML file (prints the plan first).
+    Apply {
+        /// The file, for example tables.yaml.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the control tables as a YAML file for `apply`.
+    Export,
+    /// Load one table now. Run by Dagster Pipes, it reports to Dagster (see docs/dagster.md).
+    Load {
+        /// Destination, catalog.schema.table (under Dagster Pipes: the context's table extra or
+        /// asset key when left out).
+        table: Option<String>,
+        /// Read the whole table and replace the Delta table, whatever the strategy (the
+        /// watermark moves to the source's maximum).
+        #[arg(long)]
+        full_refresh: bool,
+    },
+    /// Runs of one table (or all), newest first.
+    History {
+        /// Destination, catalog.schema.table.
+        table: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// Show the audit trail of the table's configuration instead of its runs.
+        #[arg(long)]
+        changes: bool,
+    },
+    /// The scheduler: claims due tables and loads them, with the monitors of the Dagster loader it replaces.
+    Run(RunArgs),
+    /// Tables due now, as the master sensor would claim them, without claiming them (for an
+    /// outside scheduler such as a Dagster sensor; `run_key` is stable until the table loads).
+    Due,
+    /// Every table (as `table list`); with --json, what an asset factory needs.
+    Tables,
+    /// Retry analysis of failed runs not yet analysed, once (what `run`'s failed monitor does):
+    /// records each verdict and brings a retryable table's next load forward.
+    Analyze,
+    /// Every table: status, last run, rows, next run, last error and what to do about it.
+    Status,
+    /// Measure DataLoader itself.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Set up a demo (SQLite source, control DB, lakehouse) in a folder and load it.
+    Quickstart {
+        #[arg(long, default_value = "./dataloader-quickstart")]
+        dir: PathBuf,
+    },
+}
