@@ -178,54 +178,20 @@ pub struct TableEntry {
     pub row_group_rows: Option<i64>,
 }
 
-const TABLE_KEYS: &[&str] = &[
-    "source",
-    "connection",
-    "destination",
-    "strategy",
-    "primary_key",
-    "incremental_column",
-    "schedule",
-    "timezone",
-    "active",
-    "priority",
-    "max_retries",
-    "timeout_minutes",
-    "column_naming",
-    "tags",
-    "parallelism",
-    "partition_by",
-    "target_file_size",
-    "compression",
-    "row_group_rows",
-];
-const TOP_KEYS: &[&str] = &["connections", "defaults", "tables"];
-const CONNECTION_KEYS: &[&str] = &[
-    "type", "host", "port", "database", "user", "password", "options",
-];
-const DEFAULT_KEYS: &[&str] = &[
-    "connection",
-    "destination",
-    "strategy",
-    "schedule",
-    "timezone",
-    "column_naming",
-    "priority",
-    "max_retries",
-    "timeout_minutes",
-    "tags",
-];
-
-/// serde's "unknown field" message, with the closest valid key suggested.
+/// serde's "unknown field" message, with the closest valid key suggested. serde names the keys
+/// the entry accepts after the unknown one (`unknown field `x`, expected one of `a`, `b``), so
+/// the suggestions come from the entry types themselves and cannot fall behind them.
 fn explain_yaml_error(e: &serde_yaml::Error) -> String {
     let msg = e.to_string();
     let Some(rest) = msg.split("unknown field `").nth(1) else {
         return msg;
     };
-    let unknown = rest.split('`').next().unwrap_or("");
-    let best = [TABLE_KEYS, TOP_KEYS, CONNECTION_KEYS, DEFAULT_KEYS]
-        .concat()
-        .into_iter()
+    // Between backticks: the unknown key first, then every key the entry accepts.
+    let mut quoted = rest.split('`');
+    let unknown = quoted.next().unwrap_or("");
+    let best = quoted
+        .skip(1)
+        .step_by(2)
         .map(|k| (strsim::levenshtein(unknown, k), k))
         .min();
     let location = e
@@ -473,5 +439,28 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn every_key_of_every_entry_is_suggested() {
+        for (yaml, key) in [
+            (
+                "tables:\n  - source: a\n    check_mod: rows\n",
+                "check_mode",
+            ),
+            (
+                "tables:\n  - source: a\n    max_delete_ration: 0.5\n",
+                "max_delete_ratio",
+            ),
+            ("defaults:\n  null_watermarks: skip\n", "null_watermark"),
+            (
+                "connections:\n  erp:\n    type: sqlite\n    max_connection: 2\n",
+                "max_connections",
+            ),
+            ("table:\n  - source: a\n", "tables"),
+        ] {
+            let err = parse(yaml).unwrap_err().to_string();
+            assert!(err.contains(&format!("(did you mean \"{key}\"?)")), "{err}");
+        }
     }
 }
