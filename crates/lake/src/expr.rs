@@ -2,10 +2,9 @@
 
 use dataloader_core::{Error, Result, Watermark};
 use deltalake::arrow::datatypes::{DataType, TimeUnit};
+use deltalake::datafusion::logical_expr::Expr;
 use deltalake::datafusion::prelude::{col, lit};
 use deltalake::datafusion::scalar::ScalarValue;
-
-use crate::Expr;
 
 /// The watermark as a literal of `data_type`.
 pub fn scalar(data_type: &DataType, value: &Watermark) -> Result<ScalarValue> {

@@ -10,7 +10,8 @@ use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::logical_expr::Expr;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::delta::{count, quote, quoted_list, DeltaDestination, KEY_GROUPING_MEMORY};
+use crate::destination::DeltaDestination;
+use crate::sql::{count, quote, quoted_list, KEY_GROUPING_MEMORY};
 
 /// What [`DeltaDestination::key_counts`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,5 +102,52 @@ impl DeltaDestination {
             .collect()
             .await
             .map_err(|e| self.error("scan the table", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::{batch, schema, stream, tag};
+    use crate::DeltaDestination;
+
+    #[tokio::test]
+    async fn key_counts_find_keys_held_twice_and_a_missing_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let dest = DeltaDestination::new(url.as_str(), "bronze.test.t").unwrap();
+        assert_eq!(dest.key_counts(&["id".into()]).await.unwrap(), None);
+        dest.append(
+            schema(),
+            stream(vec![batch(&[
+                (1, "a", None),
+                (2, "b", None),
+                (3, "c", None),
+            ])]),
+            &tag(1),
+        )
+        .await
+        .unwrap();
+        let counts = dest.key_counts(&["id".into()]).await.unwrap().unwrap();
+        assert_eq!((counts.rows, counts.duplicated_keys), (3, 0));
+        // Appending keys 2 and 3 again holds two keys twice; (id, name) stays unique for 3.
+        dest.append(
+            schema(),
+            stream(vec![batch(&[(2, "b", None), (3, "changed", None)])]),
+            &tag(2),
+        )
+        .await
+        .unwrap();
+        let counts = dest.key_counts(&["id".into()]).await.unwrap().unwrap();
+        assert_eq!((counts.rows, counts.duplicated_keys), (5, 2));
+        let counts = dest
+            .key_counts(&["id".into(), "name".into()])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counts.duplicated_keys, 1);
+        assert_eq!(
+            dest.key_counts(&[]).await.unwrap().unwrap().duplicated_keys,
+            0
+        );
     }
 }

@@ -1,18 +1,32 @@
 //! DataLoader's destination: Delta Lake tables through `deltalake`, named by a [`Catalog`].
+//!
+//! [`DeltaDestination`] (`destination`) is the table handle. Each operation on it lives in
+//! its own module under `ops/` (overwrite, append, merge, delete); reading without changing
+//! is `inspect`. What several operations share sits in leaf modules they import, never the
+//! other way round: commit tags (`tag`), staging input in a local file (`stage`), the
+//! streamed delta-rs write (`write`), SQL text (`sql`) and the commit fence (`fence`).
+//!
+//! [`Catalog`]: dataloader_core::Catalog
 
 pub mod catalog;
-pub mod delete;
-pub mod delta;
+mod destination;
+pub mod expr;
 pub mod fence;
-mod first_load;
+pub mod inspect;
+mod ops;
+mod sql;
+mod stage;
+mod tag;
+#[cfg(test)]
+mod test_support;
+mod write;
 
 pub use catalog::PathCatalog;
-pub use delta::{CommitTag, DeltaDestination, WriteSummary, STATE_KEY};
 pub use deltalake::arrow;
 pub use deltalake::datafusion::logical_expr::Expr;
 pub use deltalake::parquet;
+pub use destination::DeltaDestination;
 pub use fence::CommitFence;
 pub use inspect::KeyCounts;
-pub mod expr;
-pub mod inspect;
-mod merge;
+pub use tag::{CommitTag, STATE_KEY};
+pub use write::WriteSummary;

@@ -6,11 +6,15 @@ use dataloader_core::{BatchStream, Error, Result};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::logical_expr::Expr;
 use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
 
-use crate::delta::{count, keys_compared, quoted_list, CommitTag, DeltaDestination};
+use crate::destination::DeltaDestination;
+use crate::sql::{count, keys_compared, quoted_list};
+use crate::stage::Staging;
+use crate::tag::CommitTag;
 
-/// Like [`key_predicate`], with a NULL key part equal to a NULL: a key scan must find a row
-/// whose key holds a NULL in the source, not delete it.
+/// Like [`key_predicate`](crate::sql::key_predicate), with a NULL key part equal to a NULL: a
+/// key scan must find a row whose key holds a NULL in the source, not delete it.
 fn null_safe_key_predicate(keys: &[String], left: &str, right: &str) -> String {
     keys_compared(keys, left, right, "IS NOT DISTINCT FROM")
 }
@@ -29,7 +33,7 @@ impl DeltaDestination {
         let (table, metrics) = table
             .delete()
             .with_predicate(predicate)
-            .with_commit_properties(Self::commit_properties(tag, []))
+            .with_commit_properties(tag.commit_properties([]))
             .await
             .map_err(|e| self.error("delete rows", e))?;
         // delta-rs leaves the count empty when whole files go; the version says whether it committed.
@@ -54,16 +58,20 @@ impl DeltaDestination {
         let Some(table) = self.open().await? else {
             return Ok((0, None));
         };
-        let staging = tempfile::Builder::new()
-            .prefix("dataloader-keys-")
-            .tempdir()
-            .map_err(|e| self.error("create the key staging folder", e))?;
-        let staged = staging.path().join("keys.parquet");
-        let source_rows = self.stage(&staged, key_schema, source_keys).await?;
+        let staged = self
+            .stage(
+                Staging::SourceKeys,
+                Compression::ZSTD(ZstdLevel::default()),
+                key_schema,
+                source_keys,
+                |_| Ok(()),
+            )
+            .await?;
+        let source_rows = staged.rows;
         let ctx = SessionContext::new();
         ctx.register_parquet(
             "source_keys",
-            staged.to_string_lossy().as_ref(),
+            staged.path.to_string_lossy().as_ref(),
             ParquetReadOptions::default(),
         )
         .await
@@ -108,7 +116,7 @@ impl DeltaDestination {
             .merge(source, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_commit_properties(Self::commit_properties(tag, []))
+            .with_commit_properties(tag.commit_properties([]))
             .when_not_matched_by_source_delete(|d| d)
             .map_err(|e| self.error("plan the deletes", e))?
             .await

@@ -9,12 +9,15 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::execution::memory_pool::FairSpillPool;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::protocol::SaveMode;
 use futures::StreamExt;
 
-use crate::delta::{
-    count, newest_per_key, quoted_list, CommitTag, DeltaDestination, WriteSummary,
-    KEY_GROUPING_MEMORY,
-};
+use crate::destination::DeltaDestination;
+use crate::sql::{count, newest_per_key, quoted_list, KEY_GROUPING_MEMORY};
+use crate::stage::Staging;
+use crate::tag::CommitTag;
+use crate::write::WriteSummary;
 
 impl DeltaDestination {
     /// The first load of a merged table: nothing to merge into, so the change set is the
@@ -22,7 +25,7 @@ impl DeltaDestination {
     /// greatest `order_by` value per key). A source without an enforced key (a view,
     /// Snowflake, ClickHouse) may hold a key twice; the table must not. The change set is
     /// staged first, and only reduced (a spilling sort) when a key repeats.
-    pub(crate) async fn create_by_key(
+    pub(super) async fn create_by_key(
         &self,
         schema: SchemaRef,
         batches: BatchStream,
@@ -30,12 +33,15 @@ impl DeltaDestination {
         order_by: &str,
         tag: &CommitTag,
     ) -> Result<WriteSummary> {
-        let staging = tempfile::Builder::new()
-            .prefix("dataloader-first-")
-            .tempdir()
-            .map_err(|e| self.error("create the staging folder", e))?;
-        let staged = staging.path().join("rows.parquet");
-        self.stage(&staged, schema.clone(), batches).await?;
+        let staged = self
+            .stage(
+                Staging::FirstLoadRows,
+                Compression::ZSTD(ZstdLevel::default()),
+                schema.clone(),
+                batches,
+                |_| Ok(()),
+            )
+            .await?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(KEY_GROUPING_MEMORY)))
             .build_arc()
@@ -50,7 +56,7 @@ impl DeltaDestination {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_parquet(
             "source_rows",
-            staged.to_string_lossy().as_ref(),
+            staged.path.to_string_lossy().as_ref(),
             ParquetReadOptions::default(),
         )
         .await
@@ -86,6 +92,8 @@ impl DeltaDestination {
             RecordBatch::try_new(shaped.clone(), batch.columns().to_vec())
                 .map_err(|e| Error::Internal(format!("shaping the first load's rows: {e}")))
         });
-        self.append(schema, Box::pin(batches), tag).await
+        // What `append` does, called directly so that no operation depends on another.
+        self.write(schema, Box::pin(batches), tag, SaveMode::Append)
+            .await
     }
 }
