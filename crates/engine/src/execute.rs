@@ -28,6 +28,7 @@ impl Engine {
         let spec = &table.spec;
         let settings = spec.settings()?;
         let existing = destination.schema().await?;
+        let version_before = destination.version().await?;
         if !full_refresh {
             guards::stored_state_fits(table, &destination, existing.is_some()).await?;
         }
@@ -72,7 +73,7 @@ impl Engine {
             table_exists: existing.is_some(),
             rows_read: Arc::default(),
         };
-        let outcome = if full_refresh {
+        let mut outcome = if full_refresh {
             strategies::full::refresh(&ctx).await?
         } else {
             match &settings.strategy {
@@ -92,6 +93,9 @@ impl Engine {
                 }
             }
         };
+        if let Some(version) = outcome.delta_version {
+            outcome.bytes_written = ctx.destination.bytes_added(version_before, version).await?;
+        }
         // Whatever strategy created the table (a rolling, backfill or key-scan load too), the
         // catalog learns of it at the first load that finds it missing there.
         if !self.catalog.is_registered(&spec.destination).await?

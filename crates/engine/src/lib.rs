@@ -86,6 +86,8 @@ pub struct Outcome {
     pub rows_inserted: u64,
     pub rows_updated: u64,
     pub rows_deleted: u64,
+    /// Bytes of the data files the run's commits added (set by the engine, not a strategy).
+    pub bytes_written: u64,
     /// The new watermark, if it moved.
     pub watermark_after: Option<Watermark>,
     /// The newest Delta version this run committed.

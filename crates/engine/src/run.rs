@@ -88,7 +88,7 @@ impl Engine {
                                 rows_read: outcome.rows_read as i64,
                                 rows_written: outcome.rows_written as i64,
                                 rows_deleted: outcome.rows_deleted as i64,
-                                bytes_written: 0,
+                                bytes_written: outcome.bytes_written as i64,
                                 watermark_after: outcome.watermark_after.clone(),
                                 delta_version: outcome.delta_version,
                                 error_class: None,

@@ -1,5 +1,6 @@
 //! Reading a table without changing it: row and duplicate-key counts, a predicate's share of
-//! the table, and every row (for commands that show a table and for tests).
+//! the table, the bytes a run's commits added, and every row (for commands that show a table
+//! and for tests).
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use deltalake::datafusion::execution::memory_pool::FairSpillPool;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::logical_expr::Expr;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::kernel::Action;
+use deltalake::logstore::get_actions;
 
 use crate::destination::DeltaDestination;
 use crate::sql::{count, quote, quoted_list, KEY_GROUPING_MEMORY};
@@ -21,6 +24,37 @@ pub struct KeyCounts {
 }
 
 impl DeltaDestination {
+    /// The bytes of the data files that the commits after version `after` (all commits when
+    /// `None`) up to and including `through` added: the sum of their `add` actions' sizes.
+    pub async fn bytes_added(&self, after: Option<i64>, through: i64) -> Result<u64> {
+        let Some(table) = self.open().await? else {
+            return Ok(0);
+        };
+        let store = table.log_store();
+        let mut bytes = 0u64;
+        // Delta versions are never negative; i64 is how the control tables keep them.
+        let first = after.map_or(0, |v| v + 1).max(0) as u64;
+        for version in first..=through.max(0) as u64 {
+            let Some(commit) = store
+                .read_commit_entry(version)
+                .await
+                .map_err(|e| self.error("read a commit of the Delta log", e))?
+            else {
+                continue;
+            };
+            let actions = get_actions(version, &commit)
+                .map_err(|e| self.error("read a commit of the Delta log", e))?;
+            bytes += actions
+                .iter()
+                .filter_map(|action| match action {
+                    Action::Add(add) => u64::try_from(add.size).ok(),
+                    _ => None,
+                })
+                .sum::<u64>();
+        }
+        Ok(bytes)
+    }
+
     /// The table's row count, and how many values of `keys` it holds more than once (rows
     /// with a NULL key part count as their own value); `None` when the table does not exist.
     pub async fn key_counts(&self, keys: &[String]) -> Result<Option<KeyCounts>> {

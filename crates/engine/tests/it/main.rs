@@ -2,6 +2,7 @@
 //! test has its own source database, control database and lake folder.
 
 mod bad_input;
+mod bytes;
 mod catalog;
 mod clickhouse;
 mod commit_state;
