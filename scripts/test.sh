@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, with its set-up: checks formatting and lints, starts the PostgreSQL the
-# tests need if it is installed but stopped, and runs every test with nextest.
+# The whole test suite, with its set-up: starts the servers the tests need (docs/testing.md),
+# checks formatting and lints, and runs every test with nextest, then the Dagster tests.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -18,7 +18,7 @@ if ! pg_up; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
   fi
   for _ in $(seq 1 50); do pg_up && break; sleep 0.2; done
-  pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432; the tests need it (see TEST-SERVERS.md)" >&2; exit 1; }
+  pg_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432; the tests need it (see docs/testing.md)" >&2; exit 1; }
 fi
 
 # MariaDB on 127.0.0.1:3306 (root, no password): the MySQL connector's tests use it.
@@ -29,7 +29,7 @@ if ! my_up; then
     start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   fi
   for _ in $(seq 1 100); do my_up && break; sleep 0.2; done
-  my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306; the tests need it (see TEST-SERVERS.md)" >&2; exit 1; }
+  my_up || { echo "MariaDB is not reachable on 127.0.0.1:3306; the tests need it (see docs/testing.md)" >&2; exit 1; }
 fi
 
 # Servers started here are stopped, and their folders removed, when the tests end.
@@ -149,7 +149,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-# One arrow in the build: a second one means a dependency drifted (see STYLE.md).
+# One arrow in the build: a second one means a dependency drifted (see docs/testing.md).
 arrows=$(cargo tree --workspace -e normal --prefix none | grep -E '^arrow v' | sed 's/ (\*)$//' | sort -u)
 if [ "$(printf '%s\n' "$arrows" | wc -l)" -ne 1 ]; then
   echo "more than one arrow version in the build:" >&2

@@ -1,4 +1,4 @@
-"""Fixtures over real servers: PostgreSQL and MariaDB on 127.0.0.1 (see TEST-SERVERS.md), the
+"""Fixtures over real servers: PostgreSQL and MariaDB on 127.0.0.1 (see docs/testing.md), the
 dataloader binary the suite built, a SQLite control database and a lakehouse per test."""
 
 from __future__ import annotations

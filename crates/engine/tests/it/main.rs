@@ -1,4 +1,4 @@
-//! Engine tests against the real PostgreSQL on 127.0.0.1:5432 (see TEST-SERVERS.md): every
+//! Engine tests against the real PostgreSQL on 127.0.0.1:5432 (see docs/testing.md): every
 //! test has its own source database, control database and lake folder.
 
 mod bad_input;
