@@ -28,8 +28,8 @@ pub(crate) enum ConnectionCommand {
 #[derive(Args)]
 pub(crate) struct ConnectionArgs {
     name: String,
-    /// postgresql, mysql (MariaDB too), clickhouse, mssql, oracle or sqlite.
-    #[arg(long = "type")]
+    // The list comes from DbType, so a new connector is in the help without another edit.
+    #[arg(long = "type", help = db_type_help())]
     db_type: String,
     #[arg(long)]
     host: Option<String>,
@@ -170,4 +170,16 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--type`'s help: every connector DataLoader has.
+fn db_type_help() -> String {
+    let names: Vec<&str> = DbType::ALL
+        .iter()
+        .map(|t| match t {
+            DbType::Mysql => "mysql (MariaDB too)",
+            other => other.as_str(),
+        })
+        .collect();
+    format!("One of: {}.", names.join(", "))
 }
