@@ -399,7 +399,8 @@ pub trait Store: Send + Sync {
         worker: &str,
         cursor: Option<&str>,
     ) -> Result<bool>;
-    /// Marks the table's `Queued` / `In Progress` runs but `except_run` `Failed` with `reason`;
+    /// Marks the table's `Queued` / `In Progress` runs but `except_run` `Failed` with `reason`,
+    /// those whose lease ran out or that have none (a live worker's run is left alone);
     /// returns them.
     async fn abandon_runs(
         &self,
