@@ -1,0 +1,168 @@
+//! PostgreSQL ("Lakebase"): many writers, so the claim locks the rows it takes and skips those
+//! another scheduler holds. Also the URL helpers: a Lakebase URL from the environment, and
+//! passwords removed from messages.
+
+use std::str::FromStr;
+
+use dataloader_core::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Pool;
+
+use super::{Backend, RowsAffected};
+use crate::migrations;
+
+pub struct PostgresBackend;
+
+impl Backend for PostgresBackend {
+    type Db = sqlx::Postgres;
+
+    const MIGRATIONS: &'static [(&'static str, &'static str)] = migrations::POSTGRES;
+
+    const BEGIN_WRITE: Option<&'static str> = None;
+
+    const TABLE_FOR_RUN: &'static str =
+        "SELECT destination_catalog, destination_schema, destination_table \
+         FROM table_control WHERE table_id = $1 FOR UPDATE";
+
+    /// SQLite's claim, locking the rows it returns and skipping those another claimer locked.
+    const CLAIM_DUE: &'static str = "SELECT table_id FROM table_control WHERE is_active = TRUE \
+         AND (next_load_date_time <= $1 OR (next_load_date_time IS NULL AND schedule IS NOT NULL)) \
+         AND (status IS NULL OR status NOT IN ('Queued', 'In Progress')) \
+         ORDER BY priority, COALESCE(next_load_date_time, $1), table_id LIMIT $2 \
+         FOR UPDATE SKIP LOCKED";
+
+    /// The JSON columns are `jsonb`: read as text, as SQLite keeps them.
+    const HISTORY: &'static str =
+        "SELECT history_id, table_id, operation, changed_at, changed_by, \
+         old_values::text AS old_values, new_values::text AS new_values \
+         FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
+
+    /// `postgres://…` or `postgresql://…`.
+    async fn connect(url: &str) -> Result<(Pool<sqlx::Postgres>, String)> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::config("control_db", redact_url(&e.to_string(), url)))?;
+        let location = redact_url(url, url);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                Error::store(
+                    "connect to the PostgreSQL control database",
+                    format!("{location}: {}", redact_url(&e.to_string(), url)),
+                )
+            })?;
+        Ok((pool, location))
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::postgres::PgQueryResult::rows_affected(self)
+    }
+}
+
+/// The `LAKEBASE_*` variables (as the Databricks loader DataLoader replaces names them) as a
+/// PostgreSQL URL, when `LAKEBASE_HOST` is set.
+pub fn lakebase_url_from_env() -> Option<String> {
+    let host = std::env::var("LAKEBASE_HOST").ok()?;
+    let port = std::env::var("LAKEBASE_PORT").unwrap_or_else(|_| "5432".into());
+    let db = std::env::var("LAKEBASE_DATABASE").unwrap_or_else(|_| "dataloader".into());
+    let user = std::env::var("LAKEBASE_USER").unwrap_or_else(|_| "postgres".into());
+    let url = match std::env::var("LAKEBASE_PASSWORD") {
+        Ok(pw) => format!(
+            "postgres://{}:{}@{host}:{port}/{db}",
+            url_escape(&user),
+            url_escape(&pw)
+        ),
+        Err(_) => format!("postgres://{}@{host}:{port}/{db}", url_escape(&user)),
+    };
+    Some(url)
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Removes the password of `url` from `text` (and from the URL form itself). The URL is read
+/// by a URL parser, so a password holding `@`, `:` or `/` is found whole; both its written
+/// (percent-encoded) and its decoded forms are masked.
+pub fn redact_url(text: &str, url: &str) -> String {
+    // As a URL parser reads it (a valid URL), and as written up to the last `@` (a password
+    // that holds an unescaped `/` or `@` makes the URL invalid, and still must not show).
+    let parsed = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+        .unwrap_or_default();
+    let decoded = percent_decoded(&parsed);
+    let written = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    let mut masked = text.to_string();
+    // Longest first, so a form that contains another is masked whole.
+    let mut forms = [written, parsed, decoded];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for form in forms.iter().filter(|f| !f.is_empty()) {
+        masked = masked.replace(form.as_str(), "***");
+    }
+    masked
+}
+
+/// `%XX` sequences as the bytes they stand for (a URL's userinfo carries no other escape).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let url = "postgres://u:s3cret@h:5432/db";
+        assert_eq!(redact_url(url, url), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("error at s3cret", url), "error at ***");
+        // A password holding `@` (written raw, or percent-encoded) is masked whole.
+        let raw = "postgres://u:p@ss:w/rd@h:5432/db";
+        let redacted = redact_url(&format!("cannot reach {raw}: p@ss:w/rd rejected"), raw);
+        assert!(
+            !redacted.contains("ss:w") && !redacted.contains("rd@"),
+            "{redacted}"
+        );
+        assert!(redacted.contains("@h:5432/db"), "{redacted}");
+        let encoded = "postgres://u:p%40ss%2Fx@h/db";
+        let redacted = redact_url(&format!("{encoded} said p@ss/x is wrong"), encoded);
+        assert_eq!(redacted, "postgres://u:***@h/db said *** is wrong");
+        assert_eq!(redact_url("no secret", "postgres://u@h/db"), "no secret");
+    }
+}

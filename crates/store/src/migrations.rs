@@ -1,0 +1,156 @@
+//! The control tables' migrations: the SQL files under `src/migrations/{sqlite,postgres}/`,
+//! embedded in order, one list per backend, and the sqlx migrator that runs them. A test holds
+//! each list to its folder, so a file added but not listed (or listed out of order) fails.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlStr;
+
+/// SQLite's scripts, in order: file name and SQL.
+pub(crate) const SQLITE: &[(&str, &str)] = &[
+    (
+        "0001_control_tables.sql",
+        include_str!("migrations/sqlite/0001_control_tables.sql"),
+    ),
+    (
+        "0002_strategy_options.sql",
+        include_str!("migrations/sqlite/0002_strategy_options.sql"),
+    ),
+    (
+        "0003_scheduler.sql",
+        include_str!("migrations/sqlite/0003_scheduler.sql"),
+    ),
+    (
+        "0004_parallel_reads.sql",
+        include_str!("migrations/sqlite/0004_parallel_reads.sql"),
+    ),
+    (
+        "0005_layout.sql",
+        include_str!("migrations/sqlite/0005_layout.sql"),
+    ),
+    (
+        "0006_loaded_from.sql",
+        include_str!("migrations/sqlite/0006_loaded_from.sql"),
+    ),
+];
+
+/// PostgreSQL's scripts, in order: file name and SQL.
+pub(crate) const POSTGRES: &[(&str, &str)] = &[
+    (
+        "0001_control_tables.sql",
+        include_str!("migrations/postgres/0001_control_tables.sql"),
+    ),
+    (
+        "0002_strategy_options.sql",
+        include_str!("migrations/postgres/0002_strategy_options.sql"),
+    ),
+    (
+        "0003_scheduler.sql",
+        include_str!("migrations/postgres/0003_scheduler.sql"),
+    ),
+    (
+        "0004_parallel_reads.sql",
+        include_str!("migrations/postgres/0004_parallel_reads.sql"),
+    ),
+    (
+        "0005_layout.sql",
+        include_str!("migrations/postgres/0005_layout.sql"),
+    ),
+    (
+        "0006_loaded_from.sql",
+        include_str!("migrations/postgres/0006_loaded_from.sql"),
+    ),
+];
+
+/// The migrator for `scripts`: version N is the N-th script, described by its file name as
+/// sqlx does (`0001_control_tables.sql` is "control tables"); the applied versions are kept in
+/// `_dataloader_migrations`.
+pub(crate) fn migrator(scripts: &'static [(&'static str, &'static str)]) -> Migrator {
+    let mut migrator = Migrator::with_migrations(
+        scripts
+            .iter()
+            .enumerate()
+            .map(|(i, (file, sql))| {
+                Migration::new(
+                    i as i64 + 1,
+                    Cow::Owned(description(file)),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    );
+    migrator.table_name = Cow::Borrowed("_dataloader_migrations");
+    migrator
+}
+
+/// `0001_control_tables.sql` as "control tables".
+fn description(file: &str) -> String {
+    let name = file.split_once('_').map_or(file, |(_, rest)| rest);
+    name.trim_end_matches(".sql").replace('_', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `.sql` files of `src/migrations/<folder>`: name and SQL, by name.
+    fn files(folder: &str) -> Vec<(String, String)> {
+        let dir = format!("{}/src/migrations/{folder}", env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn each_list_is_its_folder_in_order() {
+        for (folder, scripts) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
+            let listed: Vec<&str> = scripts.iter().map(|(file, _)| *file).collect();
+            let files = files(folder);
+            let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(
+                listed, names,
+                "src/migrations/{folder}: list every file in migrations.rs, in order"
+            );
+            for (i, ((file, sql), (_, text))) in scripts.iter().zip(&files).enumerate() {
+                assert_eq!(sql, text, "{folder}/{file}: its entry embeds another file");
+                // The file's number is its version: its place in the list.
+                assert_eq!(
+                    file.split_once('_')
+                        .and_then(|(n, _)| n.parse::<usize>().ok()),
+                    Some(i + 1),
+                    "src/migrations/{folder}/{file}: number it {:04}",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_come_from_the_file_names() {
+        // As the versions already applied were recorded.
+        let recorded = [
+            "control tables",
+            "strategy options",
+            "scheduler",
+            "parallel reads",
+            "layout",
+            "loaded from",
+        ];
+        for scripts in [SQLITE, POSTGRES] {
+            let described: Vec<String> =
+                scripts.iter().map(|(file, _)| description(file)).collect();
+            assert_eq!(described, recorded);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The store: one pool of a [`Backend`]'s database, and the core's `Store` trait on it. Each
+//! method is written once, for both backends, in the module of its topic (`connections`,
+//! `tables`, `runs`, `leases`, `monitors`, `audit`); this impl only points to them, as
+//! `#[async_trait]` takes the whole trait in one block.
+//!
+//! The `where` clause below (the same on each topic's `impl`) is what generic sqlx code needs
+//! of the driver: a connection that executes, and the Rust types it binds and reads. Rust does
+//! not carry a trait's `where` clauses to its users, so it cannot be said once in `Backend`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dataloader_core::store::HistoryRecord;
+use dataloader_core::{
+    Claim, ConnectionConfig, Error, InvalidTable, LostRun, NewRun, Result, RetryVerdict, RunOwner,
+    RunRecord, RunUpdate, RunningRun, Store, TableControl, TableSpec, TargetTable, Watermark,
+};
+use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
+
+use crate::backend::{Backend, Conn, DbRow, Param, Value};
+use crate::migrations;
+
+/// The control tables on one database; `B` says which (see [`crate::open`]).
+pub struct SqlStore<B: Backend> {
+    pub(crate) pool: Pool<B::Db>,
+    /// Where the database is, for messages (credentials removed).
+    pub(crate) location: String,
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Connects to the database `url` names; not migrated (see [`Store::migrate`]).
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let (pool, location) = B::connect(url).await?;
+        Ok(SqlStore { pool, location })
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B>
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = B::Db>,
+    for<'a> &'a str: Param<B::Db> + ColumnIndex<DbRow<B>>,
+    for<'a> Option<&'a str>: Type<B::Db> + Encode<'a, B::Db>,
+    usize: ColumnIndex<DbRow<B>>,
+    bool: Value<B::Db>,
+    i64: Value<B::Db>,
+    Option<i64>: Param<B::Db>,
+    f64: Value<B::Db>,
+    String: Value<B::Db>,
+    Option<String>: Param<B::Db>,
+    DateTime<Utc>: Value<B::Db>,
+    Option<DateTime<Utc>>: Param<B::Db>,
+{
+    async fn migrate(&self) -> Result<()> {
+        migrations::migrator(B::MIGRATIONS)
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::store("migrate the control tables", e))
+    }
+
+    fn describe(&self) -> String {
+        self.location.clone()
+    }
+
+    // connections.rs
+
+    async fn upsert_connection(&self, connection: &ConnectionConfig) -> Result<()> {
+        self.upsert_connection(connection).await
+    }
+
+    async fn connection(&self, name: &str) -> Result<Option<ConnectionConfig>> {
+        self.connection(name).await
+    }
+
+    async fn connections(&self) -> Result<Vec<ConnectionConfig>> {
+        self.connections().await
+    }
+
+    async fn delete_connection(&self, name: &str) -> Result<bool> {
+        self.delete_connection(name).await
+    }
+
+    // tables.rs
+
+    async fn insert_table(&self, spec: &TableSpec, now: DateTime<Utc>) -> Result<i64> {
+        self.insert_table(spec, now).await
+    }
+
+    async fn update_table_spec(
+        &self,
+        table_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.update_table_spec(table_id, spec, now).await
+    }
+
+    async fn table(&self, table_id: i64) -> Result<Option<TableControl>> {
+        self.table(table_id).await
+    }
+
+    async fn table_by_destination(
+        &self,
+        destination: &TargetTable,
+    ) -> Result<Option<TableControl>> {
+        self.table_by_destination(destination).await
+    }
+
+    async fn tables(&self) -> Result<Vec<TableControl>> {
+        self.tables().await
+    }
+
+    async fn invalid_tables(&self) -> Result<Vec<InvalidTable>> {
+        self.invalid_tables().await
+    }
+
+    async fn set_watermark(&self, table_id: i64, watermark: Option<&Watermark>) -> Result<()> {
+        self.set_watermark(table_id, watermark).await
+    }
+
+    async fn set_next_load(&self, table_id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+        self.set_next_load(table_id, at).await
+    }
+
+    // runs.rs
+
+    async fn create_run(&self, run: &NewRun) -> Result<i64> {
+        self.create_run(run).await
+    }
+
+    async fn start_run(
+        &self,
+        run_id: i64,
+        worker: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.start_run(run_id, worker, started_at).await
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        owner: RunOwner<'_>,
+        update: &RunUpdate,
+    ) -> Result<bool> {
+        self.finish_run(run_id, owner, update).await
+    }
+
+    async fn save_backfill_cursor(
+        &self,
+        run_id: i64,
+        worker: &str,
+        cursor: Option<&str>,
+    ) -> Result<bool> {
+        self.save_backfill_cursor(run_id, worker, cursor).await
+    }
+
+    async fn abandon_runs(
+        &self,
+        table_id: i64,
+        except_run: Option<i64>,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        self.abandon_runs(table_id, except_run, reason, at).await
+    }
+
+    async fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
+        self.run(run_id).await
+    }
+
+    async fn runs(&self, table_id: Option<i64>, limit: i64) -> Result<Vec<RunRecord>> {
+        self.runs(table_id, limit).await
+    }
+
+    // leases.rs
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claim>> {
+        self.claim_due(now, limit, worker, lease_until).await
+    }
+
+    async fn renew_lease(
+        &self,
+        run_id: i64,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.renew_lease(run_id, worker, lease_until).await
+    }
+
+    async fn lease_holds(&self, run_id: i64, worker: &str, until: DateTime<Utc>) -> Result<bool> {
+        self.lease_holds(run_id, worker, until).await
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostRun>> {
+        self.expire_leases(now).await
+    }
+
+    // monitors.rs
+
+    async fn cancel_queued(
+        &self,
+        queued_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<i64>> {
+        self.cancel_queued(queued_before, now, reason).await
+    }
+
+    async fn running_runs(&self) -> Result<Vec<RunningRun>> {
+        self.running_runs().await
+    }
+
+    async fn request_cancel(&self, run_id: i64) -> Result<()> {
+        self.request_cancel(run_id).await
+    }
+
+    async fn runs_to_analyze(&self, limit: i64) -> Result<Vec<RunRecord>> {
+        self.runs_to_analyze(limit).await
+    }
+
+    async fn record_verdict(&self, run_id: i64, verdict: &RetryVerdict) -> Result<()> {
+        self.record_verdict(run_id, verdict).await
+    }
+
+    // audit.rs
+
+    async fn table_history(&self, table_id: i64) -> Result<Vec<HistoryRecord>> {
+        self.table_history(table_id).await
+    }
+}
