@@ -84,7 +84,7 @@ pub async fn scheduler(app: &App, tables: usize, due: usize) -> Result<()> {
                 &dataloader_core::RunUpdate::ended(
                     dataloader_core::RunStatus::Cancelled,
                     Utc::now(),
-                    "Cancelled",
+                    dataloader_core::ErrorKind::Cancelled,
                     "bench claim",
                     None,
                 ),

@@ -23,6 +23,53 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Config,
+        ErrorKind::Connect,
+        ErrorKind::Auth,
+        ErrorKind::SourceQuery,
+        ErrorKind::TypeMapping,
+        ErrorKind::Write,
+        ErrorKind::Conflict,
+        ErrorKind::Schema,
+        ErrorKind::Store,
+        ErrorKind::Cancelled,
+        ErrorKind::WorkerLost,
+        ErrorKind::Internal,
+    ];
+
+    /// The name `historical_metadata.error_class` keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "Config",
+            ErrorKind::Connect => "Connect",
+            ErrorKind::Auth => "Auth",
+            ErrorKind::SourceQuery => "SourceQuery",
+            ErrorKind::TypeMapping => "TypeMapping",
+            ErrorKind::Write => "Write",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::Schema => "Schema",
+            ErrorKind::Store => "Store",
+            ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::WorkerLost => "WorkerLost",
+            ErrorKind::Internal => "Internal",
+        }
+    }
+
+    /// The kind an `error_class` names; `None` for text no DataLoader kind has (a row the
+    /// replaced loader wrote, or one edited by hand).
+    pub fn from_class(class: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.as_str() == class)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration value is wrong; `field` names it as the user wrote it.
@@ -159,5 +206,20 @@ impl Error {
             step,
             message: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    /// `error_class` keeps the names history has always shown, and reads them back.
+    #[test]
+    fn every_kind_keeps_its_name_in_history() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(kind.as_str(), format!("{kind:?}"));
+            assert_eq!(ErrorKind::from_class(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(ErrorKind::from_class("ConnectionError"), None);
     }
 }

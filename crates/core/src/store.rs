@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConnectionConfig, Error, LoadStrategy, Result, TableSpec, TargetTable, Watermark};
+use crate::{
+    ConnectionConfig, Error, ErrorKind, LoadStrategy, Result, TableSpec, TargetTable, Watermark,
+};
 
 /// A run's id in `historical_metadata`.
 pub type RunId = i64;
@@ -186,7 +188,7 @@ pub struct RunUpdate {
     /// The new watermark; `None` leaves the stored one as it is.
     pub watermark_after: Option<Watermark>,
     pub delta_version: Option<i64>,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorKind>,
     pub error_text: Option<String>,
     pub next_load_date_time: Option<DateTime<Utc>>,
     /// Schema differences the run found and applied (or refused), for the record.
@@ -203,7 +205,7 @@ impl RunUpdate {
     pub fn ended(
         status: RunStatus,
         finished_at: DateTime<Utc>,
-        error_class: impl Into<String>,
+        error_class: ErrorKind,
         error_text: impl Into<String>,
         next_load_date_time: Option<DateTime<Utc>>,
     ) -> RunUpdate {
@@ -216,7 +218,7 @@ impl RunUpdate {
             bytes_written: 0,
             watermark_after: None,
             delta_version: None,
-            error_class: Some(error_class.into()),
+            error_class: Some(error_class),
             error_text: Some(error_text.into()),
             next_load_date_time,
             schema_changes: None,
@@ -274,6 +276,13 @@ pub struct RunRecord {
     pub retry_category: Option<String>,
     pub retry_recommendation: Option<String>,
     pub retry_explanation: Option<String>,
+}
+
+impl RunRecord {
+    /// The kind of error the run ended with, when `error_class` names one of DataLoader's.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.error_class.as_deref().and_then(ErrorKind::from_class)
+    }
 }
 
 /// A run the scheduler claimed, with its table as it was at the claim.

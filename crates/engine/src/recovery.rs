@@ -2,7 +2,7 @@
 //! recorded from the state its commit carried; runs left open by a process that is gone are
 //! closed. Also this process's identity (`host:pid/space`), by which a gone process is known.
 
-use dataloader_core::{Result, RunId, RunOwner, RunStatus, RunUpdate, TableControl};
+use dataloader_core::{ErrorKind, Result, RunId, RunOwner, RunStatus, RunUpdate, TableControl};
 use dataloader_lake::DeltaDestination;
 
 use crate::commit_state::CommitState;
@@ -21,7 +21,10 @@ fn committed_but_unrecorded(run: &dataloader_core::RunRecord) -> bool {
         RunStatus::Queued | RunStatus::InProgress => true,
         RunStatus::Failed | RunStatus::Cancelled => {
             run.delta_version.is_none()
-                && matches!(run.error_class.as_deref(), Some("WorkerLost" | "Cancelled"))
+                && matches!(
+                    run.error_kind(),
+                    Some(ErrorKind::WorkerLost | ErrorKind::Cancelled)
+                )
         }
         _ => false,
     }
@@ -129,7 +132,7 @@ impl Engine {
                     &RunUpdate::ended(
                         RunStatus::Failed,
                         self.clock.now(),
-                        "WorkerLost",
+                        ErrorKind::WorkerLost,
                         STOPPED_BEFORE_COMMIT,
                         table.next_load_date_time,
                     ),

@@ -155,7 +155,7 @@ impl Engine {
                                 ..RunUpdate::ended(
                                     if cancelled { RunStatus::Cancelled } else { RunStatus::Failed },
                                     finished_at,
-                                    format!("{:?}", error.kind()),
+                                    error.kind(),
                                     error.to_string(),
                                     next,
                                 )

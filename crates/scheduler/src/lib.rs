@@ -308,7 +308,7 @@ impl Scheduler {
         let update = RunUpdate::ended(
             RunStatus::Cancelled,
             self.clock.now(),
-            "Cancelled",
+            ErrorKind::Cancelled,
             reason,
             claim.table.next_load_date_time,
         );

@@ -173,7 +173,7 @@ where
         .bind(u.bytes_written)
         .bind(u.watermark_after.as_ref().map(|w| w.value.clone()))
         .bind(u.delta_version)
-        .bind(&u.error_class)
+        .bind(u.error_class.map(|kind| kind.as_str().to_string()))
         .bind(&u.error_text)
         .bind(&u.schema_changes)
         .bind(&u.notes)

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, NewRun, RunOwner, RunStatus, RunUpdate, SourceTable,
-    StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
+    ConnectionConfig, DbType, ErrorKind, LoadStrategy, NewRun, RunOwner, RunStatus, RunUpdate,
+    SourceTable, StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
 };
 use dataloader_testkit::PgTestDb;
 
@@ -175,7 +175,13 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     );
     let watermark = Watermark::new(WatermarkKind::Timestamp, "2026-01-10 11:59:59.123456").unwrap();
     let next = now + Duration::hours(14);
-    let failed_by_other = RunUpdate::ended(RunStatus::Failed, now, "Internal", "not mine", None);
+    let failed_by_other = RunUpdate::ended(
+        RunStatus::Failed,
+        now,
+        ErrorKind::Internal,
+        "not mine",
+        None,
+    );
     assert!(
         !store
             .finish_run(run_id, RunOwner::Worker("other"), &failed_by_other)
@@ -273,7 +279,15 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     // A recovery may still record a run closed that way (it had committed to Delta)...
     let recovered = RunUpdate {
         delta_version: Some(4),
-        ..RunUpdate::ended(RunStatus::Succeeded, now, "", "", Some(next))
+        error_class: None,
+        error_text: None,
+        ..RunUpdate::ended(
+            RunStatus::Succeeded,
+            now,
+            ErrorKind::Internal,
+            "",
+            Some(next),
+        )
     };
     assert!(store
         .finish_run(second, RunOwner::Recovery, &recovered)
