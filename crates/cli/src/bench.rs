@@ -6,9 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use chrono::Utc;
 use clap::Subcommand;
-use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, SourceTable, TableSpec, TargetTable,
-};
+use dataloader_core::{ConnectionConfig, LoadStrategy, SourceTable, TableSpec, TargetTable};
 
 use crate::app::App;
 
@@ -30,7 +28,7 @@ pub async fn scheduler(app: &App, tables: usize, due: usize) -> Result<()> {
     store
         .upsert_connection(&ConnectionConfig {
             name: "bench".into(),
-            db_type: DbType::Sqlite,
+            db_type: "sqlite".parse()?,
             host: None,
             port: None,
             database: Some("bench.db".into()),

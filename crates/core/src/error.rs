@@ -1,5 +1,6 @@
 //! The one error type the seams speak. Variants carry context (table, connection, step);
-//! [`ErrorKind`] groups them for retry analysis and exit codes.
+//! [`ErrorKind`] groups them for retry analysis and exit codes; [`FailureCategory`] names what
+//! a failure shows.
 
 use serde::Serialize;
 
@@ -67,6 +68,45 @@ impl ErrorKind {
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// What a failure shows, as the retry analysis names it: the scheduler's rules give each
+/// category its recommendation, and each connector says which of its driver's messages show
+/// which category (`dataloader_sources::Connector::failures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureCategory {
+    Cancelled,
+    Authentication,
+    Permission,
+    Lock,
+    Throttling,
+    Timeout,
+    Network,
+    MissingObject,
+    SchemaMismatch,
+    DataError,
+    ResourceExhausted,
+    Configuration,
+}
+
+impl FailureCategory {
+    /// The name stored on a run (`retry_category`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCategory::Cancelled => "cancelled",
+            FailureCategory::Authentication => "authentication",
+            FailureCategory::Permission => "permission",
+            FailureCategory::Lock => "lock",
+            FailureCategory::Throttling => "throttling",
+            FailureCategory::Timeout => "timeout",
+            FailureCategory::Network => "network",
+            FailureCategory::MissingObject => "missing object",
+            FailureCategory::SchemaMismatch => "schema mismatch",
+            FailureCategory::DataError => "data error",
+            FailureCategory::ResourceExhausted => "resource exhausted",
+            FailureCategory::Configuration => "configuration",
+        }
     }
 }
 

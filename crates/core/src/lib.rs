@@ -24,7 +24,7 @@ pub mod watermark;
 pub use catalog::Catalog;
 pub use clock::{Clock, SystemClock};
 pub use connection::{ConnectionConfig, DbType};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, FailureCategory, Result};
 pub use layout::{Codec, Layout};
 pub use naming::ColumnNaming;
 pub use settings::{StrategyConfig, TableSettings};

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use dataloader_core::FailureCategory;
 use serde::Serialize;
 
 /// What to do about a failure.
@@ -34,82 +35,71 @@ pub struct Analysis {
 
 /// One rule: a category, its recommendation and advice, and what in an error shows it.
 struct Rule {
-    category: &'static str,
+    category: FailureCategory,
     recommendation: Recommendation,
     advice: &'static str,
     /// Error kinds (`ErrorKind` debug names) that always mean this category.
     kinds: &'static [&'static str],
-    /// Lower-case fragments of driver messages.
+    /// Lower-case fragments of messages, whatever the database: DataLoader's own, the
+    /// operating system's, HTTP's. Each connector adds its driver's
+    /// (`dataloader_sources::Connector::failures`).
     fragments: &'static [&'static str],
 }
 
+impl Rule {
+    fn matches(&self, text: &str) -> bool {
+        let connectors = dataloader_sources::connectors()
+            .iter()
+            .flat_map(|c| c.failures)
+            .filter(|(category, _)| *category == self.category)
+            .flat_map(|(_, fragments)| *fragments);
+        self.fragments
+            .iter()
+            .chain(connectors)
+            .any(|f| text.contains(f))
+    }
+}
+
+use FailureCategory as F;
 use Recommendation::*;
 
 /// Checked in order: the first rule that matches wins, so the specific come before the broad.
 const RULES: &[Rule] = &[
     Rule {
-        category: "cancelled",
+        category: F::Cancelled,
         recommendation: DoNotRetry,
         advice: "the load was cancelled (too long queued or running, or shut down); it runs again at its next scheduled time — raise timeout_minutes if it needs longer",
         kinds: &["Cancelled"],
-        fragments: &["was cancelled", "canceling statement due to user request"],
+        fragments: &["was cancelled"],
     },
     Rule {
-        category: "authentication",
+        category: F::Authentication,
         recommendation: DoNotRetry,
         advice: "the database refused the credentials: check the user and the password reference of the connection, then load again",
         kinds: &["Auth"],
-        fragments: &[
-            "password authentication failed",
-            "authentication failed",
-            "access denied for user",
-            "login failed for user",
-            "ora-01017",
-            "invalid username/password",
-            "incorrect username or password",
-            "password is incorrect",
-            "role \"",
-            "is not set",
-        ],
+        // DataLoader's own `authentication failed:`, and a secret's variable `is not set`.
+        fragments: &["authentication failed", "is not set"],
     },
     Rule {
-        category: "permission",
+        category: F::Permission,
         recommendation: DoNotRetry,
         advice: "the user may not read this object: grant SELECT on it to the connection's user",
         kinds: &[],
-        fragments: &[
-            "permission denied",
-            "insufficient privilege",
-            "ora-01031",
-            "permission was denied",
-            "command denied to user",
-            "not enough privileges",
-            "insufficient privileges",
-        ],
+        fragments: &[],
     },
     Rule {
-        category: "lock",
+        category: F::Lock,
         recommendation: RetryNow,
         advice: "the read met a lock, deadlock or serialization conflict; it usually passes when tried again",
         kinds: &[],
-        fragments: &[
-            "deadlock",
-            "could not serialize",
-            "lock wait timeout",
-            "lock request time out",
-            "ora-00060",
-            "could not obtain lock",
-        ],
+        fragments: &["deadlock"],
     },
     Rule {
-        category: "throttling",
+        category: F::Throttling,
         recommendation: RetryWithBackoff,
         advice: "the server refused more work (too many connections or queries); retried later, or lower max_connections for this connection",
         kinds: &[],
         fragments: &[
-            "too many connections",
-            "remaining connection slots are reserved",
-            "too many simultaneous queries",
             "rate limit",
             "throttl",
             "too many requests",
@@ -118,14 +108,14 @@ const RULES: &[Rule] = &[
         ],
     },
     Rule {
-        category: "timeout",
+        category: F::Timeout,
         recommendation: RetryWithBackoff,
         advice: "a query or connection timed out; retried later — if it keeps happening, the source is overloaded or the query needs an index",
         kinds: &[],
-        fragments: &["statement timeout", "timed out", "timeout expired", "timeout of", "ora-01013", "query timeout", "timeout exceeded"],
+        fragments: &["timed out", "query timeout"],
     },
     Rule {
-        category: "network",
+        category: F::Network,
         recommendation: RetryWithBackoff,
         advice: "the database could not be reached; retried with backoff — check that it is up and reachable from this machine",
         kinds: &["Connect"],
@@ -136,69 +126,42 @@ const RULES: &[Rule] = &[
             "connection reset",
             "broken pipe",
             "no route to host",
-            "communications link failure",
-            ": tns:",
             "network",
-            "server closed the connection",
             "connection closed",
             "name or service not known",
             "failed to lookup address",
         ],
     },
     Rule {
-        category: "missing object",
+        category: F::MissingObject,
         recommendation: DoNotRetry,
         advice: "a table or column the configuration names does not exist: fix the table's configuration or the source",
         kinds: &[],
-        fragments: &[
-            "not found",
-            "does not exist",
-            "doesn't exist",
-            "ora-00942",
-            "invalid object name",
-            "unknown table",
-            "unknown column",
-        ],
+        fragments: &["not found", "does not exist"],
     },
     Rule {
-        category: "schema mismatch",
+        category: F::SchemaMismatch,
         recommendation: DoNotRetry,
         advice: "the source's columns changed in a way the table's schema policy refuses: follow the remedy in the error (often `dataloader load TABLE --full-refresh`)",
         kinds: &["Schema"],
         fragments: &["schema_evolution", "widened from", "changed from"],
     },
     Rule {
-        category: "data error",
+        category: F::DataError,
         recommendation: DoNotRetry,
         advice: "a value cannot be stored exactly: fix the data, or cast the column in the source",
         kinds: &["TypeMapping"],
-        fragments: &[
-            "invalid input syntax",
-            "numeric field overflow",
-            "out of range",
-            "data truncation",
-            "ora-01722",
-            "conversion failed",
-            "cannot parse",
-        ],
+        fragments: &["out of range"],
     },
     Rule {
-        category: "resource exhausted",
+        category: F::ResourceExhausted,
         recommendation: RetryWithBackoff,
         advice: "the server or this machine ran out of memory or disk; retried later — free resources or load smaller chunks",
         kinds: &[],
-        fragments: &[
-            "out of memory",
-            "no space left on device",
-            "disk full",
-            "memory limit",
-            "ora-04031",
-            "could not resize shared memory",
-            "insufficient system memory",
-        ],
+        fragments: &["out of memory", "no space left on device", "disk full"],
     },
     Rule {
-        category: "configuration",
+        category: F::Configuration,
         recommendation: DoNotRetry,
         advice: "the table's configuration is invalid: fix it (`dataloader table update` or `apply`)",
         kinds: &["Config"],
@@ -209,17 +172,14 @@ const RULES: &[Rule] = &[
 /// Classifies a failure from its error kind (`historical_metadata.error_class`) and message.
 pub fn analyze(error_class: Option<&str>, error_text: &str) -> Analysis {
     let text = error_text.to_lowercase();
-    let matched = RULES
-        .iter()
-        .find(|r| r.fragments.iter().any(|f| text.contains(f)))
-        .or_else(|| {
-            RULES
-                .iter()
-                .find(|r| error_class.is_some_and(|k| r.kinds.contains(&k)))
-        });
+    let matched = RULES.iter().find(|r| r.matches(&text)).or_else(|| {
+        RULES
+            .iter()
+            .find(|r| error_class.is_some_and(|k| r.kinds.contains(&k)))
+    });
     match matched {
         Some(rule) => Analysis {
-            category: rule.category,
+            category: rule.category.as_str(),
             recommendation: rule.recommendation,
             explanation: rule.advice.to_string(),
         },
@@ -315,7 +275,8 @@ pub async fn llm_explain(
 mod tests {
     use super::*;
 
-    /// Real messages from the drivers of every source DataLoader reads.
+    /// Real messages from the drivers of every source DataLoader reads (their fragments are in
+    /// each connector's `connector.rs`), and DataLoader's own.
     #[test]
     fn classifies_real_driver_messages() {
         let cases: &[(Option<&str>, &str, &str, Recommendation)] = &[
@@ -382,6 +343,24 @@ mod tests {
                 "{message}"
             );
             assert!(!a.explanation.is_empty());
+        }
+    }
+
+    /// A connector's fragment shows the category it is declared under: no earlier rule takes
+    /// it first.
+    #[test]
+    fn each_connector_fragment_shows_its_category() {
+        for c in dataloader_sources::connectors() {
+            for (category, fragments) in c.failures {
+                for f in *fragments {
+                    assert_eq!(
+                        analyze(None, f).category,
+                        category.as_str(),
+                        "{}: {f}",
+                        c.name
+                    );
+                }
+            }
         }
     }
 

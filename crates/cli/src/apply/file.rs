@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 use dataloader_core::{
-    CheckMode, ColumnNaming, ConnectionConfig, DbType, DeleteDetection, Error, LoadStrategy,
-    NullWatermark, SchemaEvolution, SourceTable, TableSpec, TargetTable,
+    CheckMode, ColumnNaming, ConnectionConfig, DeleteDetection, Error, LoadStrategy, NullWatermark,
+    SchemaEvolution, SourceTable, TableSpec, TargetTable,
 };
 use serde::{Deserialize, Serialize};
 
@@ -236,7 +236,7 @@ pub fn parse(text: &str) -> Result<Desired> {
     let mut connections = Vec::new();
     for (name, c) in &file.connections {
         let mut options = c.options.clone();
-        let config = DbType::from_str(&c.db_type).map(|db_type| ConnectionConfig {
+        let config = dataloader_sources::db_type(&c.db_type).map(|db_type| ConnectionConfig {
             name: name.clone(),
             db_type,
             host: c.host.clone(),
@@ -247,7 +247,7 @@ pub fn parse(text: &str) -> Result<Desired> {
             options: std::mem::take(&mut options),
             max_connections: c.max_connections,
         });
-        match config.and_then(|cfg| cfg.validate().map(|_| cfg)) {
+        match config.and_then(|cfg| dataloader_sources::validate(&cfg).map(|_| cfg)) {
             Ok(cfg) => connections.push(cfg),
             Err(e) => problems.push(format!("connections.{name}: {e}")),
         }

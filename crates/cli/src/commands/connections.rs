@@ -1,12 +1,10 @@
 //! `dataloader connection add|test|show|list|remove`: the source databases, with their
 //! arguments. Passwords are kept as references (env:NAME, file:/path), never as values.
 
-use std::str::FromStr;
-
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use dataloader_core::secret::SecretRef;
-use dataloader_core::{ConnectionConfig, DbType};
+use dataloader_core::ConnectionConfig;
 
 use crate::app::App;
 use crate::print;
@@ -28,7 +26,7 @@ pub(crate) enum ConnectionCommand {
 #[derive(Args)]
 pub(crate) struct ConnectionArgs {
     name: String,
-    // The list comes from DbType, so a new connector is in the help without another edit.
+    // The list comes from the connectors' registry, so a new one is in the help by itself.
     #[arg(long = "type", help = db_type_help())]
     db_type: String,
     #[arg(long)]
@@ -74,7 +72,7 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
             };
             let config = ConnectionConfig {
                 name: a.name,
-                db_type: DbType::from_str(&a.db_type)?,
+                db_type: dataloader_sources::db_type(&a.db_type)?,
                 host: a.host,
                 port: a.port,
                 database: a.database,
@@ -83,7 +81,7 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
                 options: a.options.into_iter().collect(),
                 max_connections: a.max_connections,
             };
-            config.validate()?;
+            dataloader_sources::validate(&config)?;
             app.store.upsert_connection(&config).await?;
             if app.json {
                 print::json(&config)?;
@@ -92,7 +90,7 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
                     "connection {} saved ({} at {})",
                     config.name,
                     config.db_type,
-                    config.address()
+                    dataloader_sources::address(&config)
                 );
             }
         }
@@ -149,7 +147,7 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
                         vec![
                             c.name.clone(),
                             c.db_type.to_string(),
-                            c.address(),
+                            dataloader_sources::address(c),
                             print::opt(&c.user),
                         ]
                     })
@@ -172,13 +170,13 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
     Ok(())
 }
 
-/// `--type`'s help: every connector DataLoader has.
+/// `--type`'s help: every connector of this build, with the other names it takes.
 fn db_type_help() -> String {
-    let names: Vec<&str> = DbType::ALL
+    let names: Vec<String> = dataloader_sources::connectors()
         .iter()
-        .map(|t| match t {
-            DbType::Mysql => "mysql (MariaDB too)",
-            other => other.as_str(),
+        .map(|c| match c.aliases {
+            [] => c.name.to_string(),
+            aliases => format!("{} (or {})", c.name, aliases.join(", ")),
         })
         .collect();
     format!("One of: {}.", names.join(", "))

@@ -1,7 +1,7 @@
 //! Bad configuration fails with a message naming the problem, records a Failed run, and
 //! commits nothing to Delta.
 
-use dataloader_core::{ConnectionConfig, DbType, LoadStrategy, RunStatus, Trigger};
+use dataloader_core::{ConnectionConfig, LoadStrategy, RunStatus, Trigger};
 use dataloader_engine::LoadRequest;
 
 use crate::Harness;
@@ -122,7 +122,7 @@ async fn unreachable_database() {
     h.store
         .upsert_connection(&ConnectionConfig {
             name: "pg".into(),
-            db_type: DbType::Postgresql,
+            db_type: "postgresql".parse().unwrap(),
             host: Some("127.0.0.1".into()),
             port: Some(1),
             database: Some("nowhere".into()),

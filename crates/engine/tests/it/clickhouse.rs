@@ -3,7 +3,7 @@
 //! every mapped type, an empty table, and every strategy once, compared with the source row by
 //! row.
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
+use dataloader_core::{LoadStrategy, RunStatus, TargetTable, Trigger};
 use dataloader_engine::LoadRequest;
 use dataloader_testkit::clickhouse::{servers, ChTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
@@ -30,7 +30,7 @@ impl Ch {
             let db = ChTestDb::create(&addr, prefix).await;
             let lake = Lake::new(connection(
                 "ch",
-                DbType::Clickhouse,
+                "clickhouse".parse().unwrap(),
                 addr.0.clone(),
                 addr.1,
                 &db.name,

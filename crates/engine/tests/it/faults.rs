@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataloader_core::{
-    ConnectionConfig, DbType, ErrorKind, LoadStrategy, RunStatus, Store, SystemClock, TargetTable,
-    Trigger,
+    ConnectionConfig, ErrorKind, LoadStrategy, RunStatus, Store, SystemClock, TargetTable, Trigger,
 };
 use dataloader_engine::{Engine, Lease, LoadRequest};
 use dataloader_lake::{DeltaDestination, PathCatalog};
@@ -47,7 +46,7 @@ impl Faulty {
         let (host, port) = pg_host_port();
         let pg: ConnectionConfig = connection(
             "pg",
-            DbType::Postgresql,
+            "postgresql".parse().unwrap(),
             host,
             port,
             &source.name,

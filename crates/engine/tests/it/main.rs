@@ -357,7 +357,7 @@ impl Harness {
         let (host, port) = pg_host_port();
         let lake = Lake::new(connection(
             "pg",
-            DbType::Postgresql,
+            "postgresql".parse().unwrap(),
             host,
             port,
             &source.name,

@@ -3,7 +3,7 @@
 //! project's machines, so without the variable the suite prints a notice and skips; the SQL it
 //! renders and the values it decodes are unit-tested in the sources crate always.
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, Trigger};
+use dataloader_core::{LoadStrategy, RunStatus, Trigger};
 use dataloader_engine::LoadRequest;
 use dataloader_testkit::{assert_same_rows, Canon};
 use tiberius::{AuthMethod, Client, Config};
@@ -105,7 +105,7 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
     .unwrap();
     let mut conn = connection(
         "ms",
-        DbType::Mssql,
+        "mssql".parse().unwrap(),
         s.host.clone(),
         s.port,
         &s.database,

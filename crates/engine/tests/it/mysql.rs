@@ -1,7 +1,7 @@
 //! The engine over the real MariaDB on 127.0.0.1:3306: every mapped type, watermarks at
 //! microsecond precision, and every strategy once, compared with the source row by row.
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, TargetTable, Trigger};
+use dataloader_core::{LoadStrategy, RunStatus, TargetTable, Trigger};
 use dataloader_engine::LoadRequest;
 use dataloader_testkit::mysql::{host_port, MyTestDb};
 use dataloader_testkit::{assert_same_rows, Canon};
@@ -26,7 +26,7 @@ impl My {
         let (host, port) = host_port();
         let lake = Lake::new(connection(
             "my",
-            DbType::Mysql,
+            "mysql".parse().unwrap(),
             host,
             port,
             &db.name,

@@ -4,7 +4,7 @@
 //! notice and skips; the type mapping, value conversion, SQL rendering and the missing-client
 //! error are unit-tested in the sources crate always.
 
-use dataloader_core::{DbType, LoadStrategy, RunStatus, Trigger};
+use dataloader_core::{LoadStrategy, RunStatus, Trigger};
 use dataloader_engine::LoadRequest;
 use dataloader_testkit::{assert_same_rows, canon_value, Canon};
 
@@ -73,7 +73,14 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
         ),
     ]);
     std::env::set_var("DL_TEST_ORACLE_PASSWORD", &password);
-    let mut conn = connection("ora", DbType::Oracle, host, port, &service, &user);
+    let mut conn = connection(
+        "ora",
+        "oracle".parse().unwrap(),
+        host,
+        port,
+        &service,
+        &user,
+    );
     conn.password = Some("env:DL_TEST_ORACLE_PASSWORD".into());
     let lake = Lake::new(conn).await;
     let full = lake

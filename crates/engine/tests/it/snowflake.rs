@@ -81,7 +81,13 @@ impl Sf {
         .unwrap_or_else(|e| panic!("log in to {base}: {e}"));
         let sf = Sf {
             client,
-            lake: Lake::new(sf_connection("sf", DbType::Snowflake, &base, &database)).await,
+            lake: Lake::new(sf_connection(
+                "sf",
+                "snowflake".parse().unwrap(),
+                &base,
+                &database,
+            ))
+            .await,
             database,
         };
         sf.exec(&format!(
@@ -331,7 +337,7 @@ async fn key_pair_login_reads_the_key_by_reference() {
         include_str!("../../../sources/src/snowflake/testdata/key_aes256.p8"),
     )
     .unwrap();
-    let mut pem = sf_connection("sfk", DbType::SnowflakePem, &base, &sf.database);
+    let mut pem = sf_connection("sfk", "snowflake_pem".parse().unwrap(), &base, &sf.database);
     pem.options.insert(
         "private_key".into(),
         format!("file:{}", key.path().display()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataloader_core::{
-    ConnectionConfig, DbType, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
+    ConnectionConfig, LoadStrategy, RunStatus, SourceTable, Store, SystemClock, TableSpec,
     TargetTable,
 };
 use dataloader_engine::Engine;
@@ -51,7 +51,7 @@ impl Setup {
         self.store
             .upsert_connection(&ConnectionConfig {
                 name: name.into(),
-                db_type: DbType::Postgresql,
+                db_type: "postgresql".parse().unwrap(),
                 host: Some("127.0.0.1".into()),
                 port: Some(port),
                 database: Some(self.source.name.clone()),

@@ -3,6 +3,7 @@
 //! as JSONCompact. ClickHouse has no read transactions: the watermark's upper bound is
 //! captured first and bounds the read, so rows arriving during a load wait for the next one.
 
+pub mod connector;
 pub mod types;
 
 use std::sync::Arc;
@@ -15,12 +16,17 @@ use dataloader_core::{
 };
 
 use crate::batch::ColumnBuilder;
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
     watermark_kind, where_clause, BatchSender,
 };
+use connector::ClickHouseOptions;
 use types::{Cell, ChType, Reader};
+
+/// ClickHouse in the registry (`crate::connectors`); the declaration is in `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(ClickHouseSource::connect(c)));
 
 pub struct ClickHouseSource {
     config: ConnectionConfig,
@@ -103,16 +109,13 @@ fn append(builder: &mut ColumnBuilder, cell: Cell) -> std::result::Result<(), St
 impl ClickHouseSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
         let password = config.resolve_password()?;
-        let scheme = config
-            .options
-            .get("protocol")
-            .map(String::as_str)
-            .unwrap_or("http");
+        let options = ClickHouseOptions::of(config);
         let mut client = clickhouse::Client::default()
             .with_url(format!(
-                "{scheme}://{}:{}",
+                "{}://{}:{}",
+                options.scheme,
                 config.host.as_deref().unwrap_or("localhost"),
-                config.port.unwrap_or(8123)
+                config.port.unwrap_or(connector::PORT)
             ))
             .with_user(config.user.clone().unwrap_or_else(|| "default".into()))
             .with_validation(false);
@@ -130,7 +133,7 @@ impl ClickHouseSource {
             described: Default::default(),
         };
         let version = source.server_version().await?;
-        source.arrow = match config.options.get("format").map(String::as_str) {
+        source.arrow = match options.format.as_deref() {
             None | Some("auto") => types::speaks_arrow(version.trim_start_matches("ClickHouse ")),
             Some("arrow") => true,
             Some("rowbinary") => false,
@@ -164,7 +167,7 @@ impl ClickHouseSource {
             return Error::Connect {
                 connection: self.config.name.clone(),
                 db_type: self.config.db_type.to_string(),
-                address: self.config.address(),
+                address: CONNECTOR.address_of(&self.config),
                 message,
             };
         }

@@ -3,6 +3,7 @@
 //! connect time. Reads run in one transaction (SNAPSHOT isolation with `isolation=snapshot`,
 //! when the database allows it), the watermark's maximum captured first and bounding the read.
 
+pub mod connector;
 pub mod types;
 
 use std::time::Duration;
@@ -18,19 +19,24 @@ use tiberius::{AuthMethod, Client, ColumnData, Config};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
     where_clause, BatchSender,
 };
-use types::{MapOptions, Mapping};
+use connector::MssqlOptions;
+use types::Mapping;
 
 type Conn = Client<Compat<TcpStream>>;
+
+/// SQL Server in the registry (`crate::connectors`); the declaration is in `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(MssqlSource::connect(c)));
 
 pub struct MssqlSource {
     config: ConnectionConfig,
     password: Option<String>,
-    options: MapOptions,
+    options: MssqlOptions,
 }
 
 pub struct MssqlDialect;
@@ -153,20 +159,11 @@ fn urlencode(s: &str) -> String {
 
 impl MssqlSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
-        let o = &config.options;
-        let source_timezone = o
-            .get("timezone")
-            .map(|tz| dataloader_core::schedule::parse_timezone(tz))
-            .transpose()?;
+        let options = MssqlOptions::of(config)?;
         let source = MssqlSource {
             config: config.clone(),
             password: config.resolve_password()?,
-            options: MapOptions {
-                source_timezone,
-                datetime2_microseconds: o
-                    .get("datetime2_precision")
-                    .is_some_and(|v| v == "microseconds"),
-            },
+            options,
         };
         source.conn().await?;
         Ok(source)
@@ -184,42 +181,40 @@ impl MssqlSource {
 
     async fn conn(&self) -> Result<Conn> {
         let c = &self.config;
+        let o = &self.options;
         let mut cfg = Config::new();
         cfg.host(c.host.as_deref().unwrap_or("localhost"));
-        cfg.port(c.port.unwrap_or(1433));
+        cfg.port(c.port.unwrap_or(connector::PORT));
         if let Some(db) = &c.database {
             cfg.database(db);
         }
-        if c.options
-            .get("trust_server_certificate")
-            .is_some_and(|v| v == "true")
-        {
+        if o.trust_server_certificate {
             cfg.trust_cert();
         }
         let connect_error = |message: String| Error::Connect {
             connection: c.name.clone(),
             db_type: "mssql".into(),
-            address: c.address(),
+            address: CONNECTOR.address_of(c),
             message,
         };
-        if c.options.get("auth").is_some_and(|a| a == "aad") {
-            let get = |k: &str| {
-                c.options.get(k).cloned().ok_or_else(|| {
+        if o.aad {
+            let get = |value: &Option<String>, k: &str| {
+                value.clone().ok_or_else(|| {
                     Error::config(k, format!("an auth=aad connection needs --option {k}=…"))
                 })
             };
-            let secret = SecretRef::parse(&get("client_secret")?)?.resolve()?;
-            let authority = c
-                .options
-                .get("aad_authority")
-                .cloned()
-                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
-            let token = aad_token(&authority, &get("tenant_id")?, &get("client_id")?, &secret)
-                .await
-                .map_err(|message| Error::Auth {
-                    connection: c.name.clone(),
-                    message: mask(&message, &secret),
-                })?;
+            let secret = SecretRef::parse(&get(&o.client_secret, "client_secret")?)?.resolve()?;
+            let token = aad_token(
+                &o.aad_authority,
+                &get(&o.tenant_id, "tenant_id")?,
+                &get(&o.client_id, "client_id")?,
+                &secret,
+            )
+            .await
+            .map_err(|message| Error::Auth {
+                connection: c.name.clone(),
+                message: mask(&message, &secret),
+            })?;
             cfg.authentication(AuthMethod::aad_token(token));
         } else {
             cfg.authentication(AuthMethod::sql_server(
@@ -286,7 +281,7 @@ impl MssqlSource {
         column: &str,
         entry: &(String, String, Option<u8>, Option<u8>, Option<u8>, bool),
     ) -> Result<Mapping> {
-        types::map(&entry.1, entry.2, entry.3, entry.4, &self.options).ok_or_else(|| {
+        types::map(&entry.1, entry.2, entry.3, entry.4, &self.options.map).ok_or_else(|| {
             Error::UnsupportedType {
                 table: table.to_string(),
                 column: column.to_string(),
@@ -457,12 +452,7 @@ impl Source for MssqlSource {
             .map(|e| self.mapping(&shown, &e.0, e))
             .collect::<Result<Vec<_>>>()?;
         let from = d.table(table);
-        let isolation = if self
-            .config
-            .options
-            .get("isolation")
-            .is_some_and(|v| v == "snapshot")
-        {
+        let isolation = if self.options.snapshot {
             "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; "
         } else {
             ""
@@ -496,7 +486,7 @@ impl Source for MssqlSource {
         };
         let sql = select_sql(&d, &request.columns, |_, q| q, &from, filter.as_ref())?;
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
-        let tz = self.options.source_timezone;
+        let tz = self.options.map.source_timezone;
         let connection = self.config.name.clone();
         let password = self.password.clone().unwrap_or_default();
         tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! READ ONLY` transaction (InnoDB's REPEATABLE READ), so the captured watermark and the rows
 //! come from one snapshot; values come in the binary protocol, typed.
 
+pub mod connector;
 pub mod types;
 
 use async_trait::async_trait;
@@ -15,16 +16,23 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 
 use crate::batch::ColumnBuilder;
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
     watermark_kind, where_clause, BatchSender,
 };
+use connector::MysqlOptions;
 use types::{Decode, Mapping};
+
+/// MySQL and MariaDB in the registry (`crate::connectors`); the declaration is in
+/// `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(MysqlSource::connect(c)));
 
 pub struct MysqlSource {
     config: ConnectionConfig,
     password: Option<String>,
+    options: MysqlOptions,
 }
 
 pub struct MysqlDialect;
@@ -185,6 +193,7 @@ impl MysqlSource {
         let source = MysqlSource {
             config: config.clone(),
             password: config.resolve_password()?,
+            options: MysqlOptions::of(config),
         };
         source.conn().await?;
         Ok(source)
@@ -207,12 +216,12 @@ impl MysqlSource {
         let c = &self.config;
         let mut opts = OptsBuilder::default()
             .ip_or_hostname(c.host.clone().unwrap_or_else(|| "localhost".into()))
-            .tcp_port(c.port.unwrap_or(3306))
+            .tcp_port(c.port.unwrap_or(connector::PORT))
             .user(c.user.clone())
             .pass(self.password.clone())
             .db_name(c.database.clone())
             .prefer_socket(false);
-        if c.options.get("sslmode").is_some_and(|m| m != "disable") {
+        if self.options.tls {
             opts = opts.ssl_opts(mysql_async::SslOpts::default());
         }
         let mut conn = Conn::new(opts).await.map_err(|e| {
@@ -227,7 +236,7 @@ impl MysqlSource {
                 _ => Error::Connect {
                     connection: c.name.clone(),
                     db_type: c.db_type.to_string(),
-                    address: c.address(),
+                    address: CONNECTOR.address_of(c),
                     message,
                 },
             }

@@ -4,6 +4,7 @@
 //! ONLY` transaction, Oracle's transaction-level read consistency: the captured watermark and
 //! the rows come from one snapshot.
 
+pub mod connector;
 pub mod types;
 
 use async_trait::async_trait;
@@ -14,12 +15,17 @@ use dataloader_core::{
 };
 
 use crate::batch::ColumnBuilder;
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
     where_clause, BatchSender,
 };
+use connector::OracleOptions;
 use types::{Mapping, Read};
+
+/// Oracle in the registry (`crate::connectors`); the declaration is in `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(OracleSource::connect(c)));
 
 pub struct OracleSource {
     config: ConnectionConfig,
@@ -146,10 +152,7 @@ impl OracleSource {
         let source = OracleSource {
             config: config.clone(),
             password: config.resolve_password()?,
-            micro_timestamps: config
-                .options
-                .get("timestamp_precision")
-                .is_some_and(|v| v == "microseconds"),
+            micro_timestamps: OracleOptions::of(config).microsecond_timestamps,
         };
         let probe = source.clone_parts();
         tokio::task::spawn_blocking(move || probe.open().map(|_| ()))
@@ -235,11 +238,11 @@ impl Parts {
 
     fn open(&self) -> Result<oracle::Connection> {
         let c = &self.config;
-        let connect_string = c.options.get("connect_string").cloned().unwrap_or_else(|| {
+        let connect_string = OracleOptions::of(c).connect_string.unwrap_or_else(|| {
             format!(
                 "//{}:{}/{}",
                 c.host.as_deref().unwrap_or("localhost"),
-                c.port.unwrap_or(1521),
+                c.port.unwrap_or(connector::PORT),
                 c.database.as_deref().unwrap_or("")
             )
         });
@@ -260,7 +263,7 @@ impl Parts {
                 Error::Connect {
                     connection: c.name.clone(),
                     db_type: "oracle".into(),
-                    address: c.address(),
+                    address: CONNECTOR.address_of(c),
                     message,
                 }
             }
@@ -561,7 +564,7 @@ mod tests {
         }
         let config = ConnectionConfig {
             name: "ora".into(),
-            db_type: dataloader_core::DbType::Oracle,
+            db_type: "oracle".parse().unwrap(),
             host: Some("127.0.0.1".into()),
             port: Some(1521),
             database: Some("FREEPDB1".into()),

@@ -2,6 +2,7 @@
 //! REPEATABLE READ, read-only transaction so the captured watermark and the rows come from one
 //! snapshot.
 
+pub mod connector;
 pub mod copy;
 pub mod decode;
 pub mod types;
@@ -18,12 +19,16 @@ use futures::StreamExt;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
     where_clause, BatchSender,
 };
 use types::{Mapping, PgType, Select};
+
+/// PostgreSQL in the registry (`crate::connectors`); its declaration is in `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(PostgresSource::connect(c)));
 
 pub struct PostgresSource {
     config: ConnectionConfig,
@@ -83,7 +88,7 @@ impl PostgresSource {
         let c = &self.config;
         let mut pg = tokio_postgres::Config::new();
         pg.host(c.host.as_deref().unwrap_or("localhost"))
-            .port(c.port.unwrap_or(5432))
+            .port(c.port.unwrap_or(connector::PORT))
             .dbname(c.database.as_deref().unwrap_or("postgres"))
             .user(c.user.as_deref().unwrap_or("postgres"))
             .application_name("dataloader")
@@ -106,7 +111,7 @@ impl PostgresSource {
                 _ => Error::Connect {
                     connection: c.name.clone(),
                     db_type: c.db_type.to_string(),
-                    address: c.address(),
+                    address: CONNECTOR.address_of(c),
                     message,
                 },
             }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connector;
 pub mod types;
 
 use std::sync::Arc;
@@ -15,17 +16,19 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use dataloader_core::secret::{mask, SecretRef};
 use dataloader_core::{
-    ConnectionConfig, DbType, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
     watermark_kind, where_clause, BatchSender,
 };
 use client::{Client, ClientError, Credential, Login, QueryResult};
+use connector::SnowflakeOptions;
 use types::{Kind, RowType};
 
 /// Snowflake's "object does not exist or not authorized".
@@ -63,6 +66,14 @@ impl SqlDialect for SnowflakeDialect {
     }
 }
 
+/// Snowflake with a password, in the registry (`crate::connectors`); the declarations are in
+/// `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(SnowflakeSource::connect(c)));
+
+/// Snowflake with a key pair (`snowflake_pem`), in the registry.
+pub static KEY_PAIR_CONNECTOR: Connector =
+    connector::declare_key_pair(|c| boxed(SnowflakeSource::connect(c)));
+
 pub struct SnowflakeSource {
     config: ConnectionConfig,
     /// Secrets to mask in any message: the password or the key's passphrase.
@@ -78,10 +89,10 @@ pub struct SnowflakeSource {
 
 impl SnowflakeSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
-        let o = &config.options;
+        let o = SnowflakeOptions::of(config);
         let account = o
-            .get("account")
-            .cloned()
+            .account
+            .clone()
             .or_else(|| {
                 config
                     .host
@@ -94,22 +105,26 @@ impl SnowflakeSource {
             .host
             .clone()
             .unwrap_or_else(|| format!("{account}.snowflakecomputing.com"));
-        let protocol = o.get("protocol").map(String::as_str).unwrap_or("https");
+        let protocol = o.protocol.as_deref().unwrap_or("https");
         if protocol != "https" && protocol != "http" {
             return Err(Error::config(
                 "protocol",
                 format!("--option protocol= takes https or http, not \"{protocol}\""),
             ));
         }
-        let base_url = format!("{protocol}://{host}:{}", config.port.unwrap_or(443));
+        let base_url = format!(
+            "{protocol}://{host}:{}",
+            config.port.unwrap_or(connector::PORT)
+        );
         let user = config.user.clone().unwrap_or_default();
         let mut secrets = Vec::new();
-        let key_pair = config.db_type == DbType::SnowflakePem || o.contains_key("private_key");
+        let key_pair =
+            KEY_PAIR_CONNECTOR.is_named(config.db_type.as_str()) || o.private_key.is_some();
         let credential = if key_pair {
-            let pem = SecretRef::parse(o.get("private_key").map(String::as_str).unwrap_or(""))?
-                .resolve()?;
+            let pem = SecretRef::parse(o.private_key.as_deref().unwrap_or(""))?.resolve()?;
             let passphrase = o
-                .get("private_key_passphrase")
+                .private_key_passphrase
+                .as_deref()
                 .map(|r| SecretRef::parse(r)?.resolve())
                 .transpose()?;
             secrets.extend(passphrase.clone());
@@ -130,9 +145,9 @@ impl SnowflakeSource {
             user: &user,
             credential,
             database: config.database.as_deref().unwrap_or(""),
-            schema: o.get("schema").map(String::as_str),
-            warehouse: o.get("warehouse").map(String::as_str),
-            role: o.get("role").map(String::as_str),
+            schema: o.schema.as_deref(),
+            warehouse: o.warehouse.as_deref(),
+            role: o.role.as_deref(),
         };
         let hide = |m: String| secrets.iter().fold(m, |m, s| mask(&m, s));
         let client = Client::login(login).await.map_err(|e| match e {
@@ -143,11 +158,11 @@ impl SnowflakeSource {
             other => Error::Connect {
                 connection: config.name.clone(),
                 db_type: config.db_type.to_string(),
-                address: config.address(),
+                address: CONNECTOR.address_of(config),
                 message: hide(other.to_string()),
             },
         })?;
-        let bigint_integers = match o.get("integers").map(String::as_str) {
+        let bigint_integers = match o.integers.as_deref() {
             None | Some("decimal") => false,
             Some("bigint") => true,
             Some(other) => {

@@ -1,6 +1,7 @@
 //! SQLite source over `sqlx`: the quickstart's demo database and small local files. Reads run
 //! in one transaction, so the captured watermark and the rows come from one snapshot.
 
+pub mod connector;
 pub mod types;
 
 use std::str::FromStr;
@@ -16,12 +17,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqlitePool};
 
 use crate::batch::ColumnBuilder;
+use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
     where_clause, BatchSender,
 };
 use types::Decode;
+
+/// SQLite in the registry (`crate::connectors`); the declaration is in `connector.rs`.
+pub static CONNECTOR: Connector = connector::declare(|c| boxed(SqliteSource::connect(c)));
 
 pub struct SqliteSource {
     name: String,

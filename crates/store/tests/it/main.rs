@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use dataloader_core::{
-    ConnectionConfig, DbType, ErrorKind, LoadStrategy, NewRun, RunOwner, RunStatus, RunUpdate,
-    SourceTable, StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
+    ConnectionConfig, ErrorKind, LoadStrategy, NewRun, RunOwner, RunStatus, RunUpdate, SourceTable,
+    StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
 };
 use dataloader_testkit::PgTestDb;
 
 fn connection(name: &str) -> ConnectionConfig {
     ConnectionConfig {
         name: name.into(),
-        db_type: DbType::Postgresql,
+        db_type: "postgresql".parse().unwrap(),
         host: Some("db.internal".into()),
         port: Some(5432),
         database: Some("erp".into()),
