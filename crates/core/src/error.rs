@@ -116,6 +116,16 @@ pub enum Error {
     #[error("{field}: {message}")]
     InvalidConfig { field: String, message: String },
 
+    /// A connection option its connector does not take: a typo would otherwise be ignored.
+    #[error("connection \"{connection}\": {db_type} has no option \"{key}\"{}", options_list(.valid))]
+    UnknownOption {
+        connection: String,
+        db_type: String,
+        key: String,
+        /// The options the connector takes.
+        valid: Vec<String>,
+    },
+
     #[error("unknown connection \"{name}\"{}", known_list(.known))]
     UnknownConnection { name: String, known: Vec<String> },
 
@@ -201,6 +211,14 @@ pub enum Error {
     Internal(String),
 }
 
+fn options_list(valid: &[String]) -> String {
+    if valid.is_empty() {
+        " (it takes none)".into()
+    } else {
+        format!(" (its options: {})", valid.join(", "))
+    }
+}
+
 fn known_list(known: &[String]) -> String {
     if known.is_empty() {
         " (no connections are defined yet: add one with `dataloader connection add`)".into()
@@ -213,6 +231,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidConfig { .. }
+            | Error::UnknownOption { .. }
             | Error::UnknownConnection { .. }
             | Error::UnknownTable { .. }
             | Error::SourceTableNotFound { .. }

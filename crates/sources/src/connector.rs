@@ -29,7 +29,7 @@ pub struct Connector {
     pub docs: &'static str,
     /// The port of a connection that names none; `None` when it has no port (a file).
     pub default_port: Option<u16>,
-    /// The options it takes.
+    /// The options it takes; any other key is refused.
     pub options: &'static [OptionSpec],
     /// The TLS options (of [`TLS_OPTIONS`]) it honours, each with the values it honours. Any
     /// other TLS option or value is refused: it would connect without what was asked for.
@@ -111,6 +111,19 @@ impl Connector {
                 self.name, self.docs
             ),
         ))
+    }
+
+    /// Refuses an option key this connector does not take: a typo would be ignored.
+    pub fn check_option_key(&self, connection: &str, key: &str) -> Result<()> {
+        if self.options.iter().any(|o| o.key == key) {
+            return Ok(());
+        }
+        Err(Error::UnknownOption {
+            connection: connection.to_string(),
+            db_type: self.name.to_string(),
+            key: key.to_string(),
+            valid: self.options.iter().map(|o| o.key.to_string()).collect(),
+        })
     }
 }
 

@@ -87,14 +87,17 @@ pub fn db_type(name: &str) -> Result<DbType> {
 }
 
 /// Checks a connection as its connector sees it: the TLS options it honours, what every
-/// connection needs (a plain name, secrets as references), then what its database needs
-/// (host, database, …).
+/// connection needs (a plain name, secrets as references), the option keys it takes, then what
+/// its database needs (host, database, …).
 pub fn validate(config: &ConnectionConfig) -> Result<&'static Connector> {
     let connector = connector(config.db_type.as_str())?;
     for (key, value) in &config.options {
         connector.check_tls_option(key, value)?;
     }
     config.validate()?;
+    for key in config.options.keys() {
+        connector.check_option_key(&config.name, key)?;
+    }
     (connector.check)(connector, config)?;
     Ok(connector)
 }
@@ -114,7 +117,8 @@ pub fn address(config: &ConnectionConfig) -> String {
 }
 
 /// Opens a source for a stored connection. Connecting happens here, so an unreachable
-/// database or a wrong password fails before any load starts.
+/// database or a wrong password fails before any load starts; so does an option its connector
+/// does not take.
 pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
     let connector = validate(config)?;
     (connector.connect)(config).await
@@ -122,6 +126,8 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn connection(db_type: &str, options: &[(&str, &str)]) -> ConnectionConfig {
@@ -139,6 +145,24 @@ mod tests {
                 .collect(),
             max_connections: None,
         }
+    }
+
+    /// A value each option of `c` accepts: a TLS option's first honoured value, a reference
+    /// for a secret, any text otherwise.
+    fn every_option(c: &Connector) -> BTreeMap<String, String> {
+        c.options
+            .iter()
+            .map(|o| {
+                let value = match c.tls.iter().find(|(k, _)| *k == o.key) {
+                    Some((_, values)) => values[0].to_string(),
+                    None if dataloader_core::connection::is_secret_option(o.key) => {
+                        "env:SECRET".into()
+                    }
+                    None => "x".into(),
+                };
+                (o.key.to_string(), value)
+            })
+            .collect()
     }
 
     #[test]
@@ -177,6 +201,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_declared_option_is_taken_and_an_unknown_one_is_refused() {
+        for c in connectors() {
+            let mut config = connection(c.name, &[]);
+            config.options = every_option(c);
+            validate(&config).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            config.options.insert("sslmod".into(), "disable".into());
+            let err = validate(&config).unwrap_err();
+            assert_eq!(err.kind(), dataloader_core::ErrorKind::Config);
+            let err = err.to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "connection \"c\": {} has no option \"sslmod\"",
+                    c.name
+                )),
+                "{err}"
+            );
+            for o in c.options {
+                assert!(err.contains(o.key), "{err} does not name {}", o.key);
+            }
+        }
+        assert_eq!(
+            validate(&connection("postgresql", &[("sslmod", "disable")]))
+                .unwrap_err()
+                .to_string(),
+            "connection \"c\": postgresql has no option \"sslmod\" (its options: sslmode)"
+        );
+        assert_eq!(
+            validate(&connection("sqlite", &[("journal", "wal")]))
+                .unwrap_err()
+                .to_string(),
+            "connection \"c\": sqlite has no option \"journal\" (it takes none)"
+        );
+        // Keys are exact: an upper-case TLS option would have been ignored.
+        assert!(validate(&connection("mysql", &[("SSLMODE", "require")])).is_err());
+    }
+
+    #[test]
+    fn a_secret_given_as_a_value_is_refused_before_the_key_is_judged() {
+        let err = validate(&connection("mssql", &[("api_token", "hunter2")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("takes a reference"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
@@ -247,6 +317,17 @@ mod tests {
         c.host = None;
         assert_eq!(address(&c), "acme.snowflakecomputing.com/d");
         assert_eq!(address(&connection("snowflake", &[])), "h:443/d");
+    }
+
+    #[tokio::test]
+    async fn a_load_refuses_an_unknown_option_before_connecting() {
+        let mut c = connection("sqlite", &[("journal_mode", "wal")]);
+        c.database = Some("/nonexistent/dataloader.db".into());
+        let err = connect(&c).await.err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("connection \"c\": sqlite has no option \"journal_mode\" (it takes none)")
+        );
     }
 
     /// The connectors table of docs/configuration.md, as the registry says it.

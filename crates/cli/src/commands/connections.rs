@@ -47,7 +47,7 @@ pub(crate) struct ConnectionArgs {
     /// A secret reference, env:NAME or file:/path (never the password itself).
     #[arg(long)]
     password: Option<String>,
-    /// Driver option KEY=VALUE (repeatable).
+    /// Driver option KEY=VALUE (repeatable); a key the connector does not take is refused.
     #[arg(long = "option", value_parser = parse_key_value)]
     options: Vec<(String, String)>,
     /// Loads running at once against this database, at most (the scheduler waits for a slot).

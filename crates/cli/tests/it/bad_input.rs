@@ -280,6 +280,51 @@ fn secrets_are_references_and_never_printed() {
     .fails_with("check_query: must be one SELECT (or WITH … SELECT) statement that only reads");
 }
 
+/// A connection option its connector does not take (a typo, most often) is refused by
+/// `connection add` and `apply`, naming the key, the connection and the options it takes;
+/// nothing is saved.
+#[test]
+fn an_unknown_connection_option_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(
+        d,
+        &[
+            "connection",
+            "add",
+            "pg",
+            "--type",
+            "postgresql",
+            "--host",
+            "h",
+            "--database",
+            "db",
+            "--option",
+            "sslmod=disable",
+        ],
+    )
+    .fails_with(
+        "error: connection \"pg\": postgresql has no option \"sslmod\" (its options: sslmode)",
+    );
+    std::fs::write(
+        d.join("typo.yaml"),
+        "connections:\n  my:\n    type: mariadb\n    host: h\n    database: d\n    options:\n      ssl_mode: require\n",
+    )
+    .unwrap();
+    let out = run(d, &["apply", "-f", "typo.yaml"]).fails_with("1 problem(s) in the file");
+    assert!(
+        out.stderr.contains(
+            "connections.my: connection \"my\": mysql has no option \"ssl_mode\" (its options: sslmode)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        run(d, &["connection", "list", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
+
 #[test]
 fn connection_test_reaches_mariadb() {
     let dir = tempfile::tempdir().unwrap();

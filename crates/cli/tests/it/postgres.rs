@@ -150,6 +150,44 @@ async fn a_row_edited_to_a_schedule_that_never_fires_ends_its_run() {
     );
 }
 
+/// A connection option edited with plain SQL to a key its connector does not take: the load
+/// refuses it before reading, naming the key, instead of ignoring it.
+#[tokio::test]
+async fn a_connection_option_edited_to_a_typo_stops_the_load() {
+    let pg = PgControl::new("cli_optkey", "CREATE TABLE t (id int PRIMARY KEY);").await;
+    let run = |args: &[&str]| pg.run(args);
+    let (control, d) = (&pg.control, pg.dir.path());
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.t",
+        "--dest",
+        "bronze.pg.t",
+    ])
+    .ok();
+    control
+        .client
+        .batch_execute("UPDATE table_control_dbconfig SET options = '{\"sslmod\": \"disable\"}'")
+        .await
+        .unwrap();
+    let expected = "connection \"pg\": postgresql has no option \"sslmod\" (its options: sslmode)";
+    run(&["connection", "test", "pg"]).fails_with(expected);
+    let refused = run(&["load", "bronze.pg.t"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains(&format!("error: {expected}")),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !d.join("lakehouse/bronze/pg/t/_delta_log").exists(),
+        "nothing committed"
+    );
+}
+
 /// One control row edited with plain SQL to a value DataLoader cannot read: the sensor skips
 /// it and records why, every other due table loads, and `table list`, `status` and `history`
 /// still work and name it.
