@@ -1,5 +1,5 @@
-//! `check_and_load`'s custom check query runs on the source with the loader's credentials, so
-//! it must only read. What can be checked without a database is checked here, before it ever
+//! `check_and_load`'s custom check query and a table's `source_query` run on the source with
+//! the loader's credentials, so they must only read. What can be checked without a database is checked here, before it ever
 //! runs: one statement (no `;` at all: SQL Server needs none between statements, so a
 //! statement is also refused if it names a write anywhere), beginning with `SELECT` or `WITH`.
 //! Sources that have one also run it in a read-only transaction, which catches what words
@@ -20,9 +20,14 @@ const REFUSED: [&str; 28] = [
 
 /// Whether `sql` may run as a check query (see the module header).
 pub fn validate(sql: &str) -> Result<()> {
+    read_only_select("check_query", sql)
+}
+
+/// Whether `sql` is one reading `SELECT` (see the module header); an error names `field`.
+pub fn read_only_select(field: &str, sql: &str) -> Result<()> {
     let refuse = |why: String| {
         Error::config(
-            "check_query",
+            field,
             format!("must be one SELECT (or WITH … SELECT) statement that only reads: {why}"),
         )
     };
@@ -48,6 +53,15 @@ pub fn validate(sql: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether `sql` begins with `WITH` (a common table expression), after comments: SQL Server
+/// cannot read one as a derived table.
+pub fn starts_with_with(sql: &str) -> bool {
+    without_leading_comments(sql)
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("with"))
 }
 
 /// `sql` from its first token on: leading blanks, `-- …` lines and `/* … */` blocks skipped.

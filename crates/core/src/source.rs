@@ -12,15 +12,32 @@ use crate::{Result, SourceTable, Watermark};
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
 
 /// What to read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SourceObject {
     Table(SourceTable),
+    /// A table's `source_query`: one reading SELECT, read as a derived table
+    /// (`SELECT … FROM (sql) src WHERE …`). `label` is the table's `source_table`: the name
+    /// the rows go by in messages and history; nothing reads it.
+    Query {
+        sql: String,
+        label: SourceTable,
+    },
+}
+
+impl SourceObject {
+    /// The table's name, or the label of its query.
+    pub fn label(&self) -> &SourceTable {
+        match self {
+            SourceObject::Table(t) | SourceObject::Query { label: t, .. } => t,
+        }
+    }
 }
 
 impl std::fmt::Display for SourceObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SourceObject::Table(t) => t.fmt(f),
+            SourceObject::Query { label, .. } => write!(f, "{label} (source query)"),
         }
     }
 }

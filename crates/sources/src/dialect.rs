@@ -1,7 +1,10 @@
 //! SQL rendering shared by the SQL sources: identifiers are always quoted, watermark values are
-//! typed literals built from validated [`Watermark`]s, never configuration pasted into SQL.
+//! typed literals built from validated [`Watermark`]s, never configuration pasted into SQL —
+//! except a table's `source_query`, validated as one reading SELECT and read as a derived table.
 
-use dataloader_core::{Error, Predicate, Result, SourceTable, Watermark, WatermarkKind};
+use dataloader_core::{
+    Error, Predicate, Result, SourceObject, SourceTable, Watermark, WatermarkKind,
+};
 
 pub trait SqlDialect {
     /// Quotes an identifier; embedded quotes are doubled.
@@ -20,6 +23,14 @@ pub trait SqlDialect {
         }
     }
 
+    /// What a statement reads `FROM`: the quoted table, or the query as a derived table.
+    fn from(&self, object: &SourceObject) -> String {
+        match object {
+            SourceObject::Table(table) => self.table(table),
+            SourceObject::Query { sql, .. } => derived(sql),
+        }
+    }
+
     /// A literal of the watermark's type.
     fn literal(&self, value: &Watermark) -> Result<String>;
 
@@ -34,6 +45,12 @@ pub trait SqlDialect {
             Predicate::Or(parts) => self.join(parts, " OR ", "1 = 0")?,
         })
     }
+}
+
+/// A source query as a derived table, aliased without `AS` (Oracle has none for tables). The
+/// query sits on lines of its own, so a trailing `-- comment` cannot swallow the `)`.
+pub fn derived(sql: &str) -> String {
+    format!("(\n{sql}\n) src")
 }
 
 /// Parts in parentheses joined by `op`; `empty` when there are none.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use dataloader_core::{
-    BatchStream, Error, Predicate, ReadOutput, ReadRequest, Result, SourceColumn, Watermark,
-    WatermarkKind,
+    BatchStream, Error, Predicate, ReadOutput, ReadRequest, Result, SourceColumn, SourceObject,
+    Watermark, WatermarkKind,
 };
 use tokio::sync::mpsc;
 
@@ -59,6 +59,20 @@ pub fn column_index(
             role,
             columns: columns.iter().map(|c| c.name.clone()).collect(),
         })
+}
+
+/// A source query's columns, checked: a read selects them by name, so each name must be one
+/// column's.
+pub fn query_columns(object: &SourceObject, names: &[&str]) -> Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(Error::config(
+                "source_query",
+                format!("{object} returns more than one column named \"{name}\": give each its own alias"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A read that matched nothing: the schema and no batches.

@@ -3,24 +3,23 @@
 //! as JSONCompact. ClickHouse has no read transactions: the watermark's upper bound is
 //! captured first and bounds the read, so rows arriving during a load wait for the next one.
 
+mod catalog;
 pub mod connector;
 pub mod types;
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use dataloader_core::secret::mask;
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 
 use crate::batch::ColumnBuilder;
 use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
-    watermark_kind, where_clause, BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
+    utc_watermark, watermark_kind, where_clause, BatchSender,
 };
 use connector::ClickHouseOptions;
 use types::{Cell, ChType, Reader};
@@ -202,6 +201,21 @@ impl ClickHouseSource {
         table: &str,
         step: &'static str,
     ) -> Result<Vec<Vec<serde_json::Value>>> {
+        let answer = self.answer_on(client, sql, table, step).await?;
+        Ok(answer["data"]
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r.as_array().cloned()).collect())
+            .unwrap_or_default())
+    }
+
+    /// The whole JSONCompact answer: `meta` (each column's name and type) and `data`.
+    async fn answer_on(
+        &self,
+        client: &clickhouse::Client,
+        sql: &str,
+        table: &str,
+        step: &'static str,
+    ) -> Result<serde_json::Value> {
         let mut cursor = client
             .query_raw(sql)
             .fetch_bytes("JSONCompact")
@@ -214,17 +228,21 @@ impl ClickHouseSource {
         {
             body.extend_from_slice(&chunk);
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| Error::SourceQuery {
-                connection: self.config.name.clone(),
-                table: table.to_string(),
-                step,
-                message: format!("unreadable answer: {e}"),
-            })?;
-        Ok(value["data"]
-            .as_array()
-            .map(|rows| rows.iter().filter_map(|r| r.as_array().cloned()).collect())
-            .unwrap_or_default())
+        serde_json::from_slice(&body).map_err(|e| Error::SourceQuery {
+            connection: self.config.name.clone(),
+            table: table.to_string(),
+            step,
+            message: format!("unreadable answer: {e}"),
+        })
+    }
+
+    /// The client for `object`: a source query is the user's SQL, run with `readonly = 2`
+    /// (the server refuses anything but reading; settings stay allowed).
+    fn client_for(&self, object: &SourceObject) -> clickhouse::Client {
+        match object {
+            SourceObject::Table(_) => self.client.clone(),
+            SourceObject::Query { .. } => self.client.clone().with_setting("readonly", "2"),
+        }
     }
 
     async fn first_text(
@@ -251,61 +269,6 @@ impl ClickHouseSource {
         }))
     }
 
-    /// (name, type) of each column; asked of the server once per table and source (a load
-    /// describes, probes and reads the same table).
-    async fn column_types(&self, table: &SourceTable) -> Result<Arc<Vec<(String, String)>>> {
-        if let Some(known) = self.described.get(table) {
-            return Ok(known);
-        }
-        let shown = table.to_string();
-        let rows = self
-            .rows(
-                &format!("DESCRIBE TABLE {}", ClickHouseDialect.table(table)),
-                &shown,
-                "describe the table",
-            )
-            .await?;
-        let columns: Vec<(String, String)> = rows
-            .into_iter()
-            .filter_map(|r| {
-                Some((
-                    r.first()?.as_str()?.to_string(),
-                    r.get(1)?.as_str()?.to_string(),
-                ))
-            })
-            .collect();
-        Ok(self.described.put(table, columns))
-    }
-
-    async fn parsed_types(
-        &self,
-        table: &SourceTable,
-        columns: &[SourceColumn],
-    ) -> Result<Vec<ChType>> {
-        let shown = table.to_string();
-        let described = self.column_types(table).await?;
-        columns
-            .iter()
-            .map(|c| {
-                let native = described
-                    .iter()
-                    .find(|(n, _)| n == &c.name)
-                    .map(|(_, t)| t.clone())
-                    .ok_or_else(|| Error::ColumnNotFound {
-                        table: shown.clone(),
-                        column: c.name.clone(),
-                        role: "requested",
-                        columns: described.iter().map(|(n, _)| n.clone()).collect(),
-                    })?;
-                types::parse(&native).ok_or_else(|| Error::UnsupportedType {
-                    table: shown.clone(),
-                    column: c.name.clone(),
-                    native_type: native,
-                })
-            })
-            .collect()
-    }
-
     fn text_of(column: &str, kind: WatermarkKind, function: &str) -> String {
         let d = ClickHouseDialect;
         match kind {
@@ -327,9 +290,8 @@ impl Source for ClickHouseSource {
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
-        let described = self.column_types(table).await?;
+        let shown = object.to_string();
+        let described = self.column_types(object).await?;
         if described.is_empty() {
             return Err(Error::SourceTableNotFound {
                 connection: self.config.name.clone(),
@@ -355,6 +317,10 @@ impl Source for ClickHouseSource {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        if matches!(object, SourceObject::Query { .. }) {
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            query_columns(object, &names)?;
+        }
         // ClickHouse has sorting keys, not unique keys: the table's configuration names the key.
         Ok(SourceSchema {
             object: object.clone(),
@@ -369,10 +335,9 @@ impl Source for ClickHouseSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let d = ClickHouseDialect;
-        let from = d.table(table);
+        let from = d.from(object);
         let (sql, kind) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
                 let function = if matches!(probe, Probe::Min(_)) {
@@ -381,7 +346,9 @@ impl Source for ClickHouseSource {
                     "max"
                 };
                 let idx = column_index(&schema.columns, column, &shown, "incremental")?;
-                let t = self.parsed_types(table, &schema.columns[idx..=idx]).await?;
+                let t = self
+                    .parsed_types(object, &schema.columns[idx..=idx])
+                    .await?;
                 let kind = t[0]
                     .watermark()
                     .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
@@ -412,7 +379,7 @@ impl Source for ClickHouseSource {
         // `readonly = 2`: the server refuses anything but reading (settings stay allowed).
         let client = match probe {
             Probe::Query(_) => self.client.clone().with_setting("readonly", "2"),
-            _ => self.client.clone(),
+            _ => self.client_for(object),
         };
         self.first_text_on(&client, &sql, &shown, "probe the table")
             .await?
@@ -421,11 +388,11 @@ impl Source for ClickHouseSource {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let d = ClickHouseDialect;
-        let types = self.parsed_types(table, &request.columns).await?;
-        let from = d.table(table);
+        let types = self.parsed_types(&request.object, &request.columns).await?;
+        let from = d.from(&request.object);
+        let client = self.client_for(&request.object);
         let mut captured_max = None;
         if let (Some(w), Some(kind)) = (
             &request.watermark,
@@ -437,7 +404,7 @@ impl Source for ClickHouseSource {
                 where_clause(&d, request.max_filter().as_ref())?
             );
             captured_max = self
-                .first_text(&sql, &shown, "capture the watermark")
+                .first_text_on(&client, &sql, &shown, "capture the watermark")
                 .await?
                 .map(|m| utc_watermark(kind, m))
                 .transpose()?;
@@ -448,7 +415,7 @@ impl Source for ClickHouseSource {
         };
         let sql = select_sql(&d, &request.columns, |_, q| q, &from, filter.as_ref())?;
         tracing::debug!(%sql, arrow = self.arrow, "clickhouse read");
-        let mut query = self.client.query_raw(&sql);
+        let mut query = client.query_raw(&sql);
         if self.arrow {
             for (k, v) in types::ARROW_SETTINGS {
                 query = query.with_setting(k, v);

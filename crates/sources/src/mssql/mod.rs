@@ -3,6 +3,7 @@
 //! connect time. Reads run in one transaction (SNAPSHOT isolation with `isolation=snapshot`,
 //! when the database allows it), the watermark's maximum captured first and bounding the read.
 
+mod catalog;
 pub mod connector;
 pub mod types;
 
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use dataloader_core::secret::{mask, SecretRef};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 use tiberius::{AuthMethod, Client, ColumnData, Config};
@@ -22,8 +23,8 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
-    where_clause, BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
+    watermark_kind, where_clause, BatchSender,
 };
 use connector::MssqlOptions;
 use types::Mapping;
@@ -240,41 +241,6 @@ impl MssqlSource {
         })
     }
 
-    /// (name, data type, precision, scale, datetime precision, nullable) in column order.
-    async fn catalog(
-        &self,
-        conn: &mut Conn,
-        table: &SourceTable,
-    ) -> Result<Vec<(String, String, Option<u8>, Option<u8>, Option<u8>, bool)>> {
-        let shown = table.to_string();
-        let rows = conn
-            .query(
-                "SELECT COLUMN_NAME, DATA_TYPE, CAST(NUMERIC_PRECISION AS int), CAST(NUMERIC_SCALE AS int), \
-                 CAST(DATETIME_PRECISION AS int), IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS \
-                 WHERE TABLE_SCHEMA = COALESCE(@P1, SCHEMA_NAME()) AND TABLE_NAME = @P2 ORDER BY ORDINAL_POSITION",
-                &[&table.schema.as_deref(), &table.name.as_str()],
-            )
-            .await
-            .map_err(|e| self.fail(&shown, "describe the table", &e))?
-            .into_first_result()
-            .await
-            .map_err(|e| self.fail(&shown, "describe the table", &e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let small = |i: usize| r.get::<i32, _>(i).and_then(|v| u8::try_from(v).ok());
-                (
-                    r.get::<&str, _>(0).unwrap_or_default().to_string(),
-                    r.get::<&str, _>(1).unwrap_or_default().to_lowercase(),
-                    small(2),
-                    small(3),
-                    small(4),
-                    r.get::<&str, _>(5) == Some("YES"),
-                )
-            })
-            .collect())
-    }
-
     fn mapping(
         &self,
         table: &str,
@@ -319,10 +285,9 @@ impl Source for MssqlSource {
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let mut conn = self.conn().await?;
-        let catalog = self.catalog(&mut conn, table).await?;
+        let catalog = self.catalog(&mut conn, object).await?;
         if catalog.is_empty() {
             return Err(Error::SourceTableNotFound {
                 connection: self.config.name.clone(),
@@ -341,6 +306,19 @@ impl Source for MssqlSource {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let table = match object {
+            SourceObject::Table(table) => table,
+            // A query declares no key: the table's configuration names it.
+            SourceObject::Query { .. } => {
+                let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                query_columns(object, &names)?;
+                return Ok(SourceSchema {
+                    object: object.clone(),
+                    columns,
+                    primary_key: vec![],
+                });
+            }
+        };
         let keys = conn
             .query(
                 "SELECT k.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS c \
@@ -371,10 +349,9 @@ impl Source for MssqlSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let d = MssqlDialect;
-        let from = d.table(table);
+        let from = d.from(object);
         let mut conn = self.conn().await?;
         let (sql, kind) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
@@ -384,7 +361,7 @@ impl Source for MssqlSource {
                     "MAX"
                 };
                 let idx = column_index(&schema.columns, column, &shown, "incremental")?;
-                let catalog = self.catalog(&mut conn, table).await?;
+                let catalog = self.catalog(&mut conn, object).await?;
                 let entry = catalog
                     .iter()
                     .find(|e| &e.0 == column)
@@ -426,11 +403,10 @@ impl Source for MssqlSource {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let d = MssqlDialect;
         let mut conn = self.conn().await?;
-        let catalog = self.catalog(&mut conn, table).await?;
+        let catalog = self.catalog(&mut conn, &request.object).await?;
         let entries = request
             .columns
             .iter()
@@ -451,7 +427,7 @@ impl Source for MssqlSource {
             .iter()
             .map(|e| self.mapping(&shown, &e.0, e))
             .collect::<Result<Vec<_>>>()?;
-        let from = d.table(table);
+        let from = d.from(&request.object);
         let isolation = if self.options.snapshot {
             "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; "
         } else {
@@ -533,6 +509,7 @@ impl Source for MssqlSource {
 mod tests {
     use super::*;
     use crate::dialect::comparisons;
+    use dataloader_core::SourceTable;
 
     #[test]
     fn renders_tsql() {

@@ -2,6 +2,7 @@
 //! READ ONLY` transaction (InnoDB's REPEATABLE READ), so the captured watermark and the rows
 //! come from one snapshot; values come in the binary protocol, typed.
 
+mod catalog;
 pub mod connector;
 pub mod types;
 
@@ -10,7 +11,7 @@ use chrono::NaiveDate;
 use dataloader_core::secret::mask;
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
@@ -19,11 +20,11 @@ use crate::batch::ColumnBuilder;
 use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
-    watermark_kind, where_clause, BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
+    utc_watermark, watermark_kind, where_clause, BatchSender,
 };
 use connector::MysqlOptions;
-use types::{Decode, Mapping};
+use types::Decode;
 
 /// MySQL and MariaDB in the registry (`crate::connectors`); the declaration is in
 /// `connector.rs`.
@@ -251,66 +252,6 @@ impl MysqlSource {
         Ok(conn)
     }
 
-    async fn catalog(
-        &self,
-        conn: &mut Conn,
-        table: &SourceTable,
-    ) -> Result<Vec<(String, String, String, bool, Option<u64>, Option<u64>)>> {
-        let shown = table.to_string();
-        let rows: Vec<Row> = conn
-            .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE \
-                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
-                 ORDER BY ORDINAL_POSITION",
-                (table.schema.clone(), table.name.clone()),
-            )
-            .await
-            .map_err(|e| self.query_error(&shown, "describe the table", &e))?;
-        rows.into_iter()
-            .map(|mut r| {
-                let text = |r: &mut Row, i: usize| -> String {
-                    r.take::<Option<String>, _>(i).flatten().unwrap_or_default()
-                };
-                let name = text(&mut r, 0);
-                let data_type = text(&mut r, 1);
-                let column_type = text(&mut r, 2);
-                let nullable = text(&mut r, 3) == "YES";
-                let precision = r.take::<Option<u64>, _>(4).flatten();
-                let scale = r.take::<Option<u64>, _>(5).flatten();
-                Ok((name, data_type, column_type, nullable, precision, scale))
-            })
-            .collect()
-    }
-
-    async fn mappings(
-        &self,
-        conn: &mut Conn,
-        table: &SourceTable,
-        columns: &[SourceColumn],
-    ) -> Result<Vec<Mapping>> {
-        let shown = table.to_string();
-        let catalog = self.catalog(conn, table).await?;
-        columns
-            .iter()
-            .map(|col| {
-                let (_, data_type, column_type, _, p, s) = catalog
-                    .iter()
-                    .find(|c| c.0 == col.name)
-                    .ok_or_else(|| Error::ColumnNotFound {
-                        table: shown.clone(),
-                        column: col.name.clone(),
-                        role: "requested",
-                        columns: catalog.iter().map(|c| c.0.clone()).collect(),
-                    })?;
-                types::map(data_type, column_type, *p, *s).ok_or_else(|| Error::UnsupportedType {
-                    table: shown.clone(),
-                    column: col.name.clone(),
-                    native_type: column_type.clone(),
-                })
-            })
-            .collect()
-    }
-
     async fn first_text(
         &self,
         conn: &mut Conn,
@@ -342,10 +283,9 @@ impl Source for MysqlSource {
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let mut conn = self.conn().await?;
-        let catalog = self.catalog(&mut conn, table).await?;
+        let catalog = self.catalog(&mut conn, object).await?;
         if catalog.is_empty() {
             return Err(Error::SourceTableNotFound {
                 connection: self.config.name.clone(),
@@ -368,6 +308,19 @@ impl Source for MysqlSource {
                 nullable,
             });
         }
+        let table = match object {
+            SourceObject::Table(table) => table,
+            // A query declares no key: the table's configuration names it.
+            SourceObject::Query { .. } => {
+                let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                query_columns(object, &names)?;
+                return Ok(SourceSchema {
+                    object: object.clone(),
+                    columns,
+                    primary_key: vec![],
+                });
+            }
+        };
         let keys: Vec<Option<String>> = conn
             .exec(
                 "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
@@ -390,10 +343,9 @@ impl Source for MysqlSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let dialect = MysqlDialect;
-        let from = dialect.table(table);
+        let from = dialect.from(object);
         let mut conn = self.conn().await?;
         let (sql, kind) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
@@ -404,7 +356,7 @@ impl Source for MysqlSource {
                 };
                 let idx = column_index(&schema.columns, column, &shown, "incremental")?;
                 let mapping = self
-                    .mappings(&mut conn, table, &schema.columns[idx..=idx])
+                    .mappings(&mut conn, object, &schema.columns[idx..=idx])
                     .await?;
                 let kind = mapping[0]
                     .watermark
@@ -428,31 +380,36 @@ impl Source for MysqlSource {
                 ),
                 WatermarkKind::Integer,
             ),
-            // The user's check query (one reading statement: the table's spec is validated before a load) in a read-only
-            // transaction; its first value, as text.
-            Probe::Query(q) => {
-                conn.query_drop("START TRANSACTION READ ONLY")
-                    .await
-                    .map_err(|e| self.query_error(&shown, "begin the check transaction", &e))?;
-                (format!("SELECT CAST(({q}) AS CHAR)"), WatermarkKind::Text)
-            }
+            // The user's check query (one reading statement: the table's spec is validated
+            // before a load); its first value, as text.
+            Probe::Query(q) => (format!("SELECT CAST(({q}) AS CHAR)"), WatermarkKind::Text),
         };
+        // The user's SQL — a check query, or a source query under the probe — runs in a
+        // read-only transaction.
+        let read_only =
+            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
+        if read_only {
+            conn.query_drop("START TRANSACTION READ ONLY")
+                .await
+                .map_err(|e| self.query_error(&shown, "begin the probe transaction", &e))?;
+        }
         let value = self
             .first_text(&mut conn, sql, &shown, "probe the table")
             .await;
-        if matches!(probe, Probe::Query(_)) {
+        if read_only {
             let _ = conn.query_drop("ROLLBACK").await;
         }
         value?.map(|v| utc_watermark(kind, v)).transpose()
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let dialect = MysqlDialect;
         let mut conn = self.conn().await?;
-        let mappings = self.mappings(&mut conn, table, &request.columns).await?;
-        let from = dialect.table(table);
+        let mappings = self
+            .mappings(&mut conn, &request.object, &request.columns)
+            .await?;
+        let from = dialect.from(&request.object);
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             .await
             .map_err(|e| self.query_error(&shown, "begin the read transaction", &e))?;
@@ -526,6 +483,7 @@ impl Source for MysqlSource {
 mod tests {
     use super::*;
     use crate::dialect::comparisons;
+    use dataloader_core::SourceTable;
 
     #[test]
     fn renders_backticks_and_typed_literals() {

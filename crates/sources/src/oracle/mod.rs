@@ -4,6 +4,7 @@
 //! ONLY` transaction, Oracle's transaction-level read consistency: the captured watermark and
 //! the rows come from one snapshot.
 
+mod catalog;
 pub mod connector;
 pub mod types;
 
@@ -11,15 +12,15 @@ use async_trait::async_trait;
 use dataloader_core::secret::mask;
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 
 use crate::batch::ColumnBuilder;
 use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
-    where_clause, BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
+    watermark_kind, where_clause, BatchSender,
 };
 use connector::OracleOptions;
 use types::{Mapping, Read};
@@ -193,31 +194,6 @@ impl OracleSource {
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
     }
-
-    async fn catalog(
-        &self,
-        table: &SourceTable,
-    ) -> Result<Vec<(String, (String, Option<i64>, Option<i64>), bool)>> {
-        let (schema, name, shown) = (table.schema.clone(), table.name.clone(), table.to_string());
-        let parts = self.clone_parts();
-        self.blocking(move |conn| {
-            let rows = conn
-                .query(
-                    "SELECT COLUMN_NAME, DATA_TYPE, DATA_PRECISION, DATA_SCALE, NULLABLE FROM ALL_TAB_COLUMNS \
-                     WHERE OWNER = NVL(:1, USER) AND TABLE_NAME = :2 ORDER BY COLUMN_ID",
-                    &[&schema, &name],
-                )
-                .map_err(|e| parts.fail(&shown, "describe the table", &e))?;
-            rows.map(|r| {
-                let r = r.map_err(|e| parts.fail(&shown, "describe the table", &e))?;
-                let get = |i: usize| r.get::<usize, Option<String>>(i).ok().flatten();
-                let int = |i: usize| r.get::<usize, Option<i64>>(i).ok().flatten();
-                Ok((get(0).unwrap_or_default(), (get(1).unwrap_or_default(), int(2), int(3)), get(4).as_deref() == Some("Y")))
-            })
-            .collect()
-        })
-        .await
-    }
 }
 
 /// What a blocking thread needs to open its own connection.
@@ -289,9 +265,8 @@ impl Source for OracleSource {
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
-        let catalog = self.catalog(table).await?;
+        let shown = object.to_string();
+        let catalog = self.catalog(object).await?;
         if catalog.is_empty() {
             return Err(Error::SourceTableNotFound {
                 connection: self.config.name.clone(),
@@ -309,6 +284,19 @@ impl Source for OracleSource {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let table = match object {
+            SourceObject::Table(table) => table,
+            // A query declares no key: the table's configuration names it.
+            SourceObject::Query { .. } => {
+                let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                query_columns(object, &names)?;
+                return Ok(SourceSchema {
+                    object: object.clone(),
+                    columns,
+                    primary_key: vec![],
+                });
+            }
+        };
         let (schema, name) = (table.schema.clone(), table.name.clone());
         let parts = self.clone_parts();
         let shown_pk = shown.clone();
@@ -341,10 +329,9 @@ impl Source for OracleSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let d = OracleDialect;
-        let from = d.table(table);
+        let from = d.from(object);
         let (sql, kind) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
                 let function = if matches!(probe, Probe::Min(_)) {
@@ -353,7 +340,7 @@ impl Source for OracleSource {
                     "MAX"
                 };
                 let idx = column_index(&schema.columns, column, &shown, "incremental")?;
-                let catalog = self.catalog(table).await?;
+                let catalog = self.catalog(object).await?;
                 let t = catalog
                     .iter()
                     .find(|c| &c.0 == column)
@@ -387,12 +374,15 @@ impl Source for OracleSource {
             ),
         };
         let parts = self.clone_parts();
-        let check = matches!(probe, Probe::Query(_));
+        // The user's SQL — a check query, or a source query under the probe — runs in a
+        // read-only transaction.
+        let check =
+            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
         let value = self
             .blocking(move |conn| {
                 if check {
                     conn.execute("SET TRANSACTION READ ONLY", &[])
-                        .map_err(|e| parts.fail(&shown, "begin the check transaction", &e))?;
+                        .map_err(|e| parts.fail(&shown, "begin the probe transaction", &e))?;
                 }
                 let value = conn
                     .query_row(&sql, &[])
@@ -408,10 +398,9 @@ impl Source for OracleSource {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let d = OracleDialect;
-        let catalog = self.catalog(table).await?;
+        let catalog = self.catalog(&request.object).await?;
         let mappings = request
             .columns
             .iter()
@@ -429,7 +418,7 @@ impl Source for OracleSource {
                 self.mapping(&shown, &c.name, &t)
             })
             .collect::<Result<Vec<_>>>()?;
-        let from = d.table(table);
+        let from = d.from(&request.object);
         let max_sql = match (
             &request.watermark,
             watermark_kind(&request, &shown, |i| mappings[i].watermark)?,

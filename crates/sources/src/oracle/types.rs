@@ -124,6 +124,38 @@ pub fn map(
     }
 }
 
+/// A source query's column type, from the driver's description of its result, as
+/// `ALL_TAB_COLUMNS` spells a table's — (DATA_TYPE, DATA_PRECISION, DATA_SCALE) — so [`map`]
+/// reads it as it reads a table's.
+pub fn from_oracle_type(t: &oracle::sql_type::OracleType) -> (String, Option<i64>, Option<i64>) {
+    use oracle::sql_type::OracleType as O;
+    let named = |name: &str| (name.to_string(), None, None);
+    match t {
+        O::Varchar2(_) => named("VARCHAR2"),
+        O::NVarchar2(_) => named("NVARCHAR2"),
+        O::Char(_) => named("CHAR"),
+        O::NChar(_) => named("NCHAR"),
+        O::Raw(_) => named("RAW"),
+        O::BinaryFloat => named("BINARY_FLOAT"),
+        O::BinaryDouble => named("BINARY_DOUBLE"),
+        // Precision 0 is NUMBER without one; scale -127 a computed NUMBER's "no scale".
+        O::Number(0, -127) => named("NUMBER"),
+        O::Number(0, s) => ("NUMBER".into(), None, Some(i64::from(*s))),
+        O::Number(p, s) => ("NUMBER".into(), Some(i64::from(*p)), Some(i64::from(*s))),
+        O::Float(p) => ("FLOAT".into(), Some(i64::from(*p)), None),
+        O::Date => named("DATE"),
+        O::Timestamp(fs) => named(&format!("TIMESTAMP({fs})")),
+        O::TimestampTZ(fs) => named(&format!("TIMESTAMP({fs}) WITH TIME ZONE")),
+        O::TimestampLTZ(fs) => named(&format!("TIMESTAMP({fs}) WITH LOCAL TIME ZONE")),
+        O::CLOB => named("CLOB"),
+        O::NCLOB => named("NCLOB"),
+        O::BLOB => named("BLOB"),
+        O::Long => named("LONG"),
+        O::LongRaw => named("LONG RAW"),
+        other => named(&other.to_string()),
+    }
+}
+
 /// An Oracle timestamp (as the driver returns it) in microseconds since 1970, UTC when zoned.
 pub fn micros(t: &oracle::sql_type::Timestamp, to_utc: bool) -> Result<i64, String> {
     if !t.nanosecond().is_multiple_of(1000) {
@@ -163,6 +195,31 @@ pub fn text(t: &oracle::sql_type::Timestamp, zoned: bool) -> Result<String, Stri
 mod tests {
     use super::*;
     use oracle::sql_type::Timestamp;
+
+    #[test]
+    fn query_columns_read_like_table_columns() {
+        use oracle::sql_type::OracleType as O;
+        let mapped = |t: O| {
+            let (dt, p, s) = from_oracle_type(&t);
+            map(&dt, p, s, false).map(|m| m.data_type)
+        };
+        assert_eq!(mapped(O::Number(12, 2)), Some(DataType::Decimal128(12, 2)));
+        assert_eq!(
+            mapped(O::Number(0, -127)),
+            Some(DataType::Decimal128(38, 10)),
+            "a computed NUMBER"
+        );
+        assert_eq!(mapped(O::Varchar2(20)), Some(DataType::Utf8));
+        assert_eq!(
+            mapped(O::TimestampTZ(6)),
+            Some(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into())
+            ))
+        );
+        assert_eq!(mapped(O::Timestamp(9)), Some(DataType::Utf8));
+        assert_eq!(mapped(O::Rowid), None);
+    }
 
     #[test]
     fn numbers_are_never_floats() {

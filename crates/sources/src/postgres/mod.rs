@@ -2,6 +2,7 @@
 //! REPEATABLE READ, read-only transaction so the captured watermark and the rows come from one
 //! snapshot.
 
+mod catalog;
 pub mod connector;
 pub mod copy;
 pub mod decode;
@@ -12,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dataloader_core::secret::mask;
 use dataloader_core::{
-    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceObject,
+    SourceSchema, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 use tokio_postgres::error::SqlState;
@@ -25,7 +26,7 @@ use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
     where_clause, BatchSender,
 };
-use types::{Mapping, PgType, Select};
+use types::Select;
 
 /// PostgreSQL in the registry (`crate::connectors`); its declaration is in `connector.rs`.
 pub static CONNECTOR: Connector = connector::declare(|c| boxed(PostgresSource::connect(c)));
@@ -140,125 +141,6 @@ impl PostgresSource {
             message: self.message(e),
         }
     }
-
-    async fn describe_table(&self, client: &Client, table: &SourceTable) -> Result<SourceSchema> {
-        let shown = table.to_string();
-        let rows = client
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, \
-                 t.typtype::text, t.typcategory::text, et.typname::text, a.atttypmod, a.attnotnull \
-                 FROM pg_attribute a \
-                 JOIN pg_class c ON c.oid = a.attrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_type t ON t.oid = a.atttypid \
-                 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
-                 WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 \
-                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
-                 ORDER BY a.attnum",
-                &[&table.schema, &table.name],
-            )
-            .await
-            .map_err(|e| self.query_error(&shown, "describe the table", &e))?;
-        if rows.is_empty() {
-            return Err(Error::SourceTableNotFound {
-                connection: self.config.name.clone(),
-                table: shown,
-            });
-        }
-        let mut columns = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let name: String = row.get(0);
-            let native: String = row.get(1);
-            let pg = PgType {
-                name: row.get(2),
-                kind: row.get(3),
-                category: row.get(4),
-                element: row.get(5),
-                typmod: row.get(6),
-            };
-            let mapping = types::map(&pg).ok_or_else(|| Error::UnsupportedType {
-                table: shown.clone(),
-                column: name.clone(),
-                native_type: native.clone(),
-            })?;
-            let not_null: bool = row.get(7);
-            columns.push(SourceColumn {
-                name,
-                native_type: native,
-                data_type: mapping.data_type,
-                nullable: !not_null,
-            });
-        }
-        let pk_rows = client
-            .query(
-                "SELECT a.attname::text FROM pg_index i \
-                 JOIN pg_class c ON c.oid = i.indrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey) \
-                 WHERE i.indisprimary AND n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 \
-                 ORDER BY array_position(i.indkey::int2[], a.attnum)",
-                &[&table.schema, &table.name],
-            )
-            .await
-            .map_err(|e| self.query_error(&shown, "read the primary key", &e))?;
-        Ok(SourceSchema {
-            object: SourceObject::Table(table.clone()),
-            columns,
-            primary_key: pk_rows.iter().map(|r| r.get(0)).collect(),
-        })
-    }
-
-    /// The mapping of each requested column, re-derived from the catalog so the read cannot
-    /// disagree with `describe`.
-    async fn mappings(
-        &self,
-        client: &Client,
-        table: &SourceTable,
-        columns: &[SourceColumn],
-    ) -> Result<Vec<Mapping>> {
-        let shown = table.to_string();
-        let rows = client
-            .query(
-                "SELECT a.attname::text, t.typname::text, t.typtype::text, t.typcategory::text, \
-                 et.typname::text, a.atttypmod \
-                 FROM pg_attribute a \
-                 JOIN pg_class c ON c.oid = a.attrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_type t ON t.oid = a.atttypid \
-                 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
-                 WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 \
-                   AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&table.schema, &table.name],
-            )
-            .await
-            .map_err(|e| self.query_error(&shown, "describe the table", &e))?;
-        columns
-            .iter()
-            .map(|col| {
-                let row = rows
-                    .iter()
-                    .find(|r| r.get::<_, String>(0) == col.name)
-                    .ok_or_else(|| Error::ColumnNotFound {
-                        table: shown.clone(),
-                        column: col.name.clone(),
-                        role: "requested",
-                        columns: rows.iter().map(|r| r.get::<_, String>(0)).collect(),
-                    })?;
-                types::map(&PgType {
-                    name: row.get(1),
-                    kind: row.get(2),
-                    category: row.get(3),
-                    element: row.get(4),
-                    typmod: row.get(5),
-                })
-                .ok_or_else(|| Error::UnsupportedType {
-                    table: shown.clone(),
-                    column: col.name.clone(),
-                    native_type: col.native_type.clone(),
-                })
-            })
-            .collect()
-    }
 }
 
 #[async_trait]
@@ -274,9 +156,7 @@ impl Source for PostgresSource {
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
         let client = self.client().await?;
-        match object {
-            SourceObject::Table(table) => self.describe_table(&client, table).await,
-        }
+        self.describe_object(&client, object).await
     }
 
     async fn probe(
@@ -285,18 +165,18 @@ impl Source for PostgresSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        self.probe_table(table, schema, probe).await
+        self.probe_object(object, schema, probe).await
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let dialect = PostgresDialect;
         let client = self.client().await?;
-        let mappings = self.mappings(&client, table, &request.columns).await?;
+        let mappings = self
+            .mappings(&client, &request.object, &request.columns)
+            .await?;
 
-        let from = dialect.table(table);
+        let from = dialect.from(&request.object);
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
@@ -403,28 +283,18 @@ impl Source for PostgresSource {
 }
 
 impl PostgresSource {
-    pub async fn probe_table(
+    pub async fn probe_object(
         &self,
-        table: &SourceTable,
+        object: &SourceObject,
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let shown = table.to_string();
+        let shown = object.to_string();
         let dialect = PostgresDialect;
         let client = self.client().await?;
-        let from = dialect.table(table);
-        let one = |sql: String, step: &'static str| {
-            let client = &client;
-            let shown = shown.clone();
-            async move {
-                let row = client
-                    .query_one(sql.as_str(), &[])
-                    .await
-                    .map_err(|e| self.query_error(&shown, step, &e))?;
-                Ok::<Option<String>, Error>(row.get(0))
-            }
-        };
-        let count = match probe {
+        let from = dialect.from(object);
+        // The SQL, the step it is, and the kind of its one value (as text).
+        let (sql, step, kind) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
                 let function = if matches!(probe, Probe::Min(_)) {
                     "MIN"
@@ -433,53 +303,60 @@ impl PostgresSource {
                 };
                 let idx = column_index(&schema.columns, column, &shown, "incremental")?;
                 let mapping = self
-                    .mappings(&client, table, &schema.columns[idx..=idx])
+                    .mappings(&client, object, &schema.columns[idx..=idx])
                     .await?;
                 let kind = mapping[0]
                     .watermark
                     .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
-                let sql = format!(
-                    "SELECT {function}({})::text FROM {from}",
-                    dialect.quote_ident(column)
-                );
-                return one(sql, "probe the table")
-                    .await?
-                    .map(|v| Watermark::new(kind, v))
-                    .transpose();
+                (
+                    format!(
+                        "SELECT {function}({})::text FROM {from}",
+                        dialect.quote_ident(column)
+                    ),
+                    "probe the table",
+                    kind,
+                )
             }
-            Probe::RowCount => format!("SELECT COUNT(*)::text FROM {from}"),
-            Probe::NullCount(c) => format!(
-                "SELECT COUNT(*)::text FROM {from} WHERE {} IS NULL",
-                dialect.quote_ident(c)
+            Probe::RowCount => (
+                format!("SELECT COUNT(*)::text FROM {from}"),
+                "count rows",
+                WatermarkKind::Integer,
             ),
-            Probe::Query(query) => {
-                // The user's check query (one reading statement: the table's spec is validated before a load), run as
-                // written in a read-only transaction; its first value, as text.
-                client
-                    .batch_execute("BEGIN TRANSACTION READ ONLY")
-                    .await
-                    .map_err(|e| self.query_error(&shown, "begin the check transaction", &e))?;
-                let messages = client
-                    .simple_query(query)
-                    .await
-                    .map_err(|e| self.query_error(&shown, "run the check query", &e))?;
-                let _ = client.batch_execute("ROLLBACK").await;
-                let value = messages.iter().find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => {
-                        Some(row.get(0).map(str::to_string))
-                    }
-                    _ => None,
-                });
-                return value
-                    .flatten()
-                    .map(|v| Watermark::new(WatermarkKind::Text, v))
-                    .transpose();
-            }
+            Probe::NullCount(c) => (
+                format!(
+                    "SELECT COUNT(*)::text FROM {from} WHERE {} IS NULL",
+                    dialect.quote_ident(c)
+                ),
+                "count rows",
+                WatermarkKind::Integer,
+            ),
+            // The user's check query (one reading statement: the table's spec is validated
+            // before a load), run as written; its first value, as text.
+            Probe::Query(query) => (query.clone(), "run the check query", WatermarkKind::Text),
         };
-        one(count, "count rows")
-            .await?
-            .map(|v| Watermark::new(WatermarkKind::Integer, v))
-            .transpose()
+        // The user's SQL — a check query, or a source query under the probe — runs in a
+        // read-only transaction, which also refuses a function that writes.
+        let read_only =
+            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
+        if read_only {
+            client
+                .batch_execute("BEGIN TRANSACTION READ ONLY")
+                .await
+                .map_err(|e| self.query_error(&shown, "begin the probe transaction", &e))?;
+        }
+        // The simple protocol answers in text, whatever the type of a check query's value.
+        let messages = client
+            .simple_query(&sql)
+            .await
+            .map_err(|e| self.query_error(&shown, step, &e));
+        if read_only {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        let value = messages?.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_string)),
+            _ => None,
+        });
+        value.flatten().map(|v| Watermark::new(kind, v)).transpose()
     }
 }
 
@@ -487,6 +364,7 @@ impl PostgresSource {
 mod tests {
     use super::*;
     use crate::dialect::comparisons;
+    use dataloader_core::SourceTable;
 
     #[test]
     fn renders_typed_literals() {

@@ -4,6 +4,7 @@
 //! its own snapshot: the watermark's upper bound is captured first and bounds the read.
 
 pub mod auth;
+mod catalog;
 pub mod client;
 pub mod connector;
 pub mod types;
@@ -17,15 +18,15 @@ use async_trait::async_trait;
 use dataloader_core::secret::{mask, SecretRef};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 
 use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, select_sql, utc_watermark,
-    watermark_kind, where_clause, BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
+    utc_watermark, watermark_kind, where_clause, BatchSender,
 };
 use client::{Client, ClientError, Credential, Login, QueryResult};
 use connector::SnowflakeOptions;
@@ -80,11 +81,12 @@ pub struct SnowflakeSource {
     secrets: Vec<String>,
     client: Arc<Client>,
     bigint_integers: bool,
-    /// Tables as named in the configuration → as Snowflake stores them (unquoted names are
-    /// upper case in Snowflake; `public.orders` finds `PUBLIC.ORDERS`).
-    /// Kept with the table's columns: a load describes, probes and reads one table, and asks
+    /// Tables as named in the configuration → what a statement reads `FROM`, as Snowflake
+    /// stores them (unquoted names are upper case in Snowflake; `public.orders` finds
+    /// `PUBLIC.ORDERS`); a source query → itself as a derived table.
+    /// Kept with the columns: a load describes, probes and reads one object, and asks
     /// Snowflake for its columns once.
-    resolved: crate::per_table::PerTable<(SourceTable, Vec<RowType>)>,
+    resolved: crate::per_table::PerTable<(String, Vec<RowType>)>,
 }
 
 impl SnowflakeSource {
@@ -211,75 +213,6 @@ impl SnowflakeSource {
             .map_err(|e| self.error(table, step, e))
     }
 
-    /// The table as Snowflake names it, and its columns (a `LIMIT 0` query's rowtype).
-    async fn resolve(&self, table: &SourceTable) -> Result<Arc<(SourceTable, Vec<RowType>)>> {
-        if let Some(known) = self.resolved.get(table) {
-            return Ok(known);
-        }
-        let upper = SourceTable {
-            schema: table.schema.as_ref().map(|s| s.to_uppercase()),
-            name: table.name.to_uppercase(),
-        };
-        let candidates = if upper != *table {
-            vec![table.clone(), upper]
-        } else {
-            vec![table.clone()]
-        };
-        let shown = table.to_string();
-        let mut last = None;
-        for candidate in candidates {
-            let sql = format!(
-                "SELECT * FROM {} LIMIT 0",
-                SnowflakeDialect.table(&candidate)
-            );
-            match self.query(&sql, &shown, "describe the table").await {
-                Ok(result) => {
-                    return Ok(self.resolved.put(table, (candidate, result.rowtype)));
-                }
-                Err(e @ Error::SourceTableNotFound { .. }) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::SourceTableNotFound {
-            connection: self.config.name.clone(),
-            table: shown,
-        }))
-    }
-
-    fn kind(&self, table: &str, column: &RowType) -> Result<Kind> {
-        Kind::of(column, self.bigint_integers).ok_or_else(|| Error::UnsupportedType {
-            table: table.to_string(),
-            column: column.name.clone(),
-            native_type: types::native_type(column),
-        })
-    }
-
-    /// The kinds of `columns`, in their order, from the table's rowtype.
-    async fn kinds(
-        &self,
-        table: &SourceTable,
-        columns: &[SourceColumn],
-    ) -> Result<(SourceTable, Vec<Kind>)> {
-        let shown = table.to_string();
-        let found = self.resolve(table).await?;
-        let (resolved, rowtype) = &*found;
-        let kinds = columns
-            .iter()
-            .map(|c| {
-                let column = rowtype.iter().find(|r| r.name == c.name).ok_or_else(|| {
-                    Error::ColumnNotFound {
-                        table: shown.clone(),
-                        column: c.name.clone(),
-                        role: "requested",
-                        columns: rowtype.iter().map(|r| r.name.clone()).collect(),
-                    }
-                })?;
-                self.kind(&shown, column)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((resolved.clone(), kinds))
-    }
-
     /// The first value of a one-row, one-column query, as watermark text.
     async fn single_value(
         &self,
@@ -354,9 +287,8 @@ impl Source for SnowflakeSource {
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
-        let found = self.resolve(table).await?;
+        let shown = object.to_string();
+        let found = self.resolve(object).await?;
         let rowtype = &found.1;
         let columns = rowtype
             .iter()
@@ -369,6 +301,10 @@ impl Source for SnowflakeSource {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        if matches!(object, SourceObject::Query { .. }) {
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            query_columns(object, &names)?;
+        }
         // Snowflake does not enforce keys: the table's configuration names the key.
         Ok(SourceSchema {
             object: object.clone(),
@@ -383,13 +319,12 @@ impl Source for SnowflakeSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let d = SnowflakeDialect;
         let (sql, kind, watermark) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
                 let idx = column_index(&schema.columns, column, &shown, "incremental")?;
-                let (resolved, kinds) = self.kinds(table, &schema.columns[idx..=idx]).await?;
+                let (from, kinds) = self.kinds(object, &schema.columns[idx..=idx]).await?;
                 let watermark = kinds[0]
                     .watermark()
                     .ok_or_else(|| not_a_watermark(&schema.columns[idx], &shown))?;
@@ -399,24 +334,20 @@ impl Source for SnowflakeSource {
                     "MAX"
                 };
                 (
-                    format!(
-                        "SELECT {function}({}) FROM {}",
-                        d.quote_ident(column),
-                        d.table(&resolved)
-                    ),
+                    format!("SELECT {function}({}) FROM {from}", d.quote_ident(column)),
                     kinds[0],
                     watermark,
                 )
             }
             Probe::RowCount | Probe::NullCount(_) => {
-                let found = self.resolve(table).await?;
-                let resolved = &found.0;
+                let found = self.resolve(object).await?;
+                let from = &found.0;
                 let filter = match probe {
                     Probe::NullCount(c) => format!(" WHERE {} IS NULL", d.quote_ident(c)),
                     _ => String::new(),
                 };
                 (
-                    format!("SELECT COUNT(*) FROM {}{filter}", d.table(resolved)),
+                    format!("SELECT COUNT(*) FROM {from}{filter}"),
                     Kind::Integer,
                     WatermarkKind::Integer,
                 )
@@ -436,11 +367,9 @@ impl Source for SnowflakeSource {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let d = SnowflakeDialect;
-        let (resolved, kinds) = self.kinds(table, &request.columns).await?;
-        let from = d.table(&resolved);
+        let (from, kinds) = self.kinds(&request.object, &request.columns).await?;
         let mut captured_max = None;
         if let (Some(w), Some(kind)) = (
             &request.watermark,

@@ -5,12 +5,13 @@ pub mod connector;
 pub mod types;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
-    SourceObject, SourceSchema, SourceTable, Watermark, WatermarkKind,
+    SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
@@ -18,10 +19,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::batch::ColumnBuilder;
 use crate::connector::{boxed, Connector};
-use crate::dialect::{number_literal, quote_string, SqlDialect};
+use crate::dialect::{derived, number_literal, quote_string, SqlDialect};
 use crate::read::{
-    batch_schema, column_index, empty_output, not_a_watermark, select_sql, watermark_kind,
-    where_clause, BatchSender,
+    batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
+    watermark_kind, where_clause, BatchSender,
 };
 use types::Decode;
 
@@ -86,8 +87,13 @@ impl SqliteSource {
         }
     }
 
-    async fn columns(&self, table: &SourceTable) -> Result<Vec<(String, String, bool, i64)>> {
-        let shown = table.to_string();
+    /// (name, declared type, not null, position in the primary key) of each column.
+    async fn columns(&self, object: &SourceObject) -> Result<Vec<(String, String, bool, i64)>> {
+        let shown = object.to_string();
+        let table = match object {
+            SourceObject::Table(table) => table,
+            SourceObject::Query { sql, .. } => return self.query_columns(sql, &shown).await,
+        };
         let rows = sqlx::query(
             "SELECT name, type, \"notnull\", pk FROM pragma_table_info($1, COALESCE($2, 'main')) ORDER BY cid",
         )
@@ -113,6 +119,64 @@ impl SqliteSource {
                         .map_err(|e| self.query_error(&shown, "describe the table", e))?,
                     r.try_get::<i64, _>(3)
                         .map_err(|e| self.query_error(&shown, "describe the table", e))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl SqliteSource {
+    /// A source query's columns, from a temporary view over it: SQLite gives a view's column
+    /// the declared type of the table column it reads, and a computed one none. The view lives
+    /// in the connection's own `temp` schema, so the database file is not written.
+    async fn query_columns(
+        &self,
+        sql: &str,
+        shown: &str,
+    ) -> Result<Vec<(String, String, bool, i64)>> {
+        static VIEWS: AtomicU64 = AtomicU64::new(0);
+        let view = format!(
+            "dataloader_source_query_{}",
+            VIEWS.fetch_add(1, Ordering::Relaxed)
+        );
+        let step = "describe the source query";
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.query_error(shown, step, e))?;
+        let create = format!(
+            "CREATE TEMP VIEW \"{view}\" AS SELECT * FROM {}",
+            derived(sql)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.query_error(shown, step, e))?;
+        let rows = sqlx::query("SELECT name, type FROM pragma_table_info($1, 'temp') ORDER BY cid")
+            .bind(&view)
+            .fetch_all(&mut *conn)
+            .await;
+        let drop = format!("DROP VIEW temp.\"{view}\"");
+        if sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            // The view goes with the connection.
+            conn.detach();
+        }
+        rows.map_err(|e| self.query_error(shown, step, e))?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)
+                        .map_err(|e| self.query_error(shown, step, e))?,
+                    r.try_get::<Option<String>, _>(1)
+                        .map_err(|e| self.query_error(shown, step, e))?
+                        .unwrap_or_default(),
+                    false,
+                    0,
                 ))
             })
             .collect()
@@ -191,19 +255,25 @@ impl Source for SqliteSource {
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
-        let cols = self.columns(table).await?;
+        let shown = object.to_string();
+        let cols = self.columns(object).await?;
         let mut columns = Vec::with_capacity(cols.len());
         let mut pk: Vec<(i64, String)> = Vec::new();
         for (name, declared, not_null, pk_pos) in cols {
-            let mapping = types::map(&declared).ok_or_else(|| Error::UnsupportedType {
-                table: shown.clone(),
-                column: name.clone(),
-                native_type: if declared.is_empty() {
-                    "(no declared type)".into()
-                } else {
-                    declared.clone()
+            let mapping = types::map(&declared).ok_or_else(|| match object {
+                // A cast does not help here: SQLite types a column by its declaration only.
+                SourceObject::Query { .. } if declared.is_empty() => Error::config(
+                    "source_query",
+                    format!("column \"{name}\" of {shown} is computed, and SQLite gives a computed column no type: select table columns as they are (their declared types map them)"),
+                ),
+                _ => Error::UnsupportedType {
+                    table: shown.clone(),
+                    column: name.clone(),
+                    native_type: if declared.is_empty() {
+                        "(no declared type)".into()
+                    } else {
+                        declared.clone()
+                    },
                 },
             })?;
             if pk_pos > 0 {
@@ -217,6 +287,10 @@ impl Source for SqliteSource {
             });
         }
         pk.sort();
+        if matches!(object, SourceObject::Query { .. }) {
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            query_columns(object, &names)?;
+        }
         Ok(SourceSchema {
             object: object.clone(),
             columns,
@@ -230,10 +304,9 @@ impl Source for SqliteSource {
         schema: &SourceSchema,
         probe: &Probe,
     ) -> Result<Option<Watermark>> {
-        let SourceObject::Table(table) = object;
-        let shown = table.to_string();
+        let shown = object.to_string();
         let dialect = SqliteDialect;
-        let from = dialect.table(table);
+        let from = dialect.from(object);
         let (sql, kind) = match probe {
             Probe::Min(column) | Probe::Max(column) => {
                 let function = if matches!(probe, Probe::Min(_)) {
@@ -273,8 +346,10 @@ impl Source for SqliteSource {
             .acquire()
             .await
             .map_err(|e| self.query_error(&shown, "probe the table", e))?;
-        // A check query runs on a connection that refuses to write (`query_only`).
-        let check = matches!(probe, Probe::Query(_));
+        // The user's SQL — a check query, or a source query under the probe — runs on a
+        // connection that refuses to write (`query_only`).
+        let check =
+            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
         if check {
             sqlx::query("PRAGMA query_only = ON")
                 .execute(&mut *conn)
@@ -302,8 +377,7 @@ impl Source for SqliteSource {
     }
 
     async fn read(&self, request: ReadRequest) -> Result<ReadOutput> {
-        let SourceObject::Table(table) = &request.object;
-        let shown = table.to_string();
+        let shown = request.object.to_string();
         let dialect = SqliteDialect;
         let mappings = request
             .columns
@@ -316,7 +390,7 @@ impl Source for SqliteSource {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let from = dialect.table(table);
+        let from = dialect.from(&request.object);
         let mut tx = self
             .pool
             .begin()
@@ -387,5 +461,103 @@ impl Source for SqliteSource {
             batches,
             captured_max,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, TimeUnit};
+    use dataloader_core::{Predicate, SourceTable};
+
+    /// A source query over a SQLite file: typed by the declared types of the table columns it
+    /// reads, probed and filtered as a derived table; a computed column is refused by name.
+    #[tokio::test]
+    async fn a_source_query_takes_the_declared_types_of_its_tables() {
+        let path = std::env::temp_dir().join(format!("dl_sqlite_query_{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        for sql in [
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL)",
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, amount DECIMAL(10,2), status TEXT, updated_at DATETIME)",
+            "INSERT INTO customers VALUES (1, 'Ann'), (2, 'Bo')",
+            "INSERT INTO orders VALUES (1, 1, 1.50, 'open', '2024-01-01 00:00:01'), (2, 2, 2.50, 'cancelled', '2024-01-01 00:00:02'), (3, 2, 3.50, 'open', '2024-01-01 00:00:03')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let config = ConnectionConfig {
+            name: "lite".into(),
+            db_type: "sqlite".parse().unwrap(),
+            host: None,
+            port: None,
+            database: Some(path.display().to_string()),
+            user: None,
+            password: None,
+            options: Default::default(),
+            max_connections: None,
+        };
+        let source = SqliteSource::connect(&config).await.unwrap();
+        let query = |sql: &str| SourceObject::Query {
+            sql: sql.into(),
+            label: SourceTable::parse("orders_named").unwrap(),
+        };
+        let object = query(
+            "SELECT o.id, c.name AS customer, o.amount, o.updated_at FROM orders o \
+             JOIN customers c ON c.id = o.customer_id WHERE o.status <> 'cancelled' -- open only",
+        );
+        let schema = source.describe(&object).await.unwrap();
+        let types: Vec<&DataType> = schema.columns.iter().map(|c| &c.data_type).collect();
+        assert_eq!(
+            types,
+            [
+                &DataType::Int64,
+                &DataType::Utf8,
+                &DataType::Decimal128(10, 2),
+                &DataType::Timestamp(TimeUnit::Microsecond, None)
+            ]
+        );
+        let max = source
+            .probe(&object, &schema, &Probe::Max("updated_at".into()))
+            .await
+            .unwrap();
+        assert_eq!(max.unwrap().value, "2024-01-01 00:00:03");
+        let count = source
+            .probe(&object, &schema, &Probe::RowCount)
+            .await
+            .unwrap();
+        assert_eq!(count.unwrap().value, "2", "the WHERE is the query's");
+        let output = source
+            .read(ReadRequest {
+                object: object.clone(),
+                columns: schema.columns.clone(),
+                filter: Some(Predicate::Gt(
+                    "id".into(),
+                    Watermark::new(WatermarkKind::Integer, "1").unwrap(),
+                )),
+                watermark: None,
+                batch_size: 10,
+            })
+            .await
+            .unwrap();
+        let batches: Vec<_> = output.batches.collect::<Vec<_>>().await;
+        let rows: usize = batches.iter().map(|b| b.as_ref().unwrap().num_rows()).sum();
+        assert_eq!(rows, 1, "order 3: past the filter and open");
+
+        let computed = source
+            .describe(&query("SELECT id, amount * 2 AS doubled FROM orders"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            computed.starts_with(
+                "source_query: column \"doubled\" of orders_named (source query) is computed"
+            ),
+            "{computed}"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }
