@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod secret;
 pub mod settings;
 pub mod source;
+pub mod source_query;
 pub mod span;
 pub mod store;
 pub mod strategy;

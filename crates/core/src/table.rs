@@ -128,7 +128,10 @@ impl std::fmt::Display for SourceTable {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSpec {
     pub connection: String,
+    /// The source table; with `source_query` set, only the name the query's rows go by.
     pub source: SourceTable,
+    /// A SELECT read instead of the source table (see [`crate::source_query`]).
+    pub source_query: Option<String>,
     pub destination: TargetTable,
     pub strategy: LoadStrategy,
     pub primary_keys: Vec<String>,
@@ -190,6 +193,7 @@ impl TableSpec {
         TableSpec {
             connection: connection.into(),
             source,
+            source_query: None,
             destination,
             strategy: LoadStrategy::Full,
             primary_keys: vec![],
@@ -295,6 +299,9 @@ impl TableSpec {
                 format!("{dest}: {field} only applies to {for_what}, not to {strategy}"),
             )
         };
+        if let Some(query) = &self.source_query {
+            crate::source_query::validate(query)?;
+        }
         if self.primary_keys.iter().any(|k| k.trim().is_empty()) {
             return Err(Error::config(
                 "primary_key",

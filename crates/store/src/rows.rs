@@ -16,7 +16,7 @@ use sqlx::{ColumnIndex, Row};
 use crate::backend::Value;
 
 pub(crate) const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema, source_table, \
-    destination_catalog, destination_schema, destination_table, load_strategy, primary_keys, \
+    source_query, destination_catalog, destination_schema, destination_table, load_strategy, primary_keys, \
     incremental_column, incremental_value, incremental_value_type, schedule, timezone, \
     next_load_date_time, is_active, status, last_run_id, timeout_minutes, max_retries, priority, \
     column_naming, tags, lookback, rolling_column, rolling_window, chunk_size, check_mode, \
@@ -144,6 +144,7 @@ where
                     schema,
                     name: table.unwrap_or_default(),
                 },
+                source_query: self.try_get("source_query").map_err(decode_err)?,
                 destination,
                 strategy: LoadStrategy::from_str(&strategy)?,
                 primary_keys: parse_json_list("primary_keys", &keys)?,

@@ -40,9 +40,9 @@ where
              rolling_window, chunk_size, check_mode, check_query, inner_strategy, \
              null_watermark, schema_evolution, delete_detection, delete_detection_interval, \
              max_delete_ratio, parallelism, partition_by, target_file_size, compression, \
-             row_group_rows) \
+             row_group_rows, source_query) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, \
-             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36) \
+             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37) \
              RETURNING table_id",
         )
         .bind(&spec.connection)
@@ -81,6 +81,7 @@ where
         .bind(&spec.target_file_size)
         .bind(&spec.compression)
         .bind(spec.row_group_rows)
+        .bind(&spec.source_query)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| Error::store("add the table", e))
@@ -123,7 +124,8 @@ where
              check_mode = $25, check_query = $26, inner_strategy = $27, null_watermark = $28, \
              schema_evolution = $29, delete_detection = $30, delete_detection_interval = $31, \
              max_delete_ratio = $32, parallelism = $33, partition_by = $34, \
-             target_file_size = $35, compression = $36, row_group_rows = $37 \
+             target_file_size = $35, compression = $36, row_group_rows = $37, \
+             source_query = $38 \
              WHERE table_id = $1",
         )
         .bind(table_id)
@@ -163,6 +165,7 @@ where
         .bind(&spec.target_file_size)
         .bind(&spec.compression)
         .bind(spec.row_group_rows)
+        .bind(&spec.source_query)
         .execute(&self.pool)
         .await
         .map_err(|e| Error::store("update the table", e))?;
