@@ -154,7 +154,7 @@ pub enum Error {
         columns: Vec<String>,
     },
 
-    #[error("{table}: column \"{column}\" has type {native_type}, which DataLoader cannot map to Delta; cast it in a custom source query")]
+    #[error("{table}: column \"{column}\" has type {native_type}, which DataLoader cannot map to Delta; set source_query to a SELECT that casts it to a mapped type (see docs/configuration.md#source-queries)")]
     UnsupportedType {
         table: String,
         column: String,
