@@ -21,6 +21,10 @@ from urllib.parse import parse_qsl, urlsplit
 from chdb import session
 
 NOT_SETTINGS = {"query", "database", "default_format", "user", "password", "query_id", "session_id"}
+# Settings are applied to the one session with SET, so they outlive their request; `readonly`
+# could never be unset again (a read-only session refuses to change it), so it is not applied:
+# the current engine does not check that a source query or check query only reads (18.16 does).
+NOT_APPLIED = {"readonly"}
 
 
 def quote(value: str) -> str:
@@ -54,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
         sql = (params.get("query", "") + " " + self.rfile.read(length).decode()).strip()
         try:
             for name, value in params.items():
-                if name not in NOT_SETTINGS:
+                if name not in NOT_SETTINGS and name not in NOT_APPLIED:
                     self.sess.query(f"SET {name} = {quote(value)}")
             self.sess.query(f"USE {params.get('database') or 'default'}")
             result = self.sess.query(sql, params.get("default_format", "TabSeparated"))
