@@ -2,9 +2,7 @@
 //! asset checks): its primary key is unique, and where the strategy makes the table a copy of
 //! the whole source, it holds as many rows as the source.
 
-use dataloader_core::{
-    Error, LoadStrategy, Probe, Result, SourceObject, TableControl, TableSpec, TargetTable,
-};
+use dataloader_core::{Error, LoadStrategy, Probe, Result, TableControl, TableSpec, TargetTable};
 use serde::Serialize;
 
 use crate::Engine;
@@ -72,7 +70,7 @@ impl Engine {
         let delta = self.destination(destination)?;
         let connection = self.store.require_connection(&spec.connection).await?;
         let source = dataloader_sources::connect(&connection).await?;
-        let object = SourceObject::Table(spec.source.clone());
+        let object = spec.source_object();
         let schema = source.describe(&object).await?;
         // Grouping by key reads the whole key columns: only for the key check.
         let keys = if wanted.contains(&PRIMARY_KEY_UNIQUE) {
@@ -119,7 +117,7 @@ impl Engine {
                 .and_then(|w| w.value.parse::<u64>().ok())
                 .ok_or_else(|| Error::SourceQuery {
                     connection: spec.connection.clone(),
-                    table: spec.source.to_string(),
+                    table: object.to_string(),
                     step: "count the source rows",
                     message: "the count returned no number".into(),
                 })?;
@@ -128,8 +126,8 @@ impl Engine {
                 passed: source_rows == counts.rows,
                 severity: Severity::Warn,
                 description: format!(
-                    "{} rows in the Delta table, {source_rows} in {}",
-                    counts.rows, spec.source
+                    "{} rows in the Delta table, {source_rows} in {object}",
+                    counts.rows
                 ),
                 figures: vec![("delta_rows", counts.rows), ("source_rows", source_rows)],
             });

@@ -49,8 +49,9 @@ pub struct PreparedRead {
 }
 
 impl LoadContext<'_> {
+    /// What the loads read: the source table, or the table's source query.
     pub fn object(&self) -> SourceObject {
-        SourceObject::Table(self.table.spec.source.clone())
+        self.table.spec.source_object()
     }
 
     /// The destination name of a source column.

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dataloader_core::{
-    Error, LoadStrategy, Result, RunId, SourceObject, SourceSchema, StateUpdate, StrategyConfig,
-    TableControl,
+    Error, LoadStrategy, Result, RunId, SourceSchema, StateUpdate, StrategyConfig, TableControl,
 };
 use dataloader_lake::DeltaDestination;
 
@@ -34,9 +33,7 @@ impl Engine {
         }
         let connection = self.store.require_connection(&spec.connection).await?;
         let source = dataloader_sources::connect(&connection).await?;
-        let schema = source
-            .describe(&SourceObject::Table(spec.source.clone()))
-            .await?;
+        let schema = source.describe(&spec.source_object()).await?;
         check_columns(table, &schema)?;
         let dest_names = spec
             .column_naming

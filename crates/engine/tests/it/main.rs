@@ -19,6 +19,7 @@ mod oracle;
 mod property;
 mod s3;
 mod snowflake;
+mod source_query;
 mod strategies;
 
 use std::sync::Arc;

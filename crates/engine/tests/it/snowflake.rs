@@ -309,6 +309,81 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
     assert_eq!(appended.rows_read, 1, "only the new id is appended");
 }
 
+/// A source query with a join, a cast and a `WHERE`, loaded incrementally twice: typed from its
+/// `LIMIT 0` rowtype, the watermark filter wraps it.
+#[tokio::test]
+async fn incremental_source_query_on_snowflake() {
+    let Some(sf) = Sf::new("query").await else {
+        return;
+    };
+    sf.exec(
+        "CREATE TABLE S.KINDS (K NUMBER(9,0), LABEL VARCHAR);
+         INSERT INTO S.KINDS VALUES (0, 'even'), (1, 'odd');
+         CREATE TABLE S.EVENTS (ID NUMBER(18,0), V VARCHAR, CHANGED_AT TIMESTAMP_NTZ);
+         INSERT INTO S.EVENTS SELECT SEQ4() + 1, 'v' || (SEQ4() + 1), DATEADD(MINUTE, SEQ4() + 1, '2024-01-01 00:00:00'::TIMESTAMP_NTZ)
+           FROM TABLE(GENERATOR(ROWCOUNT => 50))",
+    )
+    .await;
+    let query = "SELECT E.ID, K.LABEL, CAST(E.ID * 2 AS NUMBER(20,0)) AS TWICE, E.CHANGED_AT
+                   FROM S.EVENTS E JOIN S.KINDS K ON K.K = MOD(E.ID, 2)
+                  WHERE E.ID <= 40";
+    let dest = sf
+        .add_on(
+            "sf",
+            "s.events_labelled",
+            "bronze.sf.events_labelled",
+            LoadStrategy::Incremental,
+            |s| {
+                s.source_query = Some(query.into());
+                s.primary_keys = vec!["ID".into()];
+                s.incremental_column = Some("CHANGED_AT".into());
+            },
+        )
+        .await;
+    let all = format!(
+        "SELECT CAST(ID AS VARCHAR), LABEL, CAST(TWICE AS VARCHAR) FROM ({query}) Q ORDER BY Q.ID"
+    );
+    let (cols, kinds) = (
+        ["id", "label", "twice"],
+        [Canon::Text, Canon::Text, Canon::Decimal],
+    );
+    let first = sf
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    assert_eq!(first.rows_read, 40);
+    sf.compare(&dest, &all, &cols, &kinds).await;
+    sf.exec(
+        "UPDATE S.EVENTS SET CHANGED_AT = '2024-03-01 00:00:00' WHERE ID IN (5, 45);
+         UPDATE S.KINDS SET LABEL = 'uneven' WHERE K = 1",
+    )
+    .await;
+    let second = sf
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    assert_eq!(
+        (second.rows_read, second.rows_updated),
+        (1, 1),
+        "row 5 only: 45 is outside the query"
+    );
+    let labels = sf
+        .delta_rows(&dest, &["id", "label"], &[Canon::Text, Canon::Text])
+        .await;
+    assert_eq!(
+        labels[4][1].as_deref(),
+        Some("uneven"),
+        "row 5 was read again"
+    );
+    assert_eq!(
+        labels[2][1].as_deref(),
+        Some("odd"),
+        "row 3's watermark did not move"
+    );
+}
+
 #[tokio::test]
 async fn empty_snowflake_table_loads_its_schema_and_no_rows() {
     let Some(sf) = Sf::new("empty").await else {
