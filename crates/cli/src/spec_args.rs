@@ -12,6 +12,10 @@ use dataloader_core::{
 
 #[derive(Args, Debug, Default)]
 pub struct SpecArgs {
+    /// A SELECT to read instead of the source table, which then only names it (none: read the
+    /// table again); see docs/configuration.md#source-queries.
+    #[arg(long)]
+    pub source_query: Option<String>,
     /// full, incremental, append_only, rolling, check_and_load or chunked_backfill.
     #[arg(long)]
     pub strategy: Option<String>,
@@ -143,6 +147,7 @@ impl SpecArgs {
                 *target = v;
             }
         };
+        set(&mut spec.source_query, &self.source_query);
         set(&mut spec.incremental_column, &self.incremental_column);
         set(&mut spec.schedule, &self.schedule);
         set(&mut spec.lookback, &self.lookback);

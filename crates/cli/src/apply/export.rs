@@ -28,6 +28,7 @@ pub async fn export(store: &dyn Store) -> Result<String> {
         let s = t.spec;
         file.tables.push(TableEntry {
             source: s.source.to_string(),
+            source_query: s.source_query,
             connection: Some(s.connection),
             destination: Some(s.destination.to_string()),
             strategy: Some(s.strategy.to_string()),

@@ -113,8 +113,11 @@ impl OneOrMany {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableEntry {
-    /// `schema.table` in the source database.
+    /// `schema.table` in the source database; with `source_query`, the name its rows go by.
     pub source: String,
+    /// A SELECT read instead of the source table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_query: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +318,7 @@ fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec,
         }
     };
     let mut spec = TableSpec::new(connection, source, destination);
+    spec.source_query = t.source_query.clone();
     if let Some(s) = t.strategy.as_ref().or(d.strategy.as_ref()) {
         spec.strategy = LoadStrategy::from_str(s)?;
     }

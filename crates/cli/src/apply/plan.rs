@@ -76,6 +76,7 @@ fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
     vec![
         ("connection", s.connection.clone()),
         ("source", s.source.to_string()),
+        ("source_query", s.source_query.clone().unwrap_or_default()),
         ("strategy", s.strategy.to_string()),
         ("primary_key", s.primary_keys.join(", ")),
         (
@@ -240,7 +241,7 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
                 changes.push(PlanAction::CreateTable {
                     destination: spec.destination.to_string(),
                     strategy: spec.strategy.to_string(),
-                    source: spec.origin(),
+                    source: format!("{}:{}", spec.connection, spec.source_object()),
                 });
                 creates.push(spec.clone());
             }

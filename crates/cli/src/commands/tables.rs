@@ -25,7 +25,7 @@ pub(crate) enum TableCommand {
 pub(crate) struct TableArgs {
     #[arg(long)]
     connection: String,
-    /// Source table, schema.table.
+    /// Source table, schema.table; with --source-query, the name the query's rows go by.
     #[arg(long)]
     source: String,
     /// Destination, catalog.schema.table.
@@ -79,7 +79,10 @@ pub(crate) async fn table(app: &App, t: TableCommand) -> Result<()> {
             } else {
                 println!(
                     "table {} added (table_id {id}, {} from {}:{})",
-                    spec.destination, spec.strategy, spec.connection, spec.source
+                    spec.destination,
+                    spec.strategy,
+                    spec.connection,
+                    spec.source_object()
                 );
             }
         }

@@ -9,6 +9,7 @@ mod dagster;
 mod postgres;
 mod quickstart;
 mod scheduler;
+mod source_query;
 mod strategies;
 
 use std::path::Path;
