@@ -114,7 +114,7 @@ pub async fn analyze_failures(
     let mut analyzed = Vec::with_capacity(runs.len());
     for run in runs {
         let text = run.error_text.clone().unwrap_or_default();
-        let analysis = retry::analyze(run.error_class.as_deref(), &text);
+        let analysis = retry::analyze(run.error_kind(), &text);
         let mut explanation = analysis.explanation.clone();
         if let Some(llm) = &config.llm {
             if let Some(better) = retry::llm_explain(llm, &run.destination, &text, &analysis).await

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dataloader_core::FailureCategory;
+use dataloader_core::{ErrorKind, FailureCategory};
 use serde::Serialize;
 
 /// What to do about a failure.
@@ -38,8 +38,8 @@ struct Rule {
     category: FailureCategory,
     recommendation: Recommendation,
     advice: &'static str,
-    /// Error kinds (`ErrorKind` debug names) that always mean this category.
-    kinds: &'static [&'static str],
+    /// Error kinds that always mean this category.
+    kinds: &'static [ErrorKind],
     /// Lower-case fragments of messages, whatever the database: DataLoader's own, the
     /// operating system's, HTTP's. Each connector adds its driver's
     /// (`dataloader_sources::Connector::failures`).
@@ -69,14 +69,14 @@ const RULES: &[Rule] = &[
         category: F::Cancelled,
         recommendation: DoNotRetry,
         advice: "the load was cancelled (too long queued or running, or shut down); it runs again at its next scheduled time — raise timeout_minutes if it needs longer",
-        kinds: &["Cancelled"],
+        kinds: &[ErrorKind::Cancelled],
         fragments: &["was cancelled"],
     },
     Rule {
         category: F::Authentication,
         recommendation: DoNotRetry,
         advice: "the database refused the credentials: check the user and the password reference of the connection, then load again",
-        kinds: &["Auth"],
+        kinds: &[ErrorKind::Auth],
         // DataLoader's own `authentication failed:`, and a secret's variable `is not set`.
         fragments: &["authentication failed", "is not set"],
     },
@@ -118,7 +118,7 @@ const RULES: &[Rule] = &[
         category: F::Network,
         recommendation: RetryWithBackoff,
         advice: "the database could not be reached; retried with backoff — check that it is up and reachable from this machine",
-        kinds: &["Connect"],
+        kinds: &[ErrorKind::Connect],
         fragments: &[
             "connection refused",
             "cannot reach",
@@ -143,14 +143,14 @@ const RULES: &[Rule] = &[
         category: F::SchemaMismatch,
         recommendation: DoNotRetry,
         advice: "the source's columns changed in a way the table's schema policy refuses: follow the remedy in the error (often `dataloader load TABLE --full-refresh`)",
-        kinds: &["Schema"],
+        kinds: &[ErrorKind::Schema],
         fragments: &["schema_evolution", "widened from", "changed from"],
     },
     Rule {
         category: F::DataError,
         recommendation: DoNotRetry,
         advice: "a value cannot be stored exactly: fix the data, or cast the column in the source",
-        kinds: &["TypeMapping"],
+        kinds: &[ErrorKind::TypeMapping],
         fragments: &["out of range"],
     },
     Rule {
@@ -164,13 +164,13 @@ const RULES: &[Rule] = &[
         category: F::Configuration,
         recommendation: DoNotRetry,
         advice: "the table's configuration is invalid: fix it (`dataloader table update` or `apply`)",
-        kinds: &["Config"],
+        kinds: &[ErrorKind::Config],
         fragments: &[],
     },
 ];
 
 /// Classifies a failure from its error kind (`historical_metadata.error_class`) and message.
-pub fn analyze(error_class: Option<&str>, error_text: &str) -> Analysis {
+pub fn analyze(error_class: Option<ErrorKind>, error_text: &str) -> Analysis {
     let text = error_text.to_lowercase();
     let matched = RULES.iter().find(|r| r.matches(&text)).or_else(|| {
         RULES
@@ -279,61 +279,61 @@ mod tests {
     /// each connector's `connector.rs`), and DataLoader's own.
     #[test]
     fn classifies_real_driver_messages() {
-        let cases: &[(Option<&str>, &str, &str, Recommendation)] = &[
+        let cases: &[(Option<ErrorKind>, &str, &str, Recommendation)] = &[
             // PostgreSQL
-            (Some("Connect"), "connection \"pg\": cannot reach postgresql at 127.0.0.1:1/x: error connecting to server: Connection refused (os error 111)", "network", RetryWithBackoff),
-            (Some("Auth"), "connection \"pg\": authentication failed: password authentication failed for user \"loader\"", "authentication", DoNotRetry),
-            (Some("Auth"), "role \"ghost\" does not exist", "authentication", DoNotRetry),
-            (Some("SourceQuery"), "deadlock detected", "lock", RetryNow),
-            (Some("SourceQuery"), "could not serialize access due to concurrent update", "lock", RetryNow),
-            (Some("SourceQuery"), "canceling statement due to statement timeout", "timeout", RetryWithBackoff),
-            (Some("Connect"), "sorry, too many clients already: remaining connection slots are reserved for non-replication superuser connections", "throttling", RetryWithBackoff),
-            (Some("SourceQuery"), "permission denied for table orders", "permission", DoNotRetry),
-            (Some("SourceQuery"), "relation \"public.orders\" does not exist", "missing object", DoNotRetry),
-            (Some("SourceQuery"), "invalid input syntax for type numeric: \"abc\"", "data error", DoNotRetry),
-            (Some("SourceQuery"), "could not resize shared memory segment: No space left on device", "resource exhausted", RetryWithBackoff),
+            (Some(ErrorKind::Connect), "connection \"pg\": cannot reach postgresql at 127.0.0.1:1/x: error connecting to server: Connection refused (os error 111)", "network", RetryWithBackoff),
+            (Some(ErrorKind::Auth), "connection \"pg\": authentication failed: password authentication failed for user \"loader\"", "authentication", DoNotRetry),
+            (Some(ErrorKind::Auth), "role \"ghost\" does not exist", "authentication", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "deadlock detected", "lock", RetryNow),
+            (Some(ErrorKind::SourceQuery), "could not serialize access due to concurrent update", "lock", RetryNow),
+            (Some(ErrorKind::SourceQuery), "canceling statement due to statement timeout", "timeout", RetryWithBackoff),
+            (Some(ErrorKind::Connect), "sorry, too many clients already: remaining connection slots are reserved for non-replication superuser connections", "throttling", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "permission denied for table orders", "permission", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "relation \"public.orders\" does not exist", "missing object", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "invalid input syntax for type numeric: \"abc\"", "data error", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "could not resize shared memory segment: No space left on device", "resource exhausted", RetryWithBackoff),
             // MySQL / MariaDB
-            (Some("Auth"), "Access denied for user 'loader'@'10.0.0.5' (using password: YES)", "authentication", DoNotRetry),
-            (Some("SourceQuery"), "Lock wait timeout exceeded; try restarting transaction", "lock", RetryNow),
-            (Some("Connect"), "Too many connections", "throttling", RetryWithBackoff),
-            (Some("SourceQuery"), "Table 'erp.orders' doesn't exist", "missing object", DoNotRetry),
-            (Some("SourceQuery"), "SELECT command denied to user 'loader'@'%' for table 'orders'", "permission", DoNotRetry),
-            (Some("Connect"), "Communications link failure: The last packet sent successfully to the server was 0 milliseconds ago", "network", RetryWithBackoff),
+            (Some(ErrorKind::Auth), "Access denied for user 'loader'@'10.0.0.5' (using password: YES)", "authentication", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "Lock wait timeout exceeded; try restarting transaction", "lock", RetryNow),
+            (Some(ErrorKind::Connect), "Too many connections", "throttling", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "Table 'erp.orders' doesn't exist", "missing object", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "SELECT command denied to user 'loader'@'%' for table 'orders'", "permission", DoNotRetry),
+            (Some(ErrorKind::Connect), "Communications link failure: The last packet sent successfully to the server was 0 milliseconds ago", "network", RetryWithBackoff),
             // SQL Server
-            (Some("Auth"), "Login failed for user 'loader'. (18456)", "authentication", DoNotRetry),
-            (Some("SourceQuery"), "Transaction (Process ID 54) was deadlocked on lock resources with another process and has been chosen as the deadlock victim.", "lock", RetryNow),
-            (Some("SourceQuery"), "Invalid object name 'dbo.Orders'.", "missing object", DoNotRetry),
-            (Some("SourceQuery"), "The SELECT permission was denied on the object 'Orders', database 'ERP', schema 'dbo'.", "permission", DoNotRetry),
-            (Some("SourceQuery"), "Execution Timeout Expired.  The timeout period elapsed prior to completion of the operation", "timeout", RetryWithBackoff),
-            (Some("SourceQuery"), "Conversion failed when converting the varchar value 'x' to data type int.", "data error", DoNotRetry),
+            (Some(ErrorKind::Auth), "Login failed for user 'loader'. (18456)", "authentication", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "Transaction (Process ID 54) was deadlocked on lock resources with another process and has been chosen as the deadlock victim.", "lock", RetryNow),
+            (Some(ErrorKind::SourceQuery), "Invalid object name 'dbo.Orders'.", "missing object", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "The SELECT permission was denied on the object 'Orders', database 'ERP', schema 'dbo'.", "permission", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "Execution Timeout Expired.  The timeout period elapsed prior to completion of the operation", "timeout", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "Conversion failed when converting the varchar value 'x' to data type int.", "data error", DoNotRetry),
             // Oracle
-            (Some("Auth"), "ORA-01017: invalid username/password; logon denied", "authentication", DoNotRetry),
-            (Some("SourceQuery"), "ORA-00942: table or view does not exist", "missing object", DoNotRetry),
-            (Some("SourceQuery"), "ORA-00060: deadlock detected while waiting for resource", "lock", RetryNow),
-            (Some("Connect"), "ORA-12541: TNS:no listener", "network", RetryWithBackoff),
-            (Some("SourceQuery"), "ORA-01722: invalid number", "data error", DoNotRetry),
-            (Some("SourceQuery"), "ORA-04031: unable to allocate 4160 bytes of shared memory", "resource exhausted", RetryWithBackoff),
+            (Some(ErrorKind::Auth), "ORA-01017: invalid username/password; logon denied", "authentication", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "ORA-00942: table or view does not exist", "missing object", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "ORA-00060: deadlock detected while waiting for resource", "lock", RetryNow),
+            (Some(ErrorKind::Connect), "ORA-12541: TNS:no listener", "network", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "ORA-01722: invalid number", "data error", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "ORA-04031: unable to allocate 4160 bytes of shared memory", "resource exhausted", RetryWithBackoff),
             // Snowflake
-            (Some("Auth"), "390100 (08004): Incorrect username or password was specified.", "authentication", DoNotRetry),
-            (Some("SourceQuery"), "002003 (42S02): SQL compilation error: Object 'ERP.PUBLIC.ORDERS' does not exist or not authorized.", "missing object", DoNotRetry),
-            (Some("SourceQuery"), "000630 (57014): Statement reached its statement or warehouse timeout of 3,600 second(s) and was canceled.", "timeout", RetryWithBackoff),
-            (Some("SourceQuery"), "HTTP status 429: Too Many Requests", "throttling", RetryWithBackoff),
+            (Some(ErrorKind::Auth), "390100 (08004): Incorrect username or password was specified.", "authentication", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "002003 (42S02): SQL compilation error: Object 'ERP.PUBLIC.ORDERS' does not exist or not authorized.", "missing object", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "000630 (57014): Statement reached its statement or warehouse timeout of 3,600 second(s) and was canceled.", "timeout", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "HTTP status 429: Too Many Requests", "throttling", RetryWithBackoff),
             // ClickHouse
-            (Some("Auth"), "Code: 516. DB::Exception: default: Authentication failed: password is incorrect, or there is no user with such name.", "authentication", DoNotRetry),
-            (Some("SourceQuery"), "Code: 60. DB::Exception: Table erp.orders doesn't exist.", "missing object", DoNotRetry),
-            (Some("SourceQuery"), "Code: 241. DB::Exception: Memory limit (for query) exceeded: would use 9.31 GiB", "resource exhausted", RetryWithBackoff),
-            (Some("SourceQuery"), "Code: 202. DB::Exception: Too many simultaneous queries. Maximum: 100.", "throttling", RetryWithBackoff),
-            (Some("SourceQuery"), "Code: 497. DB::Exception: default: Not enough privileges.", "permission", DoNotRetry),
+            (Some(ErrorKind::Auth), "Code: 516. DB::Exception: default: Authentication failed: password is incorrect, or there is no user with such name.", "authentication", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "Code: 60. DB::Exception: Table erp.orders doesn't exist.", "missing object", DoNotRetry),
+            (Some(ErrorKind::SourceQuery), "Code: 241. DB::Exception: Memory limit (for query) exceeded: would use 9.31 GiB", "resource exhausted", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "Code: 202. DB::Exception: Too many simultaneous queries. Maximum: 100.", "throttling", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "Code: 497. DB::Exception: default: Not enough privileges.", "permission", DoNotRetry),
             // DataLoader's own
-            (Some("Schema"), "destination b.s.t: column \"n\" widened from Int32 to Int64 in the source", "schema mismatch", DoNotRetry),
-            (Some("TypeMapping"), "public.t: column \"amount\": numeric NaN, which Delta's decimal cannot store", "data error", DoNotRetry),
-            (Some("Cancelled"), "load of b.s.t was cancelled", "cancelled", DoNotRetry),
-            (Some("Config"), "secret env:PW: environment variable PW is not set", "authentication", DoNotRetry),
-            (Some("Config"), "incremental_column: the incremental strategy needs an incremental column", "configuration", DoNotRetry),
-            (Some("Internal"), "something nobody has seen", "unknown", RetryWithBackoff),
+            (Some(ErrorKind::Schema), "destination b.s.t: column \"n\" widened from Int32 to Int64 in the source", "schema mismatch", DoNotRetry),
+            (Some(ErrorKind::TypeMapping), "public.t: column \"amount\": numeric NaN, which Delta's decimal cannot store", "data error", DoNotRetry),
+            (Some(ErrorKind::Cancelled), "load of b.s.t was cancelled", "cancelled", DoNotRetry),
+            (Some(ErrorKind::Config), "secret env:PW: environment variable PW is not set", "authentication", DoNotRetry),
+            (Some(ErrorKind::Config), "incremental_column: the incremental strategy needs an incremental column", "configuration", DoNotRetry),
+            (Some(ErrorKind::Internal), "something nobody has seen", "unknown", RetryWithBackoff),
             // Numbers in addresses and names are not error codes.
-            (Some("Connect"), "connection \"pg\": cannot reach postgresql at 127.0.0.1:42953/db_429: Connection refused", "network", RetryWithBackoff),
-            (Some("SourceQuery"), "column \"patterns: x\" is ambiguous", "unknown", RetryWithBackoff),
+            (Some(ErrorKind::Connect), "connection \"pg\": cannot reach postgresql at 127.0.0.1:42953/db_429: Connection refused", "network", RetryWithBackoff),
+            (Some(ErrorKind::SourceQuery), "column \"patterns: x\" is ambiguous", "unknown", RetryWithBackoff),
         ];
         for (kind, message, category, recommendation) in cases {
             let a = analyze(*kind, message);
