@@ -3,6 +3,7 @@
 //! as JSONCompact. ClickHouse has no read transactions: the watermark's upper bound is
 //! captured first and bounds the read, so rows arriving during a load wait for the next one.
 
+mod arrow_answer;
 mod catalog;
 pub mod connector;
 pub mod types;
@@ -133,7 +134,9 @@ impl ClickHouseSource {
         };
         let version = source.server_version().await?;
         source.arrow = match options.format.as_deref() {
-            None | Some("auto") => types::speaks_arrow(version.trim_start_matches("ClickHouse ")),
+            None | Some("auto") => {
+                arrow_answer::speaks_arrow(version.trim_start_matches("ClickHouse "))
+            }
             Some("arrow") => true,
             Some("rowbinary") => false,
             Some(other) => {
@@ -417,7 +420,7 @@ impl Source for ClickHouseSource {
         tracing::debug!(%sql, arrow = self.arrow, "clickhouse read");
         let mut query = client.query_raw(&sql);
         if self.arrow {
-            for (k, v) in types::ARROW_SETTINGS {
+            for (k, v) in arrow_answer::ARROW_SETTINGS {
                 query = query.with_setting(k, v);
             }
         }
@@ -497,7 +500,7 @@ async fn read_arrow_stream(
     mut sender: BatchSender,
     fail: impl Fn(String) -> Error,
 ) {
-    let mut stream = types::ArrowStream::default();
+    let mut stream = arrow_answer::ArrowStream::default();
     loop {
         let chunk = match cursor.next().await {
             Ok(Some(chunk)) => chunk,
@@ -519,7 +522,7 @@ async fn read_arrow_stream(
             }
             for row in 0..batch.num_rows() {
                 for (i, t) in types.iter().enumerate() {
-                    let cell = match types::arrow_cell(t, batch.column(i).as_ref(), row) {
+                    let cell = match arrow_answer::arrow_cell(t, batch.column(i).as_ref(), row) {
                         Ok(cell) => cell,
                         Err(message) => return sender.value_error(i, message).await,
                     };
