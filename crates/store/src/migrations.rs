@@ -63,6 +63,31 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Scripts reworded after their release in comments only, with the checksum sqlx recorded when
+/// it applied them. sqlx refuses a database whose applied script no longer hashes the same, so
+/// these keep their released checksum; a test holds their SQL, comments aside, to the release.
+const RELEASED_CHECKSUMS: &[(&str, &str)] = &[
+    (
+        POSTGRES[0].1,
+        "8bf180e8f977077950564e3dc6f8a42daf239332e1ccf2dfca316ddcc371314bfeab519efc7b86cfd294ff0caf7be19a",
+    ),
+    (
+        SQLITE[0].1,
+        "c567f9735901b07b6d22b82ecbeaf05426074c872bd5f9cffc1835cc0675b54597404353cab7de072885b336e995d92e",
+    ),
+];
+
+/// The checksum a script's applied version carries in `_dataloader_migrations`.
+fn checksum(sql: &'static str) -> Option<Vec<u8>> {
+    let (_, hex) = RELEASED_CHECKSUMS
+        .iter()
+        .find(|(script, _)| *script == sql)?;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// The migrator for `scripts`: version N is the N-th script, described by its file name as
 /// sqlx does (`0001_control_tables.sql` is "control tables"); the applied versions are kept in
 /// `_dataloader_migrations`.
@@ -72,13 +97,17 @@ pub(crate) fn migrator(scripts: &'static [(&'static str, &'static str)]) -> Migr
             .iter()
             .enumerate()
             .map(|(i, (file, sql))| {
-                Migration::new(
+                let mut migration = Migration::new(
                     i as i64 + 1,
                     Cow::Owned(description(file)),
                     MigrationType::Simple,
                     SqlStr::from_static(sql),
                     false,
-                )
+                );
+                if let Some(released) = checksum(sql) {
+                    migration.checksum = Cow::Owned(released);
+                }
+                migration
             })
             .collect(),
     );
@@ -133,6 +162,36 @@ mod tests {
                     i + 1
                 );
             }
+        }
+    }
+
+    /// A script that keeps its released checksum changed in its comments only: its SQL is the
+    /// SQL that was released and applied.
+    #[test]
+    fn a_script_keeping_its_released_checksum_changed_only_in_comments() {
+        let released_sql = [
+            "d24ce2bc3f27b5575699ee066e71f74fec46bbf439a8fbf6f7d64397b46b41f8d1c1215e4940fe4d44835f6af26d86d1",
+            "ea94f42adf0a75459d4099f40846427353cc6a6b66687bd78225aad9917d4c63a023931239a879f6096be7946af18c87",
+        ];
+        assert_eq!(RELEASED_CHECKSUMS.len(), released_sql.len());
+        for ((sql, _), released) in RELEASED_CHECKSUMS.iter().zip(released_sql) {
+            let statements: String = sql
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            let hashed = Migration::new(
+                1,
+                Cow::Borrowed(""),
+                MigrationType::Simple,
+                SqlStr::from_static(Box::leak(statements.into_boxed_str())),
+                false,
+            )
+            .checksum;
+            let hex: String = hashed.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, released);
+            let kept = checksum(sql).unwrap();
+            assert_eq!(kept.len(), 48, "a SHA-384");
         }
     }
 

@@ -1,4 +1,5 @@
--- The seed's control tables ("Lakebase").
+-- The control tables, laid out as the loader DataLoader replaces kept them in its Lakebase
+-- (PostgreSQL) database, so its rows and its users' SQL keep working.
 
 CREATE TABLE table_control_dbconfig (
     connection_name TEXT PRIMARY KEY,

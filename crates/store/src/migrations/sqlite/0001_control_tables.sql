@@ -1,4 +1,5 @@
--- The seed's control tables. Timestamps are UTC, stored as text that sorts in time order.
+-- The control tables, laid out as the loader DataLoader replaces kept them. Timestamps are UTC,
+-- stored as text that sorts in time order.
 
 CREATE TABLE table_control_dbconfig (
     connection_name TEXT PRIMARY KEY,
