@@ -67,7 +67,7 @@ impl DeltaDestination {
     }
 
     /// A builder for this table, its object store behind the fence when there is one.
-    fn builder(&self) -> std::result::Result<DeltaTableBuilder, DeltaTableError> {
+    pub(crate) fn builder(&self) -> std::result::Result<DeltaTableBuilder, DeltaTableError> {
         let builder = DeltaTableBuilder::from_url(self.url.clone())?;
         let Some(fence) = &self.fence else {
             return Ok(builder);

@@ -27,9 +27,11 @@ impl DeltaDestination {
     /// The bytes of the data files that the commits after version `after` (all commits when
     /// `None`) up to and including `through` added: the sum of their `add` actions' sizes.
     pub async fn bytes_added(&self, after: Option<i64>, through: i64) -> Result<u64> {
-        let Some(table) = self.open().await? else {
-            return Ok(0);
-        };
+        // Only the log store is needed: the commits are read one by one, not replayed.
+        let table = self
+            .builder()
+            .and_then(|builder| builder.build())
+            .map_err(|e| self.error("open the table", e))?;
         let store = table.log_store();
         let mut bytes = 0u64;
         // Delta versions are never negative; i64 is how the control tables keep them.
