@@ -26,8 +26,10 @@ impl Engine {
     ) -> Result<Outcome> {
         let spec = &table.spec;
         let settings = spec.settings()?;
-        let existing = destination.schema().await?;
-        let version_before = destination.version().await?;
+        let (existing, version_before) = match destination.schema_and_version().await? {
+            Some((schema, version)) => (Some(schema), Some(version)),
+            None => (None, None),
+        };
         if !full_refresh {
             guards::stored_state_fits(table, &destination, existing.is_some()).await?;
         }
@@ -95,9 +97,8 @@ impl Engine {
         }
         // Whatever strategy created the table (a rolling, backfill or key-scan load too), the
         // catalog learns of it at the first load that finds it missing there.
-        if !self.catalog.is_registered(&spec.destination).await?
-            && ctx.destination.version().await?.is_some()
-        {
+        let table_exists = outcome.delta_version.or(version_before).is_some();
+        if table_exists && !self.catalog.is_registered(&spec.destination).await? {
             self.catalog
                 .register(&spec.destination, ctx.destination.url().as_str())
                 .await?;

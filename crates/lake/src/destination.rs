@@ -163,13 +163,22 @@ impl DeltaDestination {
 
     /// The Arrow schema of the table, `None` when it does not exist yet.
     pub async fn schema(&self) -> Result<Option<SchemaRef>> {
+        Ok(self.schema_and_version().await?.map(|(schema, _)| schema))
+    }
+
+    /// The table's Arrow schema and version, read from one load of its log; `None` when it
+    /// does not exist yet.
+    pub async fn schema_and_version(&self) -> Result<Option<(SchemaRef, i64)>> {
         let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        let Some(version) = table.version() else {
             return Ok(None);
         };
         let state = table
             .snapshot()
             .map_err(|e| self.error("read the table schema", e))?;
-        Ok(Some(state.snapshot().arrow_schema()))
+        Ok(Some((state.snapshot().arrow_schema(), version as i64)))
     }
 
     /// The table to write to, loaded when it exists; a local location's folder is made first.
