@@ -252,6 +252,13 @@ impl BatchSender {
     }
 }
 
+/// Whether a probe runs the user's own SQL (a check query, or any probe of a source query),
+/// which each source then runs read-only where its database can.
+pub fn runs_user_sql(object: &SourceObject, probe: &dataloader_core::Probe) -> bool {
+    matches!(probe, dataloader_core::Probe::Query(_))
+        || matches!(object, SourceObject::Query { .. })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

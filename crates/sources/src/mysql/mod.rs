@@ -386,8 +386,7 @@ impl Source for MysqlSource {
         };
         // The user's SQL — a check query, or a source query under the probe — runs in a
         // read-only transaction.
-        let read_only =
-            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
+        let read_only = crate::read::runs_user_sql(object, probe);
         if read_only {
             conn.query_drop("START TRANSACTION READ ONLY")
                 .await

@@ -376,8 +376,7 @@ impl Source for OracleSource {
         let parts = self.clone_parts();
         // The user's SQL — a check query, or a source query under the probe — runs in a
         // read-only transaction.
-        let check =
-            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
+        let check = crate::read::runs_user_sql(object, probe);
         let value = self
             .blocking(move |conn| {
                 if check {

@@ -336,8 +336,7 @@ impl PostgresSource {
         };
         // The user's SQL — a check query, or a source query under the probe — runs in a
         // read-only transaction, which also refuses a function that writes.
-        let read_only =
-            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
+        let read_only = crate::read::runs_user_sql(object, probe);
         if read_only {
             client
                 .batch_execute("BEGIN TRANSACTION READ ONLY")

@@ -348,8 +348,7 @@ impl Source for SqliteSource {
             .map_err(|e| self.query_error(&shown, "probe the table", e))?;
         // The user's SQL — a check query, or a source query under the probe — runs on a
         // connection that refuses to write (`query_only`).
-        let check =
-            matches!(probe, Probe::Query(_)) || matches!(object, SourceObject::Query { .. });
+        let check = crate::read::runs_user_sql(object, probe);
         if check {
             sqlx::query("PRAGMA query_only = ON")
                 .execute(&mut *conn)
