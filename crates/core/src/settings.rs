@@ -126,40 +126,6 @@ impl StrategyConfig {
             StrategyConfig::CheckAndLoad(_) => LoadStrategy::CheckAndLoad,
         }
     }
-
-    /// The column a watermark is kept on, if the strategy keeps one (a full refresh records
-    /// the maximum of it).
-    pub fn watermark_column(&self) -> Option<&str> {
-        match self {
-            StrategyConfig::Full(_) => None,
-            StrategyConfig::Incremental(i) => Some(&i.column),
-            StrategyConfig::AppendOnly(a) => Some(&a.column),
-            StrategyConfig::Rolling(r) => Some(&r.column),
-            StrategyConfig::ChunkedBackfill(c) => Some(&c.column),
-            StrategyConfig::CheckAndLoad(c) => match &c.inner {
-                InnerStrategy::Full(_) => match &c.probe {
-                    CheckProbe::Max(column) => Some(column),
-                    _ => None,
-                },
-                InnerStrategy::Incremental(i) => Some(&i.column),
-                InnerStrategy::AppendOnly(a) => Some(&a.column),
-            },
-        }
-    }
-
-    /// Whether NULL watermark rows are read (and merged by key).
-    pub fn includes_nulls(&self) -> bool {
-        match self {
-            StrategyConfig::Incremental(i) => i.nulls == NullWatermark::Include,
-            StrategyConfig::ChunkedBackfill(c) => c.nulls == NullWatermark::Include,
-            StrategyConfig::AppendOnly(_) => false,
-            StrategyConfig::CheckAndLoad(CheckAndLoad {
-                inner: InnerStrategy::AppendOnly(_),
-                ..
-            }) => false,
-            _ => true,
-        }
-    }
 }
 
 impl TableSpec {
@@ -311,7 +277,6 @@ mod tests {
         };
         assert_eq!(check.probe, CheckProbe::Max("at".into()));
         assert!(matches!(check.inner, InnerStrategy::AppendOnly(_)));
-        assert!(!c.settings().unwrap().strategy.includes_nulls());
     }
 
     #[test]
