@@ -238,7 +238,6 @@ pub fn parse(text: &str) -> Result<Desired> {
     let mut problems: Vec<String> = Vec::new();
     let mut connections = Vec::new();
     for (name, c) in &file.connections {
-        let mut options = c.options.clone();
         let config = dataloader_sources::db_type(&c.db_type).map(|db_type| ConnectionConfig {
             name: name.clone(),
             db_type,
@@ -247,7 +246,7 @@ pub fn parse(text: &str) -> Result<Desired> {
             database: c.database.clone(),
             user: c.user.clone(),
             password: c.password.clone(),
-            options: std::mem::take(&mut options),
+            options: c.options.clone(),
             max_connections: c.max_connections,
         });
         match config.and_then(|cfg| dataloader_sources::validate(&cfg).map(|_| cfg)) {
