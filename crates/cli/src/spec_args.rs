@@ -96,6 +96,11 @@ pub struct SpecArgs {
     /// Rows per Parquet row group (default 262144, or none).
     #[arg(long)]
     pub row_group_rows: Option<String>,
+    /// Load a source column as another type: COLUMN=string (the source's exact text, for
+    /// values no mapped type holds), or a wider bigint, double, decimal(p,s); repeated.
+    /// COLUMN=none drops one override, none drops them all.
+    #[arg(long = "column-type", value_name = "COLUMN=TYPE")]
+    pub column_types: Vec<String>,
 }
 
 /// `None`: not given; `Some(None)`: `none`, clear it; `Some(Some(v))`: set it.
@@ -116,6 +121,30 @@ fn parsed<T: FromStr<Err = dataloader_core::Error>>(
 }
 
 impl SpecArgs {
+    fn apply_column_types(&self, spec: &mut TableSpec) -> Result<()> {
+        for given in &self.column_types {
+            if given.trim().eq_ignore_ascii_case("none") {
+                spec.column_types.clear();
+                continue;
+            }
+            let Some((column, type_name)) = given.split_once('=') else {
+                return Err(dataloader_core::Error::config(
+                    "column_types",
+                    format!("\"{given}\" is not COLUMN=TYPE (for example --column-type free_num=string)"),
+                )
+                .into());
+            };
+            let (column, type_name) = (column.trim(), type_name.trim());
+            if type_name.eq_ignore_ascii_case("none") {
+                spec.column_types.remove(column);
+            } else {
+                spec.column_types
+                    .insert(column.to_string(), type_name.to_string());
+            }
+        }
+        Ok(())
+    }
+
     pub fn apply(&self, spec: &mut TableSpec) -> Result<()> {
         if let Some(s) = &self.strategy {
             spec.strategy = LoadStrategy::from_str(s)?;
@@ -196,6 +225,7 @@ impl SpecArgs {
                     )
                 })?;
         }
+        self.apply_column_types(spec)?;
         if !self.tags.is_empty() {
             spec.tags = if self.tags == ["none"] {
                 vec![]

@@ -154,7 +154,7 @@ pub enum Error {
         columns: Vec<String>,
     },
 
-    #[error("{table}: column \"{column}\" has type {native_type}, which DataLoader cannot map to Delta; set source_query to a SELECT that casts it to a mapped type (see docs/configuration.md#source-queries)")]
+    #[error("{table}: column \"{column}\" has type {native_type}, which DataLoader cannot map to Delta; load it as text with column_types: {{{column}: string}} (see docs/configuration.md#column-types), or set source_query to a SELECT that casts it to a mapped type")]
     UnsupportedType {
         table: String,
         column: String,
@@ -162,7 +162,7 @@ pub enum Error {
     },
 
     /// A value the destination cannot hold exactly (NaN, infinity, out of range, too precise).
-    #[error("{table}: column \"{column}\": {message}")]
+    #[error("{table}: column \"{column}\": {message} (to load every value exactly, load the column as text: column_types: {{{column}: string}})")]
     UnrepresentableValue {
         table: String,
         column: String,

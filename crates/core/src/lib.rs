@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod check_query;
 pub mod clock;
+pub mod column_types;
 pub mod connection;
 pub mod decimal;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod watermark;
 
 pub use catalog::Catalog;
 pub use clock::{Clock, SystemClock};
+pub use column_types::{ColumnType, ColumnTypes};
 pub use connection::{ConnectionConfig, DbType};
 pub use error::{Error, ErrorKind, FailureCategory, Result};
 pub use layout::{Codec, Layout};

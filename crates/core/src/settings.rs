@@ -7,6 +7,7 @@
 //! required option. [`TableSpec::settings`] is the one conversion; it validates first, so
 //! every setting that enters (control row, YAML entry, CLI flag) is refused in the same words.
 
+use crate::column_types::ColumnTypes;
 use crate::layout::Layout;
 use crate::table::{Parallelism, TableSpec};
 use crate::{CheckMode, DeleteDetection, Error, LoadStrategy, NullWatermark, Result, Span};
@@ -18,6 +19,7 @@ pub struct TableSettings {
     pub layout: Layout,
     /// `None`: one plain read.
     pub parallelism: Option<Parallelism>,
+    pub column_types: ColumnTypes,
 }
 
 /// Each strategy with its own parameters.
@@ -136,7 +138,23 @@ impl TableSpec {
             strategy: self.strategy_config()?,
             layout: self.layout()?,
             parallelism: self.parallelism()?,
+            column_types: self.column_types()?,
         })
+    }
+
+    /// The per-column type overrides. A column the source compares (the watermark, the
+    /// rolling window's, a parallel read's key) cannot become text.
+    pub fn column_types(&self) -> Result<ColumnTypes> {
+        let mut compared: Vec<&str> = self
+            .incremental_column
+            .iter()
+            .chain(&self.rolling_column)
+            .map(String::as_str)
+            .collect();
+        if self.parallelism()?.is_some() {
+            compared.extend(self.primary_keys.iter().map(String::as_str));
+        }
+        ColumnTypes::parse(&self.column_types, &compared)
     }
 
     fn strategy_config(&self) -> Result<StrategyConfig> {

@@ -179,6 +179,22 @@ pub trait Source: Send + Sync {
     /// The server's product and version, for `connection test`.
     async fn server_version(&self) -> Result<String>;
 
+    /// `object` as a query whose `columns` keep their order and names, those in `as_text`
+    /// converted to the source's own text (a table's `column_types: {c: string}`).
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject;
+
+    /// The names of `object`'s columns, in order, whatever their types: what a projection
+    /// that converts some of them to text starts from. A source that can list them without
+    /// mapping them says so here; otherwise an unmapped column fails as in `describe`.
+    async fn column_names(&self, object: &SourceObject) -> Result<Vec<String>> {
+        Ok(self.describe(object).await?.column_names())
+    }
+
     /// Columns, native types and the Arrow types they map to; fails on an unmapped type.
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema>;
 

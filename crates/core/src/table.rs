@@ -1,5 +1,6 @@
 //! What a `table_control` row declares: where rows come from, where they go, how and when.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -181,6 +182,10 @@ pub struct TableSpec {
     pub compression: Option<String>,
     /// Rows per Parquet row group.
     pub row_group_rows: Option<i64>,
+    /// Per-column type overrides: source column name to a type name (see
+    /// [`crate::column_types`]).
+    #[serde(default)]
+    pub column_types: BTreeMap<String, String>,
 }
 
 impl TableSpec {
@@ -223,6 +228,7 @@ impl TableSpec {
             target_file_size: None,
             compression: None,
             row_group_rows: None,
+            column_types: BTreeMap::new(),
         }
     }
 
@@ -456,6 +462,7 @@ impl TableSpec {
             ));
         }
         self.layout()?;
+        self.column_types()?;
         parse_timezone(&self.timezone)?;
         if let Some(schedule) = &self.schedule {
             // A schedule that never fires would leave each load unable to say when the next

@@ -22,6 +22,9 @@ use crate::{app_id, evolution, fault, partition, ProgressFn};
 pub struct LoadContext<'a> {
     pub table: &'a TableControl,
     pub source: Arc<dyn Source>,
+    /// What the loads read: the source table, the table's source query, or either with
+    /// columns converted to text (`column_types`).
+    pub object: SourceObject,
     pub schema: SourceSchema,
     /// Destination column name of each source column, in source order.
     pub dest_names: Vec<String>,
@@ -49,9 +52,9 @@ pub struct PreparedRead {
 }
 
 impl LoadContext<'_> {
-    /// What the loads read: the source table, or the table's source query.
+    /// What the loads read (see [`LoadContext::object`]'s field).
     pub fn object(&self) -> SourceObject {
-        self.table.spec.source_object()
+        self.object.clone()
     }
 
     /// The destination name of a source column.
@@ -173,20 +176,32 @@ impl LoadContext<'_> {
                 batch_size: self.batch_size,
             })
             .await?;
+        // The destination's type of each key (a column `column_types` widens is cast).
         let schema = Arc::new(arrow::datatypes::Schema::new(
             indexes
                 .iter()
                 .zip(output.schema.fields())
                 .map(|(&i, f)| {
-                    arrow::datatypes::Field::new(&self.dest_names[i], f.data_type().clone(), true)
+                    let name = &self.dest_names[i];
+                    let data_type = match self.evolution.target.field_with_name(name) {
+                        Ok(target) => target.data_type().clone(),
+                        Err(_) => f.data_type().clone(),
+                    };
+                    arrow::datatypes::Field::new(name, data_type, true)
                 })
                 .collect::<Vec<_>>(),
         ));
         let out = schema.clone();
         let batches = output.batches.map(move |b| {
             let b = b?;
-            RecordBatch::try_new(out.clone(), b.columns().to_vec())
-                .map_err(|e| Error::Internal(e.to_string()))
+            let columns = b
+                .columns()
+                .iter()
+                .zip(out.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Internal(format!("casting a key to its Delta type: {e}")))?;
+            RecordBatch::try_new(out.clone(), columns).map_err(|e| Error::Internal(e.to_string()))
         });
         Ok((schema, Box::pin(batches)))
     }

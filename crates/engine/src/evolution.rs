@@ -7,6 +7,7 @@
 //!   remedy, because this Delta writer cannot widen a column in place.
 //! - Any other type change stops the load before anything is written.
 //! - `schema_evolution: strict` stops the load on any difference at all.
+//! - A column `column_types` widens is compared, and cast, as its wider type.
 
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use arrow::array::ArrayRef;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use dataloader_core::{Error, Result, SchemaEvolution, SourceSchema, TableSpec};
+use dataloader_core::{
+    ColumnType, ColumnTypes, Error, Result, SchemaEvolution, SourceSchema, TableSpec,
+};
 
 /// Columns DataLoader adds to every row.
 pub const LOADED_AT: &str = "_loaded_at";
@@ -79,14 +82,42 @@ fn widens(from: &DataType, to: &DataType) -> bool {
     }
 }
 
+/// The type each source column loads as: its mapped type, or the wider type `column_types`
+/// names for it (a cast that loses nothing, or the load stops before it reads).
+fn load_types(
+    dest: &str,
+    source: &SourceSchema,
+    column_types: &ColumnTypes,
+) -> Result<Vec<DataType>> {
+    source
+        .columns
+        .iter()
+        .map(|c| match column_types.get(&c.name) {
+            Some(ColumnType::Wider(t)) if same_type(&c.data_type, t) || widens(&c.data_type, t) => {
+                Ok(t.clone())
+            }
+            Some(ColumnType::Wider(t)) => Err(Error::config(
+                "column_types",
+                format!(
+                    "{dest}: column \"{}\" is {} in the source ({}), and {t} does not hold all its values exactly: load it as string",
+                    c.name, c.native_type, c.data_type
+                ),
+            )),
+            _ => Ok(c.data_type.clone()),
+        })
+        .collect()
+}
+
 pub fn plan(
     spec: &TableSpec,
     source: &SourceSchema,
     dest_names: &[String],
     existing: Option<&Schema>,
     rewrites_all: bool,
+    column_types: &ColumnTypes,
 ) -> Result<Evolution> {
     let dest = spec.destination.to_string();
+    let types = load_types(&dest, source, column_types)?;
     let audit = [
         Field::new(
             LOADED_AT,
@@ -96,11 +127,10 @@ pub fn plan(
         Field::new(RUN_ID, DataType::Int64, true),
     ];
     let Some(existing) = existing else {
-        let mut fields: Vec<Field> = source
-            .columns
+        let mut fields: Vec<Field> = types
             .iter()
             .zip(dest_names)
-            .map(|(c, n)| Field::new(n, c.data_type.clone(), true))
+            .map(|(t, n)| Field::new(n, t.clone(), true))
             .collect();
         fields.extend(audit);
         return Ok(Evolution {
@@ -121,7 +151,7 @@ pub fn plan(
         let name = field.name();
         match dest_names.iter().position(|n| n == name) {
             Some(i) => {
-                let new_type = &source.columns[i].data_type;
+                let new_type = &types[i];
                 let old_type = field.data_type();
                 if same_type(old_type, new_type) {
                     fields.push(Field::new(name, old_type.clone(), true));
@@ -158,7 +188,7 @@ pub fn plan(
     }
     for (i, name) in dest_names.iter().enumerate() {
         if existing.field_with_name(name).is_err() {
-            let data_type = &source.columns[i].data_type;
+            let data_type = &types[i];
             changes.push(format!("added column {name} ({data_type})"));
             fields.push(Field::new(name, data_type.clone(), true));
             fill.push(Some(i));

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dataloader_core::{
-    Error, LoadStrategy, Result, RunId, SourceSchema, StateUpdate, StrategyConfig, TableControl,
+    ColumnTypes, Error, LoadStrategy, Result, RunId, Source, SourceObject, SourceSchema,
+    StateUpdate, StrategyConfig, TableControl, TableSpec,
 };
 use dataloader_lake::DeltaDestination;
 
@@ -35,7 +36,7 @@ impl Engine {
         }
         let connection = self.store.require_connection(&spec.connection).await?;
         let source = dataloader_sources::connect(&connection).await?;
-        let schema = source.describe(&spec.source_object()).await?;
+        let (object, schema) = describe(source.as_ref(), spec, &settings.column_types).await?;
         check_columns(table, &schema)?;
         let dest_names = spec
             .column_naming
@@ -53,11 +54,13 @@ impl Engine {
             &dest_names,
             existing.as_deref(),
             rewrites_all,
+            &settings.column_types,
         )?;
         schema_changes.extend(evolution.changes.iter().cloned());
         let ctx = LoadContext {
             table,
             source,
+            object,
             schema,
             dest_names,
             destination,
@@ -104,6 +107,44 @@ impl Engine {
                 .await?;
         }
         Ok(outcome)
+    }
+}
+
+/// What the table's loads read, and its columns: the source object, or a query in which the
+/// source converts the columns that load as `string` to text, so a value no mapped type holds
+/// (a 42-digit `numeric`) arrives exactly.
+async fn describe(
+    source: &dyn Source,
+    spec: &TableSpec,
+    column_types: &ColumnTypes,
+) -> Result<(SourceObject, SourceSchema)> {
+    let object = spec.source_object();
+    let as_text = column_types.text_columns();
+    // Names first when some columns become text: their types may be ones no describe maps.
+    let (names, schema) = if as_text.is_empty() {
+        let schema = source.describe(&object).await?;
+        (schema.column_names(), Some(schema))
+    } else {
+        (source.column_names(&object).await?, None)
+    };
+    if let Some(missing) = column_types
+        .columns()
+        .find(|c| !names.iter().any(|n| n.as_str() == *c))
+    {
+        return Err(Error::ColumnNotFound {
+            table: spec.source.to_string(),
+            column: missing.to_string(),
+            role: "column_types",
+            columns: names,
+        });
+    }
+    match schema {
+        Some(schema) => Ok((object, schema)),
+        None => {
+            let projected = source.text_projection(&object, &names, &as_text);
+            let schema = source.describe(&projected).await?;
+            Ok((projected, schema))
+        }
     }
 }
 

@@ -34,6 +34,42 @@ pub trait SqlDialect {
     /// A literal of the watermark's type.
     fn literal(&self, value: &Watermark) -> Result<String>;
 
+    /// `expr`'s value as the source's own text (exact for decimals), for a column that
+    /// loads as `string` (`column_types`).
+    fn text(&self, expr: &str) -> String;
+
+    /// `object` read as a query whose `columns` keep their order and names, those in
+    /// `as_text` converted to text by the source. Qualified by the alias `src`, so no
+    /// database mistakes an output name for the column it converts.
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        let list = columns
+            .iter()
+            .map(|c| {
+                let quoted = self.quote_ident(c);
+                let value = format!("src.{quoted}");
+                if as_text.contains(&c.as_str()) {
+                    format!("{} AS {quoted}", self.text(&value))
+                } else {
+                    value
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let from = match object {
+            SourceObject::Table(table) => format!("{} src", self.table(table)),
+            SourceObject::Query { sql, .. } => derived(sql),
+        };
+        SourceObject::Query {
+            sql: format!("SELECT {list} FROM {from}"),
+            label: object.label().clone(),
+        }
+    }
+
     fn render(&self, predicate: &Predicate) -> Result<String> {
         Ok(match predicate {
             Predicate::Gt(col, v) => format!("{} > {}", self.quote_ident(col), self.literal(v)?),
@@ -127,12 +163,40 @@ mod tests {
 
     struct Ansi;
     impl SqlDialect for Ansi {
+        fn text(&self, expr: &str) -> String {
+            format!("CAST({expr} AS VARCHAR)")
+        }
+
         fn literal(&self, value: &Watermark) -> Result<String> {
             match value.kind {
                 WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value),
                 _ => quote_string(&value.value),
             }
         }
+    }
+
+    #[test]
+    fn text_projection_keeps_names_and_order() {
+        let table = SourceTable::parse("sales.orders").unwrap();
+        let columns = vec!["id".to_string(), "free num".to_string()];
+        let query =
+            Ansi.text_projection(&SourceObject::Table(table.clone()), &columns, &["free num"]);
+        assert_eq!(
+            query,
+            SourceObject::Query {
+                sql: "SELECT src.\"id\", CAST(src.\"free num\" AS VARCHAR) AS \"free num\" FROM \"sales\".\"orders\" src".into(),
+                label: table.clone(),
+            }
+        );
+        let inner = SourceObject::Query {
+            sql: "SELECT 1 AS id".into(),
+            label: table,
+        };
+        let SourceObject::Query { sql, .. } = Ansi.text_projection(&inner, &columns[..1], &[])
+        else {
+            panic!("a query")
+        };
+        assert_eq!(sql, "SELECT src.\"id\" FROM (\nSELECT 1 AS id\n) src");
     }
 
     #[test]

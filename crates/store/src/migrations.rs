@@ -33,6 +33,10 @@ pub(crate) const SQLITE: &[(&str, &str)] = &[
         "0006_loaded_from.sql",
         include_str!("migrations/sqlite/0006_loaded_from.sql"),
     ),
+    (
+        "0007_column_types.sql",
+        include_str!("migrations/sqlite/0007_column_types.sql"),
+    ),
 ];
 
 /// PostgreSQL's scripts, in order: file name and SQL.
@@ -60,6 +64,10 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     (
         "0006_loaded_from.sql",
         include_str!("migrations/postgres/0006_loaded_from.sql"),
+    ),
+    (
+        "0007_column_types.sql",
+        include_str!("migrations/postgres/0007_column_types.sql"),
     ),
 ];
 
@@ -205,6 +213,7 @@ mod tests {
             "parallel reads",
             "layout",
             "loaded from",
+            "column types",
         ];
         for scripts in [SQLITE, POSTGRES] {
             let described: Vec<String> =

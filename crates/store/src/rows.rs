@@ -23,7 +23,7 @@ pub(crate) const TABLE_COLUMNS: &str = "table_id, connection_name, source_schema
     check_query, inner_strategy, null_watermark, schema_evolution, delete_detection, \
     delete_detection_interval, max_delete_ratio, backfill_cursor, last_check_value, \
     last_delete_scan_at, retry_count, created_at, updated_at, parallelism, partition_by, \
-    target_file_size, compression, row_group_rows, loaded_from";
+    target_file_size, compression, row_group_rows, loaded_from, column_types";
 
 pub(crate) const CONNECTION_COLUMNS: &str =
     "connection_name, db_type, host, port, database_name, username, \
@@ -45,6 +45,22 @@ pub(crate) fn parse_opt<T: FromStr<Err = Error>>(text: Option<String>) -> Result
 
 pub(crate) fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn json_map(values: &std::collections::BTreeMap<String, String>) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn parse_json_map(
+    column: &str,
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::store(
+            "read a control row",
+            format!("{column} is not a JSON object of strings: {e}"),
+        )
+    })
 }
 
 pub(crate) fn parse_json_list(column: &str, text: &str) -> Result<Vec<String>> {
@@ -112,6 +128,7 @@ where
         let keys: String = self.try_get("primary_keys").map_err(decode_err)?;
         let tags: String = self.try_get("tags").map_err(decode_err)?;
         let partition_by: String = self.try_get("partition_by").map_err(decode_err)?;
+        let column_types: String = self.try_get("column_types").map_err(decode_err)?;
         let naming: String = self.try_get("column_naming").map_err(decode_err)?;
         let status: Option<String> = self.try_get("status").map_err(decode_err)?;
         let wm_value: Option<String> = self.try_get("incremental_value").map_err(decode_err)?;
@@ -184,6 +201,7 @@ where
                 target_file_size: self.try_get("target_file_size").map_err(decode_err)?,
                 compression: self.try_get("compression").map_err(decode_err)?,
                 row_group_rows: self.try_get("row_group_rows").map_err(decode_err)?,
+                column_types: parse_json_map("column_types", &column_types)?,
             },
             incremental_value,
             next_load_date_time: self.try_get("next_load_date_time").map_err(decode_err)?,

@@ -9,7 +9,7 @@ use dataloader_core::{
 use sqlx::{ColumnIndex, Encode, Executor, Type};
 
 use crate::backend::{Backend, Conn, DbRow, Param, Value};
-use crate::rows::{json_list, unreadable, ControlRow, TABLE_COLUMNS};
+use crate::rows::{json_list, json_map, unreadable, ControlRow, TABLE_COLUMNS};
 use crate::store::SqlStore;
 
 impl<B: Backend> SqlStore<B>
@@ -40,9 +40,9 @@ where
              rolling_window, chunk_size, check_mode, check_query, inner_strategy, \
              null_watermark, schema_evolution, delete_detection, delete_detection_interval, \
              max_delete_ratio, parallelism, partition_by, target_file_size, compression, \
-             row_group_rows, source_query) \
+             row_group_rows, source_query, column_types) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, \
-             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37) \
+             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38) \
              RETURNING table_id",
         )
         .bind(&spec.connection)
@@ -82,6 +82,7 @@ where
         .bind(&spec.compression)
         .bind(spec.row_group_rows)
         .bind(&spec.source_query)
+        .bind(json_map(&spec.column_types))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| Error::store("add the table", e))
@@ -125,7 +126,7 @@ where
              schema_evolution = $29, delete_detection = $30, delete_detection_interval = $31, \
              max_delete_ratio = $32, parallelism = $33, partition_by = $34, \
              target_file_size = $35, compression = $36, row_group_rows = $37, \
-             source_query = $38 \
+             source_query = $38, column_types = $39 \
              WHERE table_id = $1",
         )
         .bind(table_id)
@@ -166,6 +167,7 @@ where
         .bind(&spec.compression)
         .bind(spec.row_group_rows)
         .bind(&spec.source_query)
+        .bind(json_map(&spec.column_types))
         .execute(&self.pool)
         .await
         .map_err(|e| Error::store("update the table", e))?;

@@ -68,6 +68,7 @@ pub async fn export(store: &dyn Store) -> Result<String> {
             target_file_size: s.target_file_size,
             compression: s.compression,
             row_group_rows: s.row_group_rows,
+            column_types: s.column_types,
         });
     }
     Ok(serde_yaml::to_string(&file)?)

@@ -179,6 +179,9 @@ pub struct TableEntry {
     pub compression: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_group_rows: Option<i64>,
+    /// Per-column type overrides: source column name to type (`free_num: string`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_types: BTreeMap<String, String>,
 }
 
 /// serde's "unknown field" message, with the closest valid key suggested. serde names the keys
@@ -382,6 +385,7 @@ fn entry_to_spec(t: &TableEntry, d: &Defaults) -> std::result::Result<TableSpec,
     spec.target_file_size = t.target_file_size.clone();
     spec.compression = t.compression.clone();
     spec.row_group_rows = t.row_group_rows;
+    spec.column_types = t.column_types.clone();
     // A default that does not apply to this table's strategy is not an error.
     if t.lookback.is_none() && spec.effective_strategy() != LoadStrategy::Incremental {
         spec.lookback = None;

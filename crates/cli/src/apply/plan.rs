@@ -135,6 +135,14 @@ fn spec_fields(s: &TableSpec) -> Vec<(&'static str, String)> {
             "row_group_rows",
             s.row_group_rows.map(|r| r.to_string()).unwrap_or_default(),
         ),
+        (
+            "column_types",
+            s.column_types
+                .iter()
+                .map(|(c, t)| format!("{c}: {t}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 mod apply;
 mod bad_input;
+mod column_types;
 mod crash;
 #[cfg(feature = "dagster")]
 mod dagster;

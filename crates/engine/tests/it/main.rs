@@ -5,6 +5,7 @@ mod bad_input;
 mod bytes;
 mod catalog;
 mod clickhouse;
+mod column_types;
 mod commit_state;
 mod differential;
 mod evolution;

@@ -45,6 +45,10 @@ fn ch_string(value: &str) -> String {
 }
 
 impl SqlDialect for ClickHouseDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("toString({expr})")
+    }
+
     fn quote_ident(&self, ident: &str) -> String {
         format!("`{}`", ident.replace('\\', "\\\\").replace('`', "\\`"))
     }
@@ -285,6 +289,15 @@ impl ClickHouseSource {
 
 #[async_trait]
 impl Source for ClickHouseSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        ClickHouseDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let v = self
             .first_text("SELECT version()", "", "read the server version")

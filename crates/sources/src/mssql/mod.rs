@@ -47,6 +47,10 @@ fn n_string(value: &str) -> String {
 }
 
 impl SqlDialect for MssqlDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS NVARCHAR(MAX))")
+    }
+
     fn quote_ident(&self, ident: &str) -> String {
         format!("[{}]", ident.replace(']', "]]"))
     }
@@ -276,6 +280,15 @@ impl MssqlSource {
 
 #[async_trait]
 impl Source for MssqlSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        MssqlDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let mut conn = self.conn().await?;
         Ok(self

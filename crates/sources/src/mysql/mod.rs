@@ -39,6 +39,10 @@ pub struct MysqlSource {
 pub struct MysqlDialect;
 
 impl SqlDialect for MysqlDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS CHAR)")
+    }
+
     fn quote_ident(&self, ident: &str) -> String {
         format!("`{}`", ident.replace('`', "``"))
     }
@@ -269,6 +273,15 @@ impl MysqlSource {
 
 #[async_trait]
 impl Source for MysqlSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        MysqlDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let mut conn = self.conn().await?;
         let v = self
@@ -280,6 +293,18 @@ impl Source for MysqlSource {
             )
             .await?;
         Ok(v.unwrap_or_default())
+    }
+
+    async fn column_names(&self, object: &SourceObject) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let catalog = self.catalog(&mut conn, object).await?;
+        if catalog.is_empty() {
+            return Err(Error::SourceTableNotFound {
+                connection: self.config.name.clone(),
+                table: object.to_string(),
+            });
+        }
+        Ok(catalog.into_iter().map(|c| c.0).collect())
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {

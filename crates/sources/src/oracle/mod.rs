@@ -37,6 +37,10 @@ pub struct OracleSource {
 pub struct OracleDialect;
 
 impl SqlDialect for OracleDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("TO_CHAR({expr})")
+    }
+
     fn literal(&self, value: &Watermark) -> Result<String> {
         Ok(match value.kind {
             WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value)?,
@@ -253,6 +257,15 @@ impl Parts {
 
 #[async_trait]
 impl Source for OracleSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        OracleDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let parts = self.clone_parts();
         self.blocking(move |conn| {

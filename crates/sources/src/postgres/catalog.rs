@@ -110,6 +110,22 @@ impl PostgresSource {
             .collect())
     }
 
+    /// The columns' names, unmapped types included; none is an error, as in `describe`.
+    pub(super) async fn column_names_of(
+        &self,
+        client: &Client,
+        object: &SourceObject,
+    ) -> Result<Vec<String>> {
+        let found = self.columns(client, object).await?;
+        if found.is_empty() {
+            return Err(Error::SourceTableNotFound {
+                connection: self.config.name.clone(),
+                table: object.to_string(),
+            });
+        }
+        Ok(found.into_iter().map(|c| c.name).collect())
+    }
+
     pub(super) async fn describe_object(
         &self,
         client: &Client,

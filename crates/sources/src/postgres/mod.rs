@@ -39,6 +39,10 @@ pub struct PostgresSource {
 pub struct PostgresDialect;
 
 impl SqlDialect for PostgresDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS text)")
+    }
+
     fn literal(&self, value: &Watermark) -> Result<String> {
         use dataloader_core::WatermarkKind as W;
         Ok(match value.kind {
@@ -145,6 +149,15 @@ impl PostgresSource {
 
 #[async_trait]
 impl Source for PostgresSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        PostgresDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let client = self.client().await?;
         let row = client
@@ -152,6 +165,11 @@ impl Source for PostgresSource {
             .await
             .map_err(|e| self.query_error("", "read the server version", &e))?;
         Ok(row.get(0))
+    }
+
+    async fn column_names(&self, object: &SourceObject) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        self.column_names_of(&client, object).await
     }
 
     async fn describe(&self, object: &SourceObject) -> Result<SourceSchema> {

@@ -43,6 +43,10 @@ fn sf_string(value: &str) -> String {
 }
 
 impl SqlDialect for SnowflakeDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("TO_VARCHAR({expr})")
+    }
+
     fn literal(&self, value: &Watermark) -> Result<String> {
         Ok(match value.kind {
             WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value)?,
@@ -270,6 +274,15 @@ fn value_text(array: &ArrayRef) -> Option<String> {
 
 #[async_trait]
 impl Source for SnowflakeSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        SnowflakeDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let version = match &self.client.server_version {
             Some(v) => v.clone(),

@@ -38,6 +38,10 @@ pub struct SqliteSource {
 pub struct SqliteDialect;
 
 impl SqlDialect for SqliteDialect {
+    fn text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS TEXT)")
+    }
+
     fn literal(&self, value: &Watermark) -> Result<String> {
         match value.kind {
             WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value),
@@ -246,6 +250,15 @@ fn append(
 
 #[async_trait]
 impl Source for SqliteSource {
+    fn text_projection(
+        &self,
+        object: &SourceObject,
+        columns: &[String],
+        as_text: &[&str],
+    ) -> SourceObject {
+        SqliteDialect.text_projection(object, columns, as_text)
+    }
+
     async fn server_version(&self) -> Result<String> {
         let v: String = sqlx::query_scalar("SELECT sqlite_version()")
             .fetch_one(&self.pool)

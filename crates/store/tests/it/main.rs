@@ -40,6 +40,11 @@ fn spec(dest: &str) -> TableSpec {
     s.target_file_size = Some("64MiB".into());
     s.compression = Some("zstd(3)".into());
     s.row_group_rows = Some(262_144);
+    s.column_types = [
+        ("Amount".to_string(), "decimal(38,6)".to_string()),
+        ("Notes".to_string(), "string".to_string()),
+    ]
+    .into();
     s.source_query =
         Some("SELECT OrderID, LineNo, ModifiedAt FROM dbo.Orders WHERE Open = 1".into());
     s
@@ -388,6 +393,17 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     assert_eq!(last.old_values.as_ref().unwrap()["compression"], "zstd(3)");
     assert_eq!(last.new_values.as_ref().unwrap()["compression"], "snappy");
     assert_eq!(last.new_values.as_ref().unwrap()["row_group_rows"], 262_144);
+    // So are the column type overrides, a JSON object people may edit with SQL.
+    raw(r#"UPDATE table_control SET column_types = '{"Notes": "string"}'"#).await;
+    let history = store.table_history(id).await.unwrap();
+    assert_eq!(history.len(), before.len() + 3);
+    let last = &history[0];
+    assert_eq!(
+        last.old_values.as_ref().unwrap()["column_types"],
+        r#"{"Amount":"decimal(38,6)","Notes":"string"}"#
+    );
+    let edited = store.table(id).await.unwrap().unwrap().spec.column_types;
+    assert_eq!(edited, [("Notes".to_string(), "string".to_string())].into());
     raw("DELETE FROM table_control").await;
     assert_eq!(
         store.table_history(id).await.unwrap()[0].operation,
