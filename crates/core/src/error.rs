@@ -17,6 +17,7 @@ pub enum ErrorKind {
     Conflict,
     Schema,
     Store,
+    Catalog,
     Cancelled,
     /// The run lost its lease (its process stalled or lost the control database): it stopped
     /// and committed nothing more; another worker may own the table now.
@@ -35,6 +36,7 @@ impl ErrorKind {
         ErrorKind::Conflict,
         ErrorKind::Schema,
         ErrorKind::Store,
+        ErrorKind::Catalog,
         ErrorKind::Cancelled,
         ErrorKind::WorkerLost,
         ErrorKind::Internal,
@@ -52,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "Conflict",
             ErrorKind::Schema => "Schema",
             ErrorKind::Store => "Store",
+            ErrorKind::Catalog => "Catalog",
             ErrorKind::Cancelled => "Cancelled",
             ErrorKind::WorkerLost => "WorkerLost",
             ErrorKind::Internal => "Internal",
@@ -194,6 +197,15 @@ pub enum Error {
     #[error("control store: {step} failed: {message}")]
     Store { step: &'static str, message: String },
 
+    /// A catalog request failed; the Delta table is as the load left it.
+    #[error("catalog {catalog}, {table}: {step} failed: {message}")]
+    Catalog {
+        catalog: String,
+        table: String,
+        step: &'static str,
+        message: String,
+    },
+
     #[error("secret {reference}: {message}")]
     Secret { reference: String, message: String },
 
@@ -247,6 +259,7 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::SchemaChange { .. } => ErrorKind::Schema,
             Error::Store { .. } => ErrorKind::Store,
+            Error::Catalog { .. } => ErrorKind::Catalog,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::LeaseLost { .. } => ErrorKind::WorkerLost,
             Error::Internal(_) => ErrorKind::Internal,

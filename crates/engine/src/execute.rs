@@ -99,12 +99,9 @@ impl Engine {
             outcome.bytes_written = ctx.destination.bytes_added(version_before, version).await?;
         }
         // Whatever strategy created the table (a rolling, backfill or key-scan load too), the
-        // catalog learns of it at the first load that finds it missing there.
-        let table_exists = outcome.delta_version.or(version_before).is_some();
-        if table_exists && !self.catalog.is_registered(&spec.destination).await? {
-            self.catalog
-                .register(&spec.destination, ctx.destination.url().as_str())
-                .await?;
+        // catalog learns of it, and of its schema after evolution, at the next load.
+        if outcome.delta_version.or(version_before).is_some() {
+            outcome.notes.extend(self.keep_registered(spec).await);
         }
         Ok(outcome)
     }

@@ -16,6 +16,7 @@ pub mod lease;
 mod load;
 pub mod partition;
 mod recovery;
+mod registration;
 mod request;
 mod run;
 pub mod strategies;

@@ -1,7 +1,8 @@
-//! The path catalog: `catalog.schema.table` lives at `<root>/<catalog>/<schema>/<table>`.
+//! The path catalog: `catalog.schema.table` lives at `<root>/<catalog>/<schema>/<table>`; it
+//! keeps no registry, so every table is registered as soon as it exists.
 
 use async_trait::async_trait;
-use dataloader_core::{Catalog, Error, Result, TargetTable};
+use dataloader_core::{Catalog, Drift, Error, Registration, Result, TargetTable};
 use url::Url;
 
 #[derive(Debug, Clone)]
@@ -48,11 +49,15 @@ impl Catalog for PathCatalog {
         Ok(url.to_string())
     }
 
-    async fn is_registered(&self, _table: &TargetTable) -> Result<bool> {
-        Ok(true)
+    fn describe(&self) -> String {
+        "path".into()
     }
 
-    async fn register(&self, _table: &TargetTable, _url: &str) -> Result<()> {
+    async fn drift(&self, _desired: &Registration) -> Result<Drift> {
+        Ok(Drift::Current)
+    }
+
+    async fn register(&self, _desired: &Registration) -> Result<()> {
         Ok(())
     }
 }

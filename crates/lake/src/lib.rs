@@ -14,6 +14,7 @@ pub mod expr;
 pub mod fence;
 pub mod inspect;
 mod ops;
+pub mod registration;
 mod sql;
 mod stage;
 mod tag;
@@ -30,3 +31,4 @@ pub use fence::CommitFence;
 pub use inspect::KeyCounts;
 pub use tag::{CommitTag, STATE_KEY};
 pub use write::WriteSummary;
+

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use dataloader_core::{Catalog, LoadStrategy, Result, TargetTable, Trigger};
+use dataloader_core::{Catalog, Drift, LoadStrategy, Registration, Result, TargetTable, Trigger};
 use dataloader_engine::{Engine, LoadRequest};
 use dataloader_lake::PathCatalog;
 
@@ -22,21 +22,32 @@ impl Catalog for RecordingCatalog {
         self.paths.table_url(table)
     }
 
-    async fn is_registered(&self, table: &TargetTable) -> Result<bool> {
-        let name = table.to_string();
-        Ok(self
+    fn describe(&self) -> String {
+        "recording".into()
+    }
+
+    async fn drift(&self, desired: &Registration) -> Result<Drift> {
+        let name = desired.table.to_string();
+        let known = self
             .registered
             .lock()
             .unwrap()
             .iter()
-            .any(|(t, _)| *t == name))
+            .any(|(t, _)| *t == name);
+        Ok(if known {
+            Drift::Current
+        } else {
+            Drift::Missing
+        })
     }
 
-    async fn register(&self, table: &TargetTable, url: &str) -> Result<()> {
-        self.registered
-            .lock()
-            .unwrap()
-            .push((table.to_string(), url.to_string()));
+    async fn register(&self, desired: &Registration) -> Result<()> {
+        if self.drift(desired).await? == Drift::Missing {
+            self.registered
+                .lock()
+                .unwrap()
+                .push((desired.table.to_string(), desired.location.clone()));
+        }
         Ok(())
     }
 }
