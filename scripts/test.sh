@@ -104,6 +104,35 @@ if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
   fi
 fi
 
+# Unity Catalog and Databricks' SQL Statement API, emulated by minilake on DuckDB, for the
+# catalog tests. DuckDB cannot download its delta extension here: the PyPI wheel's copy is put
+# where minilake looks. Run in its own folder, where it may leave stray folders.
+if [ -z "${DATALOADER_TEST_UNITY_URL:-}" ]; then
+  minilake=$(venv minilake 'minilake==1.9.0' 'duckdb==1.5.5' 'duckdb-extension-delta==1.5.5')
+  if [ -n "$minilake" ]; then
+    ml_dir=$(mktemp -d)
+    started_dirs+=("$ml_dir")
+    ml_ext=$("$minilake/bin/python" -c 'import duckdb_extension_delta, os; print(os.path.dirname(duckdb_extension_delta.__file__))')
+    mkdir -p "$ml_dir/ext/v1.5.5/linux_amd64"
+    cp "$ml_ext/extensions/v1.5.5/delta.duckdb_extension" "$ml_dir/ext/v1.5.5/linux_amd64/"
+    ml_port=$(free_port 16100)
+    (cd "$ml_dir" && MINILAKE_DATA_DIR="$ml_dir/data" MINILAKE_DUCKDB_EXTENSION_DIR="$ml_dir/ext" \
+      MINILAKE_NOTEBOOK=0 MINILAKE_SERVICES=unity_catalog,sql_statements,sql_warehouses \
+      exec "$minilake/bin/minilake" --host 127.0.0.1 --port "$ml_port") >"$ml_dir/minilake.log" 2>&1 &
+    started_pids+=($!)
+    ml_ready() { python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$ml_port/_minilake/ready')" 2>/dev/null; }
+    for _ in $(seq 1 150); do ml_ready && break; sleep 0.2; done
+    if ml_ready; then
+      export DATALOADER_TEST_UNITY_URL=http://127.0.0.1:$ml_port
+    else
+      echo "NOTICE: minilake did not start (see below): the Unity Catalog tests are skipped" >&2
+      cat "$ml_dir/minilake.log" >&2
+    fi
+  else
+    echo "NOTICE: installing minilake failed: the Unity Catalog tests are skipped" >&2
+  fi
+fi
+
 # A current ClickHouse engine (chdb, the engine as a library) behind ClickHouse's HTTP interface,
 # through scripts/chdb_http.py: the connector's ArrowStream path, which 18.16 cannot exercise.
 if [ -z "${DATALOADER_TEST_CLICKHOUSE_MODERN:-}" ]; then
@@ -178,6 +207,7 @@ suite "ClickHouse 18 (clickhouse-server)" "$(has DATALOADER_TEST_CLICKHOUSE)" ye
 suite "current ClickHouse (chdb)" "$(has DATALOADER_TEST_CLICKHOUSE_MODERN)" yes
 suite "Snowflake (fakesnow)" "$(has DATALOADER_TEST_SNOWFLAKE)" yes
 suite "S3 lake (moto)" "$(has DATALOADER_TEST_S3_BUCKET)" yes
+suite "Unity Catalog (minilake)" "$(has DATALOADER_TEST_UNITY_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
 suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no
 suite "Oracle (set DATALOADER_TEST_ORACLE_URL)" "$(has DATALOADER_TEST_ORACLE_URL)" no

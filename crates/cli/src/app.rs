@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use dataloader_core::{Store, SystemClock};
+use dataloader_core::{Catalog, Store, SystemClock};
 use dataloader_engine::Engine;
-use dataloader_lake::PathCatalog;
 
 use crate::settings::Settings;
 
 pub(crate) struct App {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) lake_root: String,
+    pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) json: bool,
     pub(crate) batch_size: usize,
     pub(crate) lease: Duration,
@@ -31,7 +30,7 @@ impl App {
         store.migrate().await?;
         Ok(App {
             store,
-            lake_root: settings.lake_root,
+            catalog: dataloader_lake::open_catalog(&settings.catalog, &settings.lake_root)?,
             json,
             batch_size,
             lease,
@@ -39,11 +38,12 @@ impl App {
     }
 
     pub(crate) fn engine(&self) -> Result<Engine> {
-        let catalog = PathCatalog::new(&self.lake_root)?;
-        Ok(
-            Engine::new(self.store.clone(), Arc::new(catalog), Arc::new(SystemClock))
-                .with_batch_size(self.batch_size)
-                .with_lease(self.lease),
+        Ok(Engine::new(
+            self.store.clone(),
+            self.catalog.clone(),
+            Arc::new(SystemClock),
         )
+        .with_batch_size(self.batch_size)
+        .with_lease(self.lease))
     }
 }

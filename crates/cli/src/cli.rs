@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::bench::BenchCommand;
+use crate::commands::catalog::CatalogCommand;
 use crate::commands::connections::ConnectionCommand;
 use crate::commands::scheduler::RunArgs;
 use crate::commands::tables::TableCommand;
@@ -31,6 +32,12 @@ pub(crate) struct Cli {
     /// Lakehouse root: a directory or an object-store URL [default: ./lakehouse]
     #[arg(long, env = "DATALOADER_LAKE_ROOT", global = true)]
     pub(crate) lake_root: Option<String>,
+
+    /// Where tables are registered: path (folders under the lake root only) or
+    /// unity:https://WORKSPACE (Unity Catalog; credentials from DATABRICKS_TOKEN, or
+    /// DATABRICKS_CLIENT_ID/SECRET, or ARM_TENANT_ID/ARM_CLIENT_ID/ARM_CLIENT_SECRET) [default: path]
+    #[arg(long, env = "DATALOADER_CATALOG", global = true)]
+    pub(crate) catalog: Option<String>,
 
     /// Settings file [default: ./dataloader.toml when it exists]
     #[arg(long, env = "DATALOADER_CONFIG", global = true)]
@@ -63,6 +70,9 @@ pub(crate) enum Command {
     /// Manage loaded tables.
     #[command(subcommand)]
     Table(TableCommand),
+    /// The catalog tables are registered in.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Make the control tables match a YAML file (prints the plan first).
     Apply {
         /// The file, for example tables.yaml.

@@ -29,7 +29,7 @@ use clap::Parser;
 
 use app::App;
 use cli::{Cli, Command};
-use commands::{connections, history, init, load, scheduler, tables};
+use commands::{catalog, connections, history, init, load, scheduler, tables};
 
 fn main() -> ExitCode {
     setup::tune_memory();
@@ -73,6 +73,7 @@ async fn run(cli: Cli) -> Result<()> {
     let place = settings::resolve(
         cli.control_db.clone(),
         cli.lake_root.clone(),
+        cli.catalog.clone(),
         &file_settings,
     );
     let app = App::open(place, cli.json, cli.batch_size, cli.lease).await?;
@@ -80,6 +81,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Init => init::init(&app)?,
         Command::Connection(c) => connections::connection(&app, c).await?,
         Command::Table(t) => tables::table(&app, t).await?,
+        Command::Catalog(c) => catalog::catalog(&app, c).await?,
         Command::Apply { file, dry_run } => apply::apply(&app, &file, dry_run).await?,
         Command::Export => print!("{}", apply::export(app.store.as_ref()).await?),
         Command::Load {

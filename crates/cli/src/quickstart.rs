@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
@@ -197,7 +198,7 @@ pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
 
     let app = App {
         store: store.clone(),
-        lake_root: lake_root.clone(),
+        catalog: Arc::new(dataloader_lake::PathCatalog::new(&lake_root)?),
         json,
         batch_size,
         lease: dataloader_engine::DEFAULT_LEASE,

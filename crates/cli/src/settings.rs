@@ -1,4 +1,4 @@
-//! Where the control database and the lakehouse are: flag > environment > `dataloader.toml` >
+//! Where the control database, the lakehouse and its catalog are: flag > environment > `dataloader.toml` >
 //! default. `docs/configuration.md` documents the same order.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_CONTROL_DB: &str = "sqlite://./dataloader.db";
 pub const DEFAULT_LAKE_ROOT: &str = "./lakehouse";
+pub const DEFAULT_CATALOG: &str = "path";
 pub const DEFAULT_CONFIG_FILE: &str = "dataloader.toml";
 
 /// The optional `dataloader.toml`.
@@ -19,12 +20,15 @@ pub struct FileSettings {
     pub control_db: Option<String>,
     /// Root of the local lakehouse, or an object-store URL.
     pub lake_root: Option<String>,
+    /// `path` or `unity:<URL>` (see docs/catalogs.md).
+    pub catalog: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub control_db: String,
     pub lake_root: String,
+    pub catalog: String,
 }
 
 impl FileSettings {
@@ -49,6 +53,7 @@ impl FileSettings {
 pub fn resolve(
     control_db: Option<String>,
     lake_root: Option<String>,
+    catalog: Option<String>,
     file: &FileSettings,
 ) -> Settings {
     Settings {
@@ -59,5 +64,8 @@ pub fn resolve(
         lake_root: lake_root
             .or_else(|| file.lake_root.clone())
             .unwrap_or_else(|| DEFAULT_LAKE_ROOT.to_string()),
+        catalog: catalog
+            .or_else(|| file.catalog.clone())
+            .unwrap_or_else(|| DEFAULT_CATALOG.to_string()),
     }
 }

@@ -12,6 +12,7 @@ mod quickstart;
 mod scheduler;
 mod source_query;
 mod strategies;
+mod unity;
 
 use std::path::Path;
 use std::process::Command;
@@ -96,6 +97,7 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for var in [
         "DATALOADER_CONTROL_DB",
         "DATALOADER_LAKE_ROOT",
+        "DATALOADER_CATALOG",
         "DATALOADER_CONFIG",
         "DATALOADER_BATCH_SIZE",
         "DATALOADER_FAULT",
