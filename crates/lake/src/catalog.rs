@@ -13,6 +13,13 @@ pub struct PathCatalog {
 impl PathCatalog {
     /// `root` is a local path (made absolute) or a URL such as `s3://bucket/lake`.
     pub fn new(root: &str) -> Result<Self> {
+        if let Some(rest) = root.strip_prefix("az://") {
+            let (container, path) = rest.split_once('/').unwrap_or((rest, ""));
+            return Err(Error::config(
+                "lake_root",
+                format!("\"{root}\": az:// lake roots are not accepted (their paths were mis-read by some object_store versions, delta-rs #3824): write abfss://{container}@<account>.dfs.core.windows.net/{path}"),
+            ));
+        }
         let root = if root.contains("://") {
             Url::parse(root)
                 .map_err(|e| Error::config("lake_root", format!("\"{root}\" is not a URL: {e}")))?
@@ -78,6 +85,22 @@ mod tests {
         assert_eq!(
             c.table_url(&t).unwrap(),
             "s3://bucket/lake/bronze/sales/orders"
+        );
+    }
+
+    #[test]
+    fn az_roots_are_refused_with_what_to_write() {
+        let err = PathCatalog::new("az://lake/runs").unwrap_err().to_string();
+        assert!(
+            err.contains("write abfss://lake@<account>.dfs.core.windows.net/runs"),
+            "{err}"
+        );
+        let abfss =
+            PathCatalog::new("abfss://lake@devstoreaccount1.dfs.core.windows.net/x").unwrap();
+        let t = TargetTable::parse("bronze.sales.orders").unwrap();
+        assert_eq!(
+            abfss.table_url(&t).unwrap(),
+            "abfss://lake@devstoreaccount1.dfs.core.windows.net/x/bronze/sales/orders"
         );
     }
 }
