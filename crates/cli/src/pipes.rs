@@ -268,11 +268,11 @@ impl Pipes {
         };
         put("status", json!(report.status.as_str()), "text");
         put("strategy", json!(report.strategy.as_str()), "text");
-        put("rows_read", json!(report.rows_read), "int");
-        put("rows_written", json!(report.rows_written), "int");
-        put("rows_inserted", json!(report.rows_inserted), "int");
-        put("rows_updated", json!(report.rows_updated), "int");
-        put("rows_deleted", json!(report.rows_deleted), "int");
+        put("rows_read", json!(report.rows.read), "int");
+        put("rows_written", json!(report.rows.written), "int");
+        put("rows_inserted", json!(report.rows.inserted), "int");
+        put("rows_updated", json!(report.rows.updated), "int");
+        put("rows_deleted", json!(report.rows.deleted), "int");
         put("watermark_before", json!(report.watermark_before), "text");
         put("watermark_after", json!(report.watermark_after), "text");
         put("delta_version", json!(table_version), "int");

@@ -12,6 +12,7 @@ pub mod decimal;
 pub mod error;
 pub mod layout;
 pub mod naming;
+pub mod row_counts;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
@@ -30,6 +31,7 @@ pub use connection::{ConnectionConfig, DbType};
 pub use error::{Error, ErrorKind, FailureCategory, Result};
 pub use layout::{Codec, Layout};
 pub use naming::ColumnNaming;
+pub use row_counts::RowCounts;
 pub use settings::{StrategyConfig, TableSettings};
 pub use source::{
     BatchStream, Predicate, Probe, ReadOutput, ReadRequest, Source, SourceColumn, SourceObject,

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConnectionConfig, Error, ErrorKind, LoadStrategy, Result, TableSpec, TargetTable, Watermark,
+    ConnectionConfig, Error, ErrorKind, LoadStrategy, Result, RowCounts, TableSpec, TargetTable,
+    Watermark,
 };
 
 /// A run's id in `historical_metadata`.
@@ -181,9 +182,9 @@ pub struct NewRun {
 pub struct RunUpdate {
     pub status: RunStatus,
     pub finished_at: DateTime<Utc>,
-    pub rows_read: i64,
-    pub rows_written: i64,
-    pub rows_deleted: i64,
+    /// Stored as `rows_read`, `rows_written` and `rows_deleted`; the control tables keep no
+    /// inserted or updated count.
+    pub rows: RowCounts,
     pub bytes_written: i64,
     /// The new watermark; `None` leaves the stored one as it is.
     pub watermark_after: Option<Watermark>,
@@ -212,9 +213,7 @@ impl RunUpdate {
         RunUpdate {
             status,
             finished_at,
-            rows_read: 0,
-            rows_written: 0,
-            rows_deleted: 0,
+            rows: RowCounts::default(),
             bytes_written: 0,
             watermark_after: None,
             delta_version: None,

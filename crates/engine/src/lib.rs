@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef};
 use dataloader_core::{
-    Catalog, Clock, Error, LoadStrategy, Result, RunStatus, StateUpdate, Store, TargetTable,
-    Watermark,
+    Catalog, Clock, Error, LoadStrategy, Result, RowCounts, RunStatus, StateUpdate, Store,
+    TargetTable, Watermark,
 };
 use dataloader_lake::DeltaDestination;
 use serde::Serialize;
@@ -56,11 +56,9 @@ pub struct LoadReport {
     pub table: String,
     pub strategy: LoadStrategy,
     pub status: RunStatus,
-    pub rows_read: u64,
-    pub rows_written: u64,
-    pub rows_inserted: u64,
-    pub rows_updated: u64,
-    pub rows_deleted: u64,
+    /// Flattened: the JSON keeps `rows_read`, `rows_written`, … at the top level.
+    #[serde(flatten)]
+    pub rows: RowCounts,
     pub watermark_before: Option<String>,
     pub watermark_after: Option<String>,
     pub delta_version: Option<i64>,
@@ -82,11 +80,7 @@ pub struct LoadFailure {
 /// What a strategy did; the engine turns it into bookkeeping.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub rows_read: u64,
-    pub rows_written: u64,
-    pub rows_inserted: u64,
-    pub rows_updated: u64,
-    pub rows_deleted: u64,
+    pub rows: RowCounts,
     /// Bytes of the data files the run's commits added (set by the engine, not a strategy).
     pub bytes_written: u64,
     /// The new watermark, if it moved.
@@ -101,11 +95,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn absorb(&mut self, other: Outcome) {
-        self.rows_read += other.rows_read;
-        self.rows_written += other.rows_written;
-        self.rows_inserted += other.rows_inserted;
-        self.rows_updated += other.rows_updated;
-        self.rows_deleted += other.rows_deleted;
+        self.rows += other.rows;
         self.watermark_after = other.watermark_after.or(self.watermark_after.take());
         self.delta_version = other.delta_version.or(self.delta_version);
         self.notes.extend(other.notes);

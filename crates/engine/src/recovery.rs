@@ -2,7 +2,9 @@
 //! recorded from the state its commit carried; runs left open by a process that is gone are
 //! closed. Also this process's identity (`host:pid/space`), by which a gone process is known.
 
-use dataloader_core::{ErrorKind, Result, RunId, RunOwner, RunStatus, RunUpdate, TableControl};
+use dataloader_core::{
+    ErrorKind, Result, RowCounts, RunId, RunOwner, RunStatus, RunUpdate, TableControl,
+};
 use dataloader_lake::DeltaDestination;
 
 use crate::commit_state::CommitState;
@@ -61,9 +63,7 @@ impl Engine {
                         &RunUpdate {
                             status: RunStatus::Succeeded,
                             finished_at: now,
-                            rows_read: 0,
-                            rows_written: 0,
-                            rows_deleted: 0,
+                            rows: RowCounts::default(),
                             bytes_written: 0,
                             watermark_after: watermark,
                             delta_version: dest.version().await?,

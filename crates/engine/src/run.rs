@@ -85,9 +85,7 @@ impl Engine {
                             &RunUpdate {
                                 status,
                                 finished_at,
-                                rows_read: outcome.rows_read as i64,
-                                rows_written: outcome.rows_written as i64,
-                                rows_deleted: outcome.rows_deleted as i64,
+                                rows: outcome.rows,
                                 bytes_written: outcome.bytes_written as i64,
                                 watermark_after: outcome.watermark_after.clone(),
                                 delta_version: outcome.delta_version,
@@ -110,17 +108,13 @@ impl Engine {
                             message: "was closed while it committed (its lease ran out); its commit stands and the next load records it from the Delta log".into(),
                         }));
                     }
-                    tracing::info!(rows_read = outcome.rows_read, rows_written = outcome.rows_written, %status, "load finished");
+                    tracing::info!(rows_read = outcome.rows.read, rows_written = outcome.rows.written, %status, "load finished");
                     Ok(LoadReport {
                         run_id,
                         table: destination.to_string(),
                         strategy: outcome.state.strategy.unwrap_or(table.spec.strategy),
                         status,
-                        rows_read: outcome.rows_read,
-                        rows_written: outcome.rows_written,
-                        rows_inserted: outcome.rows_inserted,
-                        rows_updated: outcome.rows_updated,
-                        rows_deleted: outcome.rows_deleted,
+                        rows: outcome.rows,
                         watermark_before: table.incremental_value.as_ref().map(|w| w.value.clone()),
                         watermark_after: outcome
                             .watermark_after

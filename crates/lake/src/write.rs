@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use dataloader_core::{BatchStream, Error, Result};
+use dataloader_core::{BatchStream, Error, Result, RowCounts};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::catalog::streaming::StreamingTable;
@@ -27,9 +27,8 @@ use crate::tag::CommitTag;
 pub struct WriteSummary {
     /// The Delta version the commit produced; `None` when nothing was committed.
     pub version: Option<i64>,
-    pub rows_written: u64,
-    pub rows_inserted: u64,
-    pub rows_updated: u64,
+    /// Written, inserted and updated; a write reads nothing and deletes nothing.
+    pub rows: RowCounts,
 }
 
 /// Hands a [`BatchStream`] to DataFusion once, keeping our own error if the stream fails so
@@ -167,9 +166,11 @@ impl DeltaDestination {
         let written = input.rows.load(Ordering::Relaxed);
         Ok(WriteSummary {
             version: table.version().map(|v| v as i64),
-            rows_written: written,
-            rows_inserted: written,
-            rows_updated: 0,
+            rows: RowCounts {
+                written,
+                inserted: written,
+                ..RowCounts::default()
+            },
         })
     }
 }

@@ -167,9 +167,10 @@ where
         .bind(run_id)
         .bind(u.status.as_str())
         .bind(u.finished_at)
-        .bind(u.rows_read)
-        .bind(u.rows_written)
-        .bind(u.rows_deleted)
+        // The columns are signed BIGINTs; no load counts past i64::MAX rows.
+        .bind(u.rows.read as i64)
+        .bind(u.rows.written as i64)
+        .bind(u.rows.deleted as i64)
         .bind(u.bytes_written)
         .bind(u.watermark_after.as_ref().map(|w| w.value.clone()))
         .bind(u.delta_version)

@@ -263,8 +263,8 @@ pub(crate) fn summary_line(r: &LoadReport) -> String {
         .delta_version
         .map(|v| format!("Delta version {v}"))
         .unwrap_or_else(|| "no new Delta version".into());
-    let deleted = if r.rows_deleted > 0 {
-        format!(", {} deleted", r.rows_deleted)
+    let deleted = if r.rows.deleted > 0 {
+        format!(", {} deleted", r.rows.deleted)
     } else {
         String::new()
     };
@@ -280,10 +280,10 @@ pub(crate) fn summary_line(r: &LoadReport) -> String {
         r.status,
         r.duration_ms as f64 / 1000.0,
         r.strategy,
-        r.rows_read,
-        r.rows_written,
-        r.rows_inserted,
-        r.rows_updated,
+        r.rows.read,
+        r.rows.written,
+        r.rows.inserted,
+        r.rows.updated,
         r.run_id
     )
 }

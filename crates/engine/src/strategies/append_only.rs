@@ -41,14 +41,13 @@ pub async fn run(
             .append(read.schema, read.batches, &tag)
             .await?;
         outcome = Outcome {
-            rows_written: written.rows_written,
-            rows_inserted: written.rows_inserted,
+            rows: written.rows,
             watermark_after: high,
             delta_version: written.version,
             ..outcome
         };
     }
-    outcome.rows_read = ctx.rows_read();
+    outcome.rows.read = ctx.rows_read();
     outcome.notes.extend(ctx.skipped_nulls_note(&column).await?);
     outcome.state = state;
     Ok(outcome)

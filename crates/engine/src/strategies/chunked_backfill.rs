@@ -123,9 +123,7 @@ pub async fn run(ctx: &LoadContext<'_>, settings: &ChunkedBackfill) -> Result<Ou
             });
         }
         outcome.absorb(Outcome {
-            rows_written: written.rows_written,
-            rows_inserted: written.rows_inserted,
-            rows_updated: written.rows_updated,
+            rows: written.rows,
             delta_version: written.version,
             ..Outcome::default()
         });
@@ -140,9 +138,7 @@ pub async fn run(ctx: &LoadContext<'_>, settings: &ChunkedBackfill) -> Result<Ou
             .merge(read.schema, read.batches, &keys, &order_by, &tag)
             .await?;
         outcome.absorb(Outcome {
-            rows_written: written.rows_written,
-            rows_inserted: written.rows_inserted,
-            rows_updated: written.rows_updated,
+            rows: written.rows,
             delta_version: written.version,
             ..Outcome::default()
         });
@@ -155,11 +151,11 @@ pub async fn run(ctx: &LoadContext<'_>, settings: &ChunkedBackfill) -> Result<Ou
     if let Some(scan) = &settings.key_scan {
         let tag = ctx.tag(None, &StateUpdate::default());
         let (deleted, version) = super::delete_missing(ctx, scan, &keys, &tag).await?;
-        outcome.rows_deleted = deleted;
+        outcome.rows.deleted = deleted;
         outcome.delta_version = version.or(outcome.delta_version);
         delete_scan_at = Some(ctx.loaded_at);
     }
-    outcome.rows_read = ctx.rows_read();
+    outcome.rows.read = ctx.rows_read();
     outcome.watermark_after = Some(hi.clone());
     outcome.notes.push(format!(
         "backfill: {chunks} chunk(s) this run, up to {hi}; switched to incremental"

@@ -4,7 +4,7 @@
 //! half-loaded table. No watermark. `--full-refresh` runs this for any strategy, and then the
 //! watermark becomes the source's maximum read in the same snapshot.
 
-use dataloader_core::{LoadStrategy, NullWatermark, Result, StateUpdate, WatermarkRead};
+use dataloader_core::{LoadStrategy, NullWatermark, Result, RowCounts, StateUpdate, WatermarkRead};
 
 use crate::{LoadContext, Outcome};
 
@@ -16,9 +16,10 @@ pub async fn run(ctx: &LoadContext<'_>, state: StateUpdate) -> Result<Outcome> {
         .overwrite(read.schema, read.batches, &tag)
         .await?;
     Ok(Outcome {
-        rows_read: ctx.rows_read(),
-        rows_written: written.rows_written,
-        rows_inserted: written.rows_inserted,
+        rows: RowCounts {
+            read: ctx.rows_read(),
+            ..written.rows
+        },
         delta_version: written.version,
         state,
         ..Outcome::default()
@@ -53,9 +54,10 @@ pub async fn refresh(ctx: &LoadContext<'_>) -> Result<Outcome> {
         .overwrite(read.schema, read.batches, &tag)
         .await?;
     Ok(Outcome {
-        rows_read: ctx.rows_read(),
-        rows_written: written.rows_written,
-        rows_inserted: written.rows_inserted,
+        rows: RowCounts {
+            read: ctx.rows_read(),
+            ..written.rows
+        },
         watermark_after: read.captured_max,
         delta_version: written.version,
         notes: vec!["full refresh: the table was replaced".into()],

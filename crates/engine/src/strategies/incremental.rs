@@ -13,7 +13,7 @@
 //! - `delete_detection: pk_scan` then deletes rows whose keys left the source (second commit).
 
 use dataloader_core::settings::{Incremental, KeyScan};
-use dataloader_core::{NullWatermark, Result, StateUpdate, WatermarkRead};
+use dataloader_core::{NullWatermark, Result, RowCounts, StateUpdate, WatermarkRead};
 
 use super::{check_regression, newest};
 use crate::{LoadContext, Outcome};
@@ -50,10 +50,10 @@ pub async fn run(
         .merge(read.schema, read.batches, &keys, &order_by, &tag)
         .await?;
     let mut outcome = Outcome {
-        rows_read: ctx.rows_read(),
-        rows_written: written.rows_written,
-        rows_inserted: written.rows_inserted,
-        rows_updated: written.rows_updated,
+        rows: RowCounts {
+            read: ctx.rows_read(),
+            ..written.rows
+        },
         watermark_after: high,
         delta_version: written.version,
         ..Outcome::default()
@@ -67,7 +67,7 @@ pub async fn run(
         .filter(|s| delete_scan_due(ctx, s))
     {
         let (deleted, version) = super::delete_missing(ctx, scan, &keys, &tag).await?;
-        outcome.rows_deleted = deleted;
+        outcome.rows.deleted = deleted;
         outcome.delta_version = version.or(outcome.delta_version);
         state.delete_scan_at = Some(ctx.loaded_at);
     }

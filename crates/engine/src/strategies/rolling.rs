@@ -13,7 +13,7 @@
 //! window: they are not loaded and not deleted. The watermark records the newest value loaded.
 
 use dataloader_core::settings::Rolling;
-use dataloader_core::{Error, Probe, Result, StateUpdate, Watermark, WatermarkRead};
+use dataloader_core::{Error, Probe, Result, RowCounts, StateUpdate, Watermark, WatermarkRead};
 
 use crate::{LoadContext, Outcome};
 
@@ -69,11 +69,11 @@ pub async fn run(ctx: &LoadContext<'_>, settings: &Rolling) -> Result<Outcome> {
         .await?;
     let (deleted, deleted_version) = ctx.destination.delete_where(expired, &tag).await?;
     Ok(Outcome {
-        rows_read: ctx.rows_read(),
-        rows_written: merged.rows_written,
-        rows_inserted: merged.rows_inserted,
-        rows_updated: merged.rows_updated,
-        rows_deleted: deleted,
+        rows: RowCounts {
+            read: ctx.rows_read(),
+            deleted,
+            ..merged.rows
+        },
         watermark_after: Some(high),
         delta_version: deleted_version.or(merged.version),
         notes: vec![format!("window: {column} > {lower}")],

@@ -94,7 +94,7 @@ async fn a_run_records_the_bytes_its_commits_added() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|f| panic!("{}", f.error));
-    assert_eq!(second.rows_written, 300);
+    assert_eq!(second.rows.written, 300);
     let after_second = parquet_files(&dir);
     let written = added(&files, &after_second);
     assert!(written > 0, "the merge wrote files");

@@ -90,7 +90,7 @@ async fn full_load_of_every_clickhouse_type_equals_the_source_on(c: Ch) {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 2));
     let columns: Vec<(&str, &str, Canon)> = vec![
         ("id", "toString(id)", Canon::Text),
         ("i8", "toString(i8)", Canon::Text),
@@ -185,7 +185,7 @@ async fn every_strategy_once_on_clickhouse_on(c: Ch) {
         .load(LoadRequest::new(&t.incremental, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((second.rows_read, second.rows_updated), (1, 1));
+    assert_eq!((second.rows.read, second.rows.updated), (1, 1));
     assert_eq!(
         second.watermark_after.as_deref(),
         Some("2024-01-02 00:00:00+00")
@@ -253,7 +253,7 @@ async fn incremental_source_query_on_clickhouse_on(c: Ch) {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!(first.rows_read, 90);
+    assert_eq!(first.rows.read, 90);
     c.compare(&dest, all, &cols, &kinds).await;
 
     // A newer version of row 5, a new row 101, and a new row 110 the query leaves out.
@@ -268,7 +268,7 @@ async fn incremental_source_query_on_clickhouse_on(c: Ch) {
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!(
-        (second.rows_read, second.rows_updated, second.rows_inserted),
+        (second.rows.read, second.rows.updated, second.rows.inserted),
         (2, 1, 1)
     );
     assert_eq!(

@@ -92,7 +92,7 @@ async fn columns_no_delta_type_holds_load_as_exact_text_and_narrow_ones_widened(
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!(first.rows_read, 4);
+    assert_eq!(first.rows.read, 4);
     compare_pg(&h, &dest).await;
     let schema = h.destination(&dest).schema().await.unwrap().unwrap();
     let type_of = |c: &str| schema.field_with_name(c).unwrap().data_type().clone();
@@ -117,7 +117,7 @@ async fn columns_no_delta_type_holds_load_as_exact_text_and_narrow_ones_widened(
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!(
-        (second.rows_read, second.rows_inserted, second.rows_updated),
+        (second.rows.read, second.rows.inserted, second.rows.updated),
         (2, 1, 1)
     );
     compare_pg(&h, &dest).await;
@@ -220,7 +220,7 @@ async fn mariadb_decimal_wider_than_delta_loads_as_exact_text() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!(report.rows_read, 3);
+    assert_eq!(report.rows.read, 3);
     let columns = ["id", "big", "frac", "n"];
     let kinds = [Canon::Text; 4];
     let source = db

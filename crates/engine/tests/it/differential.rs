@@ -58,7 +58,7 @@ async fn differential(case: Case) {
             .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap_or_else(|e| panic!("{} round {round}: {}", case.name, e.error));
-        deleted += report.rows_deleted;
+        deleted += report.rows.deleted;
         let source = w.source_rows(&h.source.client, case.expected).await;
         let batches = h.destination(&dest).read_all(&["id"]).await.unwrap();
         let delta = arrow_rows(&batches, &names, &kinds);

@@ -124,7 +124,7 @@ async fn widening_is_applied_by_full_loads_and_refused_with_the_remedy_otherwise
         .load(LoadRequest::new(&dest, Trigger::Manual).full_refresh(true))
         .await
         .unwrap();
-    assert_eq!(refreshed.rows_read, 2);
+    assert_eq!(refreshed.rows.read, 2);
     let rows = h.destination(&dest).read_all(&["id"]).await.unwrap();
     let got = arrow_rows(&rows, &["n"], &[Canon::Text]);
     assert_eq!(got[1][0].as_deref(), Some("9000000000"));

@@ -136,7 +136,7 @@ impl Faulty {
             .load(LoadRequest::new(&self.dest, Trigger::Manual))
             .await
             .unwrap_or_else(|f| panic!("{}", f.error));
-        assert_eq!(report.rows_written, 5);
+        assert_eq!(report.rows.written, 5);
         let batches = self.destination().read_all(&["id"]).await.unwrap();
         let ids: Vec<Option<String>> =
             dataloader_testkit::arrow_rows(&batches, &["id"], &[dataloader_testkit::Canon::Text])
@@ -255,7 +255,7 @@ async fn a_slow_control_database_delays_a_load_but_changes_nothing() {
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!(
-        (report.status, report.rows_written),
+        (report.status, report.rows.written),
         (RunStatus::Succeeded, 5)
     );
     f.proxy.restore();
@@ -263,7 +263,7 @@ async fn a_slow_control_database_delays_a_load_but_changes_nothing() {
         .load(LoadRequest::new(&f.dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!(again.rows_written, 0, "nothing appended twice");
+    assert_eq!(again.rows.written, 0, "nothing appended twice");
     assert_eq!(
         f.destination().key_counts(&[]).await.unwrap().unwrap().rows,
         5

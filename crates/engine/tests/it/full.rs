@@ -65,8 +65,8 @@ async fn full_load_of_every_type_equals_the_source() {
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
-    assert_eq!(report.rows_read, 1000);
-    assert_eq!(report.rows_written, 1000);
+    assert_eq!(report.rows.read, 1000);
+    assert_eq!(report.rows.written, 1000);
     assert_eq!(report.delta_version, Some(0));
 
     let columns: Vec<(&str, &str, Canon)> = vec![
@@ -213,7 +213,7 @@ async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((first.rows_read, first.delta_version), (0, Some(0)));
+    assert_eq!((first.rows.read, first.delta_version), (0, Some(0)));
     assert!(h
         .destination(&dest)
         .read_all(&[])
@@ -232,7 +232,8 @@ async fn an_empty_source_gives_an_empty_table_and_a_reload_empties_it() {
             .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap()
-            .rows_written,
+            .rows
+            .written,
         2
     );
     h.source
@@ -325,7 +326,7 @@ async fn parallel_full_load_reads_every_row_once() {
         &[Canon::Text, Canon::Text],
     )
     .await;
-    assert_eq!(report.rows_read as usize, expected.len());
+    assert_eq!(report.rows.read as usize, expected.len());
     let batches = h.destination(&dest).read_all(&["id"]).await.unwrap();
     assert_same_rows(
         &expected,

@@ -98,7 +98,7 @@ async fn a_missing_delta_table_with_a_stored_watermark_is_refused_until_a_full_r
     );
     assert!(!folder.join("_delta_log").exists());
     let report = refresh(&h, &dest).await;
-    assert_eq!(report.rows_written, 4);
+    assert_eq!(report.rows.written, 4);
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
 }
 
@@ -132,7 +132,7 @@ async fn append_only_after_a_strategy_change_is_refused_not_appended_twice() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(next.rows_written, 1, "only the new row is appended");
+    assert_eq!(next.rows.written, 1, "only the new row is appended");
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
 }
 
@@ -211,7 +211,7 @@ async fn a_row_dated_in_the_future_does_not_move_the_rolling_window() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(report.rows_deleted, 0);
+    assert_eq!(report.rows.deleted, 0);
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;
 
     // A window that moves past most of the table is refused before anything is written.
@@ -227,7 +227,7 @@ async fn a_row_dated_in_the_future_does_not_move_the_rolling_window() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(rolled.rows_deleted, 16);
+    assert_eq!(rolled.rows.deleted, 16);
     same_rows(
         &h,
         &dest,
@@ -323,14 +323,14 @@ async fn a_key_scan_keeps_rows_whose_key_is_null() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(scan.rows_deleted, 1, "only the row gone from the source");
+    assert_eq!(scan.rows.deleted, 1, "only the row gone from the source");
     let again = h
         .engine
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
     assert_eq!(
-        again.rows_deleted, 0,
+        again.rows.deleted, 0,
         "the NULL-key row stays, scan after scan"
     );
     same_rows(
@@ -363,7 +363,7 @@ async fn a_backfill_with_delete_detection_ends_equal_to_its_source() {
         .await
         .unwrap();
     assert_eq!(
-        report.rows_deleted, 2,
+        report.rows.deleted, 2,
         "the rows gone from the source go at once"
     );
     same_rows(&h, &dest, "SELECT id::text AS k, v FROM t ORDER BY id").await;

@@ -48,7 +48,7 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((first.rows_read, first.rows_inserted), (1000, 1000));
+    assert_eq!((first.rows.read, first.rows.inserted), (1000, 1000));
     assert_eq!(
         first.watermark_after.as_deref(),
         Some("2024-01-01 00:16:40.001")
@@ -70,10 +70,10 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
         .await
         .unwrap();
     assert_eq!(
-        second.rows_read, 150,
+        second.rows.read, 150,
         "only the 100 new and 50 updated rows are read"
     );
-    assert_eq!((second.rows_inserted, second.rows_updated), (100, 50));
+    assert_eq!((second.rows.inserted, second.rows.updated), (100, 50));
     assert_eq!(
         second.watermark_after.as_deref(),
         Some("2024-03-01 00:00:00.000007")
@@ -99,7 +99,7 @@ async fn incremental_reads_only_changed_rows_and_merges_them() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(third.rows_read, 0);
+    assert_eq!(third.rows.read, 0);
     assert_eq!(third.delta_version, None);
     assert_eq!(h.destination(&dest).version().await.unwrap(), version);
     let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
@@ -198,7 +198,7 @@ async fn a_merge_at_the_newest_keys_leaves_older_files_untouched() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((report.rows_read, report.rows_updated), (10, 10));
+    assert_eq!((report.rows.read, report.rows.updated), (10, 10));
     let after = files().await;
     assert_eq!(
         before.intersection(&after).count(),

@@ -74,7 +74,7 @@ async fn layout_settings_shape_the_data_files_and_merges_into_them_stay_exact() 
             .load(LoadRequest::new(dest, Trigger::Manual))
             .await
             .unwrap();
-        assert_eq!(first.rows_written, 60000);
+        assert_eq!(first.rows.written, 60000);
         compare(&h, dest).await;
     }
 
@@ -121,7 +121,7 @@ async fn layout_settings_shape_the_data_files_and_merges_into_them_stay_exact() 
             .await
             .unwrap();
         assert_eq!(
-            (merged.rows_read, merged.rows_updated, merged.rows_inserted),
+            (merged.rows.read, merged.rows.updated, merged.rows.inserted),
             (1100, 1000, 100),
             "{dest}"
         );

@@ -18,6 +18,7 @@ mod mssql;
 mod mysql;
 mod oracle;
 mod property;
+mod report;
 mod s3;
 mod snowflake;
 mod source_query;
@@ -182,7 +183,7 @@ impl Lake {
             .load(LoadRequest::new(&dest, Trigger::Manual))
             .await
             .unwrap();
-        assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 0));
+        assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 0));
         let schema = self
             .destination(&dest)
             .schema()

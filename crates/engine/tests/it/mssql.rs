@@ -128,7 +128,7 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
         .load(LoadRequest::new(&full, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 2));
     let columns: Vec<(&str, &str, Canon)> = vec![
         ("id", "CAST(id AS varchar(20))", Canon::Text),
         (
@@ -186,7 +186,8 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
             .load(LoadRequest::new(&incr, Trigger::Manual))
             .await
             .unwrap()
-            .rows_read,
+            .rows
+            .read,
         2
     );
     c.simple_query(format!("UPDATE dbo.{table} SET nv = N'changed', modified = '2024-01-02 00:00:00.000003' WHERE id = 2"))
@@ -201,7 +202,7 @@ async fn sql_server_types_and_incremental_loads_match_the_source() {
         .await
         .unwrap();
     assert_eq!(
-        (second.rows_read, second.watermark_after.as_deref()),
+        (second.rows.read, second.watermark_after.as_deref()),
         (1, Some("2024-01-02 00:00:00.000003"))
     );
     c.simple_query(format!("DROP TABLE dbo.{table}"))

@@ -134,7 +134,7 @@ async fn full_load_of_every_mysql_type_equals_the_source() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 3));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 3));
 
     let columns = all_type_columns();
     let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
@@ -196,7 +196,7 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(first.rows_read, 300);
+    assert_eq!(first.rows.read, 300);
     assert_eq!(
         first.watermark_after.as_deref(),
         Some("2024-01-01 00:00:00.000300")
@@ -212,7 +212,7 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
         .await
         .unwrap();
     assert_eq!(
-        (second.rows_read, second.rows_inserted, second.rows_updated),
+        (second.rows.read, second.rows.inserted, second.rows.updated),
         (15, 10, 5)
     );
     assert_eq!(
@@ -232,7 +232,7 @@ async fn incremental_keeps_microseconds_and_reads_only_changes() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((third.rows_read, third.delta_version), (0, None));
+    assert_eq!((third.rows.read, third.delta_version), (0, None));
 }
 
 #[tokio::test]
@@ -370,7 +370,7 @@ async fn a_source_query_reads_every_type_as_its_table_does_on_mariadb() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 3));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 3));
     let columns = all_type_columns();
     let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
     let kinds: Vec<Canon> = columns.iter().map(|c| c.2).collect();
@@ -454,7 +454,7 @@ async fn incremental_source_query_on_mariadb() {
         .load(LoadRequest::new(dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((first.rows_read, first.rows_inserted), (50, 50));
+    assert_eq!((first.rows.read, first.rows.inserted), (50, 50));
     assert_eq!(
         first.watermark_after.as_deref(),
         Some("2024-01-01 00:00:00.000059")
@@ -476,7 +476,7 @@ async fn incremental_source_query_on_mariadb() {
         .await
         .unwrap();
     assert_eq!(
-        (second.rows_read, second.rows_inserted, second.rows_updated),
+        (second.rows.read, second.rows.inserted, second.rows.updated),
         (3, 1, 2)
     );
     assert_eq!(

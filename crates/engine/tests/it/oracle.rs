@@ -96,7 +96,7 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
         .load(LoadRequest::new(&full, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 2));
     let delta = lake
         .delta_rows(
             &full,
@@ -140,7 +140,8 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
             .load(LoadRequest::new(&incr, Trigger::Manual))
             .await
             .unwrap()
-            .rows_read,
+            .rows
+            .read,
         2
     );
     run(vec![format!(
@@ -152,7 +153,7 @@ async fn oracle_types_and_incremental_loads_match_the_source() {
         .await
         .unwrap();
     assert_eq!(
-        (second.rows_read, second.watermark_after.as_deref()),
+        (second.rows.read, second.watermark_after.as_deref()),
         (1, Some("2024-01-02 00:00:00.000003"))
     );
     run(vec![format!("DROP TABLE {table}")]);

@@ -44,7 +44,7 @@ async fn full_and_incremental_loads_into_an_s3_lakehouse() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!((first.status, first.rows_read), (RunStatus::Succeeded, 50));
+    assert_eq!((first.status, first.rows.read), (RunStatus::Succeeded, 50));
     assert!(
         first.table_url.starts_with(&format!("s3://{bucket}/")),
         "{}",
@@ -61,7 +61,7 @@ async fn full_and_incremental_loads_into_an_s3_lakehouse() {
         .await
         .unwrap();
     assert_eq!(
-        (second.rows_read, second.rows_updated, second.delta_version),
+        (second.rows.read, second.rows.updated, second.delta_version),
         (5, 5, Some(1))
     );
     let kinds = [Canon::Text, Canon::Text];

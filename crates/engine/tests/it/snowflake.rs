@@ -187,7 +187,7 @@ async fn full_load_of_every_snowflake_type_equals_the_source() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 3));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 3));
 
     let schema = sf
         .destination(&dest)
@@ -293,7 +293,7 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
         .await
         .unwrap();
     assert_eq!(
-        (second.rows_read, second.rows_updated, second.rows_inserted),
+        (second.rows.read, second.rows.updated, second.rows.inserted),
         (2, 1, 1)
     );
     assert_eq!(
@@ -306,7 +306,7 @@ async fn every_strategy_once_on_snowflake_with_result_chunks() {
         .load(LoadRequest::new(&t.append_only, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(appended.rows_read, 1, "only the new id is appended");
+    assert_eq!(appended.rows.read, 1, "only the new id is appended");
 }
 
 /// A source query with a join, a cast and a `WHERE`, loaded incrementally twice: typed from its
@@ -352,7 +352,7 @@ async fn incremental_source_query_on_snowflake() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
-    assert_eq!(first.rows_read, 40);
+    assert_eq!(first.rows.read, 40);
     sf.compare(&dest, &all, &cols, &kinds).await;
     sf.exec(
         "UPDATE S.EVENTS SET CHANGED_AT = '2024-03-01 00:00:00' WHERE ID IN (5, 45);
@@ -365,7 +365,7 @@ async fn incremental_source_query_on_snowflake() {
         .await
         .unwrap_or_else(|e| panic!("{}", e.error));
     assert_eq!(
-        (second.rows_read, second.rows_updated),
+        (second.rows.read, second.rows.updated),
         (1, 1),
         "row 5 only: 45 is outside the query"
     );

@@ -94,7 +94,7 @@ async fn incremental_query_with_a_join_a_cast_and_a_where_reads_exactly_the_chan
     let dest = h.add_spec(&s).await;
     let first = load(&h, &dest).await;
     // 200 orders, 28 of them cancelled.
-    assert_eq!((first.rows_read, first.rows_inserted), (172, 172));
+    assert_eq!((first.rows.read, first.rows.inserted), (172, 172));
     assert_eq!(
         first.watermark_after.as_deref(),
         Some("2024-01-01 00:03:20.0002")
@@ -133,12 +133,12 @@ async fn incremental_query_with_a_join_a_cast_and_a_where_reads_exactly_the_chan
         .get(0);
     let second = load(&h, &dest).await;
     assert_eq!(
-        second.rows_read,
+        second.rows.read,
         4 + 3 + renamed as u64,
         "only the new, updated and renamed rows the query returns"
     );
     assert_eq!(
-        (second.rows_inserted, second.rows_updated),
+        (second.rows.inserted, second.rows.updated),
         (4, 3 + renamed as u64)
     );
     assert_eq!(
@@ -215,7 +215,7 @@ async fn check_and_load_probes_and_parallel_reads_wrap_the_query() {
         .add_spec(&query_spec("bronze.pg.checked", LoadStrategy::CheckAndLoad))
         .await;
     let first = load(&h, &check).await;
-    assert_eq!((first.status, first.rows_read), (RunStatus::Succeeded, 172));
+    assert_eq!((first.status, first.rows.read), (RunStatus::Succeeded, 172));
     assert_eq!(load(&h, &check).await.status, RunStatus::Skipped);
     h.source
         .client
@@ -238,7 +238,7 @@ async fn check_and_load_probes_and_parallel_reads_wrap_the_query() {
         .unwrap();
     let changed = load(&h, &check).await;
     assert_eq!(
-        (changed.status, changed.rows_read),
+        (changed.status, changed.rows.read),
         (RunStatus::Succeeded, 173)
     );
     compare(&h, &check).await;
@@ -280,7 +280,7 @@ async fn check_and_load_probes_and_parallel_reads_wrap_the_query() {
     assert_eq!(ranges.len(), 4);
     let report = load(&h, &parallel).await;
     assert_eq!(
-        (report.status, report.rows_read),
+        (report.status, report.rows.read),
         (RunStatus::Succeeded, 173)
     );
     compare(&h, &parallel).await;

@@ -61,7 +61,7 @@ async fn lookback_catches_a_row_committed_late_with_an_older_timestamp() {
             .await
             .unwrap();
         assert_eq!(
-            first.rows_read, 3,
+            first.rows.read, 3,
             "rows 1, 2 and 4; row 3 is not committed yet"
         );
     }
@@ -77,7 +77,7 @@ async fn lookback_catches_a_row_committed_late_with_an_older_timestamp() {
         4,
         "the lookback re-read found row 3"
     );
-    assert_eq!(second.rows_inserted, 1);
+    assert_eq!(second.rows.inserted, 1);
     assert_eq!(
         second.watermark_after, second.watermark_before,
         "a re-read never moves the watermark back"
@@ -127,7 +127,8 @@ async fn null_watermark_rows_are_included_by_default_and_skipped_on_request() {
             .load(LoadRequest::new(&include, Trigger::Manual))
             .await
             .unwrap()
-            .rows_read,
+            .rows
+            .read,
         3
     );
     let skipped = h
@@ -135,7 +136,7 @@ async fn null_watermark_rows_are_included_by_default_and_skipped_on_request() {
         .load(LoadRequest::new(&skip, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(skipped.rows_read, 1);
+    assert_eq!(skipped.rows.read, 1);
     assert!(
         skipped
             .notes
@@ -158,7 +159,7 @@ async fn null_watermark_rows_are_included_by_default_and_skipped_on_request() {
         .load(LoadRequest::new(&include, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((again.rows_read, again.rows_updated), (2, 2));
+    assert_eq!((again.rows.read, again.rows.updated), (2, 2));
     let rows = h.destination(&include).read_all(&["id"]).await.unwrap();
     let v = dataloader_testkit::arrow_rows(&rows, &["v"], &[dataloader_testkit::Canon::Text]);
     assert_eq!(v[1][0].as_deref(), Some("changed"));
@@ -247,7 +248,7 @@ async fn full_refresh_replaces_the_table_and_moves_the_watermark() {
         .await
         .unwrap();
     assert_eq!(
-        (refreshed.rows_read, refreshed.watermark_after.as_deref()),
+        (refreshed.rows.read, refreshed.watermark_after.as_deref()),
         (11, Some("11"))
     );
     assert_eq!(count(&h, &dest).await, 11);
@@ -275,7 +276,7 @@ async fn chunked_backfill_loads_in_chunks_then_switches_to_incremental_on_record
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(report.rows_read, 95);
+    assert_eq!(report.rows.read, 95);
     assert_eq!(
         report.delta_version,
         Some(4),
@@ -314,7 +315,7 @@ async fn chunked_backfill_loads_in_chunks_then_switches_to_incremental_on_record
         .await
         .unwrap();
     assert_eq!(
-        next.rows_read, 1,
+        next.rows.read, 1,
         "now incremental from the backfill's upper bound"
     );
     assert_eq!(count(&h, &dest).await, 96);
@@ -355,7 +356,7 @@ async fn delete_detection_refuses_to_delete_too_much_or_everything() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(ok.rows_deleted, 10);
+    assert_eq!(ok.rows.deleted, 10);
     assert_eq!(count(&h, &dest).await, 90);
 
     h.source
@@ -440,7 +441,7 @@ async fn check_and_load_with_a_check_query() {
         .await
         .unwrap();
     assert_eq!(
-        (skipped.status, skipped.rows_read),
+        (skipped.status, skipped.rows.read),
         (RunStatus::Skipped, 0),
         "the release did not change"
     );
@@ -455,7 +456,7 @@ async fn check_and_load_with_a_check_query() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!((loaded.status, loaded.rows_read), (RunStatus::Succeeded, 3));
+    assert_eq!((loaded.status, loaded.rows.read), (RunStatus::Succeeded, 3));
     let table = h.store.table_by_destination(&dest).await.unwrap().unwrap();
     assert_eq!(table.last_check_value.as_deref(), Some("8"));
 }
@@ -504,7 +505,7 @@ async fn delete_detection_runs_at_most_once_per_interval() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(within.rows_deleted, 0, "not due again within the interval");
+    assert_eq!(within.rows.deleted, 0, "not due again within the interval");
     assert_eq!(count(&h, &dest).await, 20);
 
     // Two days later, the scan runs again.
@@ -524,7 +525,7 @@ async fn delete_detection_runs_at_most_once_per_interval() {
         .load(LoadRequest::new(&dest, Trigger::Manual))
         .await
         .unwrap();
-    assert_eq!(due.rows_deleted, 1);
+    assert_eq!(due.rows.deleted, 1);
     assert_eq!(count(&h, &dest).await, 19);
 }
 

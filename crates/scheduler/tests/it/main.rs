@@ -160,7 +160,7 @@ async fn a_refused_connection_is_retried_with_backoff_until_the_server_is_back()
     tokio::time::sleep(Duration::from_millis(600)).await;
     let second = scheduler.run_once().await.unwrap();
     let report = second[0].as_ref().unwrap();
-    assert_eq!((report.status, report.rows_read), (RunStatus::Succeeded, 2));
+    assert_eq!((report.status, report.rows.read), (RunStatus::Succeeded, 2));
     let t = s.store.table(table).await.unwrap().unwrap();
     assert_eq!(t.retry_count, 0, "a success resets the retries");
     assert!(

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use dataloader_core::{
-    ConnectionConfig, ErrorKind, LoadStrategy, NewRun, RunOwner, RunStatus, RunUpdate, SourceTable,
-    StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
+    ConnectionConfig, ErrorKind, LoadStrategy, NewRun, RowCounts, RunOwner, RunStatus, RunUpdate,
+    SourceTable, StateUpdate, Store, TableSpec, TargetTable, Trigger, Watermark, WatermarkKind,
 };
 use dataloader_testkit::PgTestDb;
 
@@ -203,9 +203,11 @@ async fn conformance(store: Arc<dyn Store>, raw: RawSql) {
     let succeeded = RunUpdate {
         status: RunStatus::Succeeded,
         finished_at: now + Duration::seconds(5),
-        rows_read: 150,
-        rows_written: 150,
-        rows_deleted: 0,
+        rows: RowCounts {
+            read: 150,
+            written: 150,
+            ..RowCounts::default()
+        },
         bytes_written: 0,
         watermark_after: Some(watermark.clone()),
         delta_version: Some(3),

@@ -1,7 +1,7 @@
 //! The generic merge: delta-rs' MERGE, for every table the plain merge cannot take (new
 //! columns, partitions, column mapping, deletion vectors, change data feed, constraints).
 
-use dataloader_core::{BatchStream, Result};
+use dataloader_core::{BatchStream, Result, RowCounts};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -78,10 +78,13 @@ impl DeltaDestination {
             .map_err(|e| self.error("merge into the table", e))?;
         Ok(WriteSummary {
             version: table.version().map(|v| v as i64),
-            rows_written: (metrics.num_target_rows_inserted + metrics.num_target_rows_updated)
-                as u64,
-            rows_inserted: metrics.num_target_rows_inserted as u64,
-            rows_updated: metrics.num_target_rows_updated as u64,
+            rows: RowCounts {
+                written: (metrics.num_target_rows_inserted + metrics.num_target_rows_updated)
+                    as u64,
+                inserted: metrics.num_target_rows_inserted as u64,
+                updated: metrics.num_target_rows_updated as u64,
+                ..RowCounts::default()
+            },
         })
     }
 }

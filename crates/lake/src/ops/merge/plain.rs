@@ -17,7 +17,7 @@
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use dataloader_core::{BatchStream, Error, Result};
+use dataloader_core::{BatchStream, Error, Result, RowCounts};
 use deltalake::arrow::array::BooleanArray;
 use deltalake::arrow::compute::filter_record_batch;
 use deltalake::arrow::datatypes::SchemaRef;
@@ -274,9 +274,12 @@ impl PlainMerge<'_> {
         );
         Ok(WriteSummary {
             version: Some(commit.version as i64),
-            rows_written: winner_count,
-            rows_inserted: inserted,
-            rows_updated: updated,
+            rows: RowCounts {
+                written: winner_count,
+                inserted,
+                updated,
+                ..RowCounts::default()
+            },
         })
     }
 

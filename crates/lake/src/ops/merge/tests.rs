@@ -91,9 +91,9 @@ async fn merge_keeps_the_newest_row_per_key_and_rewrites_only_files_with_changed
         .unwrap();
     assert_eq!(
         (
-            summary.rows_written,
-            summary.rows_updated,
-            summary.rows_inserted
+            summary.rows.written,
+            summary.rows.updated,
+            summary.rows.inserted
         ),
         (2, 1, 1)
     );
@@ -165,7 +165,7 @@ async fn a_key_held_twice_or_null_is_replaced_once_and_counted_once() {
     )
     .unwrap();
     let summary = merge_by_id(&dest, schema(), changes, 3).await;
-    assert_eq!((summary.rows_updated, summary.rows_inserted), (2, 0));
+    assert_eq!((summary.rows.updated, summary.rows.inserted), (2, 0));
     let all = dest.read_all(&["id"]).await.unwrap();
     let mut names: Vec<String> = all
         .iter()
@@ -215,7 +215,7 @@ async fn merge_with_a_new_column_takes_the_generic_path_and_stays_exact() {
     columns.push(Arc::new(StringArray::from(vec![Some("x"), None])));
     let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
     let summary = merge_by_id(&dest, wider.clone(), changes, 2).await;
-    assert_eq!((summary.rows_updated, summary.rows_inserted), (1, 1));
+    assert_eq!((summary.rows.updated, summary.rows.inserted), (1, 1));
     let got = rows(&dest.read_all(&["id"]).await.unwrap());
     assert_eq!(
         got,
@@ -240,7 +240,7 @@ async fn merge_with_a_new_column_takes_the_generic_path_and_stays_exact() {
     columns.push(Arc::new(StringArray::from(vec![Some("y")])));
     let changes = RecordBatch::try_new(wider.clone(), columns).unwrap();
     let summary = merge_by_id(&dest, wider, changes, 3).await;
-    assert_eq!((summary.rows_updated, summary.rows_inserted), (1, 0));
+    assert_eq!((summary.rows.updated, summary.rows.inserted), (1, 0));
     let all = dest.read_all(&["id"]).await.unwrap();
     assert_eq!(
         rows(&all),
