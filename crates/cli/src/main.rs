@@ -56,12 +56,30 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            let text = error_text(&e);
             #[cfg(feature = "dagster")]
-            pipes::finish(Some(("Error", &format!("{e:#}"))));
-            eprintln!("error: {e:#}");
+            pipes::finish(Some(("Error", &text)));
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, as `{e:#}` writes them, but ending at DataLoader's
+/// own error: its message already says what the foreign error under it says (reworded, or with
+/// a password masked), so that error is not printed a second time.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        if cause.is::<dataloader_core::Error>() {
+            break;
+        }
+    }
+    text
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -104,4 +122,57 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Quickstart { .. } => unreachable!("handled before the store is opened"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use anyhow::Context;
+
+    fn io(text: &str) -> std::io::Error {
+        std::io::Error::other(text.to_string())
+    }
+
+    /// What the user read before errors kept their source: the foreign error's text once.
+    #[test]
+    fn a_kept_source_is_not_printed_twice() {
+        let kept = dataloader_core::Error::store("read the run", io("disk I/O error"));
+        let e = Err::<(), _>(kept)
+            .context("loading sales.orders")
+            .unwrap_err();
+        assert_eq!(
+            error_text(&e),
+            "loading sales.orders: control store: read the run failed: disk I/O error"
+        );
+    }
+
+    /// A reworded or masked message hides its source's text: that text is not printed either.
+    #[test]
+    fn a_source_under_a_reworded_message_is_not_printed() {
+        let e = anyhow::Error::from(dataloader_core::Error::Connect {
+            connection: "pg".into(),
+            db_type: "postgres".into(),
+            address: "db:5432".into(),
+            message: "password authentication failed (user ***)".into(),
+            source: Some(io("db error: FATAL: password authentication failed").into()),
+        });
+        assert_eq!(
+            error_text(&e),
+            "connection \"pg\": cannot reach postgres at db:5432: password authentication failed (user ***)"
+        );
+    }
+
+    /// Other errors print their whole chain, as `{e:#}` does.
+    #[test]
+    fn other_chains_print_as_before() {
+        let e = Err::<(), _>(io("No such file"))
+            .context("cannot read tables.yml")
+            .context("apply")
+            .unwrap_err();
+        assert_eq!(error_text(&e), format!("{e:#}"));
+        assert_eq!(
+            error_text(&e),
+            "apply: cannot read tables.yml: No such file"
+        );
+    }
 }

@@ -1,10 +1,16 @@
-//! The one error type the seams speak. Variants carry context (table, connection, step);
-//! [`ErrorKind`] groups them for retry analysis and exit codes; [`FailureCategory`] names what
-//! a failure shows.
+//! The one error type the seams speak. Variants carry context (table, connection, step), and
+//! the foreign error they wrap as their `source` ([`Cause`]); [`ErrorKind`] groups them for
+//! retry analysis and exit codes; [`FailureCategory`] names what a failure shows.
 
 use serde::Serialize;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The foreign error (a driver's, an I/O, a parse error) a variant wraps, kept so that callers
+/// and retry rules can inspect it. The variant's `message` already says what it says: print
+/// [`Error`] alone, not its chain of sources. Under a masked message, keep it only through
+/// [`crate::secret::cause_unless_secret`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ErrorKind {
@@ -141,10 +147,17 @@ pub enum Error {
         db_type: String,
         address: String,
         message: String,
+        #[source]
+        source: Option<Cause>,
     },
 
     #[error("connection \"{connection}\": authentication failed: {message}")]
-    Auth { connection: String, message: String },
+    Auth {
+        connection: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
 
     #[error("connection \"{connection}\": source table {table} not found")]
     SourceTableNotFound { connection: String, table: String },
@@ -178,6 +191,8 @@ pub enum Error {
         table: String,
         step: &'static str,
         message: String,
+        #[source]
+        source: Option<Cause>,
     },
 
     #[error("destination {table}: {step} failed: {message}")]
@@ -185,6 +200,8 @@ pub enum Error {
         table: String,
         step: &'static str,
         message: String,
+        #[source]
+        source: Option<Cause>,
     },
 
     #[error("destination {table}: {message}")]
@@ -195,7 +212,12 @@ pub enum Error {
     SchemaChange { table: String, message: String },
 
     #[error("control store: {step} failed: {message}")]
-    Store { step: &'static str, message: String },
+    Store {
+        step: &'static str,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// A catalog request failed; the Delta table is as the load left it.
     #[error("catalog {catalog}, {table}: {step} failed: {message}")]
@@ -207,7 +229,12 @@ pub enum Error {
     },
 
     #[error("secret {reference}: {message}")]
-    Secret { reference: String, message: String },
+    Secret {
+        reference: String,
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
 
     #[error("load of {table} was cancelled")]
     Cancelled { table: String },
@@ -273,17 +300,28 @@ impl Error {
         }
     }
 
-    pub fn store(step: &'static str, err: impl std::fmt::Display) -> Self {
+    /// The control store failed at `step` because of `err`; the message is its text.
+    pub fn store(step: &'static str, err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Store {
             step,
             message: err.to_string(),
+            source: Some(err.into()),
+        }
+    }
+
+    /// The control store failed at `step` for a reason no foreign error carries.
+    pub fn store_message(step: &'static str, message: impl Into<String>) -> Self {
+        Error::Store {
+            step,
+            message: message.into(),
+            source: None,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ErrorKind;
+    use super::{Error, ErrorKind};
 
     /// `error_class` keeps the names history has always shown, and reads them back.
     #[test]
@@ -293,5 +331,24 @@ mod tests {
             assert_eq!(ErrorKind::from_class(kind.as_str()), Some(*kind));
         }
         assert_eq!(ErrorKind::from_class("ConnectionError"), None);
+    }
+
+    /// The message reads as before; the foreign error stays reachable under it.
+    #[test]
+    fn a_wrapped_error_is_kept_as_the_source() {
+        use std::error::Error as _;
+        let parse = "x1".parse::<i64>().unwrap_err();
+        let err = Error::store("read a control row", parse.clone());
+        assert_eq!(
+            err.to_string(),
+            format!("control store: read a control row failed: {parse}")
+        );
+        let kept = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::num::ParseIntError>());
+        assert_eq!(kept, Some(&parse));
+        assert!(Error::store_message("decode status", "unknown status")
+            .source()
+            .is_none());
     }
 }

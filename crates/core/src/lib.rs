@@ -28,7 +28,7 @@ pub use catalog::{Catalog, CatalogColumn, Drift, Registration};
 pub use clock::{Clock, SystemClock};
 pub use column_types::{ColumnType, ColumnTypes};
 pub use connection::{ConnectionConfig, DbType};
-pub use error::{Error, ErrorKind, FailureCategory, Result};
+pub use error::{Cause, Error, ErrorKind, FailureCategory, Result};
 pub use layout::{Codec, Layout};
 pub use naming::ColumnNaming;
 pub use row_counts::RowCounts;

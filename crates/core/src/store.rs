@@ -52,7 +52,7 @@ impl FromStr for RunStatus {
             "Cancelled" => RunStatus::Cancelled,
             "Skipped" => RunStatus::Skipped,
             other => {
-                return Err(Error::store(
+                return Err(Error::store_message(
                     "decode status",
                     format!("unknown status \"{other}\""),
                 ))
@@ -94,7 +94,7 @@ impl FromStr for Trigger {
             "manual" => Ok(Trigger::Manual),
             "schedule" => Ok(Trigger::Schedule),
             "dagster" => Ok(Trigger::Dagster),
-            other => Err(Error::store(
+            other => Err(Error::store_message(
                 "decode trigger",
                 format!("unknown trigger \"{other}\""),
             )),

@@ -91,6 +91,7 @@ impl Engine {
             table: destination.to_string(),
             step: "check the table",
             message: "the Delta table does not exist yet: load it first".into(),
+            source: None,
         })?;
         let mut results = Vec::new();
         if wanted.contains(&PRIMARY_KEY_UNIQUE) {
@@ -120,6 +121,7 @@ impl Engine {
                     table: object.to_string(),
                     step: "count the source rows",
                     message: "the count returned no number".into(),
+                    source: None,
                 })?;
             results.push(CheckResult {
                 name: ROW_COUNT_MATCHES_SOURCE,

@@ -74,6 +74,7 @@ impl CommitState {
             table: table.to_string(),
             step: "read the state a commit carried",
             message: e.to_string(),
+            source: Some(e.into()),
         })
     }
 

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use dataloader_core::{Codec, Error, Layout, Result};
+use dataloader_core::{Cause, Codec, Error, Layout, Result};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::logstore::{object_store_factories, StorageConfig};
@@ -47,6 +47,7 @@ impl DeltaDestination {
             table: name.clone(),
             step: "parse the table location",
             message: e.to_string(),
+            source: Some(e.into()),
         })?;
         Ok(DeltaDestination {
             url,
@@ -116,8 +117,21 @@ impl DeltaDestination {
         &self.url
     }
 
-    /// A failed step; the fence's refusal when it refused the commit.
-    pub(crate) fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+    /// A step failed because of `e`; the fence's refusal when it refused the commit.
+    pub(crate) fn error(
+        &self,
+        step: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        self.failed(step, e.to_string(), Some(e.into()))
+    }
+
+    /// A step failed for a reason no foreign error carries; as [`Self::error`].
+    pub(crate) fn error_message(&self, step: &'static str, message: String) -> Error {
+        self.failed(step, message, None)
+    }
+
+    fn failed(&self, step: &'static str, message: String, source: Option<Cause>) -> Error {
         if let Some(refused) = self
             .fence
             .as_ref()
@@ -128,7 +142,8 @@ impl DeltaDestination {
         Error::Write {
             table: self.name.clone(),
             step,
-            message: e.to_string(),
+            message,
+            source,
         }
     }
 

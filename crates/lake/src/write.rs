@@ -55,7 +55,7 @@ impl StreamedInput {
         &self,
         destination: &DeltaDestination,
         step: &'static str,
-        e: impl std::fmt::Display,
+        e: impl std::error::Error + Send + Sync + 'static,
     ) -> Error {
         match self.failure.lock().ok().and_then(|mut f| f.take()) {
             Some(source_error) => source_error,

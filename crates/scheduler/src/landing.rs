@@ -85,6 +85,7 @@ fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
         table: path.display().to_string(),
         step: "write the schema file",
         message: e.to_string(),
+        source: Some(e.into()),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use dataloader_core::{ConnectionConfig, Error, FailureCategory, Result, Source};
+use dataloader_core::{Cause, ConnectionConfig, Error, FailureCategory, Result, Source};
 use futures::future::BoxFuture;
 
 /// Opens a source for a connection its connector has validated.
@@ -89,6 +89,33 @@ impl Connector {
     /// Where `c` points, for messages: [`Connector::address`].
     pub fn address_of(&self, c: &ConnectionConfig) -> String {
         (self.address)(self, c)
+    }
+
+    /// A connection to `c` that failed: [`Error::Auth`] when the server refused the login,
+    /// else [`Error::Connect`] naming `db_type` and where `c` points.
+    pub fn connect_error(
+        &self,
+        c: &ConnectionConfig,
+        db_type: &str,
+        login_refused: bool,
+        message: String,
+        source: Option<Cause>,
+    ) -> Error {
+        if login_refused {
+            Error::Auth {
+                connection: c.name.clone(),
+                message,
+                source,
+            }
+        } else {
+            Error::Connect {
+                connection: c.name.clone(),
+                db_type: db_type.to_string(),
+                address: self.address_of(c),
+                message,
+                source,
+            }
+        }
     }
 
     /// Refuses a TLS option or value this connector does not implement.

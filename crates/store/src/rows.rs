@@ -35,7 +35,7 @@ pub(crate) const RUN_COLUMNS: &str =
     watermark_before, watermark_after, delta_version, worker, error_class, error_text, \
     schema_changes, notes, retry_category, retry_recommendation, retry_explanation";
 
-pub(crate) fn decode_err(e: impl std::fmt::Display) -> Error {
+pub(crate) fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::store("read a control row", e)
 }
 
@@ -55,20 +55,18 @@ pub(crate) fn parse_json_map(
     column: &str,
     text: &str,
 ) -> Result<std::collections::BTreeMap<String, String>> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::store(
-            "read a control row",
-            format!("{column} is not a JSON object of strings: {e}"),
-        )
+    serde_json::from_str(text).map_err(|e| Error::Store {
+        step: "read a control row",
+        message: format!("{column} is not a JSON object of strings: {e}"),
+        source: Some(e.into()),
     })
 }
 
 pub(crate) fn parse_json_list(column: &str, text: &str) -> Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::store(
-            "read a control row",
-            format!("{column} is not a JSON list of strings: {e}"),
-        )
+    serde_json::from_str(text).map_err(|e| Error::Store {
+        step: "read a control row",
+        message: format!("{column} is not a JSON list of strings: {e}"),
+        source: Some(e.into()),
     })
 }
 

@@ -41,7 +41,7 @@ where
                 .await
                 .map_err(|e| Error::store("queue the run", e))?
                 .ok_or_else(|| {
-                    Error::store(
+                    Error::store_message(
                         "queue the run",
                         format!("no table with id {}", run.table_id),
                     )

@@ -9,7 +9,7 @@ pub mod connector;
 pub mod types;
 
 use async_trait::async_trait;
-use dataloader_core::secret::mask;
+use dataloader_core::secret::{cause_unless_secret, mask};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
@@ -157,25 +157,17 @@ impl ClickHouseSource {
         mask(&e.to_string(), self.password.as_deref().unwrap_or(""))
     }
 
-    fn error(&self, table: &str, step: &'static str, e: &clickhouse::error::Error) -> Error {
-        let message = self.message(e);
+    fn error(&self, table: &str, step: &'static str, e: clickhouse::error::Error) -> Error {
+        let message = self.message(&e);
         let lower = message.to_lowercase();
-        if lower.contains("authentication failed")
+        let network = matches!(e, clickhouse::error::Error::Network(_));
+        let source = cause_unless_secret(e, &[self.password.as_deref().unwrap_or("")]);
+        let refused = lower.contains("authentication failed")
             || lower.contains("code: 516")
-            || lower.contains("code: 192")
-        {
-            return Error::Auth {
-                connection: self.config.name.clone(),
-                message,
-            };
-        }
-        if matches!(e, clickhouse::error::Error::Network(_)) {
-            return Error::Connect {
-                connection: self.config.name.clone(),
-                db_type: self.config.db_type.to_string(),
-                address: CONNECTOR.address_of(&self.config),
-                message,
-            };
+            || lower.contains("code: 192");
+        if refused || network {
+            let c = &self.config;
+            return CONNECTOR.connect_error(c, c.db_type.as_str(), refused, message, source);
         }
         if lower.contains("code: 60.") || lower.contains("code: 81.") {
             return Error::SourceTableNotFound {
@@ -188,6 +180,7 @@ impl ClickHouseSource {
             table: table.to_string(),
             step,
             message,
+            source,
         }
     }
 
@@ -226,12 +219,12 @@ impl ClickHouseSource {
         let mut cursor = client
             .query_raw(sql)
             .fetch_bytes("JSONCompact")
-            .map_err(|e| self.error(table, step, &e))?;
+            .map_err(|e| self.error(table, step, e))?;
         let mut body = Vec::new();
         while let Some(chunk) = cursor
             .next()
             .await
-            .map_err(|e| self.error(table, step, &e))?
+            .map_err(|e| self.error(table, step, e))?
         {
             body.extend_from_slice(&chunk);
         }
@@ -240,6 +233,7 @@ impl ClickHouseSource {
             table: table.to_string(),
             step,
             message: format!("unreadable answer: {e}"),
+            source: Some(e.into()),
         })
     }
 
@@ -443,17 +437,18 @@ impl Source for ClickHouseSource {
             } else {
                 "RowBinary"
             })
-            .map_err(|e| self.error(&shown, "read the rows", &e))?;
+            .map_err(|e| self.error(&shown, "read the rows", e))?;
         let (mut sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
         let connection = self.config.name.clone();
         let password = self.password.clone().unwrap_or_default();
         let arrow = self.arrow;
         tokio::spawn(async move {
-            let fail = |message: String| Error::SourceQuery {
+            let fail = |message: String, e: Option<clickhouse::error::Error>| Error::SourceQuery {
                 connection: connection.clone(),
                 table: shown.clone(),
                 step: "read the rows",
                 message: mask(&message, &password),
+                source: e.and_then(|e| cause_unless_secret(e, &[&password])),
             };
             if arrow {
                 return read_arrow_stream(cursor, &types, sender, fail).await;
@@ -463,7 +458,7 @@ impl Source for ClickHouseSource {
                 match cursor.next().await {
                     Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
                     Ok(None) => break,
-                    Err(e) => return sender.fail(fail(e.to_string())).await,
+                    Err(e) => return sender.fail(fail(e.to_string(), Some(e))).await,
                 }
                 let mut pos = 0;
                 'rows: loop {
@@ -490,10 +485,10 @@ impl Source for ClickHouseSource {
             }
             if !buf.is_empty() {
                 return sender
-                    .fail(fail(format!(
-                        "the answer ended inside a row ({} bytes left)",
-                        buf.len()
-                    )))
+                    .fail(fail(
+                        format!("the answer ended inside a row ({} bytes left)", buf.len()),
+                        None,
+                    ))
                     .await;
             }
             sender.finish().await;
@@ -511,18 +506,18 @@ async fn read_arrow_stream(
     mut cursor: clickhouse::query::BytesCursor,
     types: &[ChType],
     mut sender: BatchSender,
-    fail: impl Fn(String) -> Error,
+    fail: impl Fn(String, Option<clickhouse::error::Error>) -> Error,
 ) {
     let mut stream = arrow_answer::ArrowStream::default();
     loop {
         let chunk = match cursor.next().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
-            Err(e) => return sender.fail(fail(e.to_string())).await,
+            Err(e) => return sender.fail(fail(e.to_string(), Some(e))).await,
         };
         let batches = match stream.push(&chunk) {
             Ok(batches) => batches,
-            Err(message) => return sender.fail(fail(message)).await,
+            Err(message) => return sender.fail(fail(message, None)).await,
         };
         for batch in batches {
             if batch.num_columns() != types.len() {
@@ -531,7 +526,7 @@ async fn read_arrow_stream(
                     batch.num_columns(),
                     types.len()
                 );
-                return sender.fail(fail(message)).await;
+                return sender.fail(fail(message, None)).await;
             }
             for row in 0..batch.num_rows() {
                 for (i, t) in types.iter().enumerate() {
@@ -550,7 +545,7 @@ async fn read_arrow_stream(
         }
     }
     if let Err(message) = stream.finish() {
-        return sender.fail(fail(message)).await;
+        return sender.fail(fail(message, None)).await;
     }
     sender.finish().await;
 }

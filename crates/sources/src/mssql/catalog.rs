@@ -48,10 +48,10 @@ impl MssqlSource {
         let rows = conn
             .query(sql, &params)
             .await
-            .map_err(|e| self.fail(&shown, step, &e))?
+            .map_err(|e| self.fail(&shown, step, e))?
             .into_first_result()
             .await
-            .map_err(|e| self.fail(&shown, step, &e))?;
+            .map_err(|e| self.fail(&shown, step, e))?;
         // A query the server cannot describe comes back as one row naming the error.
         if let Some(message) = rows.iter().find_map(|r| r.get::<&str, _>(6)) {
             return Err(Error::SourceQuery {
@@ -59,6 +59,7 @@ impl MssqlSource {
                 table: shown,
                 step,
                 message: message.to_string(),
+                source: None,
             });
         }
         Ok(rows

@@ -10,7 +10,7 @@ pub mod types;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dataloader_core::secret::{mask, SecretRef};
+use dataloader_core::secret::{cause_unless_secret, mask, SecretRef};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
@@ -174,13 +174,14 @@ impl MssqlSource {
         Ok(source)
     }
 
-    fn fail(&self, table: &str, step: &'static str, e: &tiberius::error::Error) -> Error {
-        let message = mask(&e.to_string(), self.password.as_deref().unwrap_or(""));
+    fn fail(&self, table: &str, step: &'static str, e: tiberius::error::Error) -> Error {
+        let password = self.password.as_deref().unwrap_or("");
         Error::SourceQuery {
             connection: self.config.name.clone(),
             table: table.to_string(),
             step,
-            message,
+            message: mask(&e.to_string(), password),
+            source: cause_unless_secret(e, &[password]),
         }
     }
 
@@ -196,11 +197,8 @@ impl MssqlSource {
         if o.trust_server_certificate {
             cfg.trust_cert();
         }
-        let connect_error = |message: String| Error::Connect {
-            connection: c.name.clone(),
-            db_type: "mssql".into(),
-            address: CONNECTOR.address_of(c),
-            message,
+        let cannot_reach = |e: std::io::Error| {
+            CONNECTOR.connect_error(c, "mssql", false, e.to_string(), Some(e.into()))
         };
         if o.aad {
             let get = |value: &Option<String>, k: &str| {
@@ -219,6 +217,7 @@ impl MssqlSource {
             .map_err(|message| Error::Auth {
                 connection: c.name.clone(),
                 message: mask(&message, &secret),
+                source: None,
             })?;
             cfg.authentication(AuthMethod::aad_token(token));
         } else {
@@ -229,19 +228,14 @@ impl MssqlSource {
         }
         let tcp = TcpStream::connect(cfg.get_addr())
             .await
-            .map_err(|e| connect_error(e.to_string()))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(cannot_reach)?;
+        tcp.set_nodelay(true).map_err(cannot_reach)?;
         Client::connect(cfg, tcp.compat_write()).await.map_err(|e| {
-            let message = mask(&e.to_string(), self.password.as_deref().unwrap_or(""));
-            if message.contains("Login failed") || message.contains("18456") {
-                Error::Auth {
-                    connection: c.name.clone(),
-                    message,
-                }
-            } else {
-                connect_error(message)
-            }
+            let password = self.password.as_deref().unwrap_or("");
+            let message = mask(&e.to_string(), password);
+            let source = cause_unless_secret(e, &[password]);
+            let refused = message.contains("Login failed") || message.contains("18456");
+            CONNECTOR.connect_error(c, "mssql", refused, message, source)
         })
     }
 
@@ -270,10 +264,10 @@ impl MssqlSource {
         let row = conn
             .simple_query(sql)
             .await
-            .map_err(|e| self.fail(table, step, &e))?
+            .map_err(|e| self.fail(table, step, e))?
             .into_row()
             .await
-            .map_err(|e| self.fail(table, step, &e))?;
+            .map_err(|e| self.fail(table, step, e))?;
         Ok(row.and_then(|r| r.get::<&str, _>(0).map(str::to_string)))
     }
 }
@@ -342,10 +336,10 @@ impl Source for MssqlSource {
                 &[&table.schema.as_deref(), &table.name.as_str()],
             )
             .await
-            .map_err(|e| self.fail(&shown, "read the primary key", &e))?
+            .map_err(|e| self.fail(&shown, "read the primary key", e))?
             .into_first_result()
             .await
-            .map_err(|e| self.fail(&shown, "read the primary key", &e))?;
+            .map_err(|e| self.fail(&shown, "read the primary key", e))?;
         Ok(SourceSchema {
             object: object.clone(),
             columns,
@@ -448,10 +442,10 @@ impl Source for MssqlSource {
         };
         conn.simple_query(format!("{isolation}BEGIN TRANSACTION"))
             .await
-            .map_err(|e| self.fail(&shown, "begin the read transaction", &e))?
+            .map_err(|e| self.fail(&shown, "begin the read transaction", e))?
             .into_results()
             .await
-            .map_err(|e| self.fail(&shown, "begin the read transaction", &e))?;
+            .map_err(|e| self.fail(&shown, "begin the read transaction", e))?;
         let mut captured_max = None;
         if let (Some(w), Some(kind)) = (
             &request.watermark,
@@ -479,21 +473,22 @@ impl Source for MssqlSource {
         let connection = self.config.name.clone();
         let password = self.password.clone().unwrap_or_default();
         tokio::spawn(async move {
-            let fail = |e: &tiberius::error::Error| Error::SourceQuery {
+            let fail = |e: tiberius::error::Error| Error::SourceQuery {
                 connection: connection.clone(),
                 table: shown.clone(),
                 step: "read the rows",
                 message: mask(&e.to_string(), &password),
+                source: cause_unless_secret(e, &[&password]),
             };
             let stream = match conn.simple_query(sql).await {
                 Ok(s) => s,
-                Err(e) => return sender.fail(fail(&e)).await,
+                Err(e) => return sender.fail(fail(e)).await,
             };
             let mut rows = stream.into_row_stream();
             while let Some(row) = rows.next().await {
                 let row = match row {
                     Ok(r) => r,
-                    Err(e) => return sender.fail(fail(&e)).await,
+                    Err(e) => return sender.fail(fail(e)).await,
                 };
                 for (i, value) in row.into_iter().enumerate() {
                     let value: ColumnData<'static> = value;

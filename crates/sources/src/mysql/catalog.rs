@@ -26,11 +26,11 @@ impl MysqlSource {
                 let statement = conn
                     .prep(format!("SELECT * FROM {}", derived(sql)))
                     .await
-                    .map_err(|e| self.query_error(&shown, "describe the source query", &e))?;
+                    .map_err(|e| self.query_error(&shown, "describe the source query", e))?;
                 let columns = statement.columns().iter().map(types::of_column).collect();
                 conn.close(statement)
                     .await
-                    .map_err(|e| self.query_error(&shown, "describe the source query", &e))?;
+                    .map_err(|e| self.query_error(&shown, "describe the source query", e))?;
                 return Ok(columns);
             }
         };
@@ -42,7 +42,7 @@ impl MysqlSource {
                 (table.schema.clone(), table.name.clone()),
             )
             .await
-            .map_err(|e| self.query_error(&shown, "describe the table", &e))?;
+            .map_err(|e| self.query_error(&shown, "describe the table", e))?;
         rows.into_iter()
             .map(|mut r| {
                 let text = |r: &mut Row, i: usize| -> String {

@@ -8,9 +8,9 @@ pub mod types;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use dataloader_core::secret::mask;
+use dataloader_core::secret::{cause_unless_secret, mask};
 use dataloader_core::{
-    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
+    Cause, ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
 use mysql_async::prelude::Queryable;
@@ -208,12 +208,17 @@ impl MysqlSource {
         mask(&mysql_message(e), self.password.as_deref().unwrap_or(""))
     }
 
-    fn query_error(&self, table: &str, step: &'static str, e: &mysql_async::Error) -> Error {
+    fn cause(&self, e: mysql_async::Error) -> Option<Cause> {
+        cause_unless_secret(e, &[self.password.as_deref().unwrap_or("")])
+    }
+
+    fn query_error(&self, table: &str, step: &'static str, e: mysql_async::Error) -> Error {
         Error::SourceQuery {
             connection: self.config.name.clone(),
             table: table.to_string(),
             step,
-            message: self.message(e),
+            message: self.message(&e),
+            source: self.cause(e),
         }
     }
 
@@ -231,20 +236,11 @@ impl MysqlSource {
         }
         let mut conn = Conn::new(opts).await.map_err(|e| {
             let message = self.message(&e);
-            match &e {
-                mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1698) => {
-                    Error::Auth {
-                        connection: c.name.clone(),
-                        message,
-                    }
-                }
-                _ => Error::Connect {
-                    connection: c.name.clone(),
-                    db_type: c.db_type.to_string(),
-                    address: CONNECTOR.address_of(c),
-                    message,
-                },
-            }
+            let auth = matches!(
+                &e,
+                mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1698)
+            );
+            CONNECTOR.connect_error(c, c.db_type.as_str(), auth, message, self.cause(e))
         })?;
         // UTC so `timestamp` values are instants; no backslash escapes so string literals are
         // standard SQL.
@@ -252,7 +248,7 @@ impl MysqlSource {
             "SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
         )
         .await
-        .map_err(|e| self.query_error("", "set up the session", &e))?;
+        .map_err(|e| self.query_error("", "set up the session", e))?;
         Ok(conn)
     }
 
@@ -266,7 +262,7 @@ impl MysqlSource {
         let value: Option<Option<String>> = conn
             .query_first(sql)
             .await
-            .map_err(|e| self.query_error(table, step, &e))?;
+            .map_err(|e| self.query_error(table, step, e))?;
         Ok(value.flatten())
     }
 }
@@ -354,7 +350,7 @@ impl Source for MysqlSource {
                 (table.schema.clone(), table.name.clone()),
             )
             .await
-            .map_err(|e| self.query_error(&shown, "read the primary key", &e))?;
+            .map_err(|e| self.query_error(&shown, "read the primary key", e))?;
         Ok(SourceSchema {
             object: object.clone(),
             columns,
@@ -415,7 +411,7 @@ impl Source for MysqlSource {
         if read_only {
             conn.query_drop("START TRANSACTION READ ONLY")
                 .await
-                .map_err(|e| self.query_error(&shown, "begin the probe transaction", &e))?;
+                .map_err(|e| self.query_error(&shown, "begin the probe transaction", e))?;
         }
         let value = self
             .first_text(&mut conn, sql, &shown, "probe the table")
@@ -436,7 +432,7 @@ impl Source for MysqlSource {
         let from = dialect.from(&request.object);
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             .await
-            .map_err(|e| self.query_error(&shown, "begin the read transaction", &e))?;
+            .map_err(|e| self.query_error(&shown, "begin the read transaction", e))?;
         let mut captured_max = None;
         if let (Some(w), Some(kind)) = (
             &request.watermark,
@@ -464,21 +460,22 @@ impl Source for MysqlSource {
         let connection = self.config.name.clone();
         let password = self.password.clone().unwrap_or_default();
         tokio::spawn(async move {
-            let fail = |step: &'static str, e: &mysql_async::Error| Error::SourceQuery {
+            let fail = |step: &'static str, e: mysql_async::Error| Error::SourceQuery {
                 connection: connection.clone(),
                 table: shown.clone(),
                 step,
-                message: mask(&mysql_message(e), &password),
+                message: mask(&mysql_message(&e), &password),
+                source: cause_unless_secret(e, &[&password]),
             };
             let mut result = match conn.exec_iter(sql.as_str(), ()).await {
                 Ok(r) => r,
-                Err(e) => return sender.fail(fail("read the rows", &e)).await,
+                Err(e) => return sender.fail(fail("read the rows", e)).await,
             };
             loop {
                 let row: Row = match result.next().await {
                     Ok(Some(row)) => row,
                     Ok(None) => break,
-                    Err(e) => return sender.fail(fail("read the rows", &e)).await,
+                    Err(e) => return sender.fail(fail("read the rows", e)).await,
                 };
                 for (i, decode) in decodes.iter().enumerate() {
                     let value = row.as_ref(i).unwrap_or(&Value::NULL);

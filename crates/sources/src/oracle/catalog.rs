@@ -24,7 +24,7 @@ impl OracleSource {
                     .blocking(move |conn| {
                         let rows = conn
                             .query(&sql, &[])
-                            .map_err(|e| parts.fail(&shown, "describe the source query", &e))?;
+                            .map_err(|e| parts.fail(&shown, "describe the source query", e))?;
                         Ok(rows
                             .column_info()
                             .iter()
@@ -45,9 +45,9 @@ impl OracleSource {
                      WHERE OWNER = NVL(:1, USER) AND TABLE_NAME = :2 ORDER BY COLUMN_ID",
                     &[&schema, &name],
                 )
-                .map_err(|e| parts.fail(&shown, "describe the table", &e))?;
+                .map_err(|e| parts.fail(&shown, "describe the table", e))?;
             rows.map(|r| {
-                let r = r.map_err(|e| parts.fail(&shown, "describe the table", &e))?;
+                let r = r.map_err(|e| parts.fail(&shown, "describe the table", e))?;
                 let get = |i: usize| r.get::<usize, Option<String>>(i).ok().flatten();
                 let int = |i: usize| r.get::<usize, Option<i64>>(i).ok().flatten();
                 Ok((get(0).unwrap_or_default(), (get(1).unwrap_or_default(), int(2), int(3)), get(4).as_deref() == Some("Y")))

@@ -9,7 +9,7 @@ pub mod connector;
 pub mod types;
 
 use async_trait::async_trait;
-use dataloader_core::secret::mask;
+use dataloader_core::secret::{cause_unless_secret, mask};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
@@ -207,12 +207,14 @@ struct Parts {
 }
 
 impl Parts {
-    fn fail(&self, table: &str, step: &'static str, e: &oracle::Error) -> Error {
+    fn fail(&self, table: &str, step: &'static str, e: oracle::Error) -> Error {
+        let password = self.password.as_deref().unwrap_or("");
         Error::SourceQuery {
             connection: self.config.name.clone(),
             table: table.to_string(),
             step,
-            message: mask(&e.to_string(), self.password.as_deref().unwrap_or("")),
+            message: mask(&e.to_string(), password),
+            source: cause_unless_secret(e, &[password]),
         }
     }
 
@@ -233,24 +235,15 @@ impl Parts {
         )
         .connect()
         .map_err(|e| {
-            let message = mask(&connect_message(&e), self.password.as_deref().unwrap_or(""));
-            if message.contains("ORA-01017") {
-                Error::Auth {
-                    connection: c.name.clone(),
-                    message,
-                }
-            } else {
-                Error::Connect {
-                    connection: c.name.clone(),
-                    db_type: "oracle".into(),
-                    address: CONNECTOR.address_of(c),
-                    message,
-                }
-            }
+            let password = self.password.as_deref().unwrap_or("");
+            let message = mask(&connect_message(&e), password);
+            let source = cause_unless_secret(e, &[password]);
+            let refused = message.contains("ORA-01017");
+            CONNECTOR.connect_error(c, "oracle", refused, message, source)
         })?;
         // UTC so WITH LOCAL TIME ZONE values and SYSTIMESTAMP read as instants.
         conn.execute("ALTER SESSION SET TIME_ZONE = 'UTC'", &[])
-            .map_err(|e| self.fail("", "set up the session", &e))?;
+            .map_err(|e| self.fail("", "set up the session", e))?;
         Ok(conn)
     }
 }
@@ -271,7 +264,7 @@ impl Source for OracleSource {
         self.blocking(move |conn| {
             let (version, _) = conn
                 .server_version()
-                .map_err(|e| parts.fail("", "read the server version", &e))?;
+                .map_err(|e| parts.fail("", "read the server version", e))?;
             Ok(format!("Oracle {version}"))
         })
         .await
@@ -322,9 +315,9 @@ impl Source for OracleSource {
                          WHERE c.CONSTRAINT_TYPE = 'P' AND c.OWNER = NVL(:1, USER) AND c.TABLE_NAME = :2 ORDER BY cc.POSITION",
                         &[&schema, &name],
                     )
-                    .map_err(|e| parts.fail(&shown_pk, "read the primary key", &e))?;
+                    .map_err(|e| parts.fail(&shown_pk, "read the primary key", e))?;
                 rows.map(|r| {
-                    r.and_then(|r| r.get::<usize, String>(0)).map_err(|e| parts.fail(&shown_pk, "read the primary key", &e))
+                    r.and_then(|r| r.get::<usize, String>(0)).map_err(|e| parts.fail(&shown_pk, "read the primary key", e))
                 })
                 .collect()
             })
@@ -394,12 +387,12 @@ impl Source for OracleSource {
             .blocking(move |conn| {
                 if check {
                     conn.execute("SET TRANSACTION READ ONLY", &[])
-                        .map_err(|e| parts.fail(&shown, "begin the probe transaction", &e))?;
+                        .map_err(|e| parts.fail(&shown, "begin the probe transaction", e))?;
                 }
                 let value = conn
                     .query_row(&sql, &[])
                     .and_then(|row| row.get::<usize, Option<String>>(0))
-                    .map_err(|e| parts.fail(&shown, "probe the table", &e));
+                    .map_err(|e| parts.fail(&shown, "probe the table", e));
                 if check {
                     let _ = conn.rollback();
                 }
@@ -464,7 +457,7 @@ impl Source for OracleSource {
                 return drop(started_tx.send(Err(parts.fail(
                     &shown,
                     "begin the read transaction",
-                    &e,
+                    e,
                 ))));
             }
             let mut captured = None;
@@ -472,7 +465,7 @@ impl Source for OracleSource {
                 let max = conn
                     .query_row(&sql, &[])
                     .and_then(|r| r.get::<usize, Option<String>>(0))
-                    .map_err(|e| parts.fail(&shown, "capture the watermark", &e))
+                    .map_err(|e| parts.fail(&shown, "capture the watermark", e))
                     .and_then(|v| v.map(|v| Watermark::new(kind, v)).transpose());
                 match max {
                     Ok(m) => captured = m,
@@ -490,7 +483,7 @@ impl Source for OracleSource {
             let rows = match conn.query(&sql, &[]) {
                 Ok(rows) => rows,
                 Err(e) => {
-                    return drop(started_tx.send(Err(parts.fail(&shown, "read the rows", &e))))
+                    return drop(started_tx.send(Err(parts.fail(&shown, "read the rows", e))))
                 }
             };
             if started_tx.send(Ok(captured)).is_err() {
@@ -499,7 +492,7 @@ impl Source for OracleSource {
             for row in rows {
                 let row = match row {
                     Ok(r) => r,
-                    Err(e) => return sender.fail_blocking(parts.fail(&shown, "read the rows", &e)),
+                    Err(e) => return sender.fail_blocking(parts.fail(&shown, "read the rows", e)),
                 };
                 for (i, read) in reads.iter().enumerate() {
                     if let Err(message) = append(sender.column(i), *read, &row, i) {

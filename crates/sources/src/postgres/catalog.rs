@@ -35,7 +35,7 @@ impl PostgresSource {
                 &[&table.schema, &table.name],
             )
             .await
-            .map_err(|e| self.query_error(&shown, "describe the table", &e))?;
+            .map_err(|e| self.query_error(&shown, "describe the table", e))?;
         Ok(rows
             .iter()
             .map(|row| PgColumn {
@@ -63,7 +63,7 @@ impl PostgresSource {
         let statement = client
             .prepare(&format!("SELECT * FROM {}", derived(sql)))
             .await
-            .map_err(|e| self.query_error(shown, "describe the source query", &e))?;
+            .map_err(|e| self.query_error(shown, "describe the source query", e))?;
         let oids: Vec<u32> = statement
             .columns()
             .iter()
@@ -85,7 +85,7 @@ impl PostgresSource {
                 &[&oids, &typmods],
             )
             .await
-            .map_err(|e| self.query_error(shown, "describe the source query", &e))?;
+            .map_err(|e| self.query_error(shown, "describe the source query", e))?;
         if types.len() != oids.len() {
             return Err(Error::Internal(format!(
                 "{shown}: {} of the query's {} column types are in pg_type",
@@ -182,7 +182,7 @@ impl PostgresSource {
                 &[&table.schema, &table.name],
             )
             .await
-            .map_err(|e| self.query_error(&shown, "read the primary key", &e))?;
+            .map_err(|e| self.query_error(&shown, "read the primary key", e))?;
         Ok(SourceSchema {
             object: object.clone(),
             columns,

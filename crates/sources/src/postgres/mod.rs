@@ -11,9 +11,9 @@ pub mod types;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dataloader_core::secret::mask;
+use dataloader_core::secret::{cause_unless_secret, mask};
 use dataloader_core::{
-    ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceObject,
+    Cause, ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceObject,
     SourceSchema, Watermark, WatermarkKind,
 };
 use futures::StreamExt;
@@ -89,6 +89,10 @@ impl PostgresSource {
         mask(&pg_message(e), self.password.as_deref().unwrap_or(""))
     }
 
+    fn cause(&self, e: tokio_postgres::Error) -> Option<Cause> {
+        cause_unless_secret(e, &[self.password.as_deref().unwrap_or("")])
+    }
+
     async fn client(&self) -> Result<Client> {
         let c = &self.config;
         let mut pg = tokio_postgres::Config::new();
@@ -103,23 +107,10 @@ impl PostgresSource {
         }
         let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
             let message = self.message(&e);
-            match e.code() {
-                Some(code)
-                    if *code == SqlState::INVALID_PASSWORD
-                        || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
-                {
-                    Error::Auth {
-                        connection: c.name.clone(),
-                        message,
-                    }
-                }
-                _ => Error::Connect {
-                    connection: c.name.clone(),
-                    db_type: c.db_type.to_string(),
-                    address: CONNECTOR.address_of(c),
-                    message,
-                },
-            }
+            let auth = matches!(e.code(), Some(code)
+                if *code == SqlState::INVALID_PASSWORD
+                    || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
+            CONNECTOR.connect_error(c, c.db_type.as_str(), auth, message, self.cause(e))
         })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -133,16 +124,17 @@ impl PostgresSource {
                  SET extra_float_digits = 3; SET standard_conforming_strings = on",
             )
             .await
-            .map_err(|e| self.query_error("", "set up the session", &e))?;
+            .map_err(|e| self.query_error("", "set up the session", e))?;
         Ok(client)
     }
 
-    fn query_error(&self, table: &str, step: &'static str, e: &tokio_postgres::Error) -> Error {
+    fn query_error(&self, table: &str, step: &'static str, e: tokio_postgres::Error) -> Error {
         Error::SourceQuery {
             connection: self.config.name.clone(),
             table: table.to_string(),
             step,
-            message: self.message(e),
+            message: self.message(&e),
+            source: self.cause(e),
         }
     }
 }
@@ -163,7 +155,7 @@ impl Source for PostgresSource {
         let row = client
             .query_one("SELECT version()", &[])
             .await
-            .map_err(|e| self.query_error("", "read the server version", &e))?;
+            .map_err(|e| self.query_error("", "read the server version", e))?;
         Ok(row.get(0))
     }
 
@@ -198,7 +190,7 @@ impl Source for PostgresSource {
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
-            .map_err(|e| self.query_error(&shown, "begin the read transaction", &e))?;
+            .map_err(|e| self.query_error(&shown, "begin the read transaction", e))?;
 
         let mut captured_max = None;
         if let (Some(w), Some(kind)) = (
@@ -213,7 +205,7 @@ impl Source for PostgresSource {
             let row = client
                 .query_one(sql.as_str(), &[])
                 .await
-                .map_err(|e| self.query_error(&shown, "capture the watermark", &e))?;
+                .map_err(|e| self.query_error(&shown, "capture the watermark", e))?;
             captured_max = row
                 .get::<_, Option<String>>(0)
                 .map(|m| Watermark::new(kind, m))
@@ -244,17 +236,18 @@ impl Source for PostgresSource {
         let copy = client
             .copy_out(format!("COPY ({sql}) TO STDOUT (FORMAT binary)").as_str())
             .await
-            .map_err(|e| self.query_error(&shown, "read the rows", &e))?;
+            .map_err(|e| self.query_error(&shown, "read the rows", e))?;
         let decodes: Vec<types::Decode> = mappings.iter().map(|m| m.decode).collect();
         let fail = {
             let connection = self.config.name.clone();
             let password = self.password.clone().unwrap_or_default();
             let shown = shown.clone();
-            move |message: String| Error::SourceQuery {
+            move |message: String, e: Option<tokio_postgres::Error>| Error::SourceQuery {
                 connection: connection.clone(),
                 table: shown.clone(),
                 step: "read the rows",
                 message: mask(&message, &password),
+                source: e.and_then(|e| cause_unless_secret(e, &[&password])),
             }
         };
         tokio::spawn(async move {
@@ -263,14 +256,14 @@ impl Source for PostgresSource {
             while let Some(chunk) = copy.next().await {
                 let chunk = match chunk {
                     Ok(c) => c,
-                    Err(e) => return sender.fail(fail(pg_message(&e))).await,
+                    Err(e) => return sender.fail(fail(pg_message(&e), Some(e))).await,
                 };
                 parser.push(&chunk);
                 loop {
                     match parser.next_row(decodes.len()) {
                         Ok(true) => {}
                         Ok(false) => break,
-                        Err(message) => return sender.fail(fail(message)).await,
+                        Err(message) => return sender.fail(fail(message, None)).await,
                     }
                     for (i, decode) in decodes.iter().enumerate() {
                         if let Err(message) =
@@ -286,7 +279,10 @@ impl Source for PostgresSource {
             }
             if !parser.finished() {
                 return sender
-                    .fail(fail("the COPY stream ended before its last row".into()))
+                    .fail(fail(
+                        "the COPY stream ended before its last row".into(),
+                        None,
+                    ))
                     .await;
             }
             sender.finish().await;
@@ -359,13 +355,13 @@ impl PostgresSource {
             client
                 .batch_execute("BEGIN TRANSACTION READ ONLY")
                 .await
-                .map_err(|e| self.query_error(&shown, "begin the probe transaction", &e))?;
+                .map_err(|e| self.query_error(&shown, "begin the probe transaction", e))?;
         }
         // The simple protocol answers in text, whatever the type of a check query's value.
         let messages = client
             .simple_query(&sql)
             .await
-            .map_err(|e| self.query_error(&shown, step, &e));
+            .map_err(|e| self.query_error(&shown, step, e));
         if read_only {
             let _ = client.batch_execute("ROLLBACK").await;
         }

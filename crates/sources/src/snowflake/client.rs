@@ -38,6 +38,8 @@ impl std::fmt::Display for ClientError {
     }
 }
 
+impl std::error::Error for ClientError {}
+
 pub enum Credential {
     Password(String),
     /// A key-pair login token (see [`super::auth::KeyPair::token`]).

@@ -15,7 +15,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use dataloader_core::secret::{mask, SecretRef};
+use dataloader_core::secret::{cause_unless_secret, mask, SecretRef};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
@@ -156,17 +156,11 @@ impl SnowflakeSource {
             role: o.role.as_deref(),
         };
         let hide = |m: String| secrets.iter().fold(m, |m, s| mask(&m, s));
-        let client = Client::login(login).await.map_err(|e| match e {
-            ClientError::Auth(m) => Error::Auth {
-                connection: config.name.clone(),
-                message: hide(m),
-            },
-            other => Error::Connect {
-                connection: config.name.clone(),
-                db_type: config.db_type.to_string(),
-                address: CONNECTOR.address_of(config),
-                message: hide(other.to_string()),
-            },
+        let client = Client::login(login).await.map_err(|e| {
+            let message = hide(e.to_string());
+            let auth = matches!(e, ClientError::Auth(_));
+            let source = cause_unless_secret(e, &secrets);
+            CONNECTOR.connect_error(config, config.db_type.as_str(), auth, message, source)
         })?;
         let bigint_integers = match o.integers.as_deref() {
             None | Some("decimal") => false,
@@ -196,16 +190,26 @@ impl SnowflakeSource {
                     table: table.to_string(),
                 }
             }
-            ClientError::Auth(m) => Error::Auth {
-                connection: self.config.name.clone(),
-                message: hide(m),
-            },
-            other => Error::SourceQuery {
-                connection: self.config.name.clone(),
-                table: table.to_string(),
-                step,
-                message: hide(other.to_string()),
-            },
+            e => {
+                let message = hide(e.to_string());
+                let auth = matches!(e, ClientError::Auth(_));
+                let source = cause_unless_secret(e, &self.secrets);
+                if auth {
+                    Error::Auth {
+                        connection: self.config.name.clone(),
+                        message,
+                        source,
+                    }
+                } else {
+                    Error::SourceQuery {
+                        connection: self.config.name.clone(),
+                        table: table.to_string(),
+                        step,
+                        message,
+                        source,
+                    }
+                }
+            }
         }
     }
 
@@ -243,6 +247,7 @@ impl SnowflakeSource {
             table: table.to_string(),
             step,
             message,
+            source: None,
         })?;
         Ok(value_text(&converted))
     }
@@ -416,6 +421,7 @@ impl Source for SnowflakeSource {
                 table: shown,
                 step: "read the rows",
                 message: "Snowflake answered in JSON; DataLoader reads Arrow results (run ALTER USER <user> SET GO_QUERY_RESULT_FORMAT = 'ARROW')".into(),
+                source: None,
             });
         }
         let (sender, batches) = BatchSender::new(schema.clone(), request.batch_size, &shown)?;
@@ -470,6 +476,7 @@ impl ReadTask {
                             table: self.table.clone(),
                             step: "read the rows",
                             message,
+                            source: cause_unless_secret(e, &self.secrets),
                         })
                         .await;
                 }
@@ -499,6 +506,7 @@ impl ReadTask {
                     batch.num_columns(),
                     self.kinds.len()
                 ),
+                source: None,
             });
         }
         let columns = self
@@ -520,6 +528,7 @@ impl ReadTask {
             table: self.table.clone(),
             step: "read the rows",
             message: e.to_string(),
+            source: Some(e.into()),
         })
     }
 }

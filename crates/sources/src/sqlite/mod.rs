@@ -60,6 +60,7 @@ impl SqliteSource {
                 db_type: "sqlite".into(),
                 address: path,
                 message: "no such file".into(),
+                source: None,
             });
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
@@ -74,6 +75,7 @@ impl SqliteSource {
                 db_type: "sqlite".into(),
                 address: path.clone(),
                 message: e.to_string(),
+                source: Some(e.into()),
             })?;
         Ok(SqliteSource {
             name: config.name.clone(),
@@ -82,12 +84,18 @@ impl SqliteSource {
         })
     }
 
-    fn query_error(&self, table: &str, step: &'static str, e: impl std::fmt::Display) -> Error {
+    fn query_error(
+        &self,
+        table: &str,
+        step: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
         Error::SourceQuery {
             connection: self.name.clone(),
             table: table.to_string(),
             step,
             message: e.to_string(),
+            source: Some(e.into()),
         }
     }
 
@@ -453,6 +461,7 @@ impl Source for SqliteSource {
                                 table: shown.clone(),
                                 step: "read the rows",
                                 message: e.to_string(),
+                                source: Some(e.into()),
                             })
                             .await
                     }

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use dataloader_core::secret::cause_unless_secret;
 use dataloader_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::Pool;
@@ -47,11 +48,10 @@ impl Backend for PostgresBackend {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|e| {
-                Error::store(
-                    "connect to the PostgreSQL control database",
-                    format!("{location}: {}", redact_url(&e.to_string(), url)),
-                )
+            .map_err(|e| Error::Store {
+                step: "connect to the PostgreSQL control database",
+                message: format!("{location}: {}", redact_url(&e.to_string(), url)),
+                source: cause_unless_secret(e, &password_forms(url)),
             })?;
         Ok((pool, location))
     }
@@ -96,6 +96,16 @@ fn url_escape(s: &str) -> String {
 /// by a URL parser, so a password holding `@`, `:` or `/` is found whole; both its written
 /// (percent-encoded) and its decoded forms are masked.
 pub fn redact_url(text: &str, url: &str) -> String {
+    let mut masked = text.to_string();
+    for form in password_forms(url).iter().filter(|f| !f.is_empty()) {
+        masked = masked.replace(form.as_str(), "***");
+    }
+    masked
+}
+
+/// The forms the password of `url` can take in a message, longest first (so that a form that
+/// contains another is masked whole); empty when absent.
+fn password_forms(url: &str) -> [String; 3] {
     // As a URL parser reads it (a valid URL), and as written up to the last `@` (a password
     // that holds an unescaped `/` or `@` makes the URL invalid, and still must not show).
     let parsed = url::Url::parse(url)
@@ -109,14 +119,9 @@ pub fn redact_url(text: &str, url: &str) -> String {
         .and_then(|(userinfo, _)| userinfo.split_once(':'))
         .map(|(_, p)| p.to_string())
         .unwrap_or_default();
-    let mut masked = text.to_string();
-    // Longest first, so a form that contains another is masked whole.
     let mut forms = [written, parsed, decoded];
     forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    for form in forms.iter().filter(|f| !f.is_empty()) {
-        masked = masked.replace(form.as_str(), "***");
-    }
-    masked
+    forms
 }
 
 /// `%XX` sequences as the bytes they stand for (a URL's userinfo carries no other escape).

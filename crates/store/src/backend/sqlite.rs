@@ -52,8 +52,10 @@ impl Backend for SqliteBackend {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| {
-                Error::store("open the SQLite control database", format!("{path}: {e}"))
+            .map_err(|e| Error::Store {
+                step: "open the SQLite control database",
+                message: format!("{path}: {e}"),
+                source: Some(e.into()),
             })?;
         Ok((pool, format!("sqlite://{path}")))
     }

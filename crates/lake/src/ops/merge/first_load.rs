@@ -88,6 +88,7 @@ impl DeltaDestination {
                 table: name.clone(),
                 step: "read the staged rows",
                 message: e.to_string(),
+                source: Some(e.into()),
             })?;
             RecordBatch::try_new(shaped.clone(), batch.columns().to_vec())
                 .map_err(|e| Error::Internal(format!("shaping the first load's rows: {e}")))

@@ -100,13 +100,17 @@ pub(super) struct PlainMerge<'a> {
 }
 
 impl PlainMerge<'_> {
-    fn error(&self, step: &'static str, e: impl std::fmt::Display) -> Error {
+    fn error(
+        &self,
+        step: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
         self.destination.error(step, e)
     }
 
     pub(super) async fn run(self, batches: BatchStream) -> Result<WriteSummary> {
         let encoder = KeyEncoder::new(&self.schema, self.keys)
-            .map_err(|e| self.error("index the changes", e))?;
+            .map_err(|e| self.destination.error_message("index the changes", e))?;
         let prune = prune_column(&self.schema, self.keys);
         let mut indexer = ChangeIndexer::new(
             self.schema.clone(),
@@ -115,7 +119,7 @@ impl PlainMerge<'_> {
             self.order_by,
             prune.as_deref(),
         )
-        .map_err(|e| self.error(STAGE_STEP, e))?;
+        .map_err(|e| self.destination.error_message(STAGE_STEP, e))?;
         // The keys are indexed as the change set is staged, so it is read only once.
         let staged = self
             .destination
@@ -124,7 +128,11 @@ impl PlainMerge<'_> {
                 Compression::SNAPPY,
                 self.schema.clone(),
                 batches,
-                |batch| indexer.add(batch).map_err(|e| self.error(STAGE_STEP, e)),
+                |batch| {
+                    indexer
+                        .add(batch)
+                        .map_err(|e| self.destination.error_message(STAGE_STEP, e))
+                },
             )
             .await?;
         let index = indexer.finish();
@@ -201,7 +209,10 @@ impl PlainMerge<'_> {
             .buffer_unordered(workers)
             .try_collect()
             .await
-            .map_err(|e| self.error("rewrite the files holding changed rows", e))?;
+            .map_err(|e| {
+                self.destination
+                    .error_message("rewrite the files holding changed rows", e)
+            })?;
 
         let mut actions = Vec::new();
         // A key the target held twice (loaded before it was a key) counts once.
@@ -312,7 +323,8 @@ impl PlainMerge<'_> {
             let kept = filter_record_batch(&batch, &BooleanArray::from(keep))
                 .map_err(|e| self.error(step, e))?;
             if kept.num_rows() > 0 {
-                let kept = conform(&kept, table_schema).map_err(|e| self.error(step, e))?;
+                let kept = conform(&kept, table_schema)
+                    .map_err(|e| self.destination.error_message(step, e))?;
                 writer.write(&kept).await.map_err(|e| self.error(step, e))?;
             }
         }
