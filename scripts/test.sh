@@ -211,6 +211,7 @@ suite "Unity Catalog (minilake)" "$(has DATALOADER_TEST_UNITY_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
 suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no
 suite "Oracle (set DATALOADER_TEST_ORACLE_URL)" "$(has DATALOADER_TEST_ORACLE_URL)" no
+suite "Databricks (set DATALOADER_TEST_DATABRICKS_HOST and the rest, docs/testing.md)" "$(has DATALOADER_TEST_DATABRICKS_HOST)" no
 joined() { local out="" item; for item in "$@"; do out+="${out:+; }$item"; done; echo "$out"; }
 print_suites() {
   echo "server suites run: $(joined PostgreSQL MariaDB "${suites_ran[@]}")"

@@ -27,8 +27,21 @@ fn unity_url() -> Option<String> {
 
 /// One call to the emulator's REST API, answered with JSON.
 async fn api(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+    api_as(None, method, url, body).await
+}
+
+/// [`api`] with a bearer token (a real workspace).
+async fn api_as(
+    token: Option<&str>,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut request = client.request(method, url);
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {t}"));
+    }
     if let Some(b) = body {
         request = request
             .header("Content-Type", "application/json")
@@ -345,4 +358,67 @@ async fn a_failing_catalog_leaves_the_load_succeeded_and_the_next_load_repairs_i
         note.contains("catalog \"nocatalog_here\" does not exist: create it"),
         "{loaded}"
     );
+}
+
+/// The same flow against a real Databricks workspace, when one is given: `..._HOST`, `..._TOKEN`,
+/// a `..._CATALOG` the token may create schemas and external tables in, a `..._LAKE_ROOT` inside
+/// an external location, and a SQL `..._WAREHOUSE` id. Skipped, saying so, otherwise.
+#[tokio::test]
+async fn a_real_databricks_workspace_registers_and_reads_a_load_by_name() {
+    let var = |n: &str| std::env::var(format!("DATALOADER_TEST_DATABRICKS_{n}")).ok();
+    let (Some(host), Some(token), Some(catalog), Some(lake_root), Some(warehouse)) = (
+        var("HOST"),
+        var("TOKEN"),
+        var("CATALOG"),
+        var("LAKE_ROOT"),
+        var("WAREHOUSE"),
+    ) else {
+        eprintln!("SKIPPED: DATALOADER_TEST_DATABRICKS_{{HOST,TOKEN,CATALOG,LAKE_ROOT,WAREHOUSE}} are not set: no real Databricks workspace");
+        return;
+    };
+    let pg = PgControl::new("uc_dbx", SOURCE).await;
+    let schema = format!("dataloader_test_{}", std::process::id());
+    let dest = format!("{catalog}.{schema}.orders");
+    let env = [
+        ("DATALOADER_CONTROL_DB", pg.url.as_str()),
+        ("DATALOADER_LAKE_ROOT", lake_root.as_str()),
+        ("DATABRICKS_TOKEN", token.as_str()),
+    ];
+    let catalog_setting = format!("unity:{host}");
+    let mut env = env.to_vec();
+    env.push(("DATALOADER_CATALOG", catalog_setting.as_str()));
+    let run = |args: &[&str]| dataloader_env(pg.dir.path(), args, &env);
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.orders",
+        "--dest",
+        &dest,
+    ])
+    .ok();
+    let loaded = run(&["load", &dest, "--json"]).ok().json();
+    assert_eq!(loaded["notes"], json!([]), "{loaded}");
+    assert!(
+        !format!("{loaded}").contains(&token),
+        "no secret in the output"
+    );
+    let (status, answer) = api_as(
+        Some(&token),
+        reqwest::Method::POST,
+        &format!("{host}/api/2.0/sql/statements"),
+        Some(json!({"statement": format!("SELECT COUNT(*) FROM {dest}"), "warehouse_id": warehouse, "wait_timeout": "50s"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["data_array"][0][0], "40", "{answer}");
+    api_as(
+        Some(&token),
+        reqwest::Method::DELETE,
+        &format!("{host}/api/2.1/unity-catalog/schemas/{catalog}.{schema}?force=true"),
+        None,
+    )
+    .await;
 }
