@@ -37,6 +37,10 @@ started_pids=()
 started_dirs=()
 cleanup() {
   for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Some write to their folder while they stop (Azurite does): wait for them, up to 10 s each.
+  for pid in "${started_pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  done
   for dir in "${started_dirs[@]}"; do rm -rf "$dir"; done
 }
 trap cleanup EXIT
@@ -101,6 +105,53 @@ if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
     fi
   else
     echo "NOTICE: installing moto failed: the S3 test is skipped" >&2
+  fi
+fi
+
+# Azure Blob Storage (Azurite's blob service, from npm, kept under ~/.cache) for the Azure lake
+# tests. object_store must know it talks to the emulator (AZURE_STORAGE_USE_EMULATOR: account
+# devstoreaccount1 and its well-known key, at AZURITE_BLOB_STORAGE_URL): Azurite ignores the
+# startFrom of a listing, so as a plain endpoint (AZURE_STORAGE_ENDPOINT) a Delta log of two
+# commits is mis-read. Only Azure URLs read AZURE_*, and only these tests use one.
+# --disableTelemetry: without it Azurite tries to reach Application Insights.
+if [ -z "${DATALOADER_TEST_AZURE_CONTAINER:-}" ]; then
+  azurite_dir="$HOME/.cache/dataloader-azurite"
+  azurite_pkg=azurite@3.35.0
+  if [ "$(cat "$azurite_dir/.installed" 2>/dev/null)" != "$azurite_pkg" ] && command -v npm >/dev/null 2>&1; then
+    echo "installing $azurite_pkg into $azurite_dir" >&2
+    rm -rf "$azurite_dir"
+    { mkdir -p "$azurite_dir" && (cd "$azurite_dir" && npm install --silent --no-audit --no-fund --save-exact "$azurite_pkg") \
+      && echo "$azurite_pkg" >"$azurite_dir/.installed"; } >/dev/null 2>&1 || true
+  fi
+  if [ "$(cat "$azurite_dir/.installed" 2>/dev/null)" = "$azurite_pkg" ]; then
+    az_dir=$(mktemp -d)
+    started_dirs+=("$az_dir")
+    az_port=$(free_port 10000)
+    # A plain command, so that $! is Azurite's node process.
+    "$azurite_dir/node_modules/.bin/azurite-blob" --silent --disableTelemetry --location "$az_dir/data" \
+      --blobHost 127.0.0.1 --blobPort "$az_port" --skipApiVersionCheck --loose >"$az_dir/azurite.log" 2>&1 &
+    started_pids+=($!)
+    wait_listening "$az_port" || true
+    # Creates the container with a SharedKey-signed request (curl and openssl only); 201 = created.
+    az_account=devstoreaccount1
+    az_key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+    az_container=dataloader-test
+    az_date=$(LC_ALL=C TZ=GMT date '+%a, %d %b %Y %H:%M:%S GMT')
+    az_signed="PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:$az_date\nx-ms-version:2021-08-06\n/$az_account/$az_account/$az_container\nrestype:container"
+    az_hexkey=$(printf %s "$az_key" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+    az_sig=$(printf "$az_signed" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$az_hexkey" -binary | base64 -w0)
+    az_status=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "x-ms-date: $az_date" -H "x-ms-version: 2021-08-06" \
+      -H "Content-Length: 0" -H "Authorization: SharedKey $az_account:$az_sig" \
+      "http://127.0.0.1:$az_port/$az_account/$az_container?restype=container" 2>/dev/null || true)
+    if [ "$az_status" = 201 ]; then
+      export AZURE_STORAGE_USE_EMULATOR=true AZURITE_BLOB_STORAGE_URL=http://127.0.0.1:$az_port
+      export DATALOADER_TEST_AZURE_CONTAINER=$az_container
+    else
+      echo "NOTICE: Azurite did not start (creating the container answered '${az_status}'; see below): the Azure lake tests are skipped" >&2
+      cat "$az_dir/azurite.log" >&2
+    fi
+  else
+    echo "NOTICE: installing $azurite_pkg with npm failed: the Azure lake tests are skipped" >&2
   fi
 fi
 
@@ -207,6 +258,7 @@ suite "ClickHouse 18 (clickhouse-server)" "$(has DATALOADER_TEST_CLICKHOUSE)" ye
 suite "current ClickHouse (chdb)" "$(has DATALOADER_TEST_CLICKHOUSE_MODERN)" yes
 suite "Snowflake (fakesnow)" "$(has DATALOADER_TEST_SNOWFLAKE)" yes
 suite "S3 lake (moto)" "$(has DATALOADER_TEST_S3_BUCKET)" yes
+suite "Azure lake (Azurite)" "$(has DATALOADER_TEST_AZURE_CONTAINER)" yes
 suite "Unity Catalog (minilake)" "$(has DATALOADER_TEST_UNITY_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
 suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no

@@ -145,6 +145,8 @@ pub(crate) struct RunFence {
 #[async_trait]
 impl CommitFence for RunFence {
     async fn check(&self) -> Result<()> {
+        // Every data file of the commit is written; its commit file is not.
+        crate::fault::point("before_commit");
         let beat = beat(self.lease);
         let needed = self.clock.now()
             + chrono::Duration::from_std(beat).unwrap_or(chrono::Duration::seconds(20));

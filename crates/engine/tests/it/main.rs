@@ -1,6 +1,7 @@
 //! Engine tests against the real PostgreSQL on 127.0.0.1:5432 (see docs/testing.md): every
 //! test has its own source database, control database and lake folder.
 
+mod azure;
 mod bad_input;
 mod bytes;
 mod catalog;
@@ -38,6 +39,8 @@ use dataloader_testkit::{pg_host_port, pg_user, PgTestDb};
 /// connection.
 pub struct Lake {
     pub root: String,
+    /// The control database's URL, for another process to open.
+    pub control_db: String,
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     /// The engine's clock: the system's, unless a test sets it.
@@ -60,10 +63,8 @@ impl Lake {
         root: &str,
     ) -> Lake {
         let control = tempfile::tempdir().unwrap();
-        let store =
-            dataloader_store::open(&format!("sqlite://{}/control.db", control.path().display()))
-                .await
-                .unwrap();
+        let control_db = format!("sqlite://{}/control.db", control.path().display());
+        let store = dataloader_store::open(&control_db).await.unwrap();
         store.migrate().await.unwrap();
         store.upsert_connection(&connection).await.unwrap();
         let catalog = PathCatalog::new(root).unwrap();
@@ -72,6 +73,7 @@ impl Lake {
             Engine::new(store.clone(), Arc::new(catalog), clock.clone()).with_batch_size(7);
         Lake {
             root: root.to_string(),
+            control_db,
             store,
             engine,
             clock,
