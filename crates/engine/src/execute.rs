@@ -98,11 +98,6 @@ impl Engine {
         if let Some(version) = outcome.delta_version {
             outcome.bytes_written = ctx.destination.bytes_added(version_before, version).await?;
         }
-        // Whatever strategy created the table (a rolling, backfill or key-scan load too), the
-        // catalog learns of it, and of its schema after evolution, at the next load.
-        if outcome.delta_version.or(version_before).is_some() {
-            outcome.notes.extend(self.keep_registered(spec).await);
-        }
         Ok(outcome)
     }
 }

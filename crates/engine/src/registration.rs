@@ -1,13 +1,17 @@
-//! Keeping the catalog in step with the lake: after a load, the table's registration is made
-//! to match its Delta table (created, or re-created after schema evolution). A registration
-//! that fails leaves the committed data as it is: the run succeeds with a note saying so, and
-//! the next load or `dataloader catalog sync` repairs it.
+//! Keeping the catalog in step with the lake: after a load commits, outside the part a cancel
+//! can stop, the table's registration is made to match its Delta table (created, or re-created
+//! after schema evolution). A registration that fails leaves the committed data as it is: the
+//! run is recorded with a note saying so, and the next load or `dataloader catalog sync`
+//! repairs it.
 
 use std::collections::BTreeMap;
 
 use dataloader_core::{Registration, Result, TableSpec};
 
 use crate::Engine;
+
+/// How long a load waits for its registration before recording the run with a note.
+const REGISTRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Engine {
     /// What the table's registration should be; `None` while its Delta table does not exist.
@@ -37,16 +41,23 @@ impl Engine {
         }))
     }
 
-    /// Registers the table as its Delta table now is; a failure becomes the run's note.
+    /// Registers the table as its Delta table now is, within [`REGISTRATION_TIMEOUT`]; a
+    /// failure becomes the run's note.
     pub(crate) async fn keep_registered(&self, spec: &TableSpec) -> Option<String> {
-        let outcome = async {
+        let register = async {
             if let Some(desired) = self.registration(spec).await? {
                 self.catalog.register(&desired).await?;
             }
             Ok::<_, dataloader_core::Error>(())
-        }
-        .await;
-        outcome.err().map(|e| {
+        };
+        let failure = match tokio::time::timeout(REGISTRATION_TIMEOUT, register).await {
+            Ok(result) => result.err().map(|e| e.to_string()),
+            Err(_) => Some(format!(
+                "the catalog did not answer within {} s",
+                REGISTRATION_TIMEOUT.as_secs()
+            )),
+        };
+        failure.map(|e| {
             tracing::warn!(table = %spec.destination, error = %e, "catalog registration failed");
             format!("the data is committed, but registering it in the catalog failed: {e}; the next load or `dataloader catalog sync` repairs it")
         })

@@ -67,6 +67,10 @@ impl Engine {
                 Ok(mut outcome) => {
                     fault::point("after_commit");
                     outcome.notes.extend(recovered);
+                    // Outside the cancellable part: the commit stands, so a cancel or a slow
+                    // catalog must not keep it from being recorded. Whatever strategy created
+                    // the table, the catalog learns of it and of its schema after evolution.
+                    outcome.notes.extend(self.keep_registered(&table.spec).await);
                     if outcome.delta_version.is_some() {
                         outcome.state.loaded_from = Some(table.spec.origin());
                     }
