@@ -62,15 +62,20 @@ pub fn columns(schema: &Value, partitions: &[String]) -> Result<Vec<CatalogColum
         .collect()
 }
 
-/// A digest of everything a registration says (columns, comment, properties), stable across
+/// A digest of everything a registration says (columns, location, comment, properties), stable across
 /// runs and versions: a registration carrying another one was made from another schema or
 /// other settings.
 pub fn fingerprint(registration: &Registration) -> String {
     let mut hash = Sha256::new();
     for c in &registration.columns {
+        // The type, not the whole field: a field's metadata (an identity column's high-water
+        // mark) changes with commits that change nothing a catalog shows.
         let partition = c.partition_index.map_or(-1, |p| p);
-        hash.update(format!("{}|{}|{}|{partition}\n", c.name, c.type_json, c.nullable).as_bytes());
+        let field: Value = serde_json::from_str(&c.type_json).unwrap_or(Value::Null);
+        let data_type = field.get("type").unwrap_or(&Value::Null);
+        hash.update(format!("{}|{data_type}|{}|{partition}\n", c.name, c.nullable).as_bytes());
     }
+    hash.update(registration.location.as_bytes());
     hash.update(registration.comment.as_bytes());
     for (key, value) in &registration.properties {
         hash.update(format!("\n{key}={value}").as_bytes());
@@ -220,5 +225,13 @@ mod tests {
             .properties
             .insert("dataloader.strategy".into(), "incremental".into());
         assert_ne!(before, fingerprint(&restrategized));
+        let mut with_metadata = registration.clone();
+        with_metadata.columns[0].type_json =
+            r#"{"name":"id","type":"long","nullable":false,"metadata":{"delta.identity.highWaterMark":7}}"#.into();
+        assert_eq!(
+            before,
+            fingerprint(&with_metadata),
+            "metadata is not the schema"
+        );
     }
 }

@@ -47,22 +47,30 @@ pub(crate) async fn catalog(app: &App, command: CatalogCommand) -> Result<()> {
     for table in app.store.tables().await? {
         let spec = &table.spec;
         let name = spec.destination.to_string();
-        let Some(desired) = engine.registration(spec).await? else {
-            report.push(Synced {
-                table: name,
-                drift: None,
-                action: "not loaded yet".into(),
-            });
-            continue;
+        // One unreadable Delta table or failed request does not hide the others' drift.
+        let found = match engine.registration(spec).await {
+            Ok(Some(desired)) => app
+                .catalog
+                .drift(&desired)
+                .await
+                .map(|d| Some((desired, d))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
         };
-        let drift = match app.catalog.drift(&desired).await {
-            Ok(d) => d,
-            Err(e) => {
-                failed += 1;
+        let (desired, drift) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) | Err(_) => {
+                let action = match found {
+                    Err(e) => {
+                        failed += 1;
+                        format!("failed: {e}")
+                    }
+                    _ => "not loaded yet".into(),
+                };
                 report.push(Synced {
                     table: name,
                     drift: None,
-                    action: format!("failed: {e}"),
+                    action,
                 });
                 continue;
             }

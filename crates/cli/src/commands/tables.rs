@@ -190,12 +190,13 @@ pub(crate) async fn table(app: &App, t: TableCommand) -> Result<()> {
 /// Where the table is registered, and whether its registration matches its Delta table (a
 /// catalog that cannot be asked is said, not an error of `table show`).
 async fn registration(app: &App, spec: &dataloader_core::TableSpec) -> Result<serde_json::Value> {
-    let found = match app.engine()?.registration(spec).await? {
-        None => serde_json::json!({"state": "not loaded yet"}),
-        Some(desired) => match app.catalog.drift(&desired).await {
+    let found = match app.engine()?.registration(spec).await {
+        Ok(None) => serde_json::json!({"state": "not loaded yet"}),
+        Ok(Some(desired)) => match app.catalog.drift(&desired).await {
             Ok(drift) => serde_json::to_value(drift)?,
             Err(e) => serde_json::json!({"state": "unknown", "error": e.to_string()}),
         },
+        Err(e) => serde_json::json!({"state": "unknown", "error": e.to_string()}),
     };
     Ok(serde_json::json!({
         "catalog": app.catalog.describe(),

@@ -232,6 +232,19 @@ async fn a_loaded_table_is_queryable_by_name_and_follows_schema_evolution() {
     source.sort();
     assert_eq!(by_name, source);
 
+    // A load that changes nothing in the schema leaves the registration as it is.
+    let again = u.run(&["load", &dest, "--json"]).ok().json();
+    assert_eq!(
+        (&again["rows_read"], &again["notes"]),
+        (&json!(0), &json!([])),
+        "{again}"
+    );
+    assert_eq!(
+        u.table(&dest).await.1["table_id"],
+        info["table_id"],
+        "not re-created"
+    );
+
     // A new source column: the registration is re-created with it; the data stays.
     u.pg.source
         .client
@@ -404,6 +417,13 @@ async fn a_real_databricks_workspace_registers_and_reads_a_load_by_name() {
     assert!(
         !format!("{loaded}").contains(&token),
         "no secret in the output"
+    );
+    // Databricks keeps the properties DataLoader wrote: a second load finds it current.
+    run(&["load", &dest]).ok();
+    let shown = run(&["table", "show", &dest]).ok().json();
+    assert_eq!(
+        shown["catalog"]["registration"]["state"], "current",
+        "{shown}"
     );
     let (status, answer) = api_as(
         Some(&token),

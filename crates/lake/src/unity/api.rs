@@ -52,6 +52,8 @@ pub(crate) enum Failure {
     /// The object (or one it needs) does not exist.
     Missing(String),
     AlreadyExists(String),
+    /// The credentials were refused.
+    Unauthenticated(String),
     /// The principal lacks a privilege; the text names it when the server did.
     Denied(String),
     Other(String),
@@ -61,7 +63,7 @@ impl Failure {
     pub(crate) fn text(&self) -> &str {
         match self {
             Failure::Missing(t) | Failure::AlreadyExists(t) | Failure::Denied(t) => t,
-            Failure::Other(t) => t,
+            Failure::Unauthenticated(t) | Failure::Other(t) => t,
         }
     }
 }
@@ -117,10 +119,10 @@ impl Api {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
             }
-            let header = self.auth.header(&self.http).await.map_err(Failure::Other)?;
+            let token = self.auth.bearer(&self.http).await.map_err(Failure::Other)?;
             let mut request = self.http.request(method.clone(), &url);
-            if let Some(h) = header {
-                request = request.header("Authorization", h);
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
             }
             if let Some(b) = &body {
                 request = request
@@ -142,7 +144,14 @@ impl Api {
                     .map_err(|e| Failure::Other(e.to_string()))?;
                 return Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
             }
-            let retried = status == StatusCode::TOO_MANY_REQUESTS
+            // A token refused once may have been revoked or expired early: a new one is
+            // asked for, once.
+            let reauthenticate = status == StatusCode::UNAUTHORIZED && attempt == 0;
+            if reauthenticate {
+                self.auth.forget().await;
+            }
+            let retried = reauthenticate
+                || status == StatusCode::TOO_MANY_REQUESTS
                 || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
             let error: ErrorBody = json_body(response).await.unwrap_or_default();
             let text = describe(status, &error);
@@ -222,18 +231,21 @@ fn describe(status: StatusCode, error: &ErrorBody) -> String {
 
 fn classify(status: StatusCode, error: &ErrorBody, text: String) -> Failure {
     let code = error.error_code.as_str();
-    if status == StatusCode::NOT_FOUND
-        || code.ends_with("NOT_FOUND")
-        || code.ends_with("DOES_NOT_EXIST")
+    // Only an object the API says is missing: a 404 without Unity Catalog's error body is a
+    // wrong address (a proxy, a path), and a missing endpoint or metastore is no object.
+    let wrong_place =
+        code.is_empty() || code == "ENDPOINT_NOT_FOUND" || code.starts_with("METASTORE");
+    if !wrong_place
+        && (status == StatusCode::NOT_FOUND
+            || code.ends_with("NOT_FOUND")
+            || code.ends_with("DOES_NOT_EXIST"))
     {
         Failure::Missing(text)
     } else if status == StatusCode::CONFLICT || code.ends_with("ALREADY_EXISTS") {
         Failure::AlreadyExists(text)
-    } else if status == StatusCode::FORBIDDEN
-        || status == StatusCode::UNAUTHORIZED
-        || code == "PERMISSION_DENIED"
-        || code == "UNAUTHENTICATED"
-    {
+    } else if status == StatusCode::UNAUTHORIZED || code == "UNAUTHENTICATED" {
+        Failure::Unauthenticated(text)
+    } else if status == StatusCode::FORBIDDEN || code == "PERMISSION_DENIED" {
         // Databricks names the missing privilege in the error's details.
         let privilege = error
             .details
@@ -286,6 +298,20 @@ mod tests {
         assert!(matches!(
             classify(StatusCode::BAD_REQUEST, &ErrorBody::default(), "t".into()),
             Failure::Other(_)
+        ));
+        // A 404 from something that is not Unity Catalog is no missing table.
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, &ErrorBody::default(), "t".into()),
+            Failure::Other(_)
+        ));
+        let no_endpoint = body(serde_json::json!({"error_code": "ENDPOINT_NOT_FOUND"}));
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, &no_endpoint, "t".into()),
+            Failure::Other(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, &ErrorBody::default(), "t".into()),
+            Failure::Unauthenticated(_)
         ));
     }
 }

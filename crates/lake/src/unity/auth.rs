@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -58,7 +57,7 @@ impl Auth {
 
     fn from_vars(host: &str, env: impl Fn(&str) -> Option<String>) -> Auth {
         if let Some(token) = env("DATABRICKS_TOKEN") {
-            return Auth::Token(token);
+            return Auth::Token(token.trim().to_string());
         }
         if let (Some(id), Some(secret)) =
             (env("DATABRICKS_CLIENT_ID"), env("DATABRICKS_CLIENT_SECRET"))
@@ -107,16 +106,20 @@ impl Auth {
         }
     }
 
-    /// The `Authorization` header's value, if any; an error says which step failed and why,
-    /// without a secret.
-    pub(crate) async fn header(&self, http: &reqwest::Client) -> Result<Option<String>, String> {
+    /// The bearer token to send, if any; an error says which step failed and why, without a
+    /// secret.
+    pub(crate) async fn bearer(&self, http: &reqwest::Client) -> Result<Option<String>, String> {
         match self {
             Auth::None => Ok(None),
-            Auth::Token(token) => Ok(Some(format!("Bearer {token}"))),
-            Auth::Client(client) => client
-                .token(http)
-                .await
-                .map(|t| Some(format!("Bearer {t}"))),
+            Auth::Token(token) => Ok(Some(token.clone())),
+            Auth::Client(client) => client.token(http).await.map(Some),
+        }
+    }
+
+    /// Forgets a cached token the server no longer takes (revoked, or expired early).
+    pub(crate) async fn forget(&self) {
+        if let Auth::Client(client) = self {
+            *client.cached.lock().await = None;
         }
     }
 }
@@ -144,9 +147,7 @@ impl ClientCredentials {
             .post(&self.token_url)
             .header("Content-Type", "application/x-www-form-urlencoded");
         if self.basic {
-            let pair = format!("{}:{}", self.client_id, self.client_secret);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-            request = request.header("Authorization", format!("Basic {encoded}"));
+            request = request.basic_auth(&self.client_id, Some(&self.client_secret));
         }
         let response = request.body(body).send().await.map_err(|e| {
             format!(
@@ -193,6 +194,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use base64::Engine as _;
 
     use super::*;
 
@@ -268,10 +271,7 @@ mod tests {
         assert_eq!(auth.describe(), "OAuth M2M (DATABRICKS_CLIENT_ID)");
         let http = reqwest::Client::new();
         for _ in 0..2 {
-            assert_eq!(
-                auth.header(&http).await.unwrap().as_deref(),
-                Some("Bearer tok-1")
-            );
+            assert_eq!(auth.bearer(&http).await.unwrap().as_deref(), Some("tok-1"));
         }
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 1, "the token is cached: {seen:?}");
@@ -301,7 +301,7 @@ mod tests {
                 ("AZURE_AUTHORITY_HOST", url.clone()),
             ]),
         );
-        let header = auth.header(&reqwest::Client::new()).await;
+        let header = auth.bearer(&reqwest::Client::new()).await;
         let seen = seen.lock().unwrap().clone();
         let request = &seen[0];
         assert!(
@@ -314,7 +314,7 @@ mod tests {
             "{request}"
         );
         // expires_in as text, as Azure AD's v1 endpoints send it, is read too.
-        assert_eq!(header.unwrap().as_deref(), Some("Bearer aad-tok"));
+        assert_eq!(header.unwrap().as_deref(), Some("aad-tok"));
     }
 
     #[tokio::test]
@@ -328,7 +328,7 @@ mod tests {
                 ("DATABRICKS_CLIENT_SECRET", "s3cret".into()),
             ]),
         );
-        let err = auth.header(&reqwest::Client::new()).await.unwrap_err();
+        let err = auth.bearer(&reqwest::Client::new()).await.unwrap_err();
         assert!(
             err.contains("HTTP 401") && err.contains("DATABRICKS_CLIENT_ID"),
             "{err}"

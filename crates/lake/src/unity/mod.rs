@@ -31,8 +31,27 @@ impl UnityCatalog {
     /// `url` is the workspace or server (`https://adb-….azuredatabricks.net`), optionally with
     /// `?create_schemas=false`; tables live under `lake_root`.
     pub fn new(url: &str, lake_root: &str) -> Result<UnityCatalog> {
-        let bad = |why: String| Error::config("catalog", format!("unity:{url}: {why}"));
-        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::config("catalog", format!("unity:{url}: {e}")))?;
+        // Shown without what the URL should not hold anyway (a password, a query).
+        let shown = format!(
+            "unity:{}://{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("")
+        );
+        let bad = |why: String| Error::config("catalog", format!("{shown}: {why}"));
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad(
+                "credentials do not belong in the URL: set DATABRICKS_TOKEN (see docs/catalogs.md)"
+                    .into(),
+            ));
+        }
+        if parsed.path() != "/" && !parsed.path().is_empty() {
+            return Err(bad(format!(
+                "give the workspace's address without a path (not {}): DataLoader adds /api/2.1/unity-catalog",
+                parsed.path()
+            )));
+        }
         let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
             return Err(bad(
@@ -72,7 +91,8 @@ impl UnityCatalog {
 
     fn error(&self, table: &TargetTable, step: &'static str, failure: &Failure) -> Error {
         let hint = match failure {
-            Failure::Denied(_) => "; on Databricks the principal needs USE CATALOG, USE SCHEMA, EXTERNAL USE SCHEMA (granted only by the catalog's owner, not part of ALL PRIVILEGES), CREATE TABLE, and EXTERNAL USE LOCATION and CREATE EXTERNAL TABLE on the external location (see docs/catalogs.md)",
+            Failure::Denied(_) => "; on Databricks the principal needs USE CATALOG, USE SCHEMA, CREATE SCHEMA (unless create_schemas=false), EXTERNAL USE SCHEMA (granted only by the catalog's owner, not part of ALL PRIVILEGES), CREATE TABLE, and EXTERNAL USE LOCATION and CREATE EXTERNAL TABLE on the external location (see docs/catalogs.md)",
+            Failure::Unauthenticated(_) => "; check the credentials in DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID/SECRET or ARM_* (see docs/catalogs.md)",
             _ => "",
         };
         Error::Catalog {
@@ -155,11 +175,29 @@ impl UnityCatalog {
     }
 }
 
-/// `file:///x/` and `/x` name one place; so do locations differing in a trailing slash.
+/// Whether two locations name one place: URLs compared parsed, without a trailing slash;
+/// `file:///x`, `file:/x`, `file://localhost/x` and `/x` alike.
 fn same_location(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
-        let s = s.trim_end_matches('/');
-        s.strip_prefix("file://").unwrap_or(s).to_string()
+        let s = s.trim().trim_end_matches('/');
+        let path_of_file = url::Url::parse(s)
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok());
+        match path_of_file {
+            Some(path) => path.display().to_string(),
+            None if s.starts_with('/') => s.to_string(),
+            None => match url::Url::parse(s) {
+                // Both sides parsed alike, so their paths are encoded alike.
+                Ok(u) => format!(
+                    "{}://{}{}",
+                    u.scheme(),
+                    u.authority(),
+                    u.path().trim_end_matches('/')
+                ),
+                Err(_) => s.to_string(),
+            },
+        }
     };
     norm(a) == norm(b)
 }
@@ -171,9 +209,11 @@ fn drift_of(info: Option<&TableInfo>, desired: &Registration) -> Drift {
     if info.properties.get(MANAGED_PROPERTY).map(String::as_str) != Some("DataLoader") {
         return Drift::NotManaged;
     }
-    let registered = info.storage_location.clone().unwrap_or_default();
-    if !same_location(&registered, &desired.location) {
-        return Drift::WrongLocation { registered };
+    // A server that does not say where the table is leaves it unknown, not wrong.
+    if let Some(registered) = info.storage_location.clone().filter(|l| !l.is_empty()) {
+        if !same_location(&registered, &desired.location) {
+            return Drift::WrongLocation { registered };
+        }
     }
     let expected = fingerprint(desired);
     if info.properties.get(FINGERPRINT_PROPERTY) == Some(&expected) {
@@ -250,8 +290,40 @@ impl Catalog for UnityCatalog {
                     .delete_table(&table.to_string())
                     .await
                     .map_err(|f| self.error(table, "drop the stale registration", &f))?;
-                self.create(desired).await
+                if let Err(e) = self.create(desired).await {
+                    // A retried request may have created it after all.
+                    if self.drift(desired).await? != Drift::Current {
+                        return Err(Error::Catalog {
+                            catalog: self.shown.clone(),
+                            table: table.to_string(),
+                            step: "register the table again (the stale registration was dropped)",
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_location;
+
+    #[test]
+    fn locations_compare_as_places() {
+        assert!(same_location(
+            "file:///lake/bronze/s/t/",
+            "/lake/bronze/s/t"
+        ));
+        assert!(same_location("file:/lake/a%20b", "file:///lake/a b"));
+        assert!(same_location("file://localhost/lake/t", "file:///lake/t"));
+        assert!(same_location(
+            "abfss://c@acct.dfs.core.windows.net/lake/t/",
+            "abfss://c@acct.dfs.core.windows.net/lake/t"
+        ));
+        assert!(!same_location("s3://bucket/lake/t", "s3://other/lake/t"));
+        assert!(!same_location("/lake/t1", "/lake/t2"));
     }
 }
