@@ -180,13 +180,14 @@ pub trait Source: Send + Sync {
     async fn server_version(&self) -> Result<String>;
 
     /// `object` as a query whose `columns` keep their order and names, those in `as_text`
-    /// converted to the source's own text (a table's `column_types: {c: string}`).
+    /// converted to the source's own text (a table's `column_types: {c: string}`); an error
+    /// when the source cannot read such a query.
     fn text_projection(
         &self,
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject;
+    ) -> Result<SourceObject>;
 
     /// The names of `object`'s columns, in order, whatever their types: what a projection
     /// that converts some of them to text starts from. A source that can list them without

@@ -133,7 +133,7 @@ async fn describe(
     match schema {
         Some(schema) => Ok((object, schema)),
         None => {
-            let projected = source.text_projection(&object, &names, &as_text);
+            let projected = source.text_projection(&object, &names, &as_text)?;
             let schema = source.describe(&projected).await?;
             Ok((projected, schema))
         }

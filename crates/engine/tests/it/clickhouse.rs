@@ -277,3 +277,53 @@ async fn incremental_source_query_on_clickhouse_on(c: Ch) {
     );
     c.compare(&dest, all, &cols, &kinds).await;
 }
+
+#[tokio::test]
+async fn columns_load_as_clickhouse_text_with_column_types() {
+    for c in Ch::all("ch_coltypes").await {
+        columns_load_as_clickhouse_text_with_column_types_on(c).await;
+    }
+}
+
+/// `column_types: string` reads ClickHouse's own `toString` of each value.
+async fn columns_load_as_clickhouse_text_with_column_types_on(c: Ch) {
+    c.db.exec(
+        "CREATE TABLE measures (id UInt32, amount Decimal(38, 10), ratio Float64) ENGINE = MergeTree ORDER BY id;
+         INSERT INTO measures VALUES (1, 1234567890123456789012345678.0123456789, 0.1), (2, -0.5, 1e300), (3, 0, -2.5)",
+    )
+    .await;
+    let dest = c
+        .add_on(
+            "ch",
+            "measures",
+            "bronze.ch.measures",
+            LoadStrategy::Full,
+            |s| {
+                s.column_types = [
+                    ("amount".to_string(), "string".to_string()),
+                    ("ratio".to_string(), "string".to_string()),
+                ]
+                .into();
+            },
+        )
+        .await;
+    let report = c
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    assert_eq!(report.rows.read, 3);
+    let (cols, kinds) = (["id", "amount", "ratio"], [Canon::Text; 3]);
+    c.compare(
+        &dest,
+        "SELECT toString(id), toString(amount), toString(ratio) FROM measures ORDER BY id",
+        &cols,
+        &kinds,
+    )
+    .await;
+    let schema = c.destination(&dest).schema().await.unwrap().unwrap();
+    assert_eq!(
+        schema.field_with_name("amount").unwrap().data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+}

@@ -384,6 +384,49 @@ async fn incremental_source_query_on_snowflake() {
     );
 }
 
+/// `column_types: string` reads Snowflake's own `TO_VARCHAR` of each value.
+#[tokio::test]
+async fn columns_load_as_snowflake_text_with_column_types() {
+    let Some(sf) = Sf::new("coltypes").await else {
+        return;
+    };
+    sf.exec(
+        "CREATE TABLE S.MEASURES (ID NUMBER(9,0), AMOUNT NUMBER(38,10), RATIO FLOAT);
+         INSERT INTO S.MEASURES VALUES (1, 1234567890123456789012345678.0123456789, 0.5), (2, -0.5, NULL)",
+    )
+    .await;
+    let dest = sf
+        .add_on(
+            "sf",
+            "s.measures",
+            "bronze.sf.measures",
+            LoadStrategy::Full,
+            |s| {
+                s.column_types = [("AMOUNT".to_string(), "string".to_string())].into();
+            },
+        )
+        .await;
+    let report = sf
+        .engine
+        .load(LoadRequest::new(&dest, Trigger::Manual))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error));
+    assert_eq!(report.rows.read, 2);
+    let (cols, kinds) = (["id", "amount"], [Canon::Text, Canon::Text]);
+    sf.compare(
+        &dest,
+        "SELECT CAST(ID AS VARCHAR), TO_VARCHAR(AMOUNT) FROM S.MEASURES ORDER BY ID",
+        &cols,
+        &kinds,
+    )
+    .await;
+    let schema = sf.destination(&dest).schema().await.unwrap().unwrap();
+    assert_eq!(
+        schema.field_with_name("amount").unwrap().data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+}
+
 #[tokio::test]
 async fn empty_snowflake_table_loads_its_schema_and_no_rows() {
     let Some(sf) = Sf::new("empty").await else {

@@ -288,8 +288,8 @@ impl Source for ClickHouseSource {
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject {
-        ClickHouseDialect.text_projection(object, columns, as_text)
+    ) -> Result<SourceObject> {
+        Ok(ClickHouseDialect.text_projection(object, columns, as_text))
     }
 
     async fn server_version(&self) -> Result<String> {

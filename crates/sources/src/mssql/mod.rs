@@ -279,8 +279,8 @@ impl Source for MssqlSource {
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject {
-        MssqlDialect.text_projection(object, columns, as_text)
+    ) -> Result<SourceObject> {
+        Ok(MssqlDialect.text_projection(object, columns, as_text))
     }
 
     async fn server_version(&self) -> Result<String> {

@@ -274,8 +274,8 @@ impl Source for MysqlSource {
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject {
-        MysqlDialect.text_projection(object, columns, as_text)
+    ) -> Result<SourceObject> {
+        Ok(MysqlDialect.text_projection(object, columns, as_text))
     }
 
     async fn server_version(&self) -> Result<String> {

@@ -255,8 +255,8 @@ impl Source for OracleSource {
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject {
-        OracleDialect.text_projection(object, columns, as_text)
+    ) -> Result<SourceObject> {
+        Ok(OracleDialect.text_projection(object, columns, as_text))
     }
 
     async fn server_version(&self) -> Result<String> {

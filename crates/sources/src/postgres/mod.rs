@@ -146,8 +146,8 @@ impl Source for PostgresSource {
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject {
-        PostgresDialect.text_projection(object, columns, as_text)
+    ) -> Result<SourceObject> {
+        Ok(PostgresDialect.text_projection(object, columns, as_text))
     }
 
     async fn server_version(&self) -> Result<String> {

@@ -284,8 +284,8 @@ impl Source for SnowflakeSource {
         object: &SourceObject,
         columns: &[String],
         as_text: &[&str],
-    ) -> SourceObject {
-        SnowflakeDialect.text_projection(object, columns, as_text)
+    ) -> Result<SourceObject> {
+        Ok(SnowflakeDialect.text_projection(object, columns, as_text))
     }
 
     async fn server_version(&self) -> Result<String> {

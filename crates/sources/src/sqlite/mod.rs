@@ -260,11 +260,15 @@ fn append(
 impl Source for SqliteSource {
     fn text_projection(
         &self,
-        object: &SourceObject,
-        columns: &[String],
-        as_text: &[&str],
-    ) -> SourceObject {
-        SqliteDialect.text_projection(object, columns, as_text)
+        _object: &SourceObject,
+        _columns: &[String],
+        _as_text: &[&str],
+    ) -> Result<SourceObject> {
+        // A query's column is typed by its declared type only, and a cast has none.
+        Err(Error::config(
+            "column_types",
+            "SQLite types a column by its declared type, so it cannot convert one to text for a load: declare the column TEXT, or leave it out of column_types",
+        ))
     }
 
     async fn server_version(&self) -> Result<String> {
