@@ -56,6 +56,35 @@ pub enum Drift {
     NotManaged,
 }
 
+/// Short-lived storage credentials a catalog vends for one table, as object-store options
+/// (`aws_session_token`, `azure_storage_sas_token`, …). Empty: use the lake's own credentials.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct VendedCredentials {
+    pub options: BTreeMap<String, String>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl VendedCredentials {
+    /// How long until they should be renewed: five minutes before they expire, or half the
+    /// time left when that is shorter; at least a second. `None` when they do not expire.
+    pub fn renew_in(&self, now: chrono::DateTime<chrono::Utc>) -> Option<std::time::Duration> {
+        const AHEAD: std::time::Duration = std::time::Duration::from_secs(300);
+        let left = (self.expires_at? - now).to_std().unwrap_or_default();
+        let wait = left.checked_sub(AHEAD).unwrap_or(left / 2);
+        Some(wait.max(std::time::Duration::from_secs(1)))
+    }
+}
+
+/// Names the options, never their values.
+impl std::fmt::Debug for VendedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendedCredentials")
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// Maps `catalog.schema.table` to where its Delta table lives, and registers it.
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -72,4 +101,38 @@ pub trait Catalog: Send + Sync {
     /// evolution); nothing in the Delta table is touched. Idempotent. A no-op for catalogs
     /// without a registry.
     async fn register(&self, desired: &Registration) -> Result<()>;
+
+    /// Temporary credentials for reading and writing the table at `location`; none from a
+    /// catalog that vends none.
+    async fn vend(&self, _table: &TargetTable, _location: &str) -> Result<VendedCredentials> {
+        Ok(VendedCredentials::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::VendedCredentials;
+
+    #[test]
+    fn vended_credentials_are_renewed_ahead_of_expiry() {
+        let now = chrono::Utc::now();
+        let expiring = |seconds: i64| VendedCredentials {
+            options: [("aws_session_token".to_string(), "secret-value".to_string())].into(),
+            expires_at: Some(now + chrono::Duration::seconds(seconds)),
+        };
+        assert_eq!(
+            expiring(3600).renew_in(now),
+            Some(Duration::from_secs(3300))
+        );
+        assert_eq!(expiring(120).renew_in(now), Some(Duration::from_secs(60)));
+        assert_eq!(expiring(-5).renew_in(now), Some(Duration::from_secs(1)));
+        assert_eq!(VendedCredentials::default().renew_in(now), None);
+        let shown = format!("{:?}", expiring(1));
+        assert!(
+            shown.contains("aws_session_token") && !shown.contains("secret-value"),
+            "{shown}"
+        );
+    }
 }

@@ -24,7 +24,7 @@ pub mod strategy;
 pub mod table;
 pub mod watermark;
 
-pub use catalog::{Catalog, CatalogColumn, Drift, Registration};
+pub use catalog::{Catalog, CatalogColumn, Drift, Registration, VendedCredentials};
 pub use clock::{Clock, SystemClock};
 pub use column_types::{ColumnType, ColumnTypes};
 pub use connection::{ConnectionConfig, DbType};

@@ -20,6 +20,7 @@ mod registration;
 mod request;
 mod run;
 pub mod strategies;
+mod vending;
 
 use std::sync::Arc;
 

@@ -103,6 +103,7 @@ impl Engine {
         let dest = self
             .destination(&destination)?
             .with_layout(table.spec.layout()?);
+        let dest = self.with_vended(&destination, dest).await;
         let recovered = self.recover(&table, &dest, own_run).await?;
         let table = if recovered.is_empty() {
             table

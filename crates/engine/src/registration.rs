@@ -17,6 +17,7 @@ impl Engine {
     /// What the table's registration should be; `None` while its Delta table does not exist.
     pub async fn registration(&self, spec: &TableSpec) -> Result<Option<Registration>> {
         let destination = self.destination(&spec.destination)?;
+        let destination = self.with_vended(&spec.destination, destination).await;
         let Some(columns) = destination.catalog_columns().await? else {
             return Ok(None);
         };

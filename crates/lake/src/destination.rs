@@ -2,6 +2,7 @@
 //! files are laid out, the fence its commits pass, and how to open it. Operations live in
 //! `ops/`; this module knows none of them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use dataloader_core::{Cause, Codec, Error, Layout, Result};
@@ -21,6 +22,35 @@ pub struct DeltaDestination {
     pub(crate) name: String,
     layout: Layout,
     fence: Option<Fence>,
+    storage: StorageOptions,
+    /// The task renewing `storage`, stopped with the destination.
+    renewal: Option<Renewal>,
+}
+
+/// Stops a renewal task when dropped.
+struct Renewal(tokio::task::AbortHandle);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Object-store options every operation opens the table with (credentials a catalog vended),
+/// shared so that renewed ones reach the next operation; empty: the environment's.
+#[derive(Clone, Default)]
+pub struct StorageOptions(Arc<Mutex<HashMap<String, String>>>);
+
+impl StorageOptions {
+    pub fn set(&self, options: impl IntoIterator<Item = (String, String)>) {
+        if let Ok(mut current) = self.0.lock() {
+            *current = options.into_iter().collect();
+        }
+    }
+
+    fn get(&self) -> HashMap<String, String> {
+        self.0.lock().map(|o| o.clone()).unwrap_or_default()
+    }
 }
 
 /// The fence every commit of this destination passes, and its refusal once it refused.
@@ -54,6 +84,8 @@ impl DeltaDestination {
             name,
             layout: Layout::default(),
             fence: None,
+            storage: StorageOptions::default(),
+            renewal: None,
         })
     }
 
@@ -69,7 +101,11 @@ impl DeltaDestination {
 
     /// A builder for this table, its object store behind the fence when there is one.
     pub(crate) fn builder(&self) -> std::result::Result<DeltaTableBuilder, DeltaTableError> {
-        let builder = DeltaTableBuilder::from_url(self.url.clone())?;
+        let options = self.storage.get();
+        let mut builder = DeltaTableBuilder::from_url(self.url.clone())?;
+        if !options.is_empty() {
+            builder = builder.with_storage_options(options.clone());
+        }
         let Some(fence) = &self.fence else {
             return Ok(builder);
         };
@@ -79,13 +115,29 @@ impl DeltaDestination {
             .get(&scheme)
             .map(|entry| entry.value().clone())
             .ok_or_else(|| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
-        let (root, _) = factory.parse_url_opts(&self.url, &StorageConfig::default())?;
+        let config = if options.is_empty() {
+            StorageConfig::default()
+        } else {
+            StorageConfig::parse_options(options)?
+        };
+        let (root, _) = factory.parse_url_opts(&self.url, &config)?;
         let fenced = FencedStore {
             inner: root,
             fence: fence.check.clone(),
             refusal: fence.refusal.clone(),
         };
         Ok(builder.with_storage_backend(Arc::new(fenced), self.url.clone()))
+    }
+
+    /// The options every operation opens the table with; setting them reaches the next one.
+    pub fn storage_options(&self) -> &StorageOptions {
+        &self.storage
+    }
+
+    /// Keeps `task` (which renews the storage options) running as long as this destination.
+    pub fn with_renewal(mut self, task: tokio::task::AbortHandle) -> Self {
+        self.renewal = Some(Renewal(task));
+        self
     }
 
     /// Writes data files with `layout` instead of the defaults.
@@ -138,6 +190,25 @@ impl DeltaDestination {
             .and_then(|f| f.refusal.lock().ok().and_then(|mut r| r.take()))
         {
             return refused;
+        }
+        // A vended credential can show in a failed request's URL (a SAS is its query): the
+        // message is masked, and the foreign error, which would show it again, not kept.
+        let mut message = message;
+        let mut source = source;
+        let values = self.storage.get().into_values();
+        // A SAS is a query string: its parts may show apart, re-ordered or encoded.
+        let parts = values.flat_map(|v| {
+            let pieces: Vec<String> = v
+                .split('&')
+                .filter_map(|p| p.split_once('=').map(|(_, x)| x.to_string()))
+                .collect();
+            std::iter::once(v).chain(pieces)
+        });
+        for secret in parts.filter(|v| v.len() >= 8) {
+            if message.contains(&secret) {
+                message = message.replace(&secret, "***");
+                source = None;
+            }
         }
         Error::Write {
             table: self.name.clone(),

@@ -27,7 +27,7 @@ pub use catalog::PathCatalog;
 pub use deltalake::arrow;
 pub use deltalake::datafusion::logical_expr::Expr;
 pub use deltalake::parquet;
-pub use destination::DeltaDestination;
+pub use destination::{DeltaDestination, StorageOptions};
 pub use fence::CommitFence;
 pub use inspect::KeyCounts;
 pub use tag::{CommitTag, STATE_KEY};

@@ -24,6 +24,7 @@ mod s3;
 mod snowflake;
 mod source_query;
 mod strategies;
+mod vending;
 
 use std::sync::Arc;
 

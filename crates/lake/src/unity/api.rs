@@ -18,6 +18,8 @@ use super::auth::{json_body, Auth};
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct TableInfo {
     #[serde(default)]
+    pub table_id: Option<String>,
+    #[serde(default)]
     pub storage_location: Option<String>,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -102,7 +104,11 @@ impl Api {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/api/2.1/unity-catalog/{path}", self.host)
+        self.url_at("2.1", path)
+    }
+
+    fn url_at(&self, version: &str, path: &str) -> String {
+        format!("{}/api/{version}/unity-catalog/{path}", self.host)
     }
 
     /// One call, retried on a lost connection, throttling or a server error; `Ok(None)` for a
@@ -113,7 +119,15 @@ impl Api {
         path: &str,
         body: Option<String>,
     ) -> Result<serde_json::Value, Failure> {
-        let url = self.url(path);
+        self.call_url(method, self.url(path), body).await
+    }
+
+    async fn call_url(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<String>,
+    ) -> Result<serde_json::Value, Failure> {
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -207,6 +221,34 @@ impl Api {
         self.call(Method::POST, "tables", Some(body))
             .await
             .map(|_| ())
+    }
+
+    /// A temporary-credentials call (`temporary-table-credentials` or
+    /// `temporary-path-credentials`): Unity Catalog serves them under 2.1, Databricks
+    /// documents 2.0; the other is tried when one is not there.
+    pub(crate) async fn credentials(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, Failure> {
+        let first = self
+            .call_url(
+                Method::POST,
+                self.url_at("2.1", path),
+                Some(body.to_string()),
+            )
+            .await;
+        match first {
+            Err(Failure::Other(text)) if text.contains("404") || text.contains("501") => {
+                self.call_url(
+                    Method::POST,
+                    self.url_at("2.0", path),
+                    Some(body.to_string()),
+                )
+                .await
+            }
+            other => other,
+        }
     }
 
     pub(crate) async fn delete_table(&self, full_name: &str) -> Result<(), Failure> {

@@ -8,9 +8,12 @@
 
 mod api;
 mod auth;
+mod vend;
 
 use async_trait::async_trait;
-use dataloader_core::{Catalog, Drift, Error, Registration, Result, TargetTable};
+use dataloader_core::{
+    Catalog, Drift, Error, Registration, Result, TargetTable, VendedCredentials,
+};
 
 use crate::catalog::PathCatalog;
 use crate::registration::{fingerprint, FINGERPRINT_PROPERTY};
@@ -24,6 +27,8 @@ pub struct UnityCatalog {
     /// Where tables live: `<lake root>/<catalog>/<schema>/<table>`.
     lake: PathCatalog,
     create_schemas: bool,
+    /// Write with credentials the catalog vends (when it vends any).
+    vend_credentials: bool,
     shown: String,
 }
 
@@ -58,14 +63,16 @@ impl UnityCatalog {
                 "use https:// (http:// only for a server on this machine)".into(),
             ));
         }
-        let mut create_schemas = true;
+        let (mut create_schemas, mut vend_credentials) = (true, true);
         for (key, value) in parsed.query_pairs() {
             match (key.as_ref(), value.as_ref()) {
                 ("create_schemas", "true") => create_schemas = true,
                 ("create_schemas", "false") => create_schemas = false,
+                ("vend_credentials", "true") => vend_credentials = true,
+                ("vend_credentials", "false") => vend_credentials = false,
                 _ => {
                     return Err(bad(format!(
-                        "unknown setting {key}={value} (known: create_schemas=true|false)"
+                        "unknown setting {key}={value} (known: create_schemas=true|false, vend_credentials=true|false)"
                     )))
                 }
             }
@@ -81,6 +88,7 @@ impl UnityCatalog {
             api,
             lake: PathCatalog::new(lake_root)?,
             create_schemas,
+            vend_credentials,
         })
     }
 
@@ -259,6 +267,15 @@ impl Catalog for UnityCatalog {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+
+    async fn vend(&self, table: &TargetTable, location: &str) -> Result<VendedCredentials> {
+        if !self.vend_credentials {
+            return Ok(VendedCredentials::default());
+        }
+        vend::vend(&self.api, &table.to_string(), location)
+            .await
+            .map_err(|f| self.error(table, "get temporary storage credentials", &f))
     }
 
     async fn drift(&self, desired: &Registration) -> Result<Drift> {
