@@ -26,7 +26,7 @@ impl FromStr for DbType {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let name = s.to_ascii_lowercase();
-        if !crate::table::is_plain_name(&name) {
+        if !crate::naming::is_plain_name(&name) {
             return Err(Error::config(
                 "type",
                 format!("\"{s}\" is not a database type (letters, digits, '_' or '-')"),
@@ -81,7 +81,7 @@ impl ConnectionConfig {
     /// password, an option whose name says secret) only as references. What its database needs
     /// (options, host, …) is its connector's to check: `dataloader_sources::validate` does both.
     pub fn validate(&self) -> Result<()> {
-        if !crate::table::is_plain_name(&self.name) {
+        if !crate::naming::is_plain_name(&self.name) {
             return Err(Error::config(
                 "name",
                 format!(

@@ -128,7 +128,7 @@ pub(crate) fn layout_from(
     }
     for (i, column) in partition_by.iter().enumerate() {
         // A table-name segment may hold `-`; a column name may not.
-        if !crate::table::is_plain_name(column) || column.contains('-') {
+        if !crate::naming::is_plain_name(column) || column.contains('-') {
             return Err(Error::config(
                 "partition_by",
                 format!("\"{column}\" is not a plain column name (letters, digits and _)"),

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// Letters, digits, `_` and `-`, starting with a letter or `_`: safe as a path segment and as
+/// a catalog identifier.
+pub fn is_plain_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnNaming {

@@ -5,19 +5,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::naming::is_plain_name;
 use crate::schedule::{next_occurrence, parse_timezone};
 use crate::{
     CheckMode, ColumnNaming, DeleteDetection, Error, LoadStrategy, NullWatermark, Result,
     SchemaEvolution, Span,
 };
-
-/// Letters, digits, `_` and `-`, starting with a letter or `_`: safe as a path segment and as
-/// a catalog identifier.
-pub fn is_plain_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
 
 /// A destination table, `catalog.schema.table`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
