@@ -94,6 +94,12 @@ pub trait Catalog: Send + Sync {
     /// What this catalog is, for `table show` and messages: `path`, `unity:https://…`.
     fn describe(&self) -> String;
 
+    /// Whether it keeps a registry of tables; one that does not (the path catalog) needs no
+    /// registration built after a load.
+    fn keeps_registry(&self) -> bool {
+        true
+    }
+
     /// How the table's registration differs from `desired`.
     async fn drift(&self, desired: &Registration) -> Result<Drift>;
 

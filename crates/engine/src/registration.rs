@@ -45,6 +45,10 @@ impl Engine {
     /// Registers the table as its Delta table now is, within [`REGISTRATION_TIMEOUT`]; a
     /// failure becomes the run's note.
     pub(crate) async fn keep_registered(&self, spec: &TableSpec) -> Option<String> {
+        // Reading the Delta schema (and vending for it) would be thrown away.
+        if !self.catalog.keeps_registry() {
+            return None;
+        }
         let register = async {
             if let Some(desired) = self.registration(spec).await? {
                 self.catalog.register(&desired).await?;

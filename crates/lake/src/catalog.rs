@@ -60,6 +60,10 @@ impl Catalog for PathCatalog {
         "path".into()
     }
 
+    fn keeps_registry(&self) -> bool {
+        false
+    }
+
     async fn drift(&self, _desired: &Registration) -> Result<Drift> {
         Ok(Drift::Current)
     }
