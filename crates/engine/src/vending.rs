@@ -31,11 +31,11 @@ impl Engine {
             }
         };
         let options = dest.storage_options().clone();
-        let Some(mut wait) = vended.renew_in(Utc::now()) else {
-            options.set(vended.options);
+        let renew = vended.renew_in(Utc::now());
+        options.set(vended.options);
+        let Some(mut wait) = renew else {
             return dest;
         };
-        options.set(vended.options);
         let (catalog, table) = (self.catalog.clone(), table.clone());
         let task = tokio::spawn(async move {
             loop {
