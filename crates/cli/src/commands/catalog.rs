@@ -49,28 +49,25 @@ pub(crate) async fn catalog(app: &App, command: CatalogCommand) -> Result<()> {
         let name = spec.destination.to_string();
         // One unreadable Delta table or failed request does not hide the others' drift.
         let found = match engine.registration(spec).await {
-            Ok(Some(desired)) => app
-                .catalog
-                .drift(&desired)
-                .await
-                .map(|d| Some((desired, d))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
-        let (desired, drift) = match found {
-            Ok(Some(found)) => found,
-            Ok(None) | Err(_) => {
-                let action = match found {
-                    Err(e) => {
-                        failed += 1;
-                        format!("failed: {e}")
-                    }
-                    _ => "not loaded yet".into(),
-                };
+            Ok(Some(desired)) => app.catalog.drift(&desired).await.map(|d| (desired, d)),
+            Ok(None) => {
                 report.push(Synced {
                     table: name,
                     drift: None,
-                    action,
+                    action: "not loaded yet".into(),
+                });
+                continue;
+            }
+            Err(e) => Err(e),
+        };
+        let (desired, drift) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                failed += 1;
+                report.push(Synced {
+                    table: name,
+                    drift: None,
+                    action: format!("failed: {e}"),
                 });
                 continue;
             }
