@@ -6,10 +6,10 @@
 use arrow::datatypes::DataType;
 use dataloader_core::{LoadStrategy, TableSpec, TargetTable, Trigger};
 use dataloader_engine::LoadRequest;
-use dataloader_testkit::mysql::{host_port, MyTestDb};
 use dataloader_testkit::{assert_same_rows, pg_rows, Canon};
 
-use crate::{connection, keyed, spec, Harness, Lake};
+use crate::mysql::My;
+use crate::{keyed, spec, Harness, Lake};
 
 const SOURCE: &str = "
     CREATE TABLE measures (id int PRIMARY KEY, free_num numeric, small int, amount numeric(10,2),
@@ -180,8 +180,8 @@ async fn an_override_that_would_lose_values_or_names_no_column_is_refused() {
 
 #[tokio::test]
 async fn mariadb_decimal_wider_than_delta_loads_as_exact_text() {
-    let db = MyTestDb::create("ct_my").await;
-    db.exec(
+    let my = My::new("ct_my").await;
+    my.db.exec(
         "CREATE TABLE wide (id INT PRIMARY KEY, big DECIMAL(65,0), frac DECIMAL(65,30), n SMALLINT);
          INSERT INTO wide VALUES
             (1, 123456789012345678901234567890123456789012, 12345678901234567890.123456789012345678901234567890, 1),
@@ -189,22 +189,13 @@ async fn mariadb_decimal_wider_than_delta_loads_as_exact_text() {
             (3, NULL, NULL, NULL);",
     )
     .await;
-    let (host, port) = host_port();
-    let lake = Lake::new(connection(
-        "my",
-        "mysql".parse().unwrap(),
-        host,
-        port,
-        &db.name,
-        "root",
-    ))
-    .await;
+    let lake: &Lake = &my;
 
     // As it is, DECIMAL(65,0) has no Delta type.
     let plain = lake
         .add_on("my", "wide", "bronze.my.plain", LoadStrategy::Full, |_| {})
         .await;
-    let refused = load_error(&lake, &plain).await;
+    let refused = load_error(lake, &plain).await;
     assert!(
         refused.contains("column \"big\" has type decimal(65,0)"),
         "{refused}"
@@ -223,18 +214,14 @@ async fn mariadb_decimal_wider_than_delta_loads_as_exact_text() {
     assert_eq!(report.rows.read, 3);
     let columns = ["id", "big", "frac", "n"];
     let kinds = [Canon::Text; 4];
-    let source = db
-        .rows(
-            "SELECT CAST(id AS CHAR), CAST(big AS CHAR), CAST(frac AS CHAR), CAST(n AS CHAR)
-               FROM wide ORDER BY id",
-            &kinds,
-        )
-        .await;
-    assert_same_rows(
-        &source,
-        &lake.delta_rows(&dest, &columns, &kinds).await,
+    my.compare(
+        &dest,
+        "SELECT CAST(id AS CHAR), CAST(big AS CHAR), CAST(frac AS CHAR), CAST(n AS CHAR)
+           FROM wide ORDER BY id",
         &columns,
-    );
+        &kinds,
+    )
+    .await;
     let schema = lake.destination(&dest).schema().await.unwrap().unwrap();
     assert_eq!(
         schema.field_with_name("n").unwrap().data_type(),

@@ -8,8 +8,8 @@ use dataloader_testkit::{assert_same_rows, Canon};
 
 use crate::{connection, EveryStrategy, Lake};
 
-struct My {
-    db: MyTestDb,
+pub(crate) struct My {
+    pub(crate) db: MyTestDb,
     lake: Lake,
 }
 
@@ -21,7 +21,7 @@ impl std::ops::Deref for My {
 }
 
 impl My {
-    async fn new(prefix: &str) -> My {
+    pub(crate) async fn new(prefix: &str) -> My {
         let db = MyTestDb::create(prefix).await;
         let (host, port) = host_port();
         let lake = Lake::new(connection(
@@ -36,7 +36,13 @@ impl My {
         My { db, lake }
     }
 
-    async fn compare(&self, dest: &TargetTable, sql: &str, columns: &[&str], kinds: &[Canon]) {
+    pub(crate) async fn compare(
+        &self,
+        dest: &TargetTable,
+        sql: &str,
+        columns: &[&str],
+        kinds: &[Canon],
+    ) {
         let source = self.db.rows(sql, kinds).await;
         assert_same_rows(
             &source,
