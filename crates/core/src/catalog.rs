@@ -56,12 +56,57 @@ pub enum Drift {
     NotManaged,
 }
 
-/// Short-lived storage credentials a catalog vends for one table, as object-store options
-/// (`aws_session_token`, `azure_storage_sas_token`, …). Empty: use the lake's own credentials.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Short-lived storage credentials a catalog vends for one table; `credential: None`: use the
+/// lake's own credentials.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct VendedCredentials {
-    pub options: BTreeMap<String, String>,
+    pub credential: Option<StorageCredential>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One cloud's temporary storage credential.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageCredential {
+    /// AWS STS session keys.
+    Aws {
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: String,
+    },
+    /// An Azure shared access signature (a URL query string).
+    AzureSas(String),
+    /// An Azure AD bearer token.
+    AzureToken(String),
+    /// A Google Cloud OAuth bearer token.
+    GcpToken(String),
+}
+
+impl StorageCredential {
+    /// The values to keep out of every message.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            StorageCredential::Aws {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => vec![access_key_id, secret_access_key, session_token],
+            StorageCredential::AzureSas(v)
+            | StorageCredential::AzureToken(v)
+            | StorageCredential::GcpToken(v) => vec![v],
+        }
+    }
+}
+
+/// Names the kind, never a value.
+impl std::fmt::Debug for StorageCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageCredential::Aws { .. } => "Aws(***)",
+            StorageCredential::AzureSas(_) => "AzureSas(***)",
+            StorageCredential::AzureToken(_) => "AzureToken(***)",
+            StorageCredential::GcpToken(_) => "GcpToken(***)",
+        })
+    }
 }
 
 impl VendedCredentials {
@@ -72,16 +117,6 @@ impl VendedCredentials {
         let left = (self.expires_at? - now).to_std().unwrap_or_default();
         let wait = left.checked_sub(AHEAD).unwrap_or(left / 2);
         Some(wait.max(std::time::Duration::from_secs(1)))
-    }
-}
-
-/// Names the options, never their values.
-impl std::fmt::Debug for VendedCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VendedCredentials")
-            .field("options", &self.options.keys().collect::<Vec<_>>())
-            .field("expires_at", &self.expires_at)
-            .finish()
     }
 }
 
@@ -119,13 +154,13 @@ pub trait Catalog: Send + Sync {
 mod tests {
     use std::time::Duration;
 
-    use super::VendedCredentials;
+    use super::{StorageCredential, VendedCredentials};
 
     #[test]
     fn vended_credentials_are_renewed_ahead_of_expiry() {
         let now = chrono::Utc::now();
         let expiring = |seconds: i64| VendedCredentials {
-            options: [("aws_session_token".to_string(), "secret-value".to_string())].into(),
+            credential: Some(StorageCredential::GcpToken("secret-value".into())),
             expires_at: Some(now + chrono::Duration::seconds(seconds)),
         };
         assert_eq!(
@@ -137,7 +172,7 @@ mod tests {
         assert_eq!(VendedCredentials::default().renew_in(now), None);
         let shown = format!("{:?}", expiring(1));
         assert!(
-            shown.contains("aws_session_token") && !shown.contains("secret-value"),
+            shown.contains("GcpToken") && !shown.contains("secret-value"),
             "{shown}"
         );
     }

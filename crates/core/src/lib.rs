@@ -24,7 +24,9 @@ pub mod strategy;
 pub mod table;
 pub mod watermark;
 
-pub use catalog::{Catalog, CatalogColumn, Drift, Registration, VendedCredentials};
+pub use catalog::{
+    Catalog, CatalogColumn, Drift, Registration, StorageCredential, VendedCredentials,
+};
 pub use clock::{Clock, SystemClock};
 pub use column_types::{ColumnType, ColumnTypes};
 pub use connection::{ConnectionConfig, DbType};

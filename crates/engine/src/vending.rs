@@ -1,7 +1,8 @@
 //! Writing with credentials the catalog vends: before a load opens its Delta table, the
-//! catalog is asked for temporary storage credentials; they become the table's object-store
-//! options and are renewed before they expire, for as long as the destination lives. A catalog
-//! that vends none, or cannot, leaves the lake's own credentials in use.
+//! catalog is asked for temporary storage credentials; every request of the table's object
+//! store writes with them, and they are renewed before they expire, for as long as the
+//! destination lives. A catalog that vends none, or cannot, leaves the lake's own credentials
+//! in use.
 
 use std::time::Duration;
 
@@ -23,16 +24,16 @@ impl Engine {
     ) -> DeltaDestination {
         let location = dest.url().to_string();
         let vended = match self.catalog.vend(table, &location).await {
-            Ok(v) if !v.options.is_empty() => v,
+            Ok(v) if v.credential.is_some() => v,
             Ok(_) => return dest,
             Err(e) => {
                 tracing::warn!(%table, error = %e, "no vended credentials: writing with the lake's own");
                 return dest;
             }
         };
-        let options = dest.storage_options().clone();
+        let storage = dest.vended_storage().clone();
         let renew = vended.renew_in(Utc::now());
-        options.set(vended.options);
+        storage.set(vended.credential);
         let Some(mut wait) = renew else {
             return dest;
         };
@@ -41,9 +42,9 @@ impl Engine {
             loop {
                 tokio::time::sleep(wait).await;
                 match catalog.vend(&table, &location).await {
-                    Ok(renewed) if !renewed.options.is_empty() => {
+                    Ok(renewed) if renewed.credential.is_some() => {
                         let next = renewed.renew_in(Utc::now());
-                        options.set(renewed.options);
+                        storage.set(renewed.credential);
                         match next {
                             Some(w) => wait = w,
                             None => return,

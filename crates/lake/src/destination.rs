@@ -2,12 +2,12 @@
 //! files are laid out, the fence its commits pass, and how to open it. Operations live in
 //! `ops/`; this module knows none of them.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use dataloader_core::{Cause, Codec, Error, Layout, Result};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::datafusion::prelude::SessionContext;
+use deltalake::logstore::object_store::ObjectStore;
 use deltalake::logstore::{object_store_factories, StorageConfig};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
@@ -15,6 +15,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
 use crate::fence::{CommitFence, FencedStore};
+use crate::vended::{VendedStorage, VendedStore};
 
 pub struct DeltaDestination {
     url: Url,
@@ -22,8 +23,8 @@ pub struct DeltaDestination {
     pub(crate) name: String,
     layout: Layout,
     fence: Option<Fence>,
-    storage: StorageOptions,
-    /// The task renewing `storage`, stopped with the destination.
+    vended: VendedStorage,
+    /// The task renewing `vended`, stopped with the destination.
     renewal: Option<Renewal>,
 }
 
@@ -33,23 +34,6 @@ struct Renewal(tokio::task::AbortHandle);
 impl Drop for Renewal {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Object-store options every operation opens the table with (credentials a catalog vended),
-/// shared so that renewed ones reach the next operation; empty: the environment's.
-#[derive(Clone, Default)]
-pub struct StorageOptions(Arc<Mutex<HashMap<String, String>>>);
-
-impl StorageOptions {
-    pub fn set(&self, options: impl IntoIterator<Item = (String, String)>) {
-        if let Ok(mut current) = self.0.lock() {
-            *current = options.into_iter().collect();
-        }
-    }
-
-    fn get(&self) -> HashMap<String, String> {
-        self.0.lock().map(|o| o.clone()).unwrap_or_default()
     }
 }
 
@@ -84,7 +68,7 @@ impl DeltaDestination {
             name,
             layout: Layout::default(),
             fence: None,
-            storage: StorageOptions::default(),
+            vended: VendedStorage::default(),
             renewal: None,
         })
     }
@@ -99,39 +83,41 @@ impl DeltaDestination {
         self
     }
 
-    /// A builder for this table, its object store behind the fence when there is one.
+    /// A builder for this table: its object store writes with the vended credential when a
+    /// catalog vended one, and sits behind the fence when there is one.
     pub(crate) fn builder(&self) -> std::result::Result<DeltaTableBuilder, DeltaTableError> {
-        let options = self.storage.get();
-        let mut builder = DeltaTableBuilder::from_url(self.url.clone())?;
-        if !options.is_empty() {
-            builder = builder.with_storage_options(options.clone());
-        }
-        let Some(fence) = &self.fence else {
+        let builder = DeltaTableBuilder::from_url(self.url.clone())?;
+        if !self.vended.in_use() && self.fence.is_none() {
             return Ok(builder);
-        };
-        let scheme = Url::parse(&format!("{}://", self.url.scheme()))
-            .map_err(|_| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
-        let factory = object_store_factories()
-            .get(&scheme)
-            .map(|entry| entry.value().clone())
-            .ok_or_else(|| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
-        let config = if options.is_empty() {
-            StorageConfig::default()
+        }
+        let root: Arc<dyn ObjectStore> = if self.vended.in_use() {
+            Arc::new(VendedStore::new(self.url.clone(), self.vended.clone()))
         } else {
-            StorageConfig::parse_options(options)?
+            let scheme = Url::parse(&format!("{}://", self.url.scheme()))
+                .map_err(|_| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
+            let factory = object_store_factories()
+                .get(&scheme)
+                .map(|entry| entry.value().clone())
+                .ok_or_else(|| DeltaTableError::InvalidTableLocation(self.url.to_string()))?;
+            factory
+                .parse_url_opts(&self.url, &StorageConfig::default())?
+                .0
         };
-        let (root, _) = factory.parse_url_opts(&self.url, &config)?;
-        let fenced = FencedStore {
-            inner: root,
-            fence: fence.check.clone(),
-            refusal: fence.refusal.clone(),
+        let store: Arc<dyn ObjectStore> = match &self.fence {
+            Some(fence) => Arc::new(FencedStore {
+                inner: root,
+                fence: fence.check.clone(),
+                refusal: fence.refusal.clone(),
+            }),
+            None => root,
         };
-        Ok(builder.with_storage_backend(Arc::new(fenced), self.url.clone()))
+        Ok(builder.with_storage_backend(store, self.url.clone()))
     }
 
-    /// The options every operation opens the table with; setting them reaches the next one.
-    pub fn storage_options(&self) -> &StorageOptions {
-        &self.storage
+    /// The credential every store of this table writes with; setting it reaches the next
+    /// request, of an operation under way too.
+    pub fn vended_storage(&self) -> &VendedStorage {
+        &self.vended
     }
 
     /// Keeps `task` (which renews the storage options) running as long as this destination.
@@ -195,16 +181,7 @@ impl DeltaDestination {
         // message is masked, and the foreign error, which would show it again, not kept.
         let mut message = message;
         let mut source = source;
-        let values = self.storage.get().into_values();
-        // A SAS is a query string: its parts may show apart, re-ordered or encoded.
-        let parts = values.flat_map(|v| {
-            let pieces: Vec<String> = v
-                .split('&')
-                .filter_map(|p| p.split_once('=').map(|(_, x)| x.to_string()))
-                .collect();
-            std::iter::once(v).chain(pieces)
-        });
-        for secret in parts.filter(|v| v.len() >= 8) {
+        for secret in self.vended.secrets() {
             if message.contains(&secret) {
                 message = message.replace(&secret, "***");
                 source = None;

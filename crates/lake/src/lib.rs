@@ -21,17 +21,19 @@ mod tag;
 #[cfg(test)]
 mod test_support;
 pub mod unity;
+mod vended;
 mod write;
 
 pub use catalog::PathCatalog;
 pub use deltalake::arrow;
 pub use deltalake::datafusion::logical_expr::Expr;
 pub use deltalake::parquet;
-pub use destination::{DeltaDestination, StorageOptions};
+pub use destination::DeltaDestination;
 pub use fence::CommitFence;
 pub use inspect::KeyCounts;
 pub use tag::{CommitTag, STATE_KEY};
 pub use unity::UnityCatalog;
+pub use vended::VendedStorage;
 pub use write::WriteSummary;
 
 use std::sync::Arc;

@@ -1,11 +1,11 @@
 //! Credential vending: temporary storage credentials Unity Catalog hands out for one table
 //! (`READ_WRITE`) or, before the table is registered, for its path (`PATH_CREATE_TABLE`),
-//! mapped into the object store's options, so a worker needs a catalog identity and no
+//! read from Unity's answer (AWS, Azure or Google Cloud), so a worker needs a catalog identity and no
 //! storage keys. A server that answers with no credentials at all (a local path, a server
 //! that vends none) leaves the lake's own credentials in use.
 
 use chrono::{DateTime, Utc};
-use dataloader_core::VendedCredentials;
+use dataloader_core::{StorageCredential, VendedCredentials};
 use serde_json::Value;
 
 use super::api::{Api, Failure};
@@ -26,11 +26,11 @@ pub(crate) async fn vend(
             api.credentials("temporary-path-credentials", body).await?
         }
     };
-    options_of(&answer).map_err(Failure::Other)
+    credentials_of(&answer).map_err(Failure::Other)
 }
 
-/// The object-store options an answer (`TemporaryCredentials`) stands for.
-fn options_of(answer: &Value) -> Result<VendedCredentials, String> {
+/// The credentials an answer (`TemporaryCredentials`) stands for.
+fn credentials_of(answer: &Value) -> Result<VendedCredentials, String> {
     let text = |v: &Value, key: &str| {
         v.get(key)
             .and_then(Value::as_str)
@@ -38,27 +38,29 @@ fn options_of(answer: &Value) -> Result<VendedCredentials, String> {
             .ok_or_else(|| format!("the vended credentials lack {key}"))
     };
     let present = |key: &str| answer.get(key).filter(|v| !v.is_null());
-    let mut options = std::collections::BTreeMap::new();
-    if let Some(aws) = present("aws_temp_credentials") {
-        options.insert("aws_access_key_id".into(), text(aws, "access_key_id")?);
-        options.insert(
-            "aws_secret_access_key".into(),
-            text(aws, "secret_access_key")?,
-        );
-        options.insert("aws_session_token".into(), text(aws, "session_token")?);
+    let credential = if let Some(aws) = present("aws_temp_credentials") {
+        Some(StorageCredential::Aws {
+            access_key_id: text(aws, "access_key_id")?,
+            secret_access_key: text(aws, "secret_access_key")?,
+            session_token: text(aws, "session_token")?,
+        })
     } else if let Some(sas) = present("azure_user_delegation_sas") {
-        options.insert("azure_storage_sas_token".into(), text(sas, "sas_token")?);
+        Some(StorageCredential::AzureSas(text(sas, "sas_token")?))
     } else if let Some(aad) = present("azure_aad") {
-        options.insert("azure_storage_token".into(), text(aad, "aad_token")?);
-    } else if present("gcp_oauth_token").is_some() || present("r2_temp_credentials").is_some() {
-        return Err("the catalog vends GCS or R2 credentials, which DataLoader cannot use yet: give the workers the lake's own credentials, or set vend_credentials=false".into());
-    }
+        Some(StorageCredential::AzureToken(text(aad, "aad_token")?))
+    } else if let Some(gcp) = present("gcp_oauth_token") {
+        Some(StorageCredential::GcpToken(text(gcp, "oauth_token")?))
+    } else if present("r2_temp_credentials").is_some() {
+        return Err("the catalog vends Cloudflare R2 credentials, and deltalake opens no r2:// locations: give the workers the lake's own credentials, or set vend_credentials=false".into());
+    } else {
+        None
+    };
     let expires_at = answer
         .get("expiration_time")
         .and_then(Value::as_i64)
         .and_then(DateTime::<Utc>::from_timestamp_millis);
     Ok(VendedCredentials {
-        options,
+        credential,
         expires_at,
     })
 }
@@ -68,45 +70,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_become_object_store_options() {
-        let aws = options_of(&serde_json::json!({
+    fn answers_become_storage_credentials() {
+        let aws = credentials_of(&serde_json::json!({
             "aws_temp_credentials": {"access_key_id": "AK", "secret_access_key": "SK", "session_token": "ST"},
             "expiration_time": 1_800_000_000_000i64
         }))
         .unwrap();
         assert_eq!(
-            aws.options.keys().collect::<Vec<_>>(),
-            [
-                "aws_access_key_id",
-                "aws_secret_access_key",
-                "aws_session_token"
-            ]
+            aws.credential,
+            Some(StorageCredential::Aws {
+                access_key_id: "AK".into(),
+                secret_access_key: "SK".into(),
+                session_token: "ST".into()
+            })
         );
-        assert_eq!(aws.options["aws_session_token"], "ST");
         assert_eq!(aws.expires_at.unwrap().timestamp(), 1_800_000_000);
         let debug = format!("{aws:?}");
         assert!(!debug.contains("SK") && !debug.contains("ST\""), "{debug}");
 
-        let sas = options_of(
+        let sas = credentials_of(
             &serde_json::json!({"azure_user_delegation_sas": {"sas_token": "sv=1&sig=x"}}),
         )
         .unwrap();
-        assert_eq!(sas.options["azure_storage_sas_token"], "sv=1&sig=x");
-        let aad = options_of(&serde_json::json!({"azure_aad": {"aad_token": "eyJ"}})).unwrap();
-        assert_eq!(aad.options["azure_storage_token"], "eyJ");
+        assert_eq!(
+            sas.credential,
+            Some(StorageCredential::AzureSas("sv=1&sig=x".into()))
+        );
+        let aad = credentials_of(&serde_json::json!({"azure_aad": {"aad_token": "eyJ"}})).unwrap();
+        assert_eq!(
+            aad.credential,
+            Some(StorageCredential::AzureToken("eyJ".into()))
+        );
+        let gcp = credentials_of(&serde_json::json!({"gcp_oauth_token": {"oauth_token": "ya29"}}));
+        assert_eq!(
+            gcp.unwrap().credential,
+            Some(StorageCredential::GcpToken("ya29".into()))
+        );
 
         // All null: nothing vended, the lake's own credentials stay in use.
-        let none = options_of(&serde_json::json!({
+        let none = credentials_of(&serde_json::json!({
             "aws_temp_credentials": null, "azure_user_delegation_sas": null,
             "gcp_oauth_token": null, "expiration_time": null
         }))
         .unwrap();
         assert_eq!(none, VendedCredentials::default());
 
-        let gcp = options_of(&serde_json::json!({"gcp_oauth_token": {"oauth_token": "x"}}));
-        assert!(gcp.unwrap_err().contains("GCS or R2"));
+        let r2 =
+            credentials_of(&serde_json::json!({"r2_temp_credentials": {"access_key_id": "x"}}));
+        assert!(r2.unwrap_err().contains("r2://"));
         let broken =
-            options_of(&serde_json::json!({"aws_temp_credentials": {"access_key_id": "AK"}}));
+            credentials_of(&serde_json::json!({"aws_temp_credentials": {"access_key_id": "AK"}}));
         assert!(broken.unwrap_err().contains("lack secret_access_key"));
     }
 }
