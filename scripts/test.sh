@@ -156,16 +156,20 @@ if [ -z "${DATALOADER_TEST_AZURE_CONTAINER:-}" ]; then
 fi
 
 # Unity Catalog and Databricks' SQL Statement API, emulated by minilake on DuckDB, for the
-# catalog tests. DuckDB cannot download its delta extension here: the PyPI wheel's copy is put
-# where minilake looks. Run in its own folder, where it may leave stray folders.
+# catalog tests. DuckDB cannot download its delta and azure extensions here: the PyPI wheels'
+# copies are put where minilake looks (azure reads tables on Azurite, whose address minilake
+# takes from AZURITE_BLOB_STORAGE_URL, exported above). Run in its own folder, where it may
+# leave stray folders.
 if [ -z "${DATALOADER_TEST_UNITY_URL:-}" ]; then
-  minilake=$(venv minilake 'minilake==1.9.0' 'duckdb==1.5.5' 'duckdb-extension-delta==1.5.5')
+  minilake=$(venv minilake 'minilake==1.9.0' 'duckdb==1.5.5' 'duckdb-extension-delta==1.5.5' 'duckdb-extension-azure==1.5.5')
   if [ -n "$minilake" ]; then
     ml_dir=$(mktemp -d)
     started_dirs+=("$ml_dir")
-    ml_ext=$("$minilake/bin/python" -c 'import duckdb_extension_delta, os; print(os.path.dirname(duckdb_extension_delta.__file__))')
     mkdir -p "$ml_dir/ext/v1.5.5/linux_amd64"
-    cp "$ml_ext/extensions/v1.5.5/delta.duckdb_extension" "$ml_dir/ext/v1.5.5/linux_amd64/"
+    for ext in delta azure; do
+      ml_ext=$("$minilake/bin/python" -c "import duckdb_extension_$ext, os; print(os.path.dirname(duckdb_extension_$ext.__file__))")
+      cp "$ml_ext/extensions/v1.5.5/$ext.duckdb_extension" "$ml_dir/ext/v1.5.5/linux_amd64/"
+    done
     ml_port=$(free_port 16100)
     (cd "$ml_dir" && MINILAKE_DATA_DIR="$ml_dir/data" MINILAKE_DUCKDB_EXTENSION_DIR="$ml_dir/ext" \
       MINILAKE_NOTEBOOK=0 MINILAKE_SERVICES=unity_catalog,sql_statements,sql_warehouses \
