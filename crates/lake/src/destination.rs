@@ -177,22 +177,7 @@ impl DeltaDestination {
         {
             return refused;
         }
-        // A vended credential can show in a failed request's URL (a SAS is its query): the
-        // message is masked, and the foreign error, which would show it again, not kept.
-        let mut message = message;
-        let mut source = source;
-        for secret in self.vended.secrets() {
-            if message.contains(&secret) {
-                message = message.replace(&secret, "***");
-                source = None;
-            }
-        }
-        Error::Write {
-            table: self.name.clone(),
-            step,
-            message,
-            source,
-        }
+        self.vended.write_error(&self.name, step, message, source)
     }
 
     /// The table as it is now, or `None` when no Delta table exists there yet.

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use dataloader_core::StorageCredential;
+use dataloader_core::{Cause, Error, StorageCredential};
 use deltalake::logstore::object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use deltalake::logstore::object_store::path::Path;
 use deltalake::logstore::object_store::{
@@ -53,7 +53,7 @@ impl VendedStorage {
 
     /// The values to mask in messages; a SAS's parts too, since they may show apart,
     /// re-ordered or encoded.
-    pub(crate) fn secrets(&self) -> Vec<String> {
+    fn secrets(&self) -> Vec<String> {
         let Some(credential) = self.current().1 else {
             return Vec::new();
         };
@@ -68,6 +68,32 @@ impl VendedStorage {
         }
         secrets.retain(|s| s.len() >= 8);
         secrets
+    }
+
+    /// The error of a failed write step of `table`. A vended credential can show in a failed
+    /// request's URL (a SAS is its query): the message is masked, and the foreign error, which
+    /// would show it again, not kept.
+    pub(crate) fn write_error(
+        &self,
+        table: &str,
+        step: &'static str,
+        message: String,
+        source: Option<Cause>,
+    ) -> Error {
+        let mut message = message;
+        let mut source = source;
+        for secret in self.secrets() {
+            if message.contains(&secret) {
+                message = message.replace(&secret, "***");
+                source = None;
+            }
+        }
+        Error::Write {
+            table: table.to_string(),
+            step,
+            message,
+            source,
+        }
     }
 
     fn current(&self) -> (u64, Option<StorageCredential>) {

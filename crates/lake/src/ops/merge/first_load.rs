@@ -82,13 +82,10 @@ impl DeltaDestination {
             .await
             .map_err(|e| self.error("read the staged rows", e))?;
         let shaped = schema.clone();
-        let name = self.name.clone();
+        let (name, vended) = (self.name.clone(), self.vended_storage().clone());
         let batches = rows.map(move |batch| {
-            let batch = batch.map_err(|e| Error::Write {
-                table: name.clone(),
-                step: "read the staged rows",
-                message: e.to_string(),
-                source: Some(e.into()),
+            let batch = batch.map_err(|e| {
+                vended.write_error(&name, "read the staged rows", e.to_string(), Some(e.into()))
             })?;
             RecordBatch::try_new(shaped.clone(), batch.columns().to_vec())
                 .map_err(|e| Error::Internal(format!("shaping the first load's rows: {e}")))
