@@ -298,12 +298,10 @@ impl ObjectStore for VendedStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use base64::Engine as _;
+    use dataloader_testkit::http_mock::HttpMock;
     use deltalake::logstore::object_store::ObjectStoreExt;
     use hmac::Mac;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
@@ -371,39 +369,18 @@ mod tests {
         );
     }
 
-    /// A loopback server that answers every request 404 and keeps each request's head.
-    async fn mock_gcs() -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).to_string());
-                let body = r#"{"error":{"code":404,"message":"No such object"}}"#;
-                let reply = format!("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                let _ = socket.write_all(reply.as_bytes()).await;
-            }
-        });
-        (url, seen)
-    }
-
     #[tokio::test]
     async fn a_vended_gcp_token_is_the_bearer_of_each_request_against_a_mock_gcs() {
         // No GCS emulator runs here: a loopback server shows what the store sends.
-        let (base, seen) = mock_gcs().await;
+        let gcs = HttpMock::start(|_| {
+            (
+                404,
+                r#"{"error":{"code":404,"message":"No such object"}}"#.into(),
+            )
+        })
+        .await;
         // Only this test opens gs:// stores, so no other test reads these.
-        std::env::set_var("GOOGLE_BASE_URL", &base);
+        std::env::set_var("GOOGLE_BASE_URL", gcs.url());
         std::env::set_var("GOOGLE_ALLOW_HTTP", "true");
         let vended = VendedStorage::default();
         vended.set(Some(StorageCredential::GcpToken("ya29.first-token".into())));
@@ -418,15 +395,15 @@ mod tests {
             "ya29.renewed-token".into(),
         )));
         let _ = store.get(&missing).await.unwrap_err();
-        let heads = seen.lock().unwrap().clone();
+        let requests = gcs.requests();
         let bearer = |token: &str| {
-            heads.iter().any(|h| {
-                h.to_ascii_lowercase()
-                    .contains(&format!("authorization: bearer {token}"))
+            requests.iter().any(|r| {
+                r.header("authorization")
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&format!("bearer {token}")))
             })
         };
-        assert!(bearer("ya29.first-token"), "{heads:#?}");
-        assert!(bearer("ya29.renewed-token"), "{heads:#?}");
+        assert!(bearer("ya29.first-token"), "{requests:#?}");
+        assert!(bearer("ya29.renewed-token"), "{requests:#?}");
         assert!(!first.to_string().contains("ya29"), "{first}");
     }
 }

@@ -3,6 +3,7 @@
 //! with its source row by row.
 
 pub mod clickhouse;
+pub mod http_mock;
 pub mod mysql;
 pub mod proxy;
 pub mod workload;

@@ -7,68 +7,23 @@ use std::sync::{Arc, Mutex};
 use dataloader_core::{LoadStrategy, Trigger};
 use dataloader_engine::{Engine, LoadRequest};
 use dataloader_lake::UnityCatalog;
+use dataloader_testkit::http_mock::HttpMock;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{spec, Harness};
 
 /// A mock Unity Catalog: every table is unknown, and `temporary-path-credentials` answers
-/// `vend`. Keeps each request's first line and body.
-async fn mock_catalog(vend: Arc<Mutex<Value>>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut request = Vec::new();
-            let mut buf = [0u8; 8192];
-            loop {
-                let n = socket.read(&mut buf).await.unwrap_or(0);
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                let Some(end) = text.find("\r\n\r\n") else {
-                    if n == 0 {
-                        break;
-                    }
-                    continue;
-                };
-                let length = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                    })
-                    .unwrap_or(0);
-                if request.len() >= end + 4 + length || n == 0 {
-                    break;
-                }
-            }
-            let text = String::from_utf8_lossy(&request).to_string();
-            let first = text.lines().next().unwrap_or_default().to_string();
-            let body = text
-                .split("\r\n\r\n")
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            log.lock().unwrap().push(format!("{first} {body}"));
-            let (status, answer) = if first.contains("/temporary-path-credentials") {
-                (200, vend.lock().unwrap().to_string())
-            } else {
-                (
-                    404,
-                    json!({"error_code": "NOT_FOUND", "message": "not here"}).to_string(),
-                )
-            };
-            let reply = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-            let _ = socket.write_all(reply.as_bytes()).await;
+/// `vend`.
+async fn mock_catalog(vend: Arc<Mutex<Value>>) -> HttpMock {
+    HttpMock::start(move |r| {
+        if r.path().ends_with("/temporary-path-credentials") {
+            (200, vend.lock().unwrap().to_string())
+        } else {
+            let unknown = json!({"error_code": "NOT_FOUND", "message": "not here"});
+            (404, unknown.to_string())
         }
-    });
-    (url, seen)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -93,8 +48,8 @@ async fn a_vended_sas_is_what_an_azure_load_writes_with_against_a_mock_catalog()
         "azure_user_delegation_sas": {"sas_token": "sv=2021-08-06&ss=b&srt=co&sp=rwdlac&se=2099-01-01T00:00:00Z&sig=bm90LWEtc2lnbmF0dXJl"},
         "expiration_time": chrono::Utc::now().timestamp_millis() + 3_600_000
     })));
-    let (url, seen) = mock_catalog(vend.clone()).await;
-    let catalog = Arc::new(UnityCatalog::new(&url, &root).unwrap());
+    let mock = mock_catalog(vend.clone()).await;
+    let catalog = Arc::new(UnityCatalog::new(&mock.url(), &root).unwrap());
     let engine = Engine::new(h.store.clone(), catalog, h.clock.clone());
     let dest = h
         .add_spec(&spec("public.t", "bronze.vend.t", LoadStrategy::Full))
@@ -113,13 +68,13 @@ async fn a_vended_sas_is_what_an_azure_load_writes_with_against_a_mock_catalog()
         !refused.contains("bm90LWEtc2lnbmF0dXJl"),
         "no SAS in the error: {refused}"
     );
-    let requests = seen.lock().unwrap().clone();
+    let requests = mock.requests();
     let location = format!("{root}/bronze/vend/t");
     assert!(
-        requests.iter().any(|r| r
-            .starts_with("POST /api/2.1/unity-catalog/temporary-path-credentials ")
-            && r.contains("\"operation\":\"PATH_CREATE_TABLE\"")
-            && r.contains(&location)),
+        requests.iter().any(|r| r.method == "POST"
+            && r.target == "/api/2.1/unity-catalog/temporary-path-credentials"
+            && r.body.contains("\"operation\":\"PATH_CREATE_TABLE\"")
+            && r.body.contains(&location)),
         "{requests:#?}"
     );
 

@@ -191,59 +191,14 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     //! Against a mock token server on loopback: no Databricks or Azure AD runs here.
-    use std::sync::{Arc, Mutex};
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     use base64::Engine as _;
+    use dataloader_testkit::http_mock::HttpMock;
 
     use super::*;
 
-    /// Answers every request with `status` and `body`, keeping each request's text.
-    async fn mock_token_server(
-        status: u16,
-        body: &'static str,
-    ) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                // Headers, then as much body as Content-Length says.
-                loop {
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if request.len() >= end + 4 + length || n == 0 {
-                            break;
-                        }
-                    } else if n == 0 {
-                        break;
-                    }
-                }
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&request).to_string());
-                let answer = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(answer.as_bytes()).await;
-            }
-        });
-        (url, seen)
+    /// Answers every request with `status` and `body`.
+    async fn mock_token_server(status: u16, body: &'static str) -> HttpMock {
+        HttpMock::start(move |_| (status, body.to_string())).await
     }
 
     fn vars(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
@@ -256,13 +211,13 @@ mod tests {
 
     #[tokio::test]
     async fn oauth_m2m_against_a_mock_token_server_sends_basic_auth_and_caches_the_token() {
-        let (url, seen) = mock_token_server(
+        let mock = mock_token_server(
             200,
             r#"{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}"#,
         )
         .await;
         let auth = Auth::from_vars(
-            &url,
+            &mock.url(),
             vars(&[
                 ("DATABRICKS_CLIENT_ID", "loader-id".into()),
                 ("DATABRICKS_CLIENT_SECRET", "s3cret".into()),
@@ -273,24 +228,31 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(auth.bearer(&http).await.unwrap().as_deref(), Some("tok-1"));
         }
-        let seen = seen.lock().unwrap().clone();
+        let seen = mock.requests();
         assert_eq!(seen.len(), 1, "the token is cached: {seen:?}");
         let request = &seen[0];
-        assert!(request.starts_with("POST /oidc/v1/token "), "{request}");
+        assert_eq!(
+            (request.method.as_str(), request.target.as_str()),
+            ("POST", "/oidc/v1/token"),
+            "{request:?}"
+        );
         let basic = base64::engine::general_purpose::STANDARD.encode("loader-id:s3cret");
-        assert!(
-            request.contains(&format!("authorization: Basic {basic}")),
-            "{request}"
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Basic {basic}").as_str()),
+            "{request:?}"
         );
         assert!(
-            request.ends_with("grant_type=client_credentials&scope=all-apis"),
-            "{request}"
+            request
+                .body
+                .ends_with("grant_type=client_credentials&scope=all-apis"),
+            "{request:?}"
         );
     }
 
     #[tokio::test]
     async fn azure_service_principal_against_a_mock_authority_posts_the_client_in_the_form() {
-        let (url, seen) =
+        let mock =
             mock_token_server(200, r#"{"access_token":"aad-tok","expires_in":"3599"}"#).await;
         let auth = Auth::from_vars(
             "https://adb-1.azuredatabricks.net",
@@ -298,20 +260,25 @@ mod tests {
                 ("ARM_TENANT_ID", "tenant-1".into()),
                 ("ARM_CLIENT_ID", "sp-id".into()),
                 ("ARM_CLIENT_SECRET", "sp-secret".into()),
-                ("AZURE_AUTHORITY_HOST", url.clone()),
+                ("AZURE_AUTHORITY_HOST", mock.url()),
             ]),
         );
         let header = auth.bearer(&reqwest::Client::new()).await;
-        let seen = seen.lock().unwrap().clone();
+        let seen = mock.requests();
         let request = &seen[0];
-        assert!(
-            request.starts_with("POST /tenant-1/oauth2/v2.0/token "),
-            "{request}"
+        assert_eq!(
+            (request.method.as_str(), request.target.as_str()),
+            ("POST", "/tenant-1/oauth2/v2.0/token"),
+            "{request:?}"
         );
         assert!(
-            request.contains("client_id=sp-id&client_secret=sp-secret")
-                && request.contains("scope=2ff814a6-3304-4ab8-85cb-cd0e6f879c1d%2F.default"),
-            "{request}"
+            request
+                .body
+                .contains("client_id=sp-id&client_secret=sp-secret")
+                && request
+                    .body
+                    .contains("scope=2ff814a6-3304-4ab8-85cb-cd0e6f879c1d%2F.default"),
+            "{request:?}"
         );
         // expires_in as text, as Azure AD's v1 endpoints send it, is read too.
         assert_eq!(header.unwrap().as_deref(), Some("aad-tok"));
@@ -319,10 +286,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_client_is_an_error_without_the_secret() {
-        let (url, _) =
-            mock_token_server(401, r#"{"error":"invalid_client","echo":"s3cret"}"#).await;
+        let mock = mock_token_server(401, r#"{"error":"invalid_client","echo":"s3cret"}"#).await;
         let auth = Auth::from_vars(
-            &url,
+            &mock.url(),
             vars(&[
                 ("DATABRICKS_CLIENT_ID", "loader-id".into()),
                 ("DATABRICKS_CLIENT_SECRET", "s3cret".into()),

@@ -12,6 +12,7 @@ use dataloader_core::{
 use dataloader_engine::Engine;
 use dataloader_lake::PathCatalog;
 use dataloader_scheduler::{LlmConfig, Scheduler, SchedulerConfig};
+use dataloader_testkit::http_mock::HttpMock;
 use dataloader_testkit::{free_port, pg_host_port, pg_user, start_pg_proxy, PgTestDb};
 
 struct Setup {
@@ -213,58 +214,6 @@ async fn a_wrong_user_is_not_retried_and_says_what_to_do() {
     );
 }
 
-/// A one-shot HTTP server answering every request with `status` and `body`.
-async fn http_server(
-    status: u16,
-    body: &'static str,
-) -> (String, tokio::task::JoinHandle<Vec<String>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let handle = tokio::spawn(async move {
-        let mut requests = Vec::new();
-        if let Ok((mut socket, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 65536];
-            let mut read = 0;
-            // Headers, then the body by Content-Length.
-            loop {
-                let n = socket.read(&mut buf[read..]).await.unwrap_or(0);
-                read += n;
-                let text = String::from_utf8_lossy(&buf[..read]).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if read >= end + 4 + length || n == 0 {
-                        requests.push(text);
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            let reason = if status == 200 {
-                "OK"
-            } else {
-                "Internal Server Error"
-            };
-            let response = format!(
-                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        }
-        requests
-    });
-    (url, handle)
-}
-
 #[tokio::test]
 async fn an_llm_endpoint_words_the_explanation_and_the_rules_stand_when_it_fails() {
     let s = Setup::new("sched_llm").await;
@@ -273,13 +222,12 @@ async fn an_llm_endpoint_words_the_explanation_and_the_rules_stand_when_it_fails
         .await;
     let table = s.table("ghost", "public.t", "bronze.pg.t").await;
 
-    let (url, server) = http_server(
-        200,
-        r#"{"choices":[{"message":{"role":"assistant","content":"The user ghost does not exist on the server: create it or fix the connection."}}]}"#,
-    )
+    let server = HttpMock::start(|_| {
+        (200, r#"{"choices":[{"message":{"role":"assistant","content":"The user ghost does not exist on the server: create it or fix the connection."}}]}"#.into())
+    })
     .await;
     let llm = LlmConfig {
-        url,
+        url: server.url(),
         api_key: Some("sk-test".into()),
         model: "test-model".into(),
         timeout: Duration::from_secs(5),
@@ -300,21 +248,21 @@ async fn an_llm_endpoint_words_the_explanation_and_the_rules_stand_when_it_fails
         Some("do_not_retry"),
         "the rules decide"
     );
-    let requests = server.await.unwrap();
+    let requests = server.requests();
     assert!(
-        requests[0].starts_with("POST /chat/completions"),
-        "{}",
+        requests[0].method == "POST" && requests[0].target.starts_with("/chat/completions"),
+        "{:?}",
         requests[0]
     );
     assert!(requests[0]
-        .to_ascii_lowercase()
-        .contains("authorization: bearer sk-test"));
-    assert!(requests[0].contains("\"model\":\"test-model\""));
+        .header("authorization")
+        .is_some_and(|a| a.eq_ignore_ascii_case("bearer sk-test")));
+    assert!(requests[0].body.contains("\"model\":\"test-model\""));
 
     // A failing endpoint: the rules' explanation.
-    let (url, _server) = http_server(500, "{}").await;
+    let server = HttpMock::start(|_| (500, "{}".into())).await;
     let llm = LlmConfig {
-        url,
+        url: server.url(),
         api_key: None,
         model: "m".into(),
         timeout: Duration::from_secs(5),

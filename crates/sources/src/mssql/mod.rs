@@ -518,6 +518,7 @@ mod tests {
     use super::*;
     use crate::dialect::comparisons;
     use dataloader_core::SourceTable;
+    use dataloader_testkit::http_mock::HttpMock;
 
     #[test]
     fn renders_tsql() {
@@ -548,36 +549,18 @@ mod tests {
     /// The token request against a local HTTP server standing in for Azure AD.
     #[tokio::test]
     async fn azure_ad_token_request_mock_server() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let mut seen = Vec::new();
-            for answer in [
-                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.test.token"}"#,
-                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
-            ] {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut buf = vec![0u8; 8192];
-                let mut request = String::new();
-                loop {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    request.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    if n == 0 || request.contains("scope=") {
-                        break;
-                    }
-                }
-                let status = if answer.contains("error") {
-                    "401 Unauthorized"
-                } else {
-                    "200 OK"
-                };
-                let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len());
-                socket.write_all(response.as_bytes()).await.unwrap();
-                seen.push(request);
-            }
-            seen
-        });
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let granted =
+            r#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAi.test.token"}"#;
+        let refusal = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#;
+        // The first request gets a token, the second is refused.
+        let answered = AtomicUsize::new(0);
+        let server = HttpMock::start(move |_| match answered.fetch_add(1, Ordering::SeqCst) {
+            0 => (200, granted.into()),
+            _ => (401, refusal.into()),
+        })
+        .await;
+        let authority = server.url();
         let token = aad_token(&authority, "my-tenant", "app-id", "s3cr3t&=")
             .await
             .unwrap();
@@ -589,17 +572,19 @@ mod tests {
             refused.contains("AADSTS7000215: Invalid client secret provided."),
             "{refused}"
         );
-        let seen = server.await.unwrap();
+        let seen = server.requests();
         assert!(
-            seen[0].starts_with("POST /my-tenant/oauth2/v2.0/token"),
-            "{}",
+            seen[0].method == "POST" && seen[0].target.starts_with("/my-tenant/oauth2/v2.0/token"),
+            "{:?}",
             seen[0]
         );
-        assert!(seen[0].contains("grant_type=client_credentials"));
+        assert!(seen[0].body.contains("grant_type=client_credentials"));
         assert!(
-            seen[0].contains("client_secret=s3cr3t%26%3D"),
+            seen[0].body.contains("client_secret=s3cr3t%26%3D"),
             "the secret is form-encoded"
         );
-        assert!(seen[0].contains("scope=https%3A%2F%2Fdatabase.windows.net%2F.default"));
+        assert!(seen[0]
+            .body
+            .contains("scope=https%3A%2F%2Fdatabase.windows.net%2F.default"));
     }
 }
