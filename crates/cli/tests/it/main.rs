@@ -7,6 +7,7 @@ mod column_types;
 mod crash;
 #[cfg(feature = "dagster")]
 mod dagster;
+mod environments;
 mod postgres;
 mod quickstart;
 mod scheduler;
