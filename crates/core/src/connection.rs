@@ -65,7 +65,8 @@ pub struct ConnectionConfig {
     /// Database name; for SQLite, the path of the database file.
     pub database: Option<String>,
     pub user: Option<String>,
-    /// `env:NAME` or `file:/path`: a reference, never the secret.
+    /// `env:NAME`, `file:/path`, `azure-keyvault://VAULT/SECRET[/VERSION]` or
+    /// `aws-sm://SECRET_ID[#KEY]`: a reference, never the secret.
     pub password: Option<String>,
     /// Driver options (for example `account`, `auth`); a secret among them (a key whose name
     /// says password, secret, key, token or passphrase) only as a reference.
@@ -98,7 +99,7 @@ impl ConnectionConfig {
                 // Never echoes the value: it is a secret typed in by mistake.
                 return Err(Error::config(
                     key.as_str(),
-                    format!("--option {key}= takes a reference (env:NAME or file:/path), never the secret itself"),
+                    format!("--option {key}= takes a reference (env:NAME, file:/path, azure-keyvault://VAULT/SECRET or aws-sm://SECRET_ID), never the secret itself"),
                 ));
             }
         }
@@ -134,11 +135,17 @@ impl ConnectionConfig {
     }
 
     /// The password, resolved from its reference, if one is configured.
-    pub fn resolve_password(&self) -> Result<Option<String>> {
-        self.password
-            .as_deref()
-            .map(|r| SecretRef::parse(r)?.resolve())
-            .transpose()
+    pub async fn resolve_password(&self) -> Result<Option<String>> {
+        resolve_optional(self.password.as_deref()).await
+    }
+}
+
+/// The secret `reference` names, if one is given: for optional secrets (a password, a key's
+/// passphrase).
+pub async fn resolve_optional(reference: Option<&str>) -> Result<Option<String>> {
+    match reference {
+        Some(r) => Ok(Some(SecretRef::parse(r)?.resolve().await?)),
+        None => Ok(None),
     }
 }
 

@@ -231,6 +231,8 @@ pub enum Error {
     #[error("secret {reference}: {message}")]
     Secret {
         reference: String,
+        /// Why; decides the kind (an unreachable vault is worth a retry, a missing secret not).
+        failure: crate::secret::SecretFailure,
         message: String,
         #[source]
         source: Option<Cause>,
@@ -274,8 +276,8 @@ impl Error {
             | Error::UnknownConnection { .. }
             | Error::UnknownTable { .. }
             | Error::SourceTableNotFound { .. }
-            | Error::ColumnNotFound { .. }
-            | Error::Secret { .. } => ErrorKind::Config,
+            | Error::ColumnNotFound { .. } => ErrorKind::Config,
+            Error::Secret { failure, .. } => failure.kind(),
             Error::Connect { .. } => ErrorKind::Connect,
             Error::Auth { .. } => ErrorKind::Auth,
             Error::UnsupportedType { .. } | Error::UnrepresentableValue { .. } => {

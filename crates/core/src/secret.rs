@@ -1,12 +1,119 @@
 //! Secrets are stored only as references and resolved at the moment of use.
+//!
+//! `env:` and `file:` are read here. Vault references (`azure-keyvault://…`, `aws-sm://…`) are
+//! network reads this crate cannot make: they go to the [`VaultResolver`] the binary installs
+//! once per process ([`install_vault_resolver`]; `dataloader-secrets` is the one it installs).
+//! Without one, a vault reference fails with a message saying so.
 
-use crate::{Cause, Error, Result};
+use std::sync::OnceLock;
 
-/// A reference to a secret: `env:NAME` or `file:/path`. Never the secret itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use async_trait::async_trait;
+
+use crate::{Cause, Error, ErrorKind, Result};
+
+/// A reference to a secret, never the secret itself: `env:NAME`, `file:/path`,
+/// `azure-keyvault://<vault>/<secret>[/<version>]` or `aws-sm://<secret id>[#<json key>]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SecretRef {
     Env(String),
     File(String),
+    /// A secret in Azure Key Vault; its latest version when `version` is `None`.
+    AzureKeyVault {
+        vault: String,
+        secret: String,
+        version: Option<String>,
+    },
+    /// A secret in AWS Secrets Manager (its `AWSCURRENT` version), by name or ARN; with `key`,
+    /// the secret is a JSON object and the value is that key's.
+    AwsSecretsManager {
+        secret_id: String,
+        key: Option<String>,
+    },
+}
+
+const AZURE_PREFIX: &str = "azure-keyvault://";
+const AWS_PREFIX: &str = "aws-sm://";
+
+/// Why a secret could not be read: decides the error's [`ErrorKind`], and so its retry advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretFailure {
+    /// No such variable, file, secret, version, or key in the secret's JSON.
+    NotFound,
+    /// The credentials were accepted but may not read the secret.
+    Forbidden,
+    /// No credentials were found, or the vault (or its token service) refused them.
+    Unauthenticated,
+    /// The secret exists but is disabled, expired or not yet valid.
+    Disabled,
+    /// The vault or its token service did not answer, timed out or throttled: worth a retry.
+    Unreachable,
+    /// The secret's content is not what the reference asks for (not JSON, not text).
+    Invalid,
+    /// This process cannot read vault references (no resolver installed).
+    Unsupported,
+}
+
+impl SecretFailure {
+    /// The kind of the error this failure makes.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            SecretFailure::Forbidden | SecretFailure::Unauthenticated => ErrorKind::Auth,
+            SecretFailure::Unreachable => ErrorKind::Connect,
+            _ => ErrorKind::Config,
+        }
+    }
+}
+
+impl Error {
+    /// `reference` could not be read; `message` says why and never shows a value.
+    pub fn secret(
+        reference: &SecretRef,
+        failure: SecretFailure,
+        message: impl Into<String>,
+        source: Option<Cause>,
+    ) -> Self {
+        Error::Secret {
+            reference: reference.to_string(),
+            failure,
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+/// Reads vault references. The binary installs one per process with
+/// [`install_vault_resolver`]; it decides how credentials are found and how long values are
+/// cached.
+#[async_trait]
+pub trait VaultResolver: Send + Sync {
+    /// The secret `reference` (an [`SecretRef::AzureKeyVault`] or
+    /// [`SecretRef::AwsSecretsManager`]) names. Errors are [`Error::Secret`]s naming the
+    /// reference and the reason, never a value or a token.
+    async fn read(&self, reference: &SecretRef) -> Result<String>;
+}
+
+static VAULT_RESOLVER: OnceLock<Box<dyn VaultResolver>> = OnceLock::new();
+
+/// Installs the process's vault resolver. Returns `false`, keeping the first, when one was
+/// installed already.
+pub fn install_vault_resolver(resolver: Box<dyn VaultResolver>) -> bool {
+    VAULT_RESOLVER.set(resolver).is_ok()
+}
+
+fn vault_name_ok(name: &str) -> bool {
+    (3..=24).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn keyvault_secret_ok(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// A secret name or an ARN: Secrets Manager's characters, and `:` for the ARN.
+fn aws_secret_id_ok(id: &str) -> bool {
+    (1..=2048).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c))
 }
 
 impl SecretRef {
@@ -29,28 +136,124 @@ impl SecretRef {
             }
             return Ok(SecretRef::File(path.to_string()));
         }
+        if let Some(rest) = reference.strip_prefix(AZURE_PREFIX) {
+            return Self::parse_azure(rest);
+        }
+        if let Some(rest) = reference.strip_prefix(AWS_PREFIX) {
+            return Self::parse_aws(rest);
+        }
         // Deliberately does not echo the value: it may be a password typed in by mistake.
         Err(Error::config(
             "password",
-            "must be a reference (env:VAR or file:/path), never the secret itself",
+            "must be a reference (env:VAR, file:/path, azure-keyvault://VAULT/SECRET or aws-sm://SECRET_ID), never the secret itself",
         ))
     }
 
-    /// Reads the secret. Errors name the reference, never the value.
-    pub fn resolve(&self) -> Result<String> {
+    fn parse_azure(rest: &str) -> Result<Self> {
+        let form = "an azure-keyvault reference is azure-keyvault://<vault>/<secret>[/<version>], for example azure-keyvault://prod-kv/pg-password";
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (vault, secret, version) = match parts[..] {
+            [vault, secret] => (vault, secret, None),
+            [vault, secret, version] => (vault, secret, Some(version)),
+            _ => return Err(Error::config("password", form)),
+        };
+        if !vault_name_ok(vault) {
+            return Err(Error::config(
+                "password",
+                format!(
+                    "{form}: the vault name \"{vault}\" must be 3 to 24 letters, digits or hyphens"
+                ),
+            ));
+        }
+        if !keyvault_secret_ok(secret) {
+            return Err(Error::config(
+                "password",
+                format!("{form}: the secret name must be 1 to 127 letters, digits or hyphens"),
+            ));
+        }
+        if version.is_some_and(|v| v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric())) {
+            return Err(Error::config(
+                "password",
+                format!("{form}: the version is the secret version's id (letters and digits)"),
+            ));
+        }
+        Ok(SecretRef::AzureKeyVault {
+            vault: vault.to_string(),
+            secret: secret.to_string(),
+            version: version.map(str::to_string),
+        })
+    }
+
+    fn parse_aws(rest: &str) -> Result<Self> {
+        let form = "an aws-sm reference is aws-sm://<secret name or ARN>[#<json key>], for example aws-sm://prod/pg#password";
+        let (id, key) = match rest.split_once('#') {
+            Some((id, key)) => (id, Some(key)),
+            None => (rest, None),
+        };
+        if !aws_secret_id_ok(id) {
+            return Err(Error::config(
+                "password",
+                format!("{form}: the secret id must be letters, digits and /_+=.@-: only"),
+            ));
+        }
+        if key.is_some_and(str::is_empty) {
+            return Err(Error::config(
+                "password",
+                format!("{form}: a # needs the JSON key after it"),
+            ));
+        }
+        Ok(SecretRef::AwsSecretsManager {
+            secret_id: id.to_string(),
+            key: key.map(str::to_string),
+        })
+    }
+
+    /// Whether reading this reference is a network call to a vault.
+    pub fn is_vault(&self) -> bool {
+        matches!(
+            self,
+            SecretRef::AzureKeyVault { .. } | SecretRef::AwsSecretsManager { .. }
+        )
+    }
+
+    /// Reads the secret: `env:` and `file:` here, a vault reference through the installed
+    /// [`VaultResolver`]. Errors name the reference, never the value.
+    pub async fn resolve(&self) -> Result<String> {
         match self {
-            SecretRef::Env(name) => std::env::var(name).map_err(|e| Error::Secret {
-                reference: self.to_string(),
-                message: format!("environment variable {name} is not set"),
-                source: Some(e.into()),
+            SecretRef::Env(name) => std::env::var(name).map_err(|e| {
+                Error::secret(
+                    self,
+                    SecretFailure::NotFound,
+                    format!("environment variable {name} is not set"),
+                    Some(e.into()),
+                )
             }),
             SecretRef::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| Error::Secret {
-                    reference: self.to_string(),
-                    message: format!("cannot read file: {e}"),
-                    source: Some(e.into()),
+                .map_err(|e| {
+                    let failure = match e.kind() {
+                        std::io::ErrorKind::NotFound => SecretFailure::NotFound,
+                        std::io::ErrorKind::PermissionDenied => SecretFailure::Forbidden,
+                        _ => SecretFailure::Invalid,
+                    };
+                    Error::secret(
+                        self,
+                        failure,
+                        format!("cannot read file: {e}"),
+                        Some(e.into()),
+                    )
                 }),
+            SecretRef::AzureKeyVault { .. } | SecretRef::AwsSecretsManager { .. } => {
+                match VAULT_RESOLVER.get() {
+                    Some(resolver) => resolver.read(self).await,
+                    None => Err(Error::secret(
+                        self,
+                        SecretFailure::Unsupported,
+                        "this process cannot read vault references (no vault resolver is installed; the dataloader command installs one)",
+                        None,
+                    )),
+                }
+            }
         }
     }
 }
@@ -60,6 +263,24 @@ impl std::fmt::Display for SecretRef {
         match self {
             SecretRef::Env(n) => write!(f, "env:{n}"),
             SecretRef::File(p) => write!(f, "file:{p}"),
+            SecretRef::AzureKeyVault {
+                vault,
+                secret,
+                version,
+            } => {
+                write!(f, "{AZURE_PREFIX}{vault}/{secret}")?;
+                match version {
+                    Some(v) => write!(f, "/{v}"),
+                    None => Ok(()),
+                }
+            }
+            SecretRef::AwsSecretsManager { secret_id, key } => {
+                write!(f, "{AWS_PREFIX}{secret_id}")?;
+                match key {
+                    Some(k) => write!(f, "#{k}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -118,6 +339,98 @@ mod tests {
     }
 
     #[test]
+    fn vault_references_parse_and_print_back() {
+        for text in [
+            "azure-keyvault://prod-kv/pg-password",
+            "azure-keyvault://prod-kv/pg-password/0123456789abcdef0123456789abcdef",
+            "aws-sm://prod/pg",
+            "aws-sm://prod/pg#password",
+            "aws-sm://arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/pg-AbCdEf#user",
+        ] {
+            let parsed = SecretRef::parse(text).unwrap();
+            assert!(parsed.is_vault(), "{text}");
+            assert_eq!(parsed.to_string(), text);
+        }
+        assert_eq!(
+            SecretRef::parse("azure-keyvault://kv1/s/v1").unwrap(),
+            SecretRef::AzureKeyVault {
+                vault: "kv1".into(),
+                secret: "s".into(),
+                version: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            SecretRef::parse("aws-sm://a/b#k").unwrap(),
+            SecretRef::AwsSecretsManager {
+                secret_id: "a/b".into(),
+                key: Some("k".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_vault_reference_says_what_is_wrong() {
+        for (text, says) in [
+            ("azure-keyvault://kv", "azure-keyvault://<vault>/<secret>"),
+            ("azure-keyvault://kv/s", "vault name \"kv\""),
+            ("azure-keyvault://prod-kv/", "secret name"),
+            ("azure-keyvault://prod-kv/a_b", "secret name"),
+            ("azure-keyvault://prod-kv/s/", "version"),
+            (
+                "azure-keyvault://prod-kv/s/v/x",
+                "azure-keyvault://<vault>/<secret>",
+            ),
+            ("aws-sm://", "secret id"),
+            ("aws-sm://a b", "secret id"),
+            ("aws-sm://prod/pg#", "JSON key"),
+        ] {
+            let err = SecretRef::parse(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_vault_reference_without_a_resolver_says_this_process_cannot_read_vaults() {
+        let reference = SecretRef::parse("aws-sm://prod/pg").unwrap();
+        let err = futures::executor::block_on(reference.resolve()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("secret aws-sm://prod/pg: this process cannot read vault"),
+            "{err}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn an_installed_resolver_reads_vault_references() {
+        struct Fixed;
+        #[async_trait]
+        impl VaultResolver for Fixed {
+            async fn read(&self, reference: &SecretRef) -> Result<String> {
+                match reference {
+                    SecretRef::AwsSecretsManager { .. } => Ok("from-the-vault".into()),
+                    _ => Err(Error::secret(
+                        reference,
+                        SecretFailure::Unreachable,
+                        "no answer",
+                        None,
+                    )),
+                }
+            }
+        }
+        assert!(install_vault_resolver(Box::new(Fixed)));
+        assert!(!install_vault_resolver(Box::new(Fixed)), "the first stays");
+        let read = |text: &str| futures::executor::block_on(SecretRef::parse(text)?.resolve());
+        assert_eq!(read("aws-sm://a").unwrap(), "from-the-vault");
+        let err = read("azure-keyvault://kv1/s").unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Connect,
+            "unreachable is worth a retry"
+        );
+    }
+
+    #[test]
     fn mask_hides_the_secret() {
         assert_eq!(mask("password=abc host", "abc"), "password=*** host");
     }
@@ -126,7 +439,14 @@ mod tests {
     #[test]
     fn an_unreadable_secret_file_keeps_its_io_error() {
         let reference = SecretRef::File("/nonexistent/dataloader/secret".into());
-        let err = reference.resolve().unwrap_err();
+        let err = futures::executor::block_on(reference.resolve()).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Secret {
+                failure: SecretFailure::NotFound,
+                ..
+            }
+        ));
         assert!(
             err.to_string().starts_with(
                 "secret file:/nonexistent/dataloader/secret: cannot read file: No such file"

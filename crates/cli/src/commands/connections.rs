@@ -44,7 +44,8 @@ pub(crate) struct ConnectionArgs {
     /// Read the password from this file at load time.
     #[arg(long, conflicts_with = "password")]
     password_file: Option<String>,
-    /// A secret reference, env:NAME or file:/path (never the password itself).
+    /// A secret reference: env:NAME, file:/path, azure-keyvault://VAULT/SECRET[/VERSION] or
+    /// aws-sm://SECRET_ID[#KEY] (never the password itself).
     #[arg(long)]
     password: Option<String>,
     /// Driver option KEY=VALUE (repeatable); a key the connector does not take is refused.
@@ -110,16 +111,15 @@ pub(crate) async fn connection(app: &App, c: ConnectionCommand) -> Result<()> {
         }
         ConnectionCommand::Show { name } => {
             let config = app.store.require_connection(&name).await?.masked();
-            let secret = config
-                .password
-                .as_deref()
-                .map(|r| match SecretRef::parse(r) {
-                    Ok(reference) => match reference.resolve() {
-                        Ok(_) => format!("{reference} (available)"),
-                        Err(_) => format!("{reference} (NOT available here)"),
-                    },
-                    Err(_) => "(invalid reference)".into(),
-                });
+            let secret = match config.password.as_deref().map(SecretRef::parse) {
+                Some(Ok(reference)) => Some(match reference.resolve().await {
+                    Ok(_) => format!("{reference} (available)"),
+                    // The error names the reference and the reason, never a value.
+                    Err(e) => format!("{reference} (NOT available here: {})", reason(&e)),
+                }),
+                Some(Err(_)) => Some("(invalid reference)".into()),
+                None => None,
+            };
             if app.json {
                 print::json(&config)?;
             } else {
@@ -180,4 +180,13 @@ fn db_type_help() -> String {
         })
         .collect();
     format!("One of: {}.", names.join(", "))
+}
+
+/// Why a secret is not available, without repeating its reference (its message never shows a
+/// value).
+fn reason(e: &dataloader_core::Error) -> String {
+    match e {
+        dataloader_core::Error::Secret { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
 }

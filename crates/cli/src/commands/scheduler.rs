@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dataloader_core::secret::SecretRef;
+use dataloader_core::connection::resolve_optional;
 use dataloader_core::{Clock, SystemClock};
 
 use crate::app::App;
@@ -54,7 +54,7 @@ pub(crate) struct RunArgs {
     /// OpenAI-compatible endpoint that words retry explanations (the rules decide).
     #[arg(long)]
     retry_llm_url: Option<String>,
-    /// API key reference for it: env:NAME or file:/path.
+    /// API key reference for it: env:NAME, file:/path, azure-keyvault://… or aws-sm://….
     #[arg(long)]
     retry_llm_key: Option<String>,
     #[arg(long, default_value = "gpt-4o-mini")]
@@ -88,11 +88,7 @@ pub(crate) async fn run(app: &App, args: RunArgs) -> Result<()> {
     let llm = match &args.retry_llm_url {
         Some(url) => Some(dataloader_scheduler::LlmConfig {
             url: url.clone(),
-            api_key: args
-                .retry_llm_key
-                .as_deref()
-                .map(|r| SecretRef::parse(r)?.resolve())
-                .transpose()?,
+            api_key: resolve_optional(args.retry_llm_key.as_deref()).await?,
             model: args.retry_llm_model.clone(),
             timeout: Duration::from_secs(10),
         }),

@@ -168,7 +168,7 @@ fn secrets_are_references_and_never_printed() {
             "hunter2",
         ],
     )
-    .fails_with("password: must be a reference (env:VAR or file:/path)");
+    .fails_with("password: must be a reference (env:VAR, file:/path, azure-keyvault://");
     assert!(!refused.stderr.contains("hunter2"));
     run(
         d,

@@ -112,7 +112,7 @@ fn append(builder: &mut ColumnBuilder, cell: Cell) -> std::result::Result<(), St
 
 impl ClickHouseSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
-        let password = config.resolve_password()?;
+        let password = config.resolve_password().await?;
         let options = ClickHouseOptions::of(config);
         let mut client = clickhouse::Client::default()
             .with_url(format!(

@@ -167,7 +167,7 @@ impl MssqlSource {
         let options = MssqlOptions::of(config)?;
         let source = MssqlSource {
             config: config.clone(),
-            password: config.resolve_password()?,
+            password: config.resolve_password().await?,
             options,
         };
         source.conn().await?;
@@ -206,7 +206,9 @@ impl MssqlSource {
                     Error::config(k, format!("an auth=aad connection needs --option {k}=…"))
                 })
             };
-            let secret = SecretRef::parse(&get(&o.client_secret, "client_secret")?)?.resolve()?;
+            let secret = SecretRef::parse(&get(&o.client_secret, "client_secret")?)?
+                .resolve()
+                .await?;
             let token = aad_token(
                 &o.aad_authority,
                 &get(&o.tenant_id, "tenant_id")?,

@@ -197,7 +197,7 @@ impl MysqlSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
         let source = MysqlSource {
             config: config.clone(),
-            password: config.resolve_password()?,
+            password: config.resolve_password().await?,
             options: MysqlOptions::of(config),
         };
         source.conn().await?;

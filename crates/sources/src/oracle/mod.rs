@@ -156,7 +156,7 @@ impl OracleSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
         let source = OracleSource {
             config: config.clone(),
-            password: config.resolve_password()?,
+            password: config.resolve_password().await?,
             micro_timestamps: OracleOptions::of(config).microsecond_timestamps,
         };
         let probe = source.clone_parts();

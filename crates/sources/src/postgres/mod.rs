@@ -78,7 +78,7 @@ impl PostgresSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
         let source = PostgresSource {
             config: config.clone(),
-            password: config.resolve_password()?,
+            password: config.resolve_password().await?,
         };
         // Fail now on a wrong host or password, not in the middle of a load.
         source.client().await?;

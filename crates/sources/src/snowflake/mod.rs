@@ -15,6 +15,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use dataloader_core::connection::resolve_optional;
 use dataloader_core::secret::{cause_unless_secret, mask, SecretRef};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
@@ -127,12 +128,10 @@ impl SnowflakeSource {
         let key_pair =
             KEY_PAIR_CONNECTOR.is_named(config.db_type.as_str()) || o.private_key.is_some();
         let credential = if key_pair {
-            let pem = SecretRef::parse(o.private_key.as_deref().unwrap_or(""))?.resolve()?;
-            let passphrase = o
-                .private_key_passphrase
-                .as_deref()
-                .map(|r| SecretRef::parse(r)?.resolve())
-                .transpose()?;
+            let pem = SecretRef::parse(o.private_key.as_deref().unwrap_or(""))?
+                .resolve()
+                .await?;
+            let passphrase = resolve_optional(o.private_key_passphrase.as_deref()).await?;
             secrets.extend(passphrase.clone());
             let key = auth::KeyPair::from_pem(&pem, passphrase.as_deref())
                 .map_err(|e| Error::config("private_key", e))?;
@@ -141,7 +140,7 @@ impl SnowflakeSource {
                 .map_err(|e| Error::config("private_key", e))?;
             Credential::Jwt(token)
         } else {
-            let password = config.resolve_password()?.unwrap_or_default();
+            let password = config.resolve_password().await?.unwrap_or_default();
             secrets.push(password.clone());
             Credential::Password(password)
         };
