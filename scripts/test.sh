@@ -100,6 +100,12 @@ if [ -z "${DATALOADER_TEST_S3_BUCKET:-}" ]; then
       AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
     if python3 -c "import urllib.request as u; u.urlopen(u.Request('$AWS_ENDPOINT_URL/dataloader-test', method='PUT'))" 2>/dev/null; then
       export DATALOADER_TEST_S3_BUCKET=dataloader-test
+      # The same moto serves Secrets Manager, for the aws-sm:// references.
+      if "$moto/bin/python" -c "import boto3; boto3.client('secretsmanager', endpoint_url='$AWS_ENDPOINT_URL', region_name='us-east-1').list_secrets()" >/dev/null 2>&1; then
+        export DATALOADER_TEST_SECRETS_MANAGER=moto
+      else
+        echo "NOTICE: moto does not answer Secrets Manager calls: the aws-sm tests are skipped" >&2
+      fi
     else
       echo "NOTICE: moto did not start: the S3 test is skipped" >&2
     fi
@@ -262,6 +268,7 @@ suite "ClickHouse 18 (clickhouse-server)" "$(has DATALOADER_TEST_CLICKHOUSE)" ye
 suite "current ClickHouse (chdb)" "$(has DATALOADER_TEST_CLICKHOUSE_MODERN)" yes
 suite "Snowflake (fakesnow)" "$(has DATALOADER_TEST_SNOWFLAKE)" yes
 suite "S3 lake (moto)" "$(has DATALOADER_TEST_S3_BUCKET)" yes
+suite "AWS Secrets Manager (moto)" "$(has DATALOADER_TEST_SECRETS_MANAGER)" yes
 suite "Azure lake (Azurite)" "$(has DATALOADER_TEST_AZURE_CONTAINER)" yes
 suite "Unity Catalog (minilake)" "$(has DATALOADER_TEST_UNITY_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
