@@ -56,6 +56,11 @@ pub(crate) struct Cli {
     #[arg(long, env = "DATALOADER_LEASE", global = true, default_value = "60s", value_parser = parse_duration)]
     pub(crate) lease: Duration,
 
+    /// How long a secret read from Azure Key Vault or AWS Secrets Manager is used before it is
+    /// read again (so a rotation is picked up); 0 reads it at every connection.
+    #[arg(long, env = "DATALOADER_SECRET_CACHE_TTL", global = true, default_value = "5m", value_parser = parse_duration)]
+    pub(crate) secret_cache_ttl: Duration,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

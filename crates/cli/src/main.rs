@@ -83,6 +83,10 @@ fn error_text(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Vault references (azure-keyvault://, aws-sm://) are read through these from here on.
+    dataloader_secrets::install(dataloader_secrets::Vaults::new(
+        dataloader_secrets::VaultSettings::from_env(cli.secret_cache_ttl),
+    ));
     // The quickstart makes its own control database; every other command opens the one set.
     if let Command::Quickstart { dir } = &cli.command {
         return quickstart::run(dir, cli.json, cli.batch_size).await;

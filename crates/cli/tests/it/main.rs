@@ -14,6 +14,7 @@ mod scheduler;
 mod source_query;
 mod strategies;
 mod unity;
+mod vault;
 
 use std::path::Path;
 use std::process::Command;
@@ -103,6 +104,7 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         "DATALOADER_BATCH_SIZE",
         "DATALOADER_FAULT",
         "DATALOADER_LEASE",
+        "DATALOADER_SECRET_CACHE_TTL",
         "DATALOADER_LOG",
         "DATALOADER_DAGSTER_LOG",
         "DAGSTER_PIPES_CONTEXT",
