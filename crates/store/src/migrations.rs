@@ -37,6 +37,10 @@ pub(crate) const SQLITE: &[(&str, &str)] = &[
         "0007_column_types.sql",
         include_str!("migrations/sqlite/0007_column_types.sql"),
     ),
+    (
+        "0008_safe_control_tables.sql",
+        include_str!("migrations/sqlite/0008_safe_control_tables.sql"),
+    ),
 ];
 
 /// PostgreSQL's scripts, in order: file name and SQL.
@@ -68,6 +72,10 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     (
         "0007_column_types.sql",
         include_str!("migrations/postgres/0007_column_types.sql"),
+    ),
+    (
+        "0008_safe_control_tables.sql",
+        include_str!("migrations/postgres/0008_safe_control_tables.sql"),
     ),
 ];
 
@@ -128,6 +136,9 @@ fn description(file: &str) -> String {
     let name = file.split_once('_').map_or(file, |(_, rest)| rest);
     name.trim_end_matches(".sql").replace('_', " ")
 }
+
+#[cfg(test)]
+mod upgrade_tests;
 
 #[cfg(test)]
 mod tests {
@@ -214,6 +225,7 @@ mod tests {
             "layout",
             "loaded from",
             "column types",
+            "safe control tables",
         ];
         for scripts in [SQLITE, POSTGRES] {
             let described: Vec<String> =

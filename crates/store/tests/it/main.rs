@@ -1,6 +1,8 @@
 //! One conformance suite for every `Store` backend: SQLite in a temp folder and PostgreSQL on
 //! the real server (a fresh database per test).
 
+mod plain_sql;
+
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
