@@ -95,9 +95,12 @@ pub async fn fail_lost_runs(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec
             continue;
         }
         if let Some(table) = readable_table(store, run.table_id).await? {
-            store
-                .set_next_load(table.table_id, table.spec.next_scheduled(now)?)
-                .await?;
+            // A schedule edited into one that cannot be read waits an hour, as the claim does.
+            let next = table
+                .spec
+                .next_scheduled(now)
+                .unwrap_or(Some(now + chrono::Duration::hours(1)));
+            store.set_next_load(table.table_id, next).await?;
         }
     }
     Ok(lost)

@@ -51,6 +51,15 @@ where
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // A row must be readable and valid (a cron that fires, the keys its strategy needs).
+        let valid = |t: TableControl| match t.spec.validate() {
+            Ok(()) => Ok(t),
+            Err(e) => Err(InvalidTable {
+                table_id: t.table_id,
+                destination: t.spec.destination.to_string(),
+                problem: e.to_string(),
+            }),
+        };
         let read: Vec<std::result::Result<TableControl, InvalidTable>> =
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {TABLE_COLUMNS} FROM table_control WHERE table_id IN ({})",
@@ -60,56 +69,68 @@ where
             .await
             .map_err(err)?
             .iter()
-            .map(ControlRow::read_table)
+            .map(|row| ControlRow::read_table(row).and_then(valid))
             .collect();
         let (tables, invalid): (Vec<_>, Vec<_>) = read.into_iter().partition(|t| t.is_ok());
         let tables: Vec<TableControl> = tables.into_iter().filter_map(|t| t.ok()).collect();
-        // One unreadable row holds nothing else back: it gets a failed run saying why,
-        // and waits for its next scheduled time (an hour when even that cannot be read).
+        // One unreadable or invalid row holds nothing else back: it gets a failed run saying
+        // why, and waits for its next scheduled time (an hour when even that cannot be read).
+        // Each is recorded in a savepoint, so a row the database refuses to update (it breaks
+        // a CHECK added after it was written) is only logged.
         for bad in invalid.into_iter().filter_map(|t| t.err()) {
             tracing::warn!(
                 table_id = bad.table_id,
                 destination = %bad.destination,
                 problem = %bad.problem,
-                "a due table_control row cannot be read: not loaded"
+                "a due table_control row cannot be loaded as it stands: not loaded"
             );
-            let (schedule, timezone): (Option<String>, Option<String>) =
-                sqlx::query_as("SELECT schedule, timezone FROM table_control WHERE table_id = $1")
-                    .bind(bad.table_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err)?;
-            let next = schedule.map(|s| {
-                dataloader_core::schedule::next_occurrence(
-                    &s,
-                    timezone.as_deref().unwrap_or("UTC"),
-                    now,
+            let mut savepoint = sqlx::Acquire::begin(&mut tx).await.map_err(err)?;
+            let recorded: std::result::Result<(), sqlx::Error> = async {
+                let (schedule, timezone): (Option<String>, Option<String>) = sqlx::query_as(
+                    "SELECT schedule, timezone FROM table_control WHERE table_id = $1",
                 )
-                .unwrap_or(now + chrono::Duration::hours(1))
-            });
-            let run_id: i64 = sqlx::query_scalar(
-                "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, \
-                 queued_at, finished_at, worker, error_class, error_text) \
-                 VALUES ($1, $2, 'schedule', 'Failed', $3, $3, $4, 'Config', $5) RETURNING run_id",
-            )
-            .bind(bad.table_id)
-            .bind(&bad.destination)
-            .bind(now)
-            .bind(worker)
-            .bind(format!("this table_control row cannot be read: {}; correct it (dataloader table update, or SQL)", bad.problem))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-            sqlx::query(
-                "UPDATE table_control SET status = 'Failed', last_run_id = $2, next_load_date_time = $3 \
-                 WHERE table_id = $1",
-            )
-            .bind(bad.table_id)
-            .bind(run_id)
-            .bind(next)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+                .bind(bad.table_id)
+                .fetch_one(&mut *savepoint)
+                .await?;
+                let next = schedule.map(|s| {
+                    dataloader_core::schedule::next_occurrence(
+                        &s,
+                        timezone.as_deref().unwrap_or("UTC"),
+                        now,
+                    )
+                    .unwrap_or(now + chrono::Duration::hours(1))
+                });
+                let run_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO historical_metadata (table_id, destination, trigger_type, status, \
+                     queued_at, finished_at, worker, error_class, error_text) \
+                     VALUES ($1, $2, 'schedule', 'Failed', $3, $3, $4, 'Config', $5) RETURNING run_id",
+                )
+                .bind(bad.table_id)
+                .bind(&bad.destination)
+                .bind(now)
+                .bind(worker)
+                .bind(format!("this table_control row cannot be loaded as it stands: {}; correct it (dataloader table update, or SQL; dataloader validate lists every such row)", bad.problem))
+                .fetch_one(&mut *savepoint)
+                .await?;
+                sqlx::query(
+                    "UPDATE table_control SET status = 'Failed', last_run_id = $2, \
+                     next_load_date_time = $3 WHERE table_id = $1",
+                )
+                .bind(bad.table_id)
+                .bind(run_id)
+                .bind(next)
+                .execute(&mut *savepoint)
+                .await?;
+                Ok(())
+            }
+            .await;
+            match recorded {
+                Ok(()) => savepoint.commit().await.map_err(err)?,
+                Err(e) => {
+                    tracing::warn!(table_id = bad.table_id, error = %e, "could not record why the row is not loaded");
+                    savepoint.rollback().await.map_err(err)?;
+                }
+            }
         }
         let good: Vec<i64> = tables.iter().map(|t| t.table_id).collect();
         if good.is_empty() {
