@@ -34,6 +34,34 @@ where
     ) -> Result<Vec<Claim>> {
         let err = |e| Error::store("claim due tables", e);
         let mut tx = self.pool.begin().await.map_err(err)?;
+        // A schedule, time zone or activation changed by plain SQL (a trigger flags the row):
+        // its next load follows the new schedule. A schedule that cannot be read makes it due
+        // now, so the row is reported below instead of waiting silently.
+        let changed: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT table_id, schedule, timezone FROM table_control WHERE schedule_changed",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        for (table_id, schedule, timezone) in changed {
+            let next = schedule.map(|s| {
+                dataloader_core::schedule::next_occurrence(
+                    &s,
+                    timezone.as_deref().unwrap_or("UTC"),
+                    now,
+                )
+                .unwrap_or(now)
+            });
+            sqlx::query(
+                "UPDATE table_control SET next_load_date_time = $2, schedule_changed = FALSE \
+                 WHERE table_id = $1",
+            )
+            .bind(table_id)
+            .bind(next)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
         let ids: Vec<i64> = sqlx::query_scalar(B::CLAIM_DUE)
             .bind(now)
             .bind(limit)
