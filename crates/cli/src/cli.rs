@@ -121,6 +121,9 @@ pub(crate) enum Command {
     Analyze,
     /// Every table: status, last run, rows, next run, last error and what to do about it.
     Status,
+    /// Every table_control row that cannot be loaded as it stands (unreadable, or breaking a
+    /// rule), and why; exits non-zero when there is one.
+    Validate,
     /// Measure DataLoader itself.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -29,7 +29,7 @@ use clap::Parser;
 
 use app::App;
 use cli::{Cli, Command};
-use commands::{catalog, connections, history, init, load, scheduler, tables};
+use commands::{catalog, connections, history, init, load, scheduler, tables, validate};
 
 fn main() -> ExitCode {
     setup::tune_memory();
@@ -120,6 +120,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Tables => tables::table(&app, tables::TableCommand::List).await?,
         Command::Analyze => scheduler::analyze(&app).await?,
         Command::Status => history::status(&app).await?,
+        Command::Validate => validate::validate(&app).await?,
         Command::Bench(bench::BenchCommand::Scheduler { tables, due }) => {
             bench::scheduler(&app, tables, due).await?
         }

@@ -8,3 +8,4 @@ pub(crate) mod init;
 pub(crate) mod load;
 pub(crate) mod scheduler;
 pub(crate) mod tables;
+pub(crate) mod validate;

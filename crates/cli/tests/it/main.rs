@@ -8,6 +8,7 @@ mod crash;
 #[cfg(feature = "dagster")]
 mod dagster;
 mod environments;
+mod plain_sql;
 mod postgres;
 mod quickstart;
 mod scheduler;
