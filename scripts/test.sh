@@ -74,6 +74,9 @@ if [ -z "${DATALOADER_TEST_CLICKHOUSE:-}" ]; then
   fi
 fi
 
+# TLS-only PostgreSQL and MariaDB with a throwaway test CA, for the TLS tests.
+. scripts/tls-servers.sh
+
 # Python emulators from PyPI, each in a virtualenv kept under ~/.cache: "venv NAME PACKAGES…"
 # prints the virtualenv's folder, or nothing when it cannot be installed.
 venvs="$HOME/.cache/dataloader-venvs"
@@ -271,6 +274,8 @@ suite "S3 lake (moto)" "$(has DATALOADER_TEST_S3_BUCKET)" yes
 suite "AWS Secrets Manager (moto)" "$(has DATALOADER_TEST_SECRETS_MANAGER)" yes
 suite "Azure lake (Azurite)" "$(has DATALOADER_TEST_AZURE_CONTAINER)" yes
 suite "Unity Catalog (minilake)" "$(has DATALOADER_TEST_UNITY_URL)" yes
+suite "PostgreSQL with TLS (second cluster, test CA)" "$(has DATALOADER_TEST_PG_TLS_URL)" yes
+suite "MariaDB with TLS (second mariadbd, test CA)" "$(has DATALOADER_TEST_MYSQL_TLS_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
 suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no
 suite "Oracle (set DATALOADER_TEST_ORACLE_URL)" "$(has DATALOADER_TEST_ORACLE_URL)" no
