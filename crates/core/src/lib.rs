@@ -22,6 +22,7 @@ pub mod span;
 pub mod store;
 pub mod strategy;
 pub mod table;
+pub mod tls;
 pub mod watermark;
 
 pub use catalog::{

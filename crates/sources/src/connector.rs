@@ -31,8 +31,9 @@ pub struct Connector {
     pub default_port: Option<u16>,
     /// The options it takes; any other key is refused.
     pub options: &'static [OptionSpec],
-    /// The TLS options (of [`TLS_OPTIONS`]) it honours, each with the values it honours. Any
-    /// other TLS option or value is refused: it would connect without what was asked for.
+    /// The TLS options (of [`TLS_OPTIONS`]) it honours, each with the values it honours
+    /// ([`ANY`]: any value, a file or a reference). Any other TLS option or value is refused:
+    /// it would connect without what was asked for.
     pub tls: &'static [(&'static str, &'static [&'static str])],
     /// What its connections need beyond their options (host, database, …).
     pub check: fn(&Connector, &ConnectionConfig) -> Result<()>,
@@ -68,6 +69,38 @@ pub const TLS_OPTIONS: [&str; 14] = [
     "encrypt",
     "secure",
     "trust_server_certificate",
+];
+
+/// A TLS option's values: any (a file path, a reference).
+pub const ANY: &[&str] = &["*"];
+
+/// The TLS options of a connector that implements libpq's set (PostgreSQL, MySQL), with the
+/// same names and meanings everywhere (`dataloader_core::tls`).
+pub const SSL_OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        key: "sslmode",
+        about: "disable, prefer, require, verify-ca or verify-full (default: require, prefer on localhost)",
+    },
+    OptionSpec {
+        key: "sslrootcert",
+        about: "PEM file of the CAs the server's certificate must chain to (`system`: the machine's)",
+    },
+    OptionSpec {
+        key: "sslcert",
+        about: "PEM file of a client certificate, with sslkey",
+    },
+    OptionSpec {
+        key: "sslkey",
+        about: "the client certificate's private key: a reference (file:/path, env:NAME)",
+    },
+];
+
+/// What [`SSL_OPTIONS`] honour.
+pub const SSL: &[(&str, &[&str])] = &[
+    ("sslmode", &dataloader_core::tls::SslMode::NAMES),
+    ("sslrootcert", ANY),
+    ("sslcert", ANY),
+    ("sslkey", ANY),
 ];
 
 /// Its name only: the rest is code and tables.
@@ -127,7 +160,7 @@ impl Connector {
         let honoured = self
             .tls
             .iter()
-            .any(|(k, values)| *k == lower && values.contains(&value));
+            .any(|(k, values)| *k == lower && (*values == ANY || values.contains(&value)));
         if honoured {
             return Ok(());
         }

@@ -154,10 +154,10 @@ mod tests {
             .iter()
             .map(|o| {
                 let value = match c.tls.iter().find(|(k, _)| *k == o.key) {
-                    Some((_, values)) => values[0].to_string(),
-                    None if dataloader_core::connection::is_secret_option(o.key) => {
+                    _ if dataloader_core::connection::is_secret_option(o.key) => {
                         "env:SECRET".into()
                     }
+                    Some((_, values)) => values[0].to_string(),
                     None => "x".into(),
                 };
                 (o.key.to_string(), value)
@@ -228,7 +228,7 @@ mod tests {
             validate(&connection("postgresql", &[("sslmod", "disable")]))
                 .unwrap_err()
                 .to_string(),
-            "connection \"c\": postgresql has no option \"sslmod\" (its options: sslmode)"
+            "connection \"c\": postgresql has no option \"sslmod\" (its options: sslmode, sslrootcert, sslcert, sslkey)"
         );
         assert_eq!(
             validate(&connection("sqlite", &[("journal", "wal")]))
@@ -251,14 +251,30 @@ mod tests {
 
     #[test]
     fn tls_options_a_connector_does_not_implement_are_refused() {
-        let err = validate(&connection("postgresql", &[("sslmode", "require")]))
+        let err = validate(&connection("postgresql", &[("sslmode", "verify_full")]))
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("sslmode: sslmode=require is not implemented for postgresql"),
+            err.starts_with("sslmode: sslmode=verify_full is not implemented for postgresql"),
             "{err}"
         );
-        validate(&connection("postgresql", &[("sslmode", "disable")])).unwrap();
+        for mode in dataloader_core::tls::SslMode::NAMES {
+            validate(&connection("postgresql", &[("sslmode", mode)])).unwrap();
+        }
+        validate(&connection(
+            "postgresql",
+            &[
+                ("sslrootcert", "/etc/ca.pem"),
+                ("sslcert", "/etc/client.pem"),
+                ("sslkey", "file:/etc/client.key"),
+            ],
+        ))
+        .unwrap();
+        // The key is a secret: a reference, never the key or a bare path.
+        let err = validate(&connection("postgresql", &[("sslkey", "/etc/client.key")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("takes a reference"), "{err}");
         validate(&connection("mysql", &[("sslmode", "require")])).unwrap();
         validate(&connection(
             "mssql",
@@ -267,6 +283,7 @@ mod tests {
         .unwrap();
         for (db, key) in [
             ("mysql", "sslrootcert"),
+            ("postgresql", "ssl_ca"),
             ("clickhouse", "sslmode"),
             ("mssql", "encrypt"),
             ("mssql", "trust_server_certificate"),

@@ -253,10 +253,10 @@ fn secrets_are_references_and_never_printed() {
             "--database",
             "db",
             "--option",
-            "sslmode=require",
+            "sslmode=verify_full",
         ],
     )
-    .fails_with("sslmode: sslmode=require is not implemented for postgresql connections");
+    .fails_with("sslmode: sslmode=verify_full is not implemented for postgresql connections");
     // A check query that writes is refused before it can ever run.
     run(
         d,
@@ -304,7 +304,7 @@ fn an_unknown_connection_option_is_refused() {
         ],
     )
     .fails_with(
-        "error: connection \"pg\": postgresql has no option \"sslmod\" (its options: sslmode)",
+        "error: connection \"pg\": postgresql has no option \"sslmod\" (its options: sslmode, sslrootcert, sslcert, sslkey)",
     );
     std::fs::write(
         d.join("typo.yaml"),

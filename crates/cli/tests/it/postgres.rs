@@ -173,7 +173,7 @@ async fn a_connection_option_edited_to_a_typo_stops_the_load() {
         .batch_execute("UPDATE table_control_dbconfig SET options = '{\"sslmod\": \"disable\"}'")
         .await
         .unwrap();
-    let expected = "connection \"pg\": postgresql has no option \"sslmod\" (its options: sslmode)";
+    let expected = "connection \"pg\": postgresql has no option \"sslmod\" (its options: sslmode, sslrootcert, sslcert, sslkey)";
     run(&["connection", "test", "pg"]).fails_with(expected);
     let refused = run(&["load", "bronze.pg.t"]);
     assert_ne!(refused.code, 0);

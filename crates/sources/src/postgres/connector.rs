@@ -4,7 +4,7 @@
 use dataloader_core::FailureCategory as F;
 
 use crate::connector::{
-    host_port_database, needs_host_and_database, ConnectFn, Connector, OptionSpec,
+    host_port_database, needs_host_and_database, ConnectFn, Connector, SSL, SSL_OPTIONS,
 };
 
 /// The port of a connection that names none.
@@ -17,11 +17,8 @@ pub(crate) const fn declare(connect: ConnectFn) -> Connector {
         aliases: &["postgres"],
         docs: "postgresql",
         default_port: Some(PORT),
-        options: &[OptionSpec {
-            key: "sslmode",
-            about: "only `disable`: connections are made without TLS in this version",
-        }],
-        tls: &[("sslmode", &["disable"])],
+        options: SSL_OPTIONS,
+        tls: SSL,
         check: needs_host_and_database,
         address: host_port_database,
         failures: &[

@@ -1,11 +1,12 @@
 //! PostgreSQL source over `tokio-postgres`. Rows come through binary COPY. Reads run in a
 //! REPEATABLE READ, read-only transaction so the captured watermark and the rows come from one
-//! snapshot.
+//! snapshot. Connections use TLS as `sslmode` says (`tls.rs`).
 
 mod catalog;
 pub mod connector;
 pub mod copy;
 pub mod decode;
+pub mod tls;
 pub mod types;
 
 use std::time::Duration;
@@ -18,7 +19,7 @@ use dataloader_core::{
 };
 use futures::StreamExt;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::connector::{boxed, Connector};
 use crate::dialect::{number_literal, quote_string, SqlDialect};
@@ -34,6 +35,7 @@ pub static CONNECTOR: Connector = connector::declare(|c| boxed(PostgresSource::c
 pub struct PostgresSource {
     config: ConnectionConfig,
     password: Option<String>,
+    tls: tls::Tls,
 }
 
 pub struct PostgresDialect;
@@ -79,6 +81,7 @@ impl PostgresSource {
         let source = PostgresSource {
             config: config.clone(),
             password: config.resolve_password().await?,
+            tls: tls::Tls::of(config).await?,
         };
         // Fail now on a wrong host or password, not in the middle of a load.
         source.client().await?;
@@ -101,12 +104,18 @@ impl PostgresSource {
             .dbname(c.database.as_deref().unwrap_or("postgres"))
             .user(c.user.as_deref().unwrap_or("postgres"))
             .application_name("dataloader")
-            .connect_timeout(Duration::from_secs(10));
+            .connect_timeout(Duration::from_secs(10))
+            .ssl_mode(self.tls.driver_mode());
         if let Some(pw) = &self.password {
             pg.password(pw);
         }
-        let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
-            let message = self.message(&e);
+        let (client, connection) = pg.connect(self.tls.connector.clone()).await.map_err(|e| {
+            let mut message = self.message(&e);
+            if let Some(hint) =
+                dataloader_core::tls::hint(&message, self.tls.mode, self.tls.rootcert)
+            {
+                message = format!("{message}; {hint}");
+            }
             let auth = matches!(e.code(), Some(code)
                 if *code == SqlState::INVALID_PASSWORD
                     || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
