@@ -152,6 +152,7 @@ pub fn hint(message: &str, mode: SslMode, rootcert: bool) -> Option<String> {
         "doesn't support tls",
         "does not support ssl",
         "doesn't support ssl",
+        "asked for ssl but server does not",
         "ssl off",
     ]) {
         return Some(format!("the server does not accept TLS and sslmode is {mode}: turn TLS on at the server, or set sslmode=disable to connect in clear (never over an untrusted network)"));

@@ -282,7 +282,7 @@ mod tests {
         ))
         .unwrap();
         for (db, key) in [
-            ("mysql", "sslrootcert"),
+            ("mysql", "ssl_ca"),
             ("postgresql", "ssl_ca"),
             ("clickhouse", "sslmode"),
             ("mssql", "encrypt"),

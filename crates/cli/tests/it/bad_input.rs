@@ -314,7 +314,7 @@ fn an_unknown_connection_option_is_refused() {
     let out = run(d, &["apply", "-f", "typo.yaml"]).fails_with("1 problem(s) in the file");
     assert!(
         out.stderr.contains(
-            "connections.my: connection \"my\": mysql has no option \"ssl_mode\" (its options: sslmode)"
+            "connections.my: connection \"my\": mysql has no option \"ssl_mode\" (its options: sslmode, sslrootcert, sslcert, sslkey)"
         ),
         "{}",
         out.stderr

@@ -9,6 +9,7 @@ pub mod types;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use dataloader_core::secret::{cause_unless_secret, mask};
+use dataloader_core::tls::SslMode;
 use dataloader_core::{
     Cause, ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
@@ -34,6 +35,8 @@ pub struct MysqlSource {
     config: ConnectionConfig,
     password: Option<String>,
     options: MysqlOptions,
+    /// `sslmode=prefer` found a server without TLS: later connections skip asking.
+    plain: std::sync::atomic::AtomicBool,
 }
 
 pub struct MysqlDialect;
@@ -198,7 +201,8 @@ impl MysqlSource {
         let source = MysqlSource {
             config: config.clone(),
             password: config.resolve_password().await?,
-            options: MysqlOptions::of(config),
+            options: MysqlOptions::of(config)?,
+            plain: Default::default(),
         };
         source.conn().await?;
         Ok(source)
@@ -231,15 +235,40 @@ impl MysqlSource {
             .pass(self.password.clone())
             .db_name(c.database.clone())
             .prefer_socket(false);
-        if self.options.tls {
-            opts = opts.ssl_opts(mysql_async::SslOpts::default());
+        use std::sync::atomic::Ordering::Relaxed;
+        let prefer = self.options.mode == SslMode::Prefer;
+        let ssl = self.options.ssl_opts().await?;
+        if ssl.is_some() && !(prefer && self.plain.load(Relaxed)) {
+            // mysql_async builds its rustls configuration with the process's provider, which
+            // panics when none is installed and two are built in: aws-lc-rs, as `main` would.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            opts = opts.ssl_opts(ssl);
         }
-        let mut conn = Conn::new(opts).await.map_err(|e| {
-            let message = self.message(&e);
+        let mut conn = match Conn::new(opts.clone()).await {
+            // `prefer`: the server has no TLS, so in clear (libpq's meaning).
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if prefer => {
+                self.plain.store(true, Relaxed);
+                Conn::new(opts.ssl_opts(None)).await
+            }
+            other => other,
+        }
+        .map_err(|e| {
+            let mut message = self.message(&e);
+            let rootcert = self.options.rootcert.is_some();
+            if let Some(hint) = dataloader_core::tls::hint(&message, self.options.mode, rootcert) {
+                message = format!("{message}; {hint}");
+            }
             let auth = matches!(
                 &e,
                 mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1698)
             );
+            // MariaDB refuses a login in clear under require_secure_transport as it refuses a
+            // wrong password.
+            if auth && self.options.mode == SslMode::Disable {
+                message.push_str("; if the server requires TLS (require_secure_transport), set sslmode=verify-full (with sslrootcert) or require");
+            }
             CONNECTOR.connect_error(c, c.db_type.as_str(), auth, message, self.cause(e))
         })?;
         // UTC so `timestamp` values are instants; no backslash escapes so string literals are

@@ -2,6 +2,7 @@
 //! `scripts/test.sh` starts (`scripts/tls-servers.sh`). The shared conformance of each source
 //! runs through the engine's suite (`crates/engine/tests/it`).
 
+mod mysql_tls;
 mod postgres_tls;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,19 @@ impl TlsServer {
             client_cert: file("DATALOADER_TEST_TLS_CLIENT_CERT"),
             client_key: file("DATALOADER_TEST_TLS_CLIENT_KEY"),
         })
+    }
+
+    /// The error connecting to it as `db_type` at `host` with `options`.
+    pub async fn connect_error(
+        &self,
+        db_type: &str,
+        host: &str,
+        options: &[(&str, &str)],
+    ) -> String {
+        match dataloader_sources::connect(&self.connection(db_type, host, options)).await {
+            Ok(_) => panic!("connected to {host} with {options:?}"),
+            Err(e) => e.to_string(),
+        }
     }
 
     /// A connection of type `db_type` to it at `host`, with `options`.

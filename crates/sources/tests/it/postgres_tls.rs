@@ -12,14 +12,6 @@ fn server() -> Option<TlsServer> {
     TlsServer::from_env("DATALOADER_TEST_PG_TLS_URL")
 }
 
-/// The error connecting to `server` at `host` with `options`.
-async fn connect_error(server: &TlsServer, host: &str, options: &[(&str, &str)]) -> String {
-    match dataloader_sources::connect(&server.connection("postgresql", host, options)).await {
-        Ok(_) => panic!("connected to {host} with {options:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 #[tokio::test]
 async fn verify_full_with_the_ca_reads_the_rows() {
     let Some(server) = server() else { return };
@@ -81,13 +73,17 @@ async fn verify_full_with_the_ca_reads_the_rows() {
 #[tokio::test]
 async fn without_the_ca_verify_full_says_to_set_sslrootcert() {
     let Some(server) = server() else { return };
-    let err = connect_error(&server, "localhost", &[("sslmode", "verify-full")]).await;
+    let err = server
+        .connect_error("postgresql", "localhost", &[("sslmode", "verify-full")])
+        .await;
     assert!(err.contains("set sslrootcert"), "{err}");
     assert!(
         err.contains("not signed by a CA this machine trusts"),
         "{err}"
     );
-    let err = connect_error(&server, "localhost", &[("sslmode", "verify-ca")]).await;
+    let err = server
+        .connect_error("postgresql", "localhost", &[("sslmode", "verify-ca")])
+        .await;
     assert!(err.contains("set sslrootcert"), "{err}");
 }
 
@@ -95,12 +91,13 @@ async fn without_the_ca_verify_full_says_to_set_sslrootcert() {
 async fn verify_full_refuses_a_certificate_for_another_name_and_verify_ca_takes_it() {
     let Some(server) = server() else { return };
     let ca = server.ca.as_str();
-    let err = connect_error(
-        &server,
-        "127.0.0.1",
-        &[("sslmode", "verify-full"), ("sslrootcert", ca)],
-    )
-    .await;
+    let err = server
+        .connect_error(
+            "postgresql",
+            "127.0.0.1",
+            &[("sslmode", "verify-full"), ("sslrootcert", ca)],
+        )
+        .await;
     assert!(err.contains("127.0.0.1"), "{err}");
     assert!(err.contains("does not carry the host name"), "{err}");
     assert!(err.contains("verify-ca"), "{err}");
@@ -127,7 +124,9 @@ async fn require_and_the_loopback_default_encrypt_without_a_ca() {
 #[tokio::test]
 async fn disable_is_refused_by_a_tls_only_server_with_what_to_set() {
     let Some(server) = server() else { return };
-    let err = connect_error(&server, "127.0.0.1", &[("sslmode", "disable")]).await;
+    let err = server
+        .connect_error("postgresql", "127.0.0.1", &[("sslmode", "disable")])
+        .await;
     assert!(err.contains("no encryption"), "{err}");
     assert!(
         err.contains("accepts only TLS connections and sslmode is disable"),
