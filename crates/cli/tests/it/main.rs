@@ -14,6 +14,7 @@ mod quickstart;
 mod scheduler;
 mod source_query;
 mod strategies;
+mod tls;
 mod unity;
 mod vault;
 

@@ -1,12 +1,19 @@
 //! PostgreSQL ("Lakebase"): many writers, so the claim locks the rows it takes and skips those
 //! another scheduler holds. Also the URL helpers: a Lakebase URL from the environment, and
 //! passwords removed from messages.
+//!
+//! TLS is sqlx's (rustls), set in the URL with libpq's names, as for PostgreSQL sources:
+//! `?sslmode=verify-full&sslrootcert=/path/ca.pem[&sslcert=…&sslkey=…]`. A URL without
+//! `sslmode` (and no `PGSSLMODE`) gets the sources' default ([`SslMode::default_for`]):
+//! `require` for a host over a network, `prefer` on this machine, where sqlx would `prefer`
+//! everywhere.
 
 use std::str::FromStr;
 
 use dataloader_core::secret::cause_unless_secret;
+use dataloader_core::tls::{self, SslMode};
 use dataloader_core::{Error, Result};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::Pool;
 
 use super::{Backend, RowsAffected};
@@ -42,19 +49,58 @@ impl Backend for PostgresBackend {
     async fn connect(url: &str) -> Result<(Pool<sqlx::Postgres>, String)> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::config("control_db", redact_url(&e.to_string(), url)))?;
+        let options = with_default_sslmode(options, url);
+        // sqlx's verify-ca asks rustls for the process's provider, which panics when none is
+        // installed and two are built in (ring for sqlx, aws-lc-rs for the others): install
+        // aws-lc-rs unless the program chose one. An error means one is installed already.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mode = match options.get_ssl_mode() {
+            PgSslMode::Disable => SslMode::Disable,
+            PgSslMode::Allow | PgSslMode::Prefer => SslMode::Prefer,
+            PgSslMode::Require => SslMode::Require,
+            PgSslMode::VerifyCa => SslMode::VerifyCa,
+            PgSslMode::VerifyFull => SslMode::VerifyFull,
+        };
+        let rootcert = url_sets(url, &["sslrootcert", "ssl-root-cert", "ssl-ca"])
+            || std::env::var_os("PGSSLROOTCERT").is_some();
         let location = redact_url(url, url);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|e| Error::Store {
-                step: "connect to the PostgreSQL control database",
-                message: format!("{location}: {}", redact_url(&e.to_string(), url)),
-                source: cause_unless_secret(e, &password_forms(url)),
+            .map_err(|e| {
+                let mut message = format!("{location}: {}", redact_url(&e.to_string(), url));
+                if let Some(hint) = tls::hint(&message, mode, rootcert) {
+                    message = format!("{message}; {hint} (in the URL: ?sslmode=…&sslrootcert=…)");
+                }
+                Error::Store {
+                    step: "connect to the PostgreSQL control database",
+                    message,
+                    source: cause_unless_secret(e, &password_forms(url)),
+                }
             })?;
         Ok((pool, location))
     }
+}
+
+/// `options` with the sources' default `sslmode` for its host, unless the URL (or `PGSSLMODE`)
+/// sets one.
+fn with_default_sslmode(options: PgConnectOptions, url: &str) -> PgConnectOptions {
+    if url_sets(url, &["sslmode", "ssl-mode"]) || std::env::var_os("PGSSLMODE").is_some() {
+        return options;
+    }
+    let local = options.get_socket().is_some() || tls::is_local(options.get_host());
+    options.ssl_mode(if local {
+        PgSslMode::Prefer
+    } else {
+        PgSslMode::Require
+    })
+}
+
+/// Whether the URL's query sets one of `keys`.
+fn url_sets(url: &str, keys: &[&str]) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.query_pairs().any(|(k, _)| keys.contains(&k.as_ref())))
 }
 
 impl RowsAffected for sqlx::postgres::PgQueryResult {
@@ -151,6 +197,44 @@ fn percent_decoded(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_host_requires_tls_unless_the_url_says_otherwise() {
+        let mode = |url: &str| {
+            with_default_sslmode(PgConnectOptions::from_str(url).unwrap(), url).get_ssl_mode()
+        };
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return; // The environment decides.
+        }
+        assert!(matches!(
+            mode("postgres://u@db.example.com/d"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@10.1.2.3:5432/d"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/d"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1:5432/d"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example.com/d?sslmode=disable"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example.com/d?sslmode=verify-full&sslrootcert=/ca.pem"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/d?ssl-mode=require"),
+            PgSslMode::Require
+        ));
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -2,6 +2,7 @@
 //! the real server (a fresh database per test).
 
 mod plain_sql;
+mod tls;
 
 use std::sync::Arc;
 
