@@ -14,6 +14,19 @@ const DEFINE_TEN: &str = "
     SELECT 'pg', 'public', 't', 'bronze', 'sql', 't' || g, '*/5 * * * *'
     FROM generate_series(1, 10) g;";
 
+/// Runs `sql` with the psql client, as a person editing the control tables would.
+fn psql(pg: &PgControl, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args([pg.url.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn loaded(pg: &PgControl, table: &str) -> bool {
     pg.dir
         .path()
@@ -41,15 +54,12 @@ async fn tables_defined_with_psql_load_and_one_broken_row_holds_back_no_other() 
         "CREATE TABLE t (id int PRIMARY KEY, name text); INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 3) g;",
     )
     .await;
-    let control = &pg.control.client;
-    control.batch_execute(DEFINE_TEN).await.unwrap();
+    psql(&pg, DEFINE_TEN);
     // A schedule that never fires: a value the database accepts and DataLoader cannot use.
-    control
-        .batch_execute(
-            "UPDATE table_control SET schedule = '0 0 30 2 *' WHERE destination_table = 't7'",
-        )
-        .await
-        .unwrap();
+    psql(
+        &pg,
+        "UPDATE table_control SET schedule = '0 0 30 2 *' WHERE destination_table = 't7'",
+    );
 
     let listed = pg.run(&["table", "list", "--json"]).ok().json();
     let strategies: Vec<&str> = listed
@@ -100,10 +110,7 @@ async fn tables_defined_with_psql_load_and_one_broken_row_holds_back_no_other() 
     assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
 
     // Mended with SQL, and made due now in the same statement: it loads, and all is valid.
-    control
-        .batch_execute("UPDATE table_control SET schedule = '*/5 * * * *', next_load_date_time = now() WHERE destination_table = 't7'")
-        .await
-        .unwrap();
+    psql(&pg, "UPDATE table_control SET schedule = '*/5 * * * *', next_load_date_time = now() WHERE destination_table = 't7'");
     pg.run(&tick).ok();
     assert!(loaded(&pg, "t7"));
     let valid = pg.run(&["validate"]).ok();
@@ -125,8 +132,7 @@ async fn a_schedule_changed_with_psql_moves_the_next_load() {
         "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
     )
     .await;
-    let control = &pg.control.client;
-    control.batch_execute(DEFINE_TEN).await.unwrap();
+    psql(&pg, DEFINE_TEN);
     let tick = ["run", "--once", "--max-concurrent-loads", "10"];
     pg.run(&tick).ok();
     let runs = |table: &str| {
@@ -140,16 +146,15 @@ async fn a_schedule_changed_with_psql_moves_the_next_load() {
     assert_eq!((runs("t1"), runs("t2"), runs("t3")), (1, 1, 1));
 
     // A new schedule and time zone, a table paused and resumed, and an unrelated change.
-    control
-        .batch_execute(
-            "UPDATE table_control SET schedule = '0 3 * * *' WHERE destination_table = 't1';
-             UPDATE table_control SET timezone = 'Asia/Tokyo', schedule = '30 4 * * *' WHERE destination_table = 't2';
-             UPDATE table_control SET is_active = FALSE WHERE destination_table = 't3';
-             UPDATE table_control SET is_active = TRUE WHERE destination_table = 't3';
-             UPDATE table_control SET priority = 5 WHERE destination_table = 't4';",
-        )
-        .await
-        .unwrap();
+    for update in [
+        "UPDATE table_control SET schedule = '0 3 * * *' WHERE destination_table = 't1'",
+        "UPDATE table_control SET timezone = 'Asia/Tokyo', schedule = '30 4 * * *' WHERE destination_table = 't2'",
+        "UPDATE table_control SET is_active = FALSE WHERE destination_table = 't3'",
+        "UPDATE table_control SET is_active = TRUE WHERE destination_table = 't3'",
+        "UPDATE table_control SET priority = 5 WHERE destination_table = 't4'",
+    ] {
+        psql(&pg, update);
+    }
     assert!(next_load(&pg, "t1").await.1, "the trigger flags the row");
     assert!(
         !next_load(&pg, "t4").await.1,
@@ -173,5 +178,36 @@ async fn a_schedule_changed_with_psql_moves_the_next_load() {
         (runs("t1"), runs("t2"), runs("t3")),
         (1, 1, 1),
         "none of them loaded again"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_whose_secret_cannot_be_read_holds_back_no_other_table() {
+    let pg = PgControl::new(
+        "cli_badsecret",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
+    )
+    .await;
+    psql(&pg, DEFINE_TEN);
+    // A second connection to the same database whose password names a variable nobody set.
+    let broken = format!(
+        "INSERT INTO table_control_dbconfig (connection_name, db_type, host, port, database_name, username, password_ref)
+         VALUES ('broken', 'postgresql', '127.0.0.1', 5432, '{}', 'postgres', 'env:DATALOADER_TEST_UNSET_PASSWORD');
+         UPDATE table_control SET connection_name = 'broken' WHERE destination_table = 't3';",
+        pg.source.name
+    );
+    psql(&pg, &broken);
+    pg.run(&["run", "--once", "--max-concurrent-loads", "10"])
+        .ok();
+    for i in (1..=10).filter(|i| *i != 3) {
+        assert!(loaded(&pg, &format!("t{i}")), "t{i} loaded");
+    }
+    assert!(!loaded(&pg, "t3"));
+    let history = pg.run(&["history", "bronze.sql.t3", "--json"]).ok().json();
+    let error = history[0]["error"].as_str().unwrap_or_default().to_string()
+        + history[0]["error_text"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("env:DATALOADER_TEST_UNSET_PASSWORD") && error.contains("not set"),
+        "{history}"
     );
 }
