@@ -11,7 +11,7 @@ use crate::commands::catalog::CatalogCommand;
 use crate::commands::connections::ConnectionCommand;
 use crate::commands::scheduler::RunArgs;
 use crate::commands::tables::TableCommand;
-use crate::duration_arg::parse_duration;
+use crate::duration_arg::{parse_duration, parse_duration_or_zero};
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +58,7 @@ pub(crate) struct Cli {
 
     /// How long a secret read from Azure Key Vault or AWS Secrets Manager is used before it is
     /// read again (so a rotation is picked up); 0 reads it at every connection.
-    #[arg(long, env = "DATALOADER_SECRET_CACHE_TTL", global = true, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "DATALOADER_SECRET_CACHE_TTL", global = true, default_value = "5m", value_parser = parse_duration_or_zero)]
     pub(crate) secret_cache_ttl: Duration,
 
     #[command(subcommand)]
