@@ -301,22 +301,27 @@ pub fn cause_unless_secret<E>(err: E, secrets: &[impl AsRef<str>]) -> Option<Cau
 where
     E: std::error::Error + Send + Sync + 'static,
 {
+    kept_unless_secret(err.into(), secrets)
+}
+
+/// [`cause_unless_secret`] for an error already boxed as a [`Cause`].
+pub fn kept_unless_secret(cause: Cause, secrets: &[impl AsRef<str>]) -> Option<Cause> {
     let shows = |text: &str| {
         secrets.iter().map(AsRef::as_ref).any(|s| {
             !s.is_empty() && (text.contains(s) || text.contains(&s.escape_debug().to_string()))
         })
     };
-    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(cause.as_ref());
     while let Some(e) = link {
         if shows(&e.to_string()) {
             return None;
         }
         link = e.source();
     }
-    if shows(&format!("{err:?}")) {
+    if shows(&format!("{cause:?}")) {
         return None;
     }
-    Some(err.into())
+    Some(cause)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use dataloader_core::secret::kept_unless_secret;
 use dataloader_core::{Cause, Error, StorageCredential};
 use deltalake::logstore::object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use deltalake::logstore::object_store::path::Path;
@@ -35,6 +36,9 @@ struct Vended {
     /// Counts the changes, so a store knows when to rebuild.
     generation: u64,
     credential: Option<StorageCredential>,
+    /// Every value set so far, to mask: a request begun before a renewal can fail showing
+    /// the credential it started with, which is still valid then.
+    secrets: Vec<String>,
 }
 
 impl VendedStorage {
@@ -42,6 +46,9 @@ impl VendedStorage {
     pub fn set(&self, credential: Option<StorageCredential>) {
         if let Ok(mut vended) = self.0.lock() {
             vended.generation += 1;
+            if let Some(c) = &credential {
+                vended.secrets.extend(masked_parts(c));
+            }
             vended.credential = credential;
         }
     }
@@ -51,23 +58,9 @@ impl VendedStorage {
         self.0.lock().map(|v| v.generation > 0).unwrap_or(false)
     }
 
-    /// The values to mask in messages; a SAS's parts too, since they may show apart,
-    /// re-ordered or encoded.
+    /// The values to mask in messages: every credential set so far.
     fn secrets(&self) -> Vec<String> {
-        let Some(credential) = self.current().1 else {
-            return Vec::new();
-        };
-        let mut secrets = Vec::new();
-        for value in credential.secrets() {
-            secrets.extend(
-                value
-                    .split('&')
-                    .filter_map(|p| p.split_once('=').map(|(_, x)| x.to_string())),
-            );
-            secrets.push(value.to_string());
-        }
-        secrets.retain(|s| s.len() >= 8);
-        secrets
+        self.0.lock().map(|v| v.secrets.clone()).unwrap_or_default()
     }
 
     /// The error of a failed write step of `table`. A vended credential can show in a failed
@@ -80,14 +73,12 @@ impl VendedStorage {
         message: String,
         source: Option<Cause>,
     ) -> Error {
+        let secrets = self.secrets();
         let mut message = message;
-        let mut source = source;
-        for secret in self.secrets() {
-            if message.contains(&secret) {
-                message = message.replace(&secret, "***");
-                source = None;
-            }
+        for secret in &secrets {
+            message = message.replace(secret.as_str(), "***");
         }
+        let source = source.and_then(|cause| kept_unless_secret(cause, &secrets));
         Error::Write {
             table: table.to_string(),
             step,
@@ -134,6 +125,22 @@ impl VendedStore {
         *built = Some((generation, store.clone()));
         Ok(store)
     }
+}
+
+/// `credential`'s values and, for a SAS, its parts, since they may show apart, re-ordered or
+/// encoded; short ones (a version, a flag) are not secret.
+fn masked_parts(credential: &StorageCredential) -> Vec<String> {
+    let mut parts = Vec::new();
+    for value in credential.secrets() {
+        parts.extend(
+            value
+                .split('&')
+                .filter_map(|p| p.split_once('=').map(|(_, x)| x.to_string())),
+        );
+        parts.push(value.to_string());
+    }
+    parts.retain(|s| s.len() >= 8);
+    parts
 }
 
 fn generic(message: &str) -> object_store::Error {
@@ -327,6 +334,31 @@ mod tests {
         format!(
             "sv={version}&ss=b&srt=sco&sp={permissions}&se={expiry}&spr=https,http&sig={signature}"
         )
+    }
+
+    #[test]
+    fn a_renewed_credential_masks_the_ones_before_it() {
+        let vended = VendedStorage::default();
+        let sas = |sig: &str| StorageCredential::AzureSas(format!("sv=2019-12-12&sig={sig}"));
+        vended.set(Some(sas("first-signature-value")));
+        vended.set(Some(sas("second-signature-value")));
+        let failed = vended.write_error(
+            "bronze.s.t",
+            "write the data files",
+            "PUT https://acct/c/f?sv=2019-12-12&sig=first-signature-value: 403".into(),
+            Some(std::io::Error::other("sig=first-signature-value").into()),
+        );
+        let text = failed.to_string();
+        assert!(!text.contains("first-signature-value"), "{text}");
+        assert!(text.contains("***"), "{text}");
+        assert!(std::error::Error::source(&failed).is_none());
+        let kept = vended.write_error(
+            "bronze.s.t",
+            "write the data files",
+            "disk full".into(),
+            Some(std::io::Error::other("disk full").into()),
+        );
+        assert!(std::error::Error::source(&kept).is_some());
     }
 
     #[tokio::test]
