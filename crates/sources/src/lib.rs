@@ -281,12 +281,21 @@ mod tests {
             &[("trust_server_certificate", "true")],
         ))
         .unwrap();
+        validate(&connection("mssql", &[("sslmode", "verify-full")])).unwrap();
+        let err = validate(&connection("mssql", &[("sslmode", "verify-ca")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sslmode=verify-ca is not implemented"),
+            "{err}"
+        );
         for (db, key) in [
             ("mysql", "ssl_ca"),
             ("postgresql", "ssl_ca"),
             ("clickhouse", "sslmode"),
             ("mssql", "encrypt"),
             ("mssql", "trust_server_certificate"),
+            ("mssql", "sslcert"),
         ] {
             let err = validate(&connection(db, &[(key, "x")]))
                 .unwrap_err()

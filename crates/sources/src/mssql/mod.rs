@@ -194,9 +194,7 @@ impl MssqlSource {
         if let Some(db) = &c.database {
             cfg.database(db);
         }
-        if o.trust_server_certificate {
-            cfg.trust_cert();
-        }
+        o.tls.apply(&mut cfg);
         let cannot_reach = |e: std::io::Error| {
             CONNECTOR.connect_error(c, "mssql", false, e.to_string(), Some(e.into()))
         };
@@ -234,9 +232,13 @@ impl MssqlSource {
         tcp.set_nodelay(true).map_err(cannot_reach)?;
         Client::connect(cfg, tcp.compat_write()).await.map_err(|e| {
             let password = self.password.as_deref().unwrap_or("");
-            let message = mask(&e.to_string(), password);
+            let mut message = mask(&e.to_string(), password);
             let source = cause_unless_secret(e, &[password]);
             let refused = message.contains("Login failed") || message.contains("18456");
+            let rootcert = o.tls.rootcert.is_some();
+            if let Some(hint) = dataloader_core::tls::hint(&message, o.tls.mode, rootcert) {
+                message = format!("{message}; {hint}");
+            }
             CONNECTOR.connect_error(c, "mssql", refused, message, source)
         })
     }
