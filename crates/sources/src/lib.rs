@@ -26,6 +26,8 @@ pub mod read;
 pub mod snowflake;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod tls;
 
 pub use connector::{Connector, OptionSpec};
 
@@ -124,6 +126,30 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Arc<dyn Source>> {
     (connector.connect)(config).await
 }
 
+/// A connection of type `db_type` to `host` (database `d`, user `u`) with `options`, for the
+/// unit tests of the connectors.
+#[cfg(test)]
+pub(crate) fn test_connection(
+    db_type: &str,
+    host: &str,
+    options: &[(&str, &str)],
+) -> ConnectionConfig {
+    ConnectionConfig {
+        name: "c".into(),
+        db_type: db_type.parse().unwrap(),
+        host: Some(host.into()),
+        port: None,
+        database: Some("d".into()),
+        user: Some("u".into()),
+        password: None,
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        max_connections: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -131,20 +157,7 @@ mod tests {
     use super::*;
 
     fn connection(db_type: &str, options: &[(&str, &str)]) -> ConnectionConfig {
-        ConnectionConfig {
-            name: "c".into(),
-            db_type: db_type.parse().unwrap(),
-            host: Some("h".into()),
-            port: None,
-            database: Some("d".into()),
-            user: Some("u".into()),
-            password: None,
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            max_connections: None,
-        }
+        test_connection(db_type, "h", options)
     }
 
     /// A value each option of `c` accepts: a TLS option's first honoured value, a reference

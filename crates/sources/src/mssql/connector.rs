@@ -249,20 +249,7 @@ mod tests {
     use super::*;
 
     fn tls(host: &str, options: &[(&str, &str)]) -> Result<MssqlTls> {
-        MssqlTls::of(&ConnectionConfig {
-            name: "ms".into(),
-            db_type: "mssql".parse().unwrap(),
-            host: Some(host.into()),
-            port: None,
-            database: Some("d".into()),
-            user: None,
-            password: None,
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            max_connections: None,
-        })
+        MssqlTls::of(&crate::test_connection("mssql", host, options))
     }
 
     fn mapped(host: &str, options: &[(&str, &str)]) -> (EncryptionLevel, Trust) {
