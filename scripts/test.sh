@@ -276,6 +276,7 @@ suite "Azure lake (Azurite)" "$(has DATALOADER_TEST_AZURE_CONTAINER)" yes
 suite "Unity Catalog (minilake)" "$(has DATALOADER_TEST_UNITY_URL)" yes
 suite "PostgreSQL with TLS (second cluster, test CA)" "$(has DATALOADER_TEST_PG_TLS_URL)" yes
 suite "MariaDB with TLS (second mariadbd, test CA)" "$(has DATALOADER_TEST_MYSQL_TLS_URL)" yes
+suite "ClickHouse 18 over HTTPS (second clickhouse-server, test CA)" "$(has DATALOADER_TEST_CLICKHOUSE_TLS_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
 suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no
 suite "Oracle (set DATALOADER_TEST_ORACLE_URL)" "$(has DATALOADER_TEST_ORACLE_URL)" no

@@ -7,9 +7,12 @@
 #     a pg_hba.conf of hostssl lines only, so a plain connection is refused; `certuser` must
 #     present a client certificate the CA signed;
 #   - a second MariaDB (mariadb-install-db, mariadbd as a plain process) with that certificate
-#     and require_secure_transport=ON.
+#     and require_secure_transport=ON;
+#   - a second ClickHouse (Debian's clickhouse-server, 18.16 here) with that certificate on an
+#     `https_port`; its plain HTTP port, on 127.0.0.1, is for set-up only and not exported.
 # Exports DATALOADER_TEST_TLS_CA, DATALOADER_TEST_TLS_CLIENT_CERT, DATALOADER_TEST_TLS_CLIENT_KEY,
-# DATALOADER_TEST_PG_TLS_URL and DATALOADER_TEST_MYSQL_TLS_URL (each only when its server
+# DATALOADER_TEST_PG_TLS_URL, DATALOADER_TEST_MYSQL_TLS_URL and
+# DATALOADER_TEST_CLICKHOUSE_TLS_URL (each only when its server
 # started). Needs the caller's started_pids and started_dirs arrays and free_port and
 # wait_listening (test.sh defines them); its servers are stopped by test.sh's cleanup.
 
@@ -87,7 +90,33 @@ tls_start_mariadb() { # tls_start_mariadb DIR
   export DATALOADER_TEST_MYSQL_TLS_URL="mysql://root@localhost:$port/test"
 }
 
-if [ -z "${DATALOADER_TEST_PG_TLS_URL:-}${DATALOADER_TEST_MYSQL_TLS_URL:-}" ] && command -v openssl >/dev/null 2>&1; then
+tls_start_clickhouse() { # tls_start_clickhouse DIR
+  local d=$1 ch="$1/clickhouse"
+  command -v clickhouse-server >/dev/null 2>&1 || { echo "no clickhouse-server" >&2; return 1; }
+  mkdir -p "$ch" || return 1
+  local https; https=$(free_port 18443)
+  local http; http=$(free_port $((https + 1)))
+  local tcp; tcp=$(free_port $((http + 1)))
+  local inter; inter=$(free_port $((tcp + 1)))
+  # No dhParamsFile: the packaged config names one in /etc that does not exist.
+  clickhouse-server --config-file=/etc/clickhouse-server/config.xml -- \
+    --path="$ch/data/" --tmp_path="$ch/data/tmp/" --user_files_path="$ch/data/user_files/" \
+    --format_schema_path="$ch/data/format_schemas/" --logger.log="$ch/server.log" \
+    --logger.errorlog="$ch/err.log" --listen_host=127.0.0.1 --http_port="$http" --tcp_port="$tcp" \
+    --interserver_http_port="$inter" --https_port="$https" \
+    --openSSL.server.certificateFile="$d/server.crt" --openSSL.server.privateKeyFile="$d/server.key" \
+    --openSSL.server.dhParamsFile= >"$ch/stdout.log" 2>&1 &
+  started_pids+=($!)
+  wait_listening "$https" && wait_listening "$http" || { cat "$ch/err.log" >&2; return 1; }
+  local q
+  for q in "CREATE TABLE tls_rows (id Int32, name Nullable(String), amount Nullable(Decimal(10, 2))) ENGINE = Log" \
+    "INSERT INTO tls_rows VALUES (1, 'one', 1.50), (2, 'two', NULL), (3, 'three', -3.25)"; do
+    curl -sSf "http://127.0.0.1:$http/" --data-binary "$q" >/dev/null || { cat "$ch/err.log" >&2; return 1; }
+  done
+  export DATALOADER_TEST_CLICKHOUSE_TLS_URL="clickhouse://default@localhost:$https/default"
+}
+
+if [ -z "${DATALOADER_TEST_PG_TLS_URL:-}${DATALOADER_TEST_MYSQL_TLS_URL:-}${DATALOADER_TEST_CLICKHOUSE_TLS_URL:-}" ] && command -v openssl >/dev/null 2>&1; then
   tls_dir=$(mktemp -d)
   started_dirs+=("$tls_dir")
   chmod 755 "$tls_dir"
@@ -96,6 +125,7 @@ if [ -z "${DATALOADER_TEST_PG_TLS_URL:-}${DATALOADER_TEST_MYSQL_TLS_URL:-}" ] &&
       DATALOADER_TEST_TLS_CLIENT_KEY="$tls_dir/client.key"
     tls_start_postgres "$tls_dir" || echo "NOTICE: the TLS PostgreSQL cluster did not start (see above): its tests are skipped" >&2
     tls_start_mariadb "$tls_dir" || echo "NOTICE: the TLS MariaDB did not start (see above): its tests are skipped" >&2
+    tls_start_clickhouse "$tls_dir" || echo "NOTICE: the HTTPS ClickHouse did not start (see above): its tests are skipped" >&2
   else
     cat "$tls_dir/openssl.log" >&2
     echo "NOTICE: making the test CA with openssl failed: the TLS tests are skipped" >&2

@@ -26,7 +26,7 @@ pub mod read;
 pub mod snowflake;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "clickhouse"))]
 pub mod tls;
 
 pub use connector::{Connector, OptionSpec};

@@ -1,6 +1,6 @@
 //! rustls client configurations with libpq's `sslmode` semantics, for the sources whose
 //! drivers take a rustls `ClientConfig` (PostgreSQL through `tokio-postgres-rustls`, ClickHouse
-//! through `hyper-rustls` next):
+//! through `hyper-rustls`):
 //!
 //! - `prefer`, `require`: encrypt without checking the certificate (libpq does the same); with
 //!   an `sslrootcert`, `require` verifies the chain, as libpq's does;

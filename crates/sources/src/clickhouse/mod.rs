@@ -10,6 +10,7 @@ pub mod types;
 
 use async_trait::async_trait;
 use dataloader_core::secret::{cause_unless_secret, mask};
+use dataloader_core::tls::SslMode;
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
@@ -34,6 +35,8 @@ pub struct ClickHouseSource {
     client: clickhouse::Client,
     /// Rows come as ArrowStream (modern servers) rather than RowBinary.
     arrow: bool,
+    /// `sslmode`, and whether `sslrootcert` was given: for the hint a failure gets.
+    tls: (SslMode, bool),
     described: crate::per_table::PerTable<Vec<(String, String)>>,
 }
 
@@ -110,16 +113,74 @@ fn append(builder: &mut ColumnBuilder, cell: Cell) -> std::result::Result<(), St
     Ok(())
 }
 
+/// The HTTP client for `mode`: the `clickhouse` crate's own (plain HTTP) for `disable` and
+/// `prefer`, else hyper over rustls with `crate::tls`'s configuration (the one PostgreSQL uses:
+/// `require` checks nothing, `verify-ca` the chain, `verify-full` the chain and the name), with
+/// the crate's keep-alive and idle time-out.
+async fn http_client(config: &ConnectionConfig, mode: SslMode) -> Result<clickhouse::Client> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use std::time::Duration;
+    if matches!(mode, SslMode::Disable | SslMode::Prefer) {
+        return Ok(clickhouse::Client::default());
+    }
+    let tls = crate::tls::client_config(config, mode).await?;
+    let mut http = HttpConnector::new();
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        // ClickHouse closes idle connections after 3 s: give them up first (as the crate does).
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build(https);
+    Ok(clickhouse::Client::with_http_client(client))
+}
+
+/// What to set when a connection failed over TLS or for the want of it: the shared hints,
+/// and the two of ClickHouse's separate HTTP and HTTPS ports.
+fn tls_hint(message: &str, mode: SslMode, rootcert: bool) -> Option<String> {
+    if let Some(hint) = dataloader_core::tls::hint(message, mode, rootcert) {
+        return Some(hint);
+    }
+    let m = message.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    let https = !matches!(mode, SslMode::Disable | SslMode::Prefer);
+    if https
+        && has(&[
+            "invalidcontenttype",
+            "corrupt message",
+            "wrong version number",
+        ])
+    {
+        return Some(format!("the port answers in plain HTTP, not TLS, and sslmode is {mode}: connect to ClickHouse's https_port (8443 by default), or set sslmode=disable (never over an untrusted network)"));
+    }
+    if !https
+        && has(&[
+            "reset by peer",
+            "connection closed",
+            "incompletemessage",
+            "incomplete message",
+        ])
+    {
+        return Some(format!("the server closed the connection; if this port is ClickHouse's https_port (8443 by default), sslmode={mode} speaks plain HTTP to it: set sslmode=verify-full (with sslrootcert) or require"));
+    }
+    None
+}
+
 impl ClickHouseSource {
     pub async fn connect(config: &ConnectionConfig) -> Result<Self> {
         let password = config.resolve_password().await?;
-        let options = ClickHouseOptions::of(config);
-        let mut client = clickhouse::Client::default()
+        let options = ClickHouseOptions::of(config)?;
+        let mut client = http_client(config, options.mode)
+            .await?
             .with_url(format!(
                 "{}://{}:{}",
-                options.scheme,
+                options.scheme(),
                 config.host.as_deref().unwrap_or("localhost"),
-                config.port.unwrap_or(connector::PORT)
+                config.port.unwrap_or(options.default_port())
             ))
             .with_user(config.user.clone().unwrap_or_else(|| "default".into()))
             .with_validation(false);
@@ -134,6 +195,12 @@ impl ClickHouseSource {
             password,
             client,
             arrow: false,
+            tls: (
+                options.mode,
+                config
+                    .options
+                    .contains_key(dataloader_core::tls::SSLROOTCERT),
+            ),
             described: Default::default(),
         };
         let version = source.server_version().await?;
@@ -153,8 +220,18 @@ impl ClickHouseSource {
         Ok(source)
     }
 
+    /// `e`'s message with its causes (hyper hides a TLS failure's reason in them), masked.
     fn message(&self, e: &clickhouse::error::Error) -> String {
-        mask(&e.to_string(), self.password.as_deref().unwrap_or(""))
+        let mut message = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            cause = c.source();
+        }
+        mask(&message, self.password.as_deref().unwrap_or(""))
     }
 
     fn error(&self, table: &str, step: &'static str, e: clickhouse::error::Error) -> Error {
@@ -167,6 +244,11 @@ impl ClickHouseSource {
             || lower.contains("code: 192");
         if refused || network {
             let c = &self.config;
+            let (mode, rootcert) = self.tls;
+            let message = match tls_hint(&message, mode, rootcert) {
+                Some(hint) => format!("{message}; {hint}"),
+                None => message,
+            };
             return CONNECTOR.connect_error(c, c.db_type.as_str(), refused, message, source);
         }
         if lower.contains("code: 60.") || lower.contains("code: 81.") {

@@ -2,6 +2,7 @@
 //! `scripts/test.sh` starts (`scripts/tls-servers.sh`). The shared conformance of each source
 //! runs through the engine's suite (`crates/engine/tests/it`).
 
+mod clickhouse_tls;
 mod mysql_tls;
 mod postgres_tls;
 
