@@ -45,6 +45,10 @@ pub trait Backend: Send + Sync + 'static {
     /// another claimer holds (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
     const CLAIM_DUE: &'static str;
 
+    /// Rows whose schedule, time zone or activation plain SQL changed (migration 0008's
+    /// `schedule_changed`), with their schedule and time zone, locked for the claim.
+    const RESCHEDULE: &'static str;
+
     /// A table's `table_control_history` rows, newest first (`$1`: its id), with the JSON
     /// columns as text.
     const HISTORY: &'static str;

@@ -37,12 +37,10 @@ where
         // A schedule, time zone or activation changed by plain SQL (a trigger flags the row):
         // its next load follows the new schedule. A schedule that cannot be read makes it due
         // now, so the row is reported below instead of waiting silently.
-        let changed: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT table_id, schedule, timezone FROM table_control WHERE schedule_changed",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(err)?;
+        let changed: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(B::RESCHEDULE)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?;
         for (table_id, schedule, timezone) in changed {
             let next = schedule.map(|s| {
                 dataloader_core::schedule::next_occurrence(

@@ -39,6 +39,11 @@ impl Backend for PostgresBackend {
          ORDER BY priority, COALESCE(next_load_date_time, $1), table_id LIMIT $2 \
          FOR UPDATE SKIP LOCKED";
 
+    /// In a fixed order, skipping rows another claimer holds: two claimers never wait on
+    /// each other or lock in different orders.
+    const RESCHEDULE: &'static str = "SELECT table_id, schedule, timezone FROM table_control \
+         WHERE schedule_changed ORDER BY table_id FOR UPDATE SKIP LOCKED";
+
     /// The JSON columns are `jsonb`: read as text, as SQLite keeps them.
     const HISTORY: &'static str =
         "SELECT history_id, table_id, operation, changed_at, changed_by, \

@@ -28,6 +28,9 @@ impl Backend for SqliteBackend {
          AND (status IS NULL OR status NOT IN ('Queued', 'In Progress')) \
          ORDER BY priority, COALESCE(next_load_date_time, $1), table_id LIMIT $2";
 
+    const RESCHEDULE: &'static str =
+        "SELECT table_id, schedule, timezone FROM table_control WHERE schedule_changed";
+
     const HISTORY: &'static str =
         "SELECT history_id, table_id, operation, changed_at, changed_by, old_values, new_values \
          FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
