@@ -68,6 +68,14 @@ impl Backend for PostgresBackend {
         };
         let rootcert = url_sets(url, &["sslrootcert", "ssl-root-cert", "ssl-ca"])
             || std::env::var_os("PGSSLROOTCERT").is_some();
+        // libpq, and our sources: `require` with a root certificate checks the chain. sqlx
+        // would accept any certificate.
+        let (options, mode) = match mode {
+            SslMode::Require if rootcert => {
+                (options.ssl_mode(PgSslMode::VerifyCa), SslMode::VerifyCa)
+            }
+            m => (options, m),
+        };
         let location = redact_url(url, url);
         let pool = PgPoolOptions::new()
             .max_connections(8)
