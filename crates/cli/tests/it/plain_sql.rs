@@ -19,7 +19,7 @@ fn psql(pg: &PgControl, sql: &str) {
     let out = std::process::Command::new("psql")
         .args([pg.url.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
-        .expect("psql runs");
+        .expect("psql, the PostgreSQL client (Debian: postgresql-client), runs");
     assert!(
         out.status.success(),
         "psql: {}",
