@@ -1,8 +1,8 @@
 //! Azure Key Vault against a loopback mock: no Key Vault emulator exists on any registry here,
-//! so a small server speaks Azure AD's token call and Key Vault's secret GET as documented
-//! (`GET /secrets/{name}[/{version}]?api-version=7.4`, errors as `{"error":{"code",…}}`).
+//! so testkit's `HttpMock` answers Azure AD's token call and Key Vault's secret GET as
+//! documented (`GET /secrets/{name}[/{version}]?api-version=7.4`, errors as
+//! `{"error":{"code",…}}`).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dataloader_core::secret::{SecretFailure, SecretRef};
@@ -10,28 +10,21 @@ use dataloader_core::Error;
 use dataloader_secrets::{
     AzureCredential, AzureSettings, ClientSecret, ManagedIdentityEndpoint, VaultSettings, Vaults,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use dataloader_testkit::http_mock::{HttpMock, Request};
 
 const TOKEN: &str = "kv-bearer-token-41";
 
-/// One request as the mock saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    head: String,
-    body: String,
-}
-
 /// The mock's answer to a request: Azure AD's token endpoints and one vault, `kv1`.
-fn answer(head: &str, body: &str) -> (u16, String) {
-    let line = head.lines().next().unwrap_or("");
-    let path = line.split(' ').nth(1).unwrap_or("");
+fn answer(request: &Request) -> (u16, String) {
+    let path = request.target.as_str();
+    let body = request.body.as_str();
     let error = |code: &str, inner: &str, message: &str| {
         format!(
             r#"{{"error":{{"code":"{code}","message":"{message}","innererror":{{"code":"{inner}"}}}}}}"#
         )
     };
     let token = format!(r#"{{"access_token":"{TOKEN}","token_type":"Bearer","expires_in":3599}}"#);
-    if line.starts_with("POST /tenant-1/oauth2/v2.0/token") {
+    if request.method == "POST" && path.starts_with("/tenant-1/oauth2/v2.0/token") {
         let good = body.contains("client_secret=sp-secret-9")
             || body.contains("client_assertion=federated-jwt");
         return if good && body.contains("scope=https%3A%2F%2Fvault.azure.net%2F.default") {
@@ -41,17 +34,15 @@ fn answer(head: &str, body: &str) -> (u16, String) {
         };
     }
     if path.starts_with("/msi/token") {
-        let header = head
-            .to_ascii_lowercase()
-            .contains("x-identity-header: id-header-3")
-            || head.to_ascii_lowercase().contains("metadata: true");
+        let header = request.header("x-identity-header") == Some("id-header-3")
+            || request.header("metadata") == Some("true");
         return if header && path.contains("resource=https%3A%2F%2Fvault.azure.net") {
             (200, r#"{"access_token":"kv-bearer-token-41","expires_in":"3599","resource":"https://vault.azure.net"}"#.into())
         } else {
             (400, r#"{"error":"invalid_request"}"#.into())
         };
     }
-    if !head.contains(&format!("authorization: Bearer {TOKEN}")) {
+    if request.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
         return (
             401,
             error(
@@ -110,49 +101,14 @@ fn answer(head: &str, body: &str) -> (u16, String) {
     }
 }
 
-/// Serves [`answer`] on loopback, keeping each request.
-async fn mock() -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if request.len() >= end + 4 + length || n == 0 {
-                            break (text[..end].to_string(), text[end + 4..].to_string());
-                        }
-                    } else if n == 0 {
-                        return;
-                    }
-                };
-                let (status, answer) = answer(&head, &body);
-                log.lock().unwrap().push(Seen { head, body });
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = socket.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    (url, seen)
+/// Serves [`answer`] on loopback; the mock keeps each request.
+async fn mock() -> HttpMock {
+    HttpMock::start(answer).await
+}
+
+/// A request's first line: `POST /tenant-1/oauth2/v2.0/token HTTP/1.1`.
+fn first_line(request: &Request) -> &str {
+    request.raw.lines().next().unwrap_or("")
 }
 
 fn settings(url: &str, credential: AzureCredential) -> VaultSettings {
@@ -188,8 +144,8 @@ fn failure(err: &Error) -> SecretFailure {
 
 #[tokio::test]
 async fn client_credentials_and_versions_against_a_mock_key_vault() {
-    let (url, seen) = mock().await;
-    let vaults = Vaults::new(settings(&url, service_principal()));
+    let mock = mock().await;
+    let vaults = Vaults::new(settings(&mock.url(), service_principal()));
     assert_eq!(
         read(&vaults, "azure-keyvault://kv1/pg-password")
             .await
@@ -209,11 +165,8 @@ async fn client_credentials_and_versions_against_a_mock_key_vault() {
             .unwrap(),
         "kv-value-latest"
     );
-    let seen = seen.lock().unwrap().clone();
-    let lines: Vec<&str> = seen
-        .iter()
-        .map(|s| s.head.lines().next().unwrap())
-        .collect();
+    let seen = mock.requests();
+    let lines: Vec<&str> = seen.iter().map(first_line).collect();
     assert_eq!(
         lines,
         [
@@ -234,8 +187,8 @@ async fn client_credentials_and_versions_against_a_mock_key_vault() {
 
 #[tokio::test]
 async fn failures_against_a_mock_key_vault_name_the_reason_and_never_a_token_or_value() {
-    let (url, _) = mock().await;
-    let vaults = Vaults::new(settings(&url, service_principal()));
+    let mock = mock().await;
+    let vaults = Vaults::new(settings(&mock.url(), service_principal()));
     for (secret, failure_is, says) in [
         ("missing", SecretFailure::NotFound, "not found"),
         ("forbidden", SecretFailure::Forbidden, "forbidden"),
@@ -260,13 +213,13 @@ async fn failures_against_a_mock_key_vault_name_the_reason_and_never_a_token_or_
 
 #[tokio::test]
 async fn a_refused_client_secret_against_a_mock_key_vault_is_unauthenticated() {
-    let (url, _) = mock().await;
+    let mock = mock().await;
     let wrong = AzureCredential::ClientSecret {
         tenant: "tenant-1".into(),
         client_id: "sp-id".into(),
         secret: ClientSecret::Value("wrong-secret-5".into()),
     };
-    let vaults = Vaults::new(settings(&url, wrong));
+    let vaults = Vaults::new(settings(&mock.url(), wrong));
     let err = read(&vaults, "azure-keyvault://kv1/pg-password")
         .await
         .unwrap_err();
@@ -280,7 +233,8 @@ async fn a_refused_client_secret_against_a_mock_key_vault_is_unauthenticated() {
 
 #[tokio::test]
 async fn a_client_secret_reference_workload_and_managed_identity_against_a_mock_key_vault() {
-    let (url, seen) = mock().await;
+    let mock = mock().await;
+    let url = mock.url();
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("sp");
     std::fs::write(&secret_file, "sp-secret-9\n").unwrap();
@@ -320,13 +274,16 @@ async fn a_client_secret_reference_workload_and_managed_identity_against_a_mock_
             "kv-value-latest"
         );
     }
-    let seen = seen.lock().unwrap().clone();
-    let tokens: Vec<&Seen> = seen.iter().filter(|s| !s.head.contains("/kv1/")).collect();
+    let seen = mock.requests();
+    let tokens: Vec<&Request> = seen
+        .iter()
+        .filter(|s| !first_line(s).contains("/kv1/"))
+        .collect();
     assert!(tokens[1].body.contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"), "{:?}", tokens[1]);
-    assert!(tokens[2].head.starts_with("GET /msi/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=mi-id "), "{:?}", tokens[2]);
+    assert!(tokens[2].raw.starts_with("GET /msi/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=mi-id "), "{:?}", tokens[2]);
     assert!(
         tokens[3]
-            .head
+            .raw
             .starts_with("GET /msi/token?api-version=2019-08-01&"),
         "{:?}",
         tokens[3]
