@@ -15,77 +15,22 @@
 //! `AZURE_AUTHORITY_HOST` names another Azure AD (sovereign clouds), `DATALOADER_KEYVAULT_DOMAIN`
 //! the vaults' domain (`vault.azure.net`; `vault.azure.cn`, `vault.usgovcloudapi.net`), and
 //! `DATALOADER_KEYVAULT_URL` a vault URL template with `{vault}` (a proxy, or a test server).
-//! Tokens are cached until a minute before they expire. Errors never show the token, the
-//! client secret or a value.
+//! The tokens come from `azure_ad.rs` (cached until a minute before they expire; one the
+//! vault refuses is fetched once more). Errors never show the token, the client secret or a
+//! value.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dataloader_core::secret::{cause_unless_secret, mask, SecretFailure, SecretRef};
 use dataloader_core::{Error, Result};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 
-const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+use crate::azure_ad::{AzureAd, TokenError, DEFAULT_AUTHORITY, IMDS};
+// The credential was first Key Vault's: its types keep their paths here.
+pub use crate::azure_ad::{AzureCredential, ClientSecret, ManagedIdentityEndpoint};
+
 const DEFAULT_DOMAIN: &str = "vault.azure.net";
-const IMDS: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 const API_VERSION: &str = "7.4";
-
-/// Where the client secret of a service principal comes from.
-pub enum ClientSecret {
-    /// `AZURE_CLIENT_SECRET`: the value itself.
-    Value(String),
-    /// `DATALOADER_KEYVAULT_CLIENT_SECRET`: a reference, resolved at each token request.
-    Reference(SecretRef),
-}
-
-pub enum ManagedIdentityEndpoint {
-    /// A VM's instance metadata service (its token URL).
-    Imds(String),
-    /// App Service and its kin: `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`.
-    AppService { endpoint: String, header: String },
-}
-
-/// How DataLoader signs in to Azure AD. No `Debug`: it may hold a client secret.
-pub enum AzureCredential {
-    ClientSecret {
-        tenant: String,
-        client_id: String,
-        secret: ClientSecret,
-    },
-    WorkloadIdentity {
-        tenant: String,
-        client_id: String,
-        token_file: String,
-    },
-    ManagedIdentity {
-        /// A user-assigned identity's client id; the system-assigned one when `None`.
-        client_id: Option<String>,
-        endpoint: ManagedIdentityEndpoint,
-    },
-}
-
-impl AzureCredential {
-    /// What signs in, for messages: variable names, never values.
-    fn describe(&self) -> &'static str {
-        match self {
-            AzureCredential::ClientSecret {
-                secret: ClientSecret::Value(_),
-                ..
-            } => "the service principal AZURE_CLIENT_ID with AZURE_CLIENT_SECRET",
-            AzureCredential::ClientSecret { .. } => {
-                "the service principal AZURE_CLIENT_ID with DATALOADER_KEYVAULT_CLIENT_SECRET"
-            }
-            AzureCredential::WorkloadIdentity { .. } => {
-                "workload identity (AZURE_FEDERATED_TOKEN_FILE)"
-            }
-            AzureCredential::ManagedIdentity {
-                endpoint: ManagedIdentityEndpoint::AppService { .. },
-                ..
-            } => "managed identity (IDENTITY_ENDPOINT)",
-            AzureCredential::ManagedIdentity { .. } => "managed identity (instance metadata)",
-        }
-    }
-}
 
 pub struct AzureSettings {
     /// The vault's URL, `{vault}` replaced by its name: `https://{vault}.vault.azure.net`.
@@ -174,14 +119,6 @@ fn credential_from(
     })
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    /// Seconds; text from the v1 and managed-identity endpoints.
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
-}
-
 #[derive(Deserialize, Default)]
 struct SecretAnswer {
     value: Option<String>,
@@ -199,9 +136,11 @@ struct Attributes {
 }
 
 pub(crate) struct KeyVault {
-    settings: AzureSettings,
+    keyvault_url: String,
+    scope: String,
+    /// The credential's tokens; a setting that cannot be used, reported at each read.
+    azure_ad: std::result::Result<AzureAd, String>,
     http: reqwest::Client,
-    token: Mutex<Option<(String, Instant)>>,
 }
 
 impl KeyVault {
@@ -213,10 +152,14 @@ impl KeyVault {
             // Only a TLS back end that cannot start fails here; the plain client then says so
             // at the first request.
             .unwrap_or_default();
+        let authority_host = settings.authority_host;
         KeyVault {
-            settings,
+            keyvault_url: settings.keyvault_url,
+            scope: settings.scope,
+            azure_ad: settings
+                .credential
+                .map(|credential| AzureAd::new(credential, authority_host)),
             http,
-            token: Mutex::new(None),
         }
     }
 
@@ -234,7 +177,7 @@ impl KeyVault {
                 None,
             ));
         };
-        let base = self.settings.keyvault_url.replace("{vault}", vault);
+        let base = self.keyvault_url.replace("{vault}", vault);
         let url = match version {
             Some(v) => format!(
                 "{}/secrets/{secret}/{v}?api-version={API_VERSION}",
@@ -275,7 +218,9 @@ impl KeyVault {
             let said = format!("Key Vault said HTTP {status} {code}: {said}");
             let (failure, message) = match status {
                 401 if attempt == 0 => {
-                    *self.token.lock().await = None;
+                    if let Ok(azure_ad) = &self.azure_ad {
+                        azure_ad.forget(&self.scope).await;
+                    }
                     continue;
                 }
                 401 => (SecretFailure::Unauthenticated, format!("not authenticated: the vault refused the token of {} ({said})", self.describe())),
@@ -296,178 +241,30 @@ impl KeyVault {
     }
 
     fn describe(&self) -> &'static str {
-        match &self.settings.credential {
-            Ok(c) => c.describe(),
+        match &self.azure_ad {
+            Ok(azure_ad) => azure_ad.describe(),
             Err(_) => "the configured credential",
         }
     }
 
-    /// A token for the vault's scope, cached until a minute before it expires.
+    /// A token for the vault's scope; a failure is the reference's, its reason first.
     async fn token(&self, reference: &SecretRef) -> Result<String> {
-        let mut cached = self.token.lock().await;
-        if let Some((token, until)) = cached.as_ref() {
-            if Instant::now() < *until {
-                return Ok(token.clone());
-            }
-        }
-        let credential = self.settings.credential.as_ref().map_err(|e| {
-            Error::secret(
-                reference,
-                SecretFailure::Unauthenticated,
-                format!("not authenticated: {e}"),
-                None,
-            )
-        })?;
-        let (token, lifetime) = self.request_token(reference, credential).await?;
-        *cached = Some((token.clone(), Instant::now() + lifetime));
-        Ok(token)
-    }
-
-    async fn request_token(
-        &self,
-        reference: &SecretRef,
-        credential: &AzureCredential,
-    ) -> Result<(String, Duration)> {
-        let resource = self.settings.scope.trim_end_matches("/.default");
-        // Every value that must not reach a message.
-        let mut hidden: Vec<String> = Vec::new();
-        let request = match credential {
-            AzureCredential::ClientSecret {
-                tenant,
-                client_id,
-                secret,
-            } => {
-                let secret = match secret {
-                    ClientSecret::Value(v) => v.clone(),
-                    ClientSecret::Reference(r) => r.resolve().await.map_err(|e| {
-                        Error::secret(
-                            reference,
-                            SecretFailure::Unauthenticated,
-                            format!("not authenticated: the client secret {r} cannot be read: {e}"),
-                            None,
-                        )
-                    })?,
-                };
-                hidden.push(secret.clone());
-                let body = form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id),
-                    ("client_secret", &secret),
-                    ("scope", &self.settings.scope),
-                ]);
-                self.http
-                    .post(self.token_url(tenant))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            AzureCredential::WorkloadIdentity {
-                tenant,
-                client_id,
-                token_file,
-            } => {
-                let assertion = std::fs::read_to_string(token_file).map_err(|e| {
-                    Error::secret(reference, SecretFailure::Unauthenticated, format!("not authenticated: cannot read AZURE_FEDERATED_TOKEN_FILE {token_file}: {e}"), Some(e.into()))
-                })?;
-                let assertion = assertion.trim().to_string();
-                hidden.push(assertion.clone());
-                let body = form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", &assertion),
-                    ("scope", &self.settings.scope),
-                ]);
-                self.http
-                    .post(self.token_url(tenant))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            AzureCredential::ManagedIdentity {
-                client_id,
-                endpoint,
-            } => {
-                let (base, version) = match endpoint {
-                    ManagedIdentityEndpoint::Imds(url) => (url.as_str(), "2018-02-01"),
-                    ManagedIdentityEndpoint::AppService { endpoint, .. } => {
-                        (endpoint.as_str(), "2019-08-01")
-                    }
-                };
-                let mut pairs = vec![("api-version", version), ("resource", resource)];
-                if let Some(id) = client_id {
-                    pairs.push(("client_id", id));
-                }
-                let url = format!("{base}?{}", form(&pairs));
-                let request = self.http.get(url);
-                match endpoint {
-                    ManagedIdentityEndpoint::Imds(_) => request.header("Metadata", "true"),
-                    ManagedIdentityEndpoint::AppService { header, .. } => {
-                        hidden.push(header.clone());
-                        request.header("X-IDENTITY-HEADER", header)
-                    }
-                }
-            }
-        };
-        let who = credential.describe();
-        let fail = |failure, message: String| {
-            let message = hidden.iter().fold(message, |m, h| mask(&m, h));
-            Error::secret(reference, failure, message, None)
-        };
-        let response = request.send().await.map_err(|e| {
-            fail(
-                SecretFailure::Unreachable,
-                format!("unreachable: getting an Azure AD token for {who}: {e}"),
-            )
-        })?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.unwrap_or_default();
-        if status != 200 {
-            // Azure AD's error: {"error": "invalid_client", "error_description": "AADSTS…"}.
-            let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let code = error["error"].as_str().unwrap_or("no error code");
-            let said = error["error_description"]
-                .as_str()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("");
-            let failure = match status {
-                408 | 429 | 500..=599 => SecretFailure::Unreachable,
-                _ => SecretFailure::Unauthenticated,
+        let fail = |failure: SecretFailure, message: String| {
+            let reason = match failure {
+                SecretFailure::Unreachable => "unreachable",
+                _ => "not authenticated",
             };
-            return Err(fail(failure, format!("not authenticated: Azure AD refused a token for {who} (HTTP {status} {code}: {said})")));
-        }
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
-            fail(
-                SecretFailure::Unauthenticated,
-                format!("not authenticated: Azure AD's answer for {who} held no access_token"),
-            )
-        })?;
-        let seconds = match &answer.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            _ => None,
+            Error::secret(reference, failure, format!("{reason}: {message}"), None)
         };
-        let lifetime = Duration::from_secs(seconds.unwrap_or(3600).saturating_sub(60));
-        Ok((answer.access_token, lifetime))
+        let azure_ad = self
+            .azure_ad
+            .as_ref()
+            .map_err(|e| fail(SecretFailure::Unauthenticated, e.clone()))?;
+        azure_ad
+            .token(&self.scope)
+            .await
+            .map_err(|TokenError { failure, message }| fail(failure, message))
     }
-
-    fn token_url(&self, tenant: &str) -> String {
-        format!(
-            "{}/{tenant}/oauth2/v2.0/token",
-            self.settings.authority_host.trim_end_matches('/')
-        )
-    }
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        form.append_pair(k, v);
-    }
-    form.finish()
 }
 
 /// The value of a 200 answer, unless its attributes say it must not be used.

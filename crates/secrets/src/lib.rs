@@ -10,13 +10,19 @@
 //!   cached. One `aws-sm` secret read serves all its `#key`s.
 //! - Nothing here logs a value or a token, nor puts one in an error: errors are core's
 //!   `Error::Secret`, naming the reference and the reason ([`SecretFailure`]).
-//! - `azure.rs`: the Azure AD token (client secret, workload identity, managed identity) and
-//!   the Key Vault GET, by hand over reqwest: two REST calls each, where Azure's SDK would bring
-//!   its own HTTP stack. `aws.rs`: `GetSecretValue` through `aws-sdk-secretsmanager` and
-//!   the standard credential chain (`aws-config`, already built for the S3 lake).
+//! - `azure_ad.rs`: Azure AD tokens (client secret, workload identity, managed identity), the
+//!   workspace's one implementation: the Unity catalog (`dataloader-lake`) and SQL Server's
+//!   `auth=aad` (`dataloader-sources`) use it too. `azure.rs`: the Key Vault GET. Both by hand
+//!   over reqwest, two REST calls, where Azure's SDK would bring its own HTTP stack.
+//! - `aws.rs`, behind the `aws` feature (the binary turns it on): `GetSecretValue` through
+//!   `aws-sdk-secretsmanager` and the standard credential chain (`aws-config`, already built for
+//!   the S3 lake). Without it an `aws-sm` reference fails as unsupported, and the crates that
+//!   only need Azure AD tokens build without the Secrets Manager SDK.
 
+#[cfg(feature = "aws")]
 mod aws;
 pub mod azure;
+pub mod azure_ad;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,7 +32,8 @@ use async_trait::async_trait;
 use dataloader_core::secret::{install_vault_resolver, SecretFailure, SecretRef, VaultResolver};
 use dataloader_core::{Error, Result};
 
-pub use azure::{AzureCredential, AzureSettings, ClientSecret, ManagedIdentityEndpoint};
+pub use azure::AzureSettings;
+pub use azure_ad::{AzureAd, AzureCredential, ClientSecret, ManagedIdentityEndpoint, TokenError};
 
 /// How long a value read from a vault is used before it is read again, by default.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -55,6 +62,7 @@ pub struct Vaults {
     cache_ttl: Duration,
     /// Keyed by what was read (`aws-sm://id`, the whole Key Vault reference): never a value.
     cache: Mutex<HashMap<String, (String, Instant)>>,
+    #[cfg(feature = "aws")]
     aws: aws::SecretsManager,
     azure: azure::KeyVault,
 }
@@ -64,6 +72,7 @@ impl Vaults {
         Vaults {
             cache_ttl: settings.cache_ttl,
             cache: Mutex::new(HashMap::new()),
+            #[cfg(feature = "aws")]
             aws: aws::SecretsManager::new(),
             azure: azure::KeyVault::new(settings.azure),
         }
@@ -75,7 +84,7 @@ impl Vaults {
             SecretRef::AwsSecretsManager { secret_id, key } => {
                 let text = self
                     .cached(format!("aws-sm://{secret_id}"), || {
-                        self.aws.read(reference, secret_id)
+                        self.read_aws(reference, secret_id)
                     })
                     .await?;
                 match key {
@@ -89,6 +98,21 @@ impl Vaults {
             }
             SecretRef::Env(_) | SecretRef::File(_) => reference.resolve().await,
         }
+    }
+
+    #[cfg(feature = "aws")]
+    async fn read_aws(&self, reference: &SecretRef, secret_id: &str) -> Result<String> {
+        self.aws.read(reference, secret_id).await
+    }
+
+    #[cfg(not(feature = "aws"))]
+    async fn read_aws(&self, reference: &SecretRef, _secret_id: &str) -> Result<String> {
+        Err(Error::secret(
+            reference,
+            SecretFailure::Unsupported,
+            "unsupported: this build reads no AWS Secrets Manager references (dataloader-secrets was built without its `aws` feature)",
+            None,
+        ))
     }
 
     async fn cached<F, Fut>(&self, key: String, fetch: F) -> Result<String>
