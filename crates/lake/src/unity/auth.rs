@@ -2,15 +2,17 @@
 //! Databricks' usual environment variables, read by name and never printed: a personal
 //! access token (`DATABRICKS_TOKEN`), OAuth machine-to-machine (`DATABRICKS_CLIENT_ID`,
 //! `DATABRICKS_CLIENT_SECRET`), or an Azure AD service principal (`ARM_TENANT_ID`,
-//! `ARM_CLIENT_ID`, `ARM_CLIENT_SECRET`). Tokens from a token endpoint are cached until a
-//! minute before they expire.
+//! `ARM_CLIENT_ID`, `ARM_CLIENT_SECRET`, and `AZURE_AUTHORITY_HOST` for another authority).
+//! Tokens from a token endpoint are cached until a minute before they expire.
 //!
-//! Written by hand: the two client-credential calls are a form POST each, and no maintained
-//! crate speaks both Databricks' and Azure AD's without pulling in a cloud SDK.
+//! The Azure AD token comes from `dataloader_secrets::AzureAd`, the workspace's one Azure AD
+//! client. Databricks' own OAuth call is here, by hand: a form POST with a Basic header, where
+//! Databricks' SDK would bring a cloud SDK.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde::Deserialize;
+use dataloader_secrets::azure_ad::TokenAnswer;
+use dataloader_secrets::{AzureAd, AzureCredential, ClientSecret};
 use tokio::sync::Mutex;
 
 /// Azure Databricks' well-known application id: the audience of its Azure AD tokens.
@@ -21,28 +23,17 @@ pub(crate) enum Auth {
     None,
     /// A personal access token.
     Token(String),
-    /// A client-credentials grant at `token_url`.
+    /// Databricks OAuth M2M: a client-credentials grant at `{host}/oidc/v1/token`.
     Client(ClientCredentials),
+    /// An Azure AD service principal, for Azure Databricks' scope.
+    Azure(AzureAd),
 }
 
 pub(crate) struct ClientCredentials {
-    /// `DATABRICKS_CLIENT_ID` or `ARM_CLIENT_ID`, for messages.
-    pub(crate) source: &'static str,
     token_url: String,
     client_id: String,
     client_secret: String,
-    scope: &'static str,
-    /// Databricks takes the client in a Basic header, Azure AD in the form.
-    basic: bool,
     cached: Mutex<Option<(String, Instant)>>,
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    /// Seconds; Azure AD's v1 endpoints send it as text.
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -63,12 +54,9 @@ impl Auth {
             (env("DATABRICKS_CLIENT_ID"), env("DATABRICKS_CLIENT_SECRET"))
         {
             return Auth::Client(ClientCredentials {
-                source: "DATABRICKS_CLIENT_ID",
                 token_url: format!("{}/oidc/v1/token", host.trim_end_matches('/')),
                 client_id: id,
                 client_secret: secret,
-                scope: "all-apis",
-                basic: true,
                 cached: Mutex::new(None),
             });
         }
@@ -79,19 +67,16 @@ impl Auth {
         ) {
             // Sovereign clouds (and tests) name another authority, as Azure's SDKs do.
             let authority = env("AZURE_AUTHORITY_HOST")
-                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
-            return Auth::Client(ClientCredentials {
-                source: "ARM_CLIENT_ID",
-                token_url: format!(
-                    "{}/{tenant}/oauth2/v2.0/token",
-                    authority.trim_end_matches('/')
-                ),
+                .unwrap_or_else(|| dataloader_secrets::azure_ad::DEFAULT_AUTHORITY.into());
+            let credential = AzureCredential::ClientSecret {
+                tenant,
                 client_id: id,
-                client_secret: secret,
-                scope: AZURE_DATABRICKS_SCOPE,
-                basic: false,
-                cached: Mutex::new(None),
-            });
+                secret: ClientSecret::Value(secret),
+            };
+            return Auth::Azure(
+                AzureAd::new(credential, authority)
+                    .named("the service principal ARM_CLIENT_ID with ARM_CLIENT_SECRET"),
+            );
         }
         Auth::None
     }
@@ -101,8 +86,8 @@ impl Auth {
         match self {
             Auth::None => "no credentials",
             Auth::Token(_) => "DATABRICKS_TOKEN",
-            Auth::Client(c) if c.basic => "OAuth M2M (DATABRICKS_CLIENT_ID)",
-            Auth::Client(_) => "Azure AD service principal (ARM_CLIENT_ID)",
+            Auth::Client(_) => "OAuth M2M (DATABRICKS_CLIENT_ID)",
+            Auth::Azure(_) => "Azure AD service principal (ARM_CLIENT_ID)",
         }
     }
 
@@ -113,13 +98,21 @@ impl Auth {
             Auth::None => Ok(None),
             Auth::Token(token) => Ok(Some(token.clone())),
             Auth::Client(client) => client.token(http).await.map(Some),
+            // The error names ARM_CLIENT_ID and Azure AD's reason, never the secret.
+            Auth::Azure(azure_ad) => azure_ad
+                .token(AZURE_DATABRICKS_SCOPE)
+                .await
+                .map(Some)
+                .map_err(|e| e.message),
         }
     }
 
     /// Forgets a cached token the server no longer takes (revoked, or expired early).
     pub(crate) async fn forget(&self) {
-        if let Auth::Client(client) = self {
-            *client.cached.lock().await = None;
+        match self {
+            Auth::Client(client) => *client.cached.lock().await = None,
+            Auth::Azure(azure_ad) => azure_ad.forget(AZURE_DATABRICKS_SCOPE).await,
+            Auth::None | Auth::Token(_) => {}
         }
     }
 }
@@ -133,49 +126,38 @@ impl ClientCredentials {
             }
         }
         // Built before any await: the serializer is not Send.
-        let body = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", "client_credentials")
-                .append_pair("scope", self.scope);
-            if !self.basic {
-                form.append_pair("client_id", &self.client_id)
-                    .append_pair("client_secret", &self.client_secret);
-            }
-            form.finish()
-        };
-        let mut request = http
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("scope", "all-apis")
+            .finish();
+        let request = http
             .post(&self.token_url)
-            .header("Content-Type", "application/x-www-form-urlencoded");
-        if self.basic {
-            request = request.basic_auth(&self.client_id, Some(&self.client_secret));
-        }
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .basic_auth(&self.client_id, Some(&self.client_secret));
         let response = request.body(body).send().await.map_err(|e| {
             format!(
-                "getting a token for {} from {}: {e}",
-                self.source, self.token_url
+                "getting a token for DATABRICKS_CLIENT_ID from {}: {e}",
+                self.token_url
             )
         })?;
         let status = response.status();
         // The answer holds a token: only its status is ever shown.
         if !status.is_success() {
             return Err(format!(
-                "getting a token for {} from {}: HTTP {status} (check the client id and secret, and that the principal may use the workspace)",
-                self.source, self.token_url
+                "getting a token for DATABRICKS_CLIENT_ID from {}: HTTP {status} (check the client id and secret, and that the principal may use the workspace)",
+                self.token_url
             ));
         }
         let answer: TokenAnswer = json_body(response).await.map_err(|_| {
             format!(
-                "getting a token for {} from {}: the answer held no access_token",
-                self.source, self.token_url
+                "getting a token for DATABRICKS_CLIENT_ID from {}: the answer held no access_token",
+                self.token_url
             )
         })?;
-        let seconds = match &answer.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
-        let lifetime = Duration::from_secs(seconds.unwrap_or(3600).saturating_sub(60));
-        *cached = Some((answer.access_token.clone(), Instant::now() + lifetime));
+        *cached = Some((
+            answer.access_token.clone(),
+            Instant::now() + answer.lifetime(),
+        ));
         Ok(answer.access_token)
     }
 }
@@ -207,6 +189,16 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    /// An Azure AD service principal whose authority is `authority`.
+    fn arm_vars(authority: &str) -> impl Fn(&str) -> Option<String> {
+        vars(&[
+            ("ARM_TENANT_ID", "tenant-1".into()),
+            ("ARM_CLIENT_ID", "sp-id".into()),
+            ("ARM_CLIENT_SECRET", "sp-secret".into()),
+            ("AZURE_AUTHORITY_HOST", authority.into()),
+        ])
     }
 
     #[tokio::test]
@@ -254,15 +246,7 @@ mod tests {
     async fn azure_service_principal_against_a_mock_authority_posts_the_client_in_the_form() {
         let mock =
             mock_token_server(200, r#"{"access_token":"aad-tok","expires_in":"3599"}"#).await;
-        let auth = Auth::from_vars(
-            "https://adb-1.azuredatabricks.net",
-            vars(&[
-                ("ARM_TENANT_ID", "tenant-1".into()),
-                ("ARM_CLIENT_ID", "sp-id".into()),
-                ("ARM_CLIENT_SECRET", "sp-secret".into()),
-                ("AZURE_AUTHORITY_HOST", mock.url()),
-            ]),
-        );
+        let auth = Auth::from_vars("https://adb-1.azuredatabricks.net", arm_vars(&mock.url()));
         let header = auth.bearer(&reqwest::Client::new()).await;
         let seen = mock.requests();
         let request = &seen[0];
@@ -282,6 +266,46 @@ mod tests {
         );
         // expires_in as text, as Azure AD's v1 endpoints send it, is read too.
         assert_eq!(header.unwrap().as_deref(), Some("aad-tok"));
+        // Cached: a second bearer asks Azure AD nothing; a forgotten one asks again.
+        let http = reqwest::Client::new();
+        assert_eq!(
+            auth.bearer(&http).await.unwrap().as_deref(),
+            Some("aad-tok")
+        );
+        assert_eq!(mock.requests().len(), 1);
+        auth.forget().await;
+        assert_eq!(
+            auth.bearer(&http).await.unwrap().as_deref(),
+            Some("aad-tok")
+        );
+        assert_eq!(mock.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn azure_service_principal_refused_by_a_mock_authority_names_arm_not_the_secret() {
+        // An authority that echoes the form it was sent, secret and all.
+        let mock = HttpMock::start(|r| {
+            let said = format!("AADSTS7000215: Invalid client secret provided: {}", r.body);
+            (
+                401,
+                serde_json::json!({"error": "invalid_client", "error_description": said})
+                    .to_string(),
+            )
+        })
+        .await;
+        let auth = Auth::from_vars("https://adb-1.azuredatabricks.net", arm_vars(&mock.url()));
+        assert_eq!(
+            auth.describe(),
+            "Azure AD service principal (ARM_CLIENT_ID)"
+        );
+        let err = auth.bearer(&reqwest::Client::new()).await.unwrap_err();
+        assert!(
+            err.contains("ARM_CLIENT_ID")
+                && err.contains("HTTP 401 invalid_client")
+                && err.contains("AADSTS7000215"),
+            "{err}"
+        );
+        assert!(!err.contains("sp-secret"), "{err}");
     }
 
     #[tokio::test]
