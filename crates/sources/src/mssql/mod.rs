@@ -1,13 +1,12 @@
 //! SQL Server source over `tiberius` (TDS 7.3, rustls). SQL logins, or an Azure AD service
-//! principal whose secret is a reference: the token comes from the tenant's OAuth endpoint at
-//! connect time. Reads run in one transaction (SNAPSHOT isolation with `isolation=snapshot`,
+//! principal whose secret is a reference: the token comes from the tenant's OAuth endpoint
+//! through `dataloader_secrets::AzureAd` (the workspace's one Azure AD client), cached for the
+//! source's life until a minute before it expires. Reads run in one transaction (SNAPSHOT isolation with `isolation=snapshot`,
 //! when the database allows it), the watermark's maximum captured first and bounding the read.
 
 mod catalog;
 pub mod connector;
 pub mod types;
-
-use std::time::Duration;
 
 use async_trait::async_trait;
 use dataloader_core::secret::{cause_unless_secret, mask, SecretRef};
@@ -15,6 +14,7 @@ use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
+use dataloader_secrets::{AzureAd, AzureCredential, ClientSecret};
 use futures::StreamExt;
 use tiberius::{AuthMethod, Client, ColumnData, Config};
 use tokio::net::TcpStream;
@@ -38,7 +38,12 @@ pub struct MssqlSource {
     config: ConnectionConfig,
     password: Option<String>,
     options: MssqlOptions,
+    /// `auth=aad`: the service principal's tokens.
+    azure_ad: Option<AzureAd>,
 }
+
+/// Azure SQL's scope.
+const AZURE_SQL_SCOPE: &str = "https://database.windows.net/.default";
 
 pub struct MssqlDialect;
 
@@ -100,66 +105,28 @@ fn watermark_text(kind: WatermarkKind, text: String) -> Result<Watermark> {
     }
 }
 
-/// Requests an Azure AD token for a service principal (client credentials).
-pub async fn aad_token(
-    authority: &str,
-    tenant: &str,
-    client_id: &str,
-    client_secret: &str,
-) -> std::result::Result<String, String> {
-    let url = format!(
-        "{}/{tenant}/oauth2/v2.0/token",
-        authority.trim_end_matches('/')
-    );
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", client_id),
-        ("client_secret", client_secret),
-        ("scope", "https://database.windows.net/.default"),
-    ];
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("token request to {url} failed: {e}"))?;
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    if !status.is_success() {
-        let reason = value["error_description"]
-            .as_str()
-            .or(value["error"].as_str())
-            .unwrap_or("no reason given");
-        return Err(format!(
-            "Azure AD refused the token request ({status}): {reason}"
-        ));
+/// The token client of an `auth=aad` connection, `None` for a SQL login. Its client secret is
+/// resolved here, once per source as the password is; a missing option is named.
+async fn azure_ad(o: &MssqlOptions) -> Result<Option<AzureAd>> {
+    if !o.aad {
+        return Ok(None);
     }
-    value["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "the token answer has no access_token".into())
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let get = |value: &Option<String>, k: &str| {
+        value
+            .clone()
+            .ok_or_else(|| Error::config(k, format!("an auth=aad connection needs --option {k}=…")))
+    };
+    let secret = SecretRef::parse(&get(&o.client_secret, "client_secret")?)?
+        .resolve()
+        .await?;
+    let credential = AzureCredential::ClientSecret {
+        tenant: get(&o.tenant_id, "tenant_id")?,
+        client_id: get(&o.client_id, "client_id")?,
+        secret: ClientSecret::Value(secret),
+    };
+    Ok(Some(AzureAd::new(credential, &o.aad_authority).named(
+        "the connection's service principal (options client_id, client_secret)",
+    )))
 }
 
 impl MssqlSource {
@@ -168,6 +135,7 @@ impl MssqlSource {
         let source = MssqlSource {
             config: config.clone(),
             password: config.resolve_password().await?,
+            azure_ad: azure_ad(&options).await?,
             options,
         };
         source.conn().await?;
@@ -198,27 +166,16 @@ impl MssqlSource {
         let cannot_reach = |e: std::io::Error| {
             CONNECTOR.connect_error(c, "mssql", false, e.to_string(), Some(e.into()))
         };
-        if o.aad {
-            let get = |value: &Option<String>, k: &str| {
-                value.clone().ok_or_else(|| {
-                    Error::config(k, format!("an auth=aad connection needs --option {k}=…"))
-                })
-            };
-            let secret = SecretRef::parse(&get(&o.client_secret, "client_secret")?)?
-                .resolve()
-                .await?;
-            let token = aad_token(
-                &o.aad_authority,
-                &get(&o.tenant_id, "tenant_id")?,
-                &get(&o.client_id, "client_id")?,
-                &secret,
-            )
-            .await
-            .map_err(|message| Error::Auth {
-                connection: c.name.clone(),
-                message: mask(&message, &secret),
-                source: None,
-            })?;
+        if let Some(azure_ad) = &self.azure_ad {
+            // The message names the options and Azure AD's reason, never the secret.
+            let token = azure_ad
+                .token(AZURE_SQL_SCOPE)
+                .await
+                .map_err(|e| Error::Auth {
+                    connection: c.name.clone(),
+                    message: e.message,
+                    source: None,
+                })?;
             cfg.authentication(AuthMethod::aad_token(token));
         } else {
             cfg.authentication(AuthMethod::sql_server(
@@ -550,6 +507,37 @@ mod tests {
         );
     }
 
+    /// An `auth=aad` connection's options, its client secret in a file.
+    fn aad_options(authority: &str, secret: &str) -> MssqlOptions {
+        let file = std::env::temp_dir().join(format!(
+            "dataloader-mssql-aad-{}-{}",
+            std::process::id(),
+            secret.len()
+        ));
+        std::fs::write(&file, secret).unwrap();
+        let config = ConnectionConfig {
+            name: "sql".into(),
+            db_type: "mssql".parse().unwrap(),
+            host: Some("h".into()),
+            port: None,
+            database: Some("d".into()),
+            user: None,
+            password: None,
+            options: [
+                ("auth", "aad".to_string()),
+                ("tenant_id", "my-tenant".into()),
+                ("client_id", "app-id".into()),
+                ("client_secret", format!("file:{}", file.display())),
+                ("aad_authority", authority.into()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            max_connections: None,
+        };
+        MssqlOptions::of(&config).unwrap()
+    }
+
     /// The token request against a local HTTP server standing in for Azure AD.
     #[tokio::test]
     async fn azure_ad_token_request_mock_server() {
@@ -565,15 +553,29 @@ mod tests {
         })
         .await;
         let authority = server.url();
-        let token = aad_token(&authority, "my-tenant", "app-id", "s3cr3t&=")
+        let client = azure_ad(&aad_options(&authority, "s3cr3t&="))
             .await
+            .unwrap()
             .unwrap();
+        let token = client.token(AZURE_SQL_SCOPE).await.unwrap();
         assert_eq!(token, "eyJ0eXAi.test.token");
-        let refused = aad_token(&authority, "my-tenant", "app-id", "wrong")
+        // Cached: the source's next connection asks Azure AD nothing.
+        assert_eq!(client.token(AZURE_SQL_SCOPE).await.unwrap(), token);
+        assert_eq!(server.requests().len(), 1);
+        let refused = azure_ad(&aad_options(&authority, "wrong"))
             .await
-            .unwrap_err();
+            .unwrap()
+            .unwrap()
+            .token(AZURE_SQL_SCOPE)
+            .await
+            .unwrap_err()
+            .message;
         assert!(
             refused.contains("AADSTS7000215: Invalid client secret provided."),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("client_id, client_secret") && !refused.contains("wrong"),
             "{refused}"
         );
         let seen = server.requests();
@@ -590,5 +592,18 @@ mod tests {
         assert!(seen[0]
             .body
             .contains("scope=https%3A%2F%2Fdatabase.windows.net%2F.default"));
+    }
+
+    #[tokio::test]
+    async fn an_azure_ad_connection_without_its_options_names_the_missing_one() {
+        let mut options = aad_options("http://127.0.0.1:9", "s");
+        options.tenant_id = None;
+        let err = azure_ad(&options).await.err().unwrap().to_string();
+        assert!(err.contains("tenant_id"), "{err}");
+        let sql_login = MssqlOptions {
+            aad: false,
+            ..aad_options("http://127.0.0.1:9", "s")
+        };
+        assert!(azure_ad(&sql_login).await.unwrap().is_none());
     }
 }
