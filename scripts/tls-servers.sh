@@ -64,7 +64,12 @@ local all all trust
 hostssl all certuser 127.0.0.1/32 cert
 hostssl all all 127.0.0.1/32 trust
 EOF
-  su postgres -c "'$bin/pg_ctl' -D '$pg/data' -l '$pg/server.log' -w -t 30 start" >/dev/null || { cat "$pg/server.log" >&2; return 1; }
+  # A start that timed out may leave a postmaster behind, with no pid recorded: stop it here.
+  su postgres -c "'$bin/pg_ctl' -D '$pg/data' -l '$pg/server.log' -w -t 30 start" >/dev/null || {
+    cat "$pg/server.log" >&2
+    su postgres -c "'$bin/pg_ctl' -D '$pg/data' -m immediate stop" >/dev/null 2>&1
+    return 1
+  }
   started_pids+=("$(head -n 1 "$pg/data/postmaster.pid")")
   local psql=("$bin/psql" -h "$pg" -p "$port" -U postgres -v ON_ERROR_STOP=1 -q)
   su postgres -c "$(printf '%q ' "${psql[@]}") -c 'CREATE DATABASE dataloader_tls' -c 'CREATE ROLE certuser LOGIN SUPERUSER'" >/dev/null &&
