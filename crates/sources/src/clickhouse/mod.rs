@@ -6,6 +6,8 @@
 mod arrow_answer;
 mod catalog;
 pub mod connector;
+mod dialect;
+mod https;
 pub mod types;
 
 use async_trait::async_trait;
@@ -18,12 +20,14 @@ use dataloader_core::{
 
 use crate::batch::ColumnBuilder;
 use crate::connector::{boxed, Connector};
-use crate::dialect::{number_literal, SqlDialect};
+use crate::dialect::SqlDialect;
 use crate::read::{
     batch_schema, column_index, empty_output, not_a_watermark, query_columns, select_sql,
     utc_watermark, watermark_kind, where_clause, BatchSender,
 };
 use connector::ClickHouseOptions;
+pub use dialect::ClickHouseDialect;
+use https::{http_client, tls_hint};
 use types::{Cell, ChType, Reader};
 
 /// ClickHouse in the registry (`crate::connectors`); the declaration is in `connector.rs`.
@@ -38,50 +42,6 @@ pub struct ClickHouseSource {
     /// `sslmode`, and whether `sslrootcert` was given: for the hint a failure gets.
     tls: (SslMode, bool),
     described: crate::per_table::PerTable<Vec<(String, String)>>,
-}
-
-pub struct ClickHouseDialect;
-
-/// ClickHouse string literals take backslash escapes.
-fn ch_string(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-impl SqlDialect for ClickHouseDialect {
-    fn text(&self, expr: &str) -> String {
-        format!("toString({expr})")
-    }
-
-    fn quote_ident(&self, ident: &str) -> String {
-        format!("`{}`", ident.replace('\\', "\\\\").replace('`', "\\`"))
-    }
-
-    fn literal(&self, value: &Watermark) -> Result<String> {
-        Ok(match value.kind {
-            WatermarkKind::Integer | WatermarkKind::Decimal => number_literal(value)?,
-            WatermarkKind::Date => format!("toDate({})", ch_string(&value.value)),
-            WatermarkKind::Timestamp | WatermarkKind::TimestampTz => {
-                let micros = value.timestamp_micros()?;
-                let utc = chrono::DateTime::from_timestamp_micros(micros)
-                    .ok_or_else(|| {
-                        Error::config("incremental_value", format!("{value} is out of range"))
-                    })?
-                    .naive_utc();
-                if micros % 1_000_000 == 0 {
-                    format!(
-                        "toDateTime({}, 'UTC')",
-                        ch_string(&utc.format("%Y-%m-%d %H:%M:%S").to_string())
-                    )
-                } else {
-                    format!(
-                        "toDateTime64({}, 6, 'UTC')",
-                        ch_string(&utc.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-                    )
-                }
-            }
-            WatermarkKind::Text => ch_string(&value.value),
-        })
-    }
 }
 
 /// Appends one decoded value to the builder of its column.
@@ -111,63 +71,6 @@ fn append(builder: &mut ColumnBuilder, cell: Cell) -> std::result::Result<(), St
         }
     }
     Ok(())
-}
-
-/// The HTTP client for `mode`: the `clickhouse` crate's own (plain HTTP) for `disable` and
-/// `prefer`, else hyper over rustls with `crate::tls`'s configuration (the one PostgreSQL uses:
-/// `require` checks nothing, `verify-ca` the chain, `verify-full` the chain and the name), with
-/// the crate's keep-alive and idle time-out.
-async fn http_client(config: &ConnectionConfig, mode: SslMode) -> Result<clickhouse::Client> {
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use std::time::Duration;
-    if matches!(mode, SslMode::Disable | SslMode::Prefer) {
-        return Ok(clickhouse::Client::default());
-    }
-    let tls = crate::tls::client_config(config, mode).await?;
-    let mut http = HttpConnector::new();
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        // ClickHouse closes idle connections after 3 s: give them up first (as the crate does).
-        .pool_idle_timeout(Duration::from_secs(2))
-        .build(https);
-    Ok(clickhouse::Client::with_http_client(client))
-}
-
-/// What to set when a connection failed over TLS or for the want of it: the shared hints,
-/// and the two of ClickHouse's separate HTTP and HTTPS ports.
-fn tls_hint(message: &str, mode: SslMode, rootcert: bool) -> Option<String> {
-    if let Some(hint) = dataloader_core::tls::hint(message, mode, rootcert) {
-        return Some(hint);
-    }
-    let m = message.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
-    let https = !matches!(mode, SslMode::Disable | SslMode::Prefer);
-    if https
-        && has(&[
-            "invalidcontenttype",
-            "corrupt message",
-            "wrong version number",
-        ])
-    {
-        return Some(format!("the port answers in plain HTTP, not TLS, and sslmode is {mode}: connect to ClickHouse's https_port (8443 by default), or set sslmode=disable (never over an untrusted network)"));
-    }
-    if !https
-        && has(&[
-            "reset by peer",
-            "connection closed",
-            "incompletemessage",
-            "incomplete message",
-        ])
-    {
-        return Some(format!("the server closed the connection; if this port is ClickHouse's https_port (8443 by default), sslmode={mode} speaks plain HTTP to it: set sslmode=verify-full (with sslrootcert) or require"));
-    }
-    None
 }
 
 impl ClickHouseSource {
@@ -630,36 +533,4 @@ async fn read_arrow_stream(
         return sender.fail(fail(message, None)).await;
     }
     sender.finish().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dialect::comparisons;
-
-    #[test]
-    fn renders_clickhouse_sql() {
-        let p = comparisons(&[
-            (
-                ">",
-                "ts",
-                WatermarkKind::TimestampTz,
-                "2024-01-02 03:04:05+00",
-            ),
-            (
-                "<=",
-                "ts",
-                WatermarkKind::TimestampTz,
-                "2024-01-02 03:04:05.25+00",
-            ),
-            (">", "name", WatermarkKind::Text, "it's \\ here"),
-            (">=", "day", WatermarkKind::Date, "2024-01-01"),
-        ]);
-        assert_eq!(
-            ClickHouseDialect.render(&p).unwrap(),
-            "(`ts` > toDateTime('2024-01-02 03:04:05', 'UTC')) AND (`ts` <= toDateTime64('2024-01-02 03:04:05.250000', 6, 'UTC')) \
-             AND (`name` > 'it\\'s \\\\ here') AND (`day` >= toDate('2024-01-01'))"
-        );
-        assert_eq!(ClickHouseDialect.quote_ident("a`b"), "`a\\`b`");
-    }
 }
