@@ -128,6 +128,19 @@ pub struct TableControl {
 }
 
 impl TableControl {
+    /// The row when its settings can be loaded as they stand; otherwise what is wrong, as an
+    /// unreadable row says it. The claim skips such rows and `dataloader validate` lists them.
+    pub fn loadable(self) -> std::result::Result<TableControl, InvalidTable> {
+        match self.spec.validate() {
+            Ok(()) => Ok(self),
+            Err(e) => Err(InvalidTable {
+                table_id: self.table_id,
+                destination: self.spec.destination.to_string(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+
     /// When the table fell due, if the master sensor would claim it at `now`: active, not
     /// queued or running, and its next load time passed (a scheduled table never loaded is
     /// due since it was created). The store's claim query says the same in SQL.

@@ -78,14 +78,6 @@ where
                 .join(", ")
         };
         // A row must be readable and valid (a cron that fires, the keys its strategy needs).
-        let valid = |t: TableControl| match t.spec.validate() {
-            Ok(()) => Ok(t),
-            Err(e) => Err(InvalidTable {
-                table_id: t.table_id,
-                destination: t.spec.destination.to_string(),
-                problem: e.to_string(),
-            }),
-        };
         let read: Vec<std::result::Result<TableControl, InvalidTable>> =
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {TABLE_COLUMNS} FROM table_control WHERE table_id IN ({})",
@@ -95,7 +87,7 @@ where
             .await
             .map_err(err)?
             .iter()
-            .map(|row| ControlRow::read_table(row).and_then(valid))
+            .map(|row| ControlRow::read_table(row).and_then(TableControl::loadable))
             .collect();
         let (tables, invalid): (Vec<_>, Vec<_>) = read.into_iter().partition(|t| t.is_ok());
         let tables: Vec<TableControl> = tables.into_iter().filter_map(|t| t.ok()).collect();

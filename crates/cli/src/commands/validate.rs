@@ -29,20 +29,19 @@ pub(crate) async fn validate(app: &App) -> Result<()> {
         })
         .collect();
     let tables = app.store.tables().await?;
-    for table in &tables {
-        if let Err(e) = table.spec.validate() {
-            problems.push(Problem {
-                table: table.spec.destination.to_string(),
-                table_id: table.table_id,
-                problem: e.to_string(),
-            });
-        }
+    let count = tables.len();
+    for bad in tables.into_iter().filter_map(|t| t.loadable().err()) {
+        problems.push(Problem {
+            table: bad.destination,
+            table_id: bad.table_id,
+            problem: bad.problem,
+        });
     }
     problems.sort();
     if app.json {
         print::json(&problems)?;
     } else if problems.is_empty() {
-        println!("every table_control row is valid ({} tables)", tables.len());
+        println!("every table_control row is valid ({count} tables)");
     } else {
         let rows: Vec<Vec<String>> = problems
             .iter()
