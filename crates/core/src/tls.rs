@@ -106,6 +106,21 @@ impl fmt::Display for SslMode {
 
 /// Whether `host` is this machine: `localhost`, a loopback address (`127.0.0.0/8`, `::1`,
 /// bracketed or not) or a Unix socket folder (a path).
+/// The client certificate `options` name: its file (`sslcert`) and the reference to its key
+/// (`sslkey`), or `None`; one without the other is refused.
+pub fn client_cert(
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<(&str, &str)>> {
+    match (options.get(SSLCERT), options.get(SSLKEY)) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        _ => Err(Error::config(
+            SSLCERT,
+            "a client certificate needs both sslcert (its file) and sslkey (a reference to its key)",
+        )),
+    }
+}
+
 pub fn is_local(host: &str) -> bool {
     let host = host.trim();
     if host.is_empty() || host.starts_with('/') || host.eq_ignore_ascii_case("localhost") {

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use dataloader_core::secret::SecretRef;
-use dataloader_core::tls::{SslMode, SSLCERT, SSLKEY, SSLROOTCERT};
+use dataloader_core::tls::{client_cert, SslMode, SSLCERT, SSLKEY, SSLROOTCERT};
 use dataloader_core::{ConnectionConfig, Error, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -65,17 +65,16 @@ pub async fn client_config(config: &ConnectionConfig, mode: SslMode) -> Result<C
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
     };
-    match (config.options.get(SSLCERT), config.options.get(SSLKEY)) {
-        (Some(cert), Some(key)) => builder
+    match client_cert(&config.options)? {
+        Some((cert, key)) => builder
             .with_client_auth_cert(certificates(SSLCERT, cert)?, private_key(key).await?)
             .map_err(|e| {
-                Error::config(SSLCERT, format!("sslcert and sslkey do not go together: {e}"))
+                Error::config(
+                    SSLCERT,
+                    format!("sslcert and sslkey do not go together: {e}"),
+                )
             }),
-        (None, None) => Ok(builder.with_no_client_auth()),
-        (Some(_), None) | (None, Some(_)) => Err(Error::config(
-            SSLCERT,
-            "a client certificate needs both sslcert (its file) and sslkey (a reference to its key)",
-        )),
+        None => Ok(builder.with_no_client_auth()),
     }
 }
 

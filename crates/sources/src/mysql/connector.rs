@@ -2,7 +2,7 @@
 //! needs, and the messages of the driver the retry analysis recognises.
 
 use dataloader_core::secret::SecretRef;
-use dataloader_core::tls::{SslMode, SSLCERT, SSLKEY, SSLROOTCERT};
+use dataloader_core::tls::{client_cert, SslMode, SSLCERT, SSLROOTCERT};
 use dataloader_core::{ConnectionConfig, Error, FailureCategory as F, Result};
 use mysql_async::{ClientIdentity, SslOpts};
 
@@ -64,16 +64,7 @@ impl MysqlOptions {
     pub fn of(config: &ConnectionConfig) -> Result<Self> {
         let o = &config.options;
         let mode = SslMode::of(o, config.host.as_deref().unwrap_or("localhost"))?;
-        let client = match (o.get(SSLCERT), o.get(SSLKEY)) {
-            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-            (None, None) => None,
-            _ => {
-                return Err(Error::config(
-                    SSLCERT,
-                    "a client certificate needs both sslcert (its file) and sslkey (a reference to its key)",
-                ))
-            }
-        };
+        let client = client_cert(o)?.map(|(cert, key)| (cert.to_string(), key.to_string()));
         if mode == SslMode::Require && o.contains_key(SSLROOTCERT) {
             // libpq's require with a CA file is verify-ca, which mysql_async cannot do.
             return Err(Error::config(
