@@ -285,6 +285,51 @@ impl std::fmt::Display for SecretRef {
     }
 }
 
+/// How every reference begins: a setting that begins so is read as a reference.
+const REFERENCE_PREFIXES: [&str; 4] = ["env:", "file:", AZURE_PREFIX, AWS_PREFIX];
+
+/// A credential given in a setting of its own (an environment variable such as
+/// `DATABRICKS_TOKEN` or `LAKEBASE_PASSWORD`): the value itself, as the tools that own the
+/// variable expect, or a reference when the text begins as one does, so that the credential
+/// can stay in a vault. No `Debug`: it may hold a value.
+pub enum SecretSetting {
+    Value(String),
+    Reference(SecretRef),
+}
+
+impl SecretSetting {
+    /// `text`, the value of `setting`; an error names the setting, never the text.
+    pub fn parse(setting: &str, text: &str) -> Result<Self> {
+        let text = text.trim();
+        if !REFERENCE_PREFIXES.iter().any(|p| text.starts_with(p)) {
+            return Ok(SecretSetting::Value(text.to_string()));
+        }
+        SecretRef::parse(text)
+            .map(SecretSetting::Reference)
+            .map_err(|e| match e {
+                Error::InvalidConfig { message, .. } => Error::config(setting, message),
+                other => other,
+            })
+    }
+
+    /// The value: read through its reference at each call (a vault's value is cached by the
+    /// resolver for a bounded time, so a rotation is picked up).
+    pub async fn get(&self) -> Result<String> {
+        match self {
+            SecretSetting::Value(value) => Ok(value.clone()),
+            SecretSetting::Reference(reference) => reference.resolve().await,
+        }
+    }
+
+    /// Whether the value can change while the process runs (a file or a vault).
+    pub fn may_rotate(&self) -> bool {
+        matches!(
+            self,
+            SecretSetting::Reference(r) if !matches!(r, SecretRef::Env(_))
+        )
+    }
+}
+
 /// Replaces every occurrence of `secret` in `text`; for messages that may echo a DSN.
 pub fn mask(text: &str, secret: &str) -> String {
     if secret.is_empty() {
@@ -371,6 +416,24 @@ mod tests {
                 key: Some("k".into())
             }
         );
+    }
+
+    #[test]
+    fn a_setting_is_its_value_unless_it_begins_as_a_reference() {
+        let value = SecretSetting::parse("DATABRICKS_TOKEN", " dapi-123 ").unwrap();
+        assert!(matches!(&value, SecretSetting::Value(v) if v == "dapi-123"));
+        assert!(!value.may_rotate());
+        let vault = SecretSetting::parse("DATABRICKS_TOKEN", "aws-sm://prod/dbx#token").unwrap();
+        assert!(matches!(&vault, SecretSetting::Reference(r) if r.is_vault()));
+        assert!(vault.may_rotate());
+        let env = SecretSetting::parse("LAKEBASE_PASSWORD", "env:PGPASS").unwrap();
+        assert!(!env.may_rotate());
+        let err = SecretSetting::parse("ARM_CLIENT_SECRET", "azure-keyvault://kv/s")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("ARM_CLIENT_SECRET"), "{err}");
+        assert!(err.contains("vault name"), "{err}");
     }
 
     #[test]

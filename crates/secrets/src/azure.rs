@@ -21,13 +21,13 @@
 
 use std::time::Duration;
 
-use dataloader_core::secret::{cause_unless_secret, mask, SecretFailure, SecretRef};
+use dataloader_core::secret::{cause_unless_secret, mask, SecretFailure, SecretRef, SecretSetting};
 use dataloader_core::{Error, Result};
 use serde::Deserialize;
 
 use crate::azure_ad::{AzureAd, TokenError, DEFAULT_AUTHORITY, IMDS};
 // The credential was first Key Vault's: its types keep their paths here.
-pub use crate::azure_ad::{AzureCredential, ClientSecret, ManagedIdentityEndpoint};
+pub use crate::azure_ad::{AzureCredential, ManagedIdentityEndpoint};
 
 const DEFAULT_DOMAIN: &str = "vault.azure.net";
 const API_VERSION: &str = "7.4";
@@ -86,9 +86,9 @@ fn credential_from(
                 if matches!(parsed, SecretRef::AzureKeyVault { .. }) {
                     return Err("DATALOADER_KEYVAULT_CLIENT_SECRET cannot itself be in Key Vault (reading it would need the token it is for): use env:, file: or aws-sm://".into());
                 }
-                ClientSecret::Reference(parsed)
+                SecretSetting::Reference(parsed)
             }
-            None => ClientSecret::Value(value.unwrap_or_default()),
+            None => SecretSetting::Value(value.unwrap_or_default()),
         };
         return Ok(AzureCredential::ClientSecret {
             tenant,

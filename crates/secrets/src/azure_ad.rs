@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use dataloader_core::secret::{mask, SecretFailure, SecretRef};
+use dataloader_core::secret::{mask, SecretFailure, SecretSetting};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -24,14 +24,6 @@ use tokio::sync::Mutex;
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The VM instance metadata service's token URL.
 pub const IMDS: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
-
-/// Where the client secret of a service principal comes from.
-pub enum ClientSecret {
-    /// The value itself (`AZURE_CLIENT_SECRET`, `ARM_CLIENT_SECRET`).
-    Value(String),
-    /// A reference (`env:`, `file:`, a vault), resolved at each token request.
-    Reference(SecretRef),
-}
 
 pub enum ManagedIdentityEndpoint {
     /// A VM's instance metadata service (its token URL).
@@ -45,7 +37,8 @@ pub enum AzureCredential {
     ClientSecret {
         tenant: String,
         client_id: String,
-        secret: ClientSecret,
+        /// The value, or a reference resolved at each token request.
+        secret: SecretSetting,
     },
     WorkloadIdentity {
         tenant: String,
@@ -64,7 +57,7 @@ impl AzureCredential {
     pub fn describe(&self) -> &'static str {
         match self {
             AzureCredential::ClientSecret {
-                secret: ClientSecret::Value(_),
+                secret: SecretSetting::Value(_),
                 ..
             } => "the service principal AZURE_CLIENT_ID with AZURE_CLIENT_SECRET",
             AzureCredential::ClientSecret { .. } => {
@@ -202,8 +195,8 @@ impl AzureAd {
                 secret,
             } => {
                 let secret = match secret {
-                    ClientSecret::Value(v) => v.clone(),
-                    ClientSecret::Reference(r) => r.resolve().await.map_err(|e| {
+                    SecretSetting::Value(v) => v.clone(),
+                    SecretSetting::Reference(r) => r.resolve().await.map_err(|e| {
                         unauthenticated(format!(
                             "the client secret {r} of {who} cannot be read: {e}"
                         ))
@@ -345,7 +338,7 @@ mod tests {
         AzureCredential::ClientSecret {
             tenant: "tenant-1".into(),
             client_id: "sp-id".into(),
-            secret: ClientSecret::Value(secret.into()),
+            secret: SecretSetting::Value(secret.into()),
         }
     }
 

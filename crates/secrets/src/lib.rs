@@ -33,7 +33,7 @@ use dataloader_core::secret::{install_vault_resolver, SecretFailure, SecretRef, 
 use dataloader_core::{Error, Result};
 
 pub use azure::AzureSettings;
-pub use azure_ad::{AzureAd, AzureCredential, ClientSecret, ManagedIdentityEndpoint, TokenError};
+pub use azure_ad::{AzureAd, AzureCredential, ManagedIdentityEndpoint, TokenError};
 
 /// How long a value read from a vault is used before it is read again, by default.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);

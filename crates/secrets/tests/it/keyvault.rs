@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use dataloader_core::secret::{SecretFailure, SecretRef};
+use dataloader_core::secret::{SecretFailure, SecretRef, SecretSetting};
 use dataloader_core::Error;
 use dataloader_secrets::{
-    AzureCredential, AzureSettings, ClientSecret, ManagedIdentityEndpoint, VaultSettings, Vaults,
+    AzureCredential, AzureSettings, ManagedIdentityEndpoint, VaultSettings, Vaults,
 };
 use dataloader_testkit::http_mock::{HttpMock, Request};
 
@@ -127,7 +127,7 @@ fn service_principal() -> AzureCredential {
     AzureCredential::ClientSecret {
         tenant: "tenant-1".into(),
         client_id: "sp-id".into(),
-        secret: ClientSecret::Value("sp-secret-9".into()),
+        secret: SecretSetting::Value("sp-secret-9".into()),
     }
 }
 
@@ -217,7 +217,7 @@ async fn a_refused_client_secret_against_a_mock_key_vault_is_unauthenticated() {
     let wrong = AzureCredential::ClientSecret {
         tenant: "tenant-1".into(),
         client_id: "sp-id".into(),
-        secret: ClientSecret::Value("wrong-secret-5".into()),
+        secret: SecretSetting::Value("wrong-secret-5".into()),
     };
     let vaults = Vaults::new(settings(&mock.url(), wrong));
     let err = read(&vaults, "azure-keyvault://kv1/pg-password")
@@ -244,7 +244,7 @@ async fn a_client_secret_reference_workload_and_managed_identity_against_a_mock_
         AzureCredential::ClientSecret {
             tenant: "tenant-1".into(),
             client_id: "sp-id".into(),
-            secret: ClientSecret::Reference(
+            secret: SecretSetting::Reference(
                 SecretRef::parse(&format!("file:{}", secret_file.display())).unwrap(),
             ),
         },

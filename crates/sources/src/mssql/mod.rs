@@ -9,12 +9,12 @@ pub mod connector;
 pub mod types;
 
 use async_trait::async_trait;
-use dataloader_core::secret::{cause_unless_secret, mask, SecretRef};
+use dataloader_core::secret::{cause_unless_secret, mask, SecretRef, SecretSetting};
 use dataloader_core::{
     ConnectionConfig, Error, Probe, ReadOutput, ReadRequest, Result, Source, SourceColumn,
     SourceObject, SourceSchema, Watermark, WatermarkKind,
 };
-use dataloader_secrets::{AzureAd, AzureCredential, ClientSecret};
+use dataloader_secrets::{AzureAd, AzureCredential};
 use futures::StreamExt;
 use tiberius::{AuthMethod, Client, ColumnData, Config};
 use tokio::net::TcpStream;
@@ -122,7 +122,7 @@ async fn azure_ad(o: &MssqlOptions) -> Result<Option<AzureAd>> {
     let credential = AzureCredential::ClientSecret {
         tenant: get(&o.tenant_id, "tenant_id")?,
         client_id: get(&o.client_id, "client_id")?,
-        secret: ClientSecret::Value(secret),
+        secret: SecretSetting::Value(secret),
     };
     Ok(Some(AzureAd::new(credential, &o.aad_authority).named(
         "the connection's service principal (options client_id, client_secret)",
