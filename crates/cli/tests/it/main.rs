@@ -112,6 +112,9 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         "DAGSTER_PIPES_CONTEXT",
         "DAGSTER_PIPES_MESSAGES",
         "LAKEBASE_HOST",
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CLIENT_ID",
+        "ARM_CLIENT_ID",
     ] {
         cmd.env_remove(var);
     }

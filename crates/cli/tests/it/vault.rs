@@ -1,39 +1,71 @@
-//! A PostgreSQL source whose password is an `aws-sm://` reference, read from AWS Secrets
-//! Manager (moto; scripts/test.sh starts it and sets `DATALOADER_TEST_SECRETS_MANAGER`).
-//! The test server trusts every login, so the reference is shown to be resolved another way:
-//! one to a missing secret fails the connection and names it, one to an existing secret loads.
+//! Credentials read from AWS Secrets Manager (moto; scripts/test.sh starts it and sets
+//! `DATALOADER_TEST_SECRETS_MANAGER`): a PostgreSQL source's password and the Unity Catalog
+//! token.
+//!
+//! The main test server trusts every login, so the source's reference is shown to be resolved
+//! another way: one to a missing secret fails the connection and names it, one to an existing
+//! secret loads. The token is checked by what a loopback catalog receives.
 
+use dataloader_testkit::http_mock::HttpMock;
 use dataloader_testkit::PgTestDb;
 
 use crate::{dataloader_env, pg_connection_args};
 
-#[tokio::test]
-async fn a_load_reads_its_password_from_aws_secrets_manager() {
-    if std::env::var_os("DATALOADER_TEST_SECRETS_MANAGER").is_none() {
-        eprintln!("NOTICE: DATALOADER_TEST_SECRETS_MANAGER is not set: skipping the Secrets Manager load test (scripts/test.sh starts moto)");
-        return;
+/// Whether moto runs; says so when it does not.
+fn secrets_manager() -> bool {
+    let set = std::env::var_os("DATALOADER_TEST_SECRETS_MANAGER").is_some();
+    if !set {
+        eprintln!("NOTICE: DATALOADER_TEST_SECRETS_MANAGER is not set: skipping (scripts/test.sh starts moto)");
     }
-    let db = PgTestDb::create("vault").await;
-    db.client
-        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 25) g;")
-        .await
-        .unwrap();
+    set
+}
+
+/// A fresh name, and a value no other run has.
+fn unique(what: &str) -> (String, String) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let secret = format!("dataloader-test/cli-{}-{nanos}", std::process::id());
-    let value = format!("pw-{nanos}");
+    let id = format!("{what}-{}-{nanos}", std::process::id());
+    (format!("dataloader-test/{id}"), format!("value-{id}"))
+}
+
+/// Stores `json` as the secret `name` in Secrets Manager.
+async fn put_secret(name: &str, json: String) {
     let admin = aws_sdk_secretsmanager::Client::new(
         &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
     );
     admin
         .create_secret()
-        .name(&secret)
-        .secret_string(format!(r#"{{"username":"loader","password":"{value}"}}"#))
+        .name(name)
+        .secret_string(json)
         .send()
         .await
         .unwrap();
+}
+
+/// A source database whose `public.items` holds `rows` rows.
+async fn items(prefix: &str, rows: i32) -> PgTestDb {
+    let db = PgTestDb::create(prefix).await;
+    db.client
+        .batch_execute(&format!("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, {rows}) g;"))
+        .await
+        .unwrap();
+    db
+}
+
+#[tokio::test]
+async fn a_load_reads_its_password_from_aws_secrets_manager() {
+    if !secrets_manager() {
+        return;
+    }
+    let db = items("vault", 25).await;
+    let (secret, value) = unique("cli");
+    put_secret(
+        &secret,
+        format!(r#"{{"username":"loader","password":"{value}"}}"#),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
@@ -124,4 +156,66 @@ async fn a_load_reads_its_password_from_aws_secrets_manager() {
     assert!(history.stdout.contains(&missing), "{}", history.stdout);
     let export = run(&["export"]).ok();
     assert!(export.stdout.contains(&good), "{}", export.stdout);
+}
+
+// Multi-threaded: the loopback catalog answers while a blocking command runs the load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unity_catalog_token_is_read_from_aws_secrets_manager_by_a_mock_catalog() {
+    if !secrets_manager() {
+        return;
+    }
+    let db = items("vault_unity", 5).await;
+    let (secret, token) = unique("dbx");
+    put_secret(&secret, format!(r#"{{"token":"{token}"}}"#)).await;
+    // No Databricks runs here: a loopback catalog that refuses everything records what it got.
+    let catalog = HttpMock::start(|_| (404, r#"{"error_code":"NOT_FOUND"}"#.into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let unity = format!("unity:{}", catalog.url());
+    let reference = format!("aws-sm://{secret}#token");
+    let run = |args: &[&str]| {
+        let run = dataloader_env(
+            dir.path(),
+            args,
+            &[
+                ("DATALOADER_CONTROL_DB", "sqlite://control.db"),
+                ("DATALOADER_CATALOG", unity.as_str()),
+                ("DATABRICKS_TOKEN", reference.as_str()),
+            ],
+        );
+        assert!(
+            !run.stdout.contains(&token) && !run.stderr.contains(&token),
+            "the token was shown:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        run
+    };
+    run(&["init"]).ok();
+    run(&pg_connection_args("pg", &db.name)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>())
+    .ok();
+    run(&[
+        "table",
+        "add",
+        "--connection",
+        "pg",
+        "--source",
+        "public.items",
+        "--dest",
+        "main.vault.items",
+    ])
+    .ok();
+    run(&["load", "main.vault.items"]);
+    let seen = catalog.requests();
+    assert!(!seen.is_empty(), "the catalog was never called");
+    let bearer = format!("Bearer {token}");
+    for request in &seen {
+        assert_eq!(
+            request.header("authorization"),
+            Some(bearer.as_str()),
+            "{request:?}"
+        );
+    }
 }

@@ -97,7 +97,7 @@ impl Api {
             .map_err(|e| e.to_string())?;
         let host = host.trim_end_matches('/').to_string();
         Ok(Api {
-            auth: Auth::from_env(&host),
+            auth: Auth::from_env(&host)?,
             http,
             host,
         })

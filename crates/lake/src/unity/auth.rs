@@ -3,6 +3,8 @@
 //! access token (`DATABRICKS_TOKEN`), OAuth machine-to-machine (`DATABRICKS_CLIENT_ID`,
 //! `DATABRICKS_CLIENT_SECRET`), or an Azure AD service principal (`ARM_TENANT_ID`,
 //! `ARM_CLIENT_ID`, `ARM_CLIENT_SECRET`, and `AZURE_AUTHORITY_HOST` for another authority).
+//! Each of the three secrets may be a reference instead (`azure-keyvault://…`, `aws-sm://…`,
+//! `file:…`), read when a token is needed, so a rotation in the vault is picked up.
 //! Tokens from a token endpoint are cached until a minute before they expire.
 //!
 //! The Azure AD token comes from `dataloader_secrets::AzureAd`, the workspace's one Azure AD
@@ -11,8 +13,9 @@
 
 use std::time::Instant;
 
+use dataloader_core::secret::SecretSetting;
 use dataloader_secrets::azure_ad::TokenAnswer;
-use dataloader_secrets::{AzureAd, AzureCredential, ClientSecret};
+use dataloader_secrets::{AzureAd, AzureCredential};
 use tokio::sync::Mutex;
 
 /// Azure Databricks' well-known application id: the audience of its Azure AD tokens.
@@ -21,8 +24,8 @@ const AZURE_DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.defa
 pub(crate) enum Auth {
     /// No credentials (a local Unity Catalog server).
     None,
-    /// A personal access token.
-    Token(String),
+    /// A personal access token, or a reference to one.
+    Token(SecretSetting),
     /// Databricks OAuth M2M: a client-credentials grant at `{host}/oidc/v1/token`.
     Client(ClientCredentials),
     /// An Azure AD service principal, for Azure Databricks' scope.
@@ -32,7 +35,7 @@ pub(crate) enum Auth {
 pub(crate) struct ClientCredentials {
     token_url: String,
     client_id: String,
-    client_secret: String,
+    client_secret: SecretSetting,
     cached: Mutex<Option<(String, Instant)>>,
 }
 
@@ -40,25 +43,31 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// The secret in variable `name`: its value, or the reference it holds.
+fn secret_var(name: &str, value: &str) -> Result<SecretSetting, String> {
+    SecretSetting::parse(name, value).map_err(|e| e.to_string())
+}
+
 impl Auth {
-    /// The first method whose variables are set, in the order Databricks' tools use.
-    pub(crate) fn from_env(host: &str) -> Auth {
+    /// The first method whose variables are set, in the order Databricks' tools use; an error
+    /// names a variable whose reference is malformed.
+    pub(crate) fn from_env(host: &str) -> Result<Auth, String> {
         Auth::from_vars(host, env)
     }
 
-    fn from_vars(host: &str, env: impl Fn(&str) -> Option<String>) -> Auth {
+    fn from_vars(host: &str, env: impl Fn(&str) -> Option<String>) -> Result<Auth, String> {
         if let Some(token) = env("DATABRICKS_TOKEN") {
-            return Auth::Token(token.trim().to_string());
+            return Ok(Auth::Token(secret_var("DATABRICKS_TOKEN", &token)?));
         }
         if let (Some(id), Some(secret)) =
             (env("DATABRICKS_CLIENT_ID"), env("DATABRICKS_CLIENT_SECRET"))
         {
-            return Auth::Client(ClientCredentials {
+            return Ok(Auth::Client(ClientCredentials {
                 token_url: format!("{}/oidc/v1/token", host.trim_end_matches('/')),
                 client_id: id,
-                client_secret: secret,
+                client_secret: secret_var("DATABRICKS_CLIENT_SECRET", &secret)?,
                 cached: Mutex::new(None),
-            });
+            }));
         }
         if let (Some(tenant), Some(id), Some(secret)) = (
             env("ARM_TENANT_ID"),
@@ -71,14 +80,13 @@ impl Auth {
             let credential = AzureCredential::ClientSecret {
                 tenant,
                 client_id: id,
-                secret: ClientSecret::Value(secret),
+                secret: secret_var("ARM_CLIENT_SECRET", &secret)?,
             };
-            return Auth::Azure(
-                AzureAd::new(credential, authority)
-                    .named("the service principal ARM_CLIENT_ID with ARM_CLIENT_SECRET"),
-            );
+            return Ok(Auth::Azure(AzureAd::new(credential, authority).named(
+                "the service principal ARM_CLIENT_ID with ARM_CLIENT_SECRET",
+            )));
         }
-        Auth::None
+        Ok(Auth::None)
     }
 
     /// What the catalog authenticates with, for `catalog sync` and messages: never a value.
@@ -96,7 +104,12 @@ impl Auth {
     pub(crate) async fn bearer(&self, http: &reqwest::Client) -> Result<Option<String>, String> {
         match self {
             Auth::None => Ok(None),
-            Auth::Token(token) => Ok(Some(token.clone())),
+            // The error names the reference and the vault's reason.
+            Auth::Token(token) => token
+                .get()
+                .await
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|e| format!("reading DATABRICKS_TOKEN: {e}")),
             Auth::Client(client) => client.token(http).await.map(Some),
             // The error names ARM_CLIENT_ID and Azure AD's reason, never the secret.
             Auth::Azure(azure_ad) => azure_ad
@@ -125,6 +138,11 @@ impl ClientCredentials {
                 return Ok(token.clone());
             }
         }
+        let secret = self
+            .client_secret
+            .get()
+            .await
+            .map_err(|e| format!("reading DATABRICKS_CLIENT_SECRET: {e}"))?;
         // Built before any await: the serializer is not Send.
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
@@ -133,7 +151,7 @@ impl ClientCredentials {
         let request = http
             .post(&self.token_url)
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .basic_auth(&self.client_id, Some(&self.client_secret));
+            .basic_auth(&self.client_id, Some(&secret));
         let response = request.body(body).send().await.map_err(|e| {
             format!(
                 "getting a token for DATABRICKS_CLIENT_ID from {}: {e}",
@@ -214,7 +232,8 @@ mod tests {
                 ("DATABRICKS_CLIENT_ID", "loader-id".into()),
                 ("DATABRICKS_CLIENT_SECRET", "s3cret".into()),
             ]),
-        );
+        )
+        .unwrap();
         assert_eq!(auth.describe(), "OAuth M2M (DATABRICKS_CLIENT_ID)");
         let http = reqwest::Client::new();
         for _ in 0..2 {
@@ -246,7 +265,8 @@ mod tests {
     async fn azure_service_principal_against_a_mock_authority_posts_the_client_in_the_form() {
         let mock =
             mock_token_server(200, r#"{"access_token":"aad-tok","expires_in":"3599"}"#).await;
-        let auth = Auth::from_vars("https://adb-1.azuredatabricks.net", arm_vars(&mock.url()));
+        let auth =
+            Auth::from_vars("https://adb-1.azuredatabricks.net", arm_vars(&mock.url())).unwrap();
         let header = auth.bearer(&reqwest::Client::new()).await;
         let seen = mock.requests();
         let request = &seen[0];
@@ -293,7 +313,8 @@ mod tests {
             )
         })
         .await;
-        let auth = Auth::from_vars("https://adb-1.azuredatabricks.net", arm_vars(&mock.url()));
+        let auth =
+            Auth::from_vars("https://adb-1.azuredatabricks.net", arm_vars(&mock.url())).unwrap();
         assert_eq!(
             auth.describe(),
             "Azure AD service principal (ARM_CLIENT_ID)"
@@ -317,12 +338,98 @@ mod tests {
                 ("DATABRICKS_CLIENT_ID", "loader-id".into()),
                 ("DATABRICKS_CLIENT_SECRET", "s3cret".into()),
             ]),
-        );
+        )
+        .unwrap();
         let err = auth.bearer(&reqwest::Client::new()).await.unwrap_err();
         assert!(
             err.contains("HTTP 401") && err.contains("DATABRICKS_CLIENT_ID"),
             "{err}"
         );
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn each_secret_may_be_a_reference_read_at_each_token_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        let reference = format!("file:{}", file.display());
+        let http = reqwest::Client::new();
+
+        // DATABRICKS_TOKEN: read at each request, so a rotated file is used at once.
+        std::fs::write(&file, "dapi-first\n").unwrap();
+        let auth = Auth::from_vars(
+            "https://h",
+            vars(&[("DATABRICKS_TOKEN", reference.clone())]),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.bearer(&http).await.unwrap().as_deref(),
+            Some("dapi-first")
+        );
+        std::fs::write(&file, "dapi-second").unwrap();
+        assert_eq!(
+            auth.bearer(&http).await.unwrap().as_deref(),
+            Some("dapi-second")
+        );
+
+        // DATABRICKS_CLIENT_SECRET: the file's content is the Basic password.
+        let mock = mock_token_server(200, r#"{"access_token":"m2m","expires_in":3600}"#).await;
+        let auth = Auth::from_vars(
+            &mock.url(),
+            vars(&[
+                ("DATABRICKS_CLIENT_ID", "loader-id".into()),
+                ("DATABRICKS_CLIENT_SECRET", reference.clone()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(auth.bearer(&http).await.unwrap().as_deref(), Some("m2m"));
+        let basic = base64::engine::general_purpose::STANDARD.encode("loader-id:dapi-second");
+        let expected = format!("Basic {basic}");
+        assert_eq!(
+            mock.requests()[0].header("authorization"),
+            Some(expected.as_str())
+        );
+
+        // ARM_CLIENT_SECRET: the file's content goes in Azure AD's form.
+        let mock = mock_token_server(200, r#"{"access_token":"aad","expires_in":3600}"#).await;
+        let arm = vars(&[
+            ("ARM_TENANT_ID", "tenant-1".into()),
+            ("ARM_CLIENT_ID", "sp-id".into()),
+            ("ARM_CLIENT_SECRET", reference.clone()),
+            ("AZURE_AUTHORITY_HOST", mock.url()),
+        ]);
+        let auth = Auth::from_vars("https://adb-1.azuredatabricks.net", arm).unwrap();
+        assert_eq!(auth.bearer(&http).await.unwrap().as_deref(), Some("aad"));
+        assert!(
+            mock.requests()[0]
+                .body
+                .contains("client_secret=dapi-second"),
+            "{:?}",
+            mock.requests()
+        );
+
+        // An unreadable reference names the variable and the reference, and a malformed one
+        // is refused when the catalog is opened.
+        std::fs::remove_file(&file).unwrap();
+        let auth = Auth::from_vars(
+            "https://h",
+            vars(&[("DATABRICKS_TOKEN", reference.clone())]),
+        )
+        .unwrap();
+        let err = auth.bearer(&http).await.unwrap_err();
+        assert!(
+            err.contains("DATABRICKS_TOKEN") && err.contains(&reference),
+            "{err}"
+        );
+        let err = Auth::from_vars(
+            "https://h",
+            vars(&[("DATABRICKS_TOKEN", "aws-sm://a b".into())]),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.contains("DATABRICKS_TOKEN") && err.contains("secret id"),
+            "{err}"
+        );
     }
 }
