@@ -5,7 +5,8 @@
 # it) and a client certificate for the user `certuser`. Then starts
 #   - a second PostgreSQL cluster (Debian's binaries, run as the postgres user) with ssl=on and
 #     a pg_hba.conf of hostssl lines only, so a plain connection is refused; `certuser` must
-#     present a client certificate the CA signed;
+#     present a client certificate the CA signed, and members of `password_login` (roles a
+#     test makes) a password;
 #   - a second MariaDB (mariadb-install-db, mariadbd as a plain process) with that certificate
 #     and require_secure_transport=ON;
 #   - a second ClickHouse (Debian's clickhouse-server, 18.16 here) with that certificate on an
@@ -58,10 +59,12 @@ ssl_cert_file = '$pg/server.crt'
 ssl_key_file = '$pg/server.key'
 ssl_ca_file = '$pg/ca.crt'
 EOF
-  # TLS only over TCP; certuser needs a client certificate; the Unix socket is for set-up.
+  # TLS only over TCP; certuser needs a client certificate, password_login's members a
+  # password; the Unix socket is for set-up.
   cat >"$pg/data/pg_hba.conf" <<EOF
 local all all trust
 hostssl all certuser 127.0.0.1/32 cert
+hostssl all +password_login 127.0.0.1/32 scram-sha-256
 hostssl all all 127.0.0.1/32 trust
 EOF
   # A start that timed out may leave a postmaster behind, with no pid recorded: stop it here.
@@ -72,7 +75,7 @@ EOF
   }
   started_pids+=("$(head -n 1 "$pg/data/postmaster.pid")")
   local psql=("$bin/psql" -h "$pg" -p "$port" -U postgres -v ON_ERROR_STOP=1 -q)
-  su postgres -c "$(printf '%q ' "${psql[@]}") -c 'CREATE DATABASE dataloader_tls' -c 'CREATE ROLE certuser LOGIN SUPERUSER'" >/dev/null &&
+  su postgres -c "$(printf '%q ' "${psql[@]}") -c 'CREATE DATABASE dataloader_tls' -c 'CREATE ROLE certuser LOGIN SUPERUSER' -c 'CREATE ROLE password_login NOLOGIN'" >/dev/null &&
   su postgres -c "$(printf '%q ' "${psql[@]}") -d dataloader_tls" <<<"$tls_rows_sql" >/dev/null || return 1
   export DATALOADER_TEST_PG_TLS_URL="postgres://postgres@localhost:$port/dataloader_tls"
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use dataloader_core::secret::SecretSetting;
 use dataloader_core::{Catalog, Store, SystemClock};
 use dataloader_engine::Engine;
 
@@ -26,7 +27,11 @@ impl App {
         batch_size: usize,
         lease: Duration,
     ) -> Result<App> {
-        let store = dataloader_store::open(&settings.control_db).await?;
+        let password = settings
+            .control_db_password
+            .map(|(name, text)| SecretSetting::parse(name, &text))
+            .transpose()?;
+        let store = dataloader_store::open_with_password(&settings.control_db, password).await?;
         store.migrate().await?;
         Ok(App {
             store,

@@ -29,6 +29,17 @@ pub(crate) struct Cli {
     )]
     pub(crate) control_db: Option<String>,
 
+    /// The PostgreSQL control database's password, when its URL holds none: the value, or a
+    /// reference (env:, file:, azure-keyvault://, aws-sm://) read again every minute so a
+    /// rotation is picked up. LAKEBASE_PASSWORD does the same with the LAKEBASE_* variables.
+    #[arg(
+        long,
+        env = "DATALOADER_CONTROL_DB_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub(crate) control_db_password: Option<String>,
+
     /// Lakehouse root: a directory or an object-store URL [default: ./lakehouse]
     #[arg(long, env = "DATALOADER_LAKE_ROOT", global = true)]
     pub(crate) lake_root: Option<String>,

@@ -94,6 +94,7 @@ async fn run(cli: Cli) -> Result<()> {
     let file_settings = settings::FileSettings::load(cli.config.as_deref())?;
     let place = settings::resolve(
         cli.control_db.clone(),
+        cli.control_db_password.clone(),
         cli.lake_root.clone(),
         cli.catalog.clone(),
         &file_settings,

@@ -16,7 +16,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "dataloader.toml";
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     /// Control database URL (`sqlite://…` or `postgres://…`; no password in it: use
-    /// DATALOADER_CONTROL_DB or LAKEBASE_PASSWORD for that).
+    /// DATALOADER_CONTROL_DB_PASSWORD or LAKEBASE_PASSWORD for that).
     pub control_db: Option<String>,
     /// Root of the local lakehouse, or an object-store URL.
     pub lake_root: Option<String>,
@@ -24,9 +24,11 @@ pub struct FileSettings {
     pub catalog: Option<String>,
 }
 
-#[derive(Debug, Clone)]
 pub struct Settings {
     pub control_db: String,
+    /// The control database's password given apart from its URL: the variable (or flag) it
+    /// came from, and its text (a value or a reference).
+    pub control_db_password: Option<(&'static str, String)>,
     pub lake_root: String,
     pub catalog: String,
 }
@@ -50,15 +52,30 @@ impl FileSettings {
 }
 
 /// `flag_or_env` is what clap found on the command line or in DATALOADER_* variables.
+/// `LAKEBASE_PASSWORD` is used only with the URL the `LAKEBASE_*` variables make: never sent
+/// to a database named another way.
 pub fn resolve(
     control_db: Option<String>,
+    control_db_password: Option<String>,
     lake_root: Option<String>,
     catalog: Option<String>,
     file: &FileSettings,
 ) -> Settings {
+    let lakebase = control_db
+        .is_none()
+        .then(dataloader_store::lakebase_url_from_env)
+        .flatten();
+    let lakebase_password = lakebase
+        .as_ref()
+        .and_then(|_| std::env::var("LAKEBASE_PASSWORD").ok())
+        .map(|p| ("LAKEBASE_PASSWORD", p));
     Settings {
+        control_db_password: control_db_password
+            .map(|p| ("DATALOADER_CONTROL_DB_PASSWORD", p))
+            .or(lakebase_password)
+            .filter(|(_, p)| !p.is_empty()),
         control_db: control_db
-            .or_else(dataloader_store::lakebase_url_from_env)
+            .or(lakebase)
             .or_else(|| file.control_db.clone())
             .unwrap_or_else(|| DEFAULT_CONTROL_DB.to_string()),
         lake_root: lake_root

@@ -15,6 +15,7 @@ pub(crate) mod sqlite;
 
 use std::future::Future;
 
+use dataloader_core::secret::SecretSetting;
 use dataloader_core::Result;
 use sqlx::migrate::Migrate;
 use sqlx::{Database, Decode, Encode, IntoArguments, Pool, Type};
@@ -53,9 +54,13 @@ pub trait Backend: Send + Sync + 'static {
     /// columns as text.
     const HISTORY: &'static str;
 
-    /// Opens a pool on the database `url` names (`sqlite:…` or `postgres://…`), and says where
-    /// it is for messages (credentials removed).
-    fn connect(url: &str) -> impl Future<Output = Result<(Pool<Self::Db>, String)>> + Send;
+    /// Opens a pool on the database `url` names (`sqlite:…` or `postgres://…`), with
+    /// `password` when the URL holds none, and says where it is for messages (credentials
+    /// removed).
+    fn connect(
+        url: &str,
+        password: Option<SecretSetting>,
+    ) -> impl Future<Output = Result<(Pool<Self::Db>, String)>> + Send;
 }
 
 /// A connection of `B`'s driver (an executor as `&mut`).

@@ -20,6 +20,7 @@ mod tables;
 
 use std::sync::Arc;
 
+use dataloader_core::secret::SecretSetting;
 use dataloader_core::{Error, Result, Store};
 
 pub use backend::postgres::{lakebase_url_from_env, redact_url, PostgresBackend};
@@ -30,10 +31,30 @@ pub use store::SqlStore;
 /// Opens the control store a URL names: `sqlite://path` (created if missing) or
 /// `postgres://…`. The returned store is not migrated: call [`Store::migrate`].
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with_password(url, None).await
+}
+
+/// [`open`], with a PostgreSQL password given apart from a URL that holds none
+/// (`DATALOADER_CONTROL_DB_PASSWORD`, `LAKEBASE_PASSWORD`): a value, or a reference that is
+/// read again while the store is open, so that a rotated password reaches new connections.
+pub async fn open_with_password(
+    url: &str,
+    password: Option<SecretSetting>,
+) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqlStore::<SqliteBackend>::connect(url).await?))
+        if password.is_some() {
+            return Err(Error::config(
+                "control_db_password",
+                "a SQLite control database has no password: unset DATALOADER_CONTROL_DB_PASSWORD",
+            ));
+        }
+        Ok(Arc::new(
+            SqlStore::<SqliteBackend>::connect(url, None).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(SqlStore::<PostgresBackend>::connect(url).await?))
+        Ok(Arc::new(
+            SqlStore::<PostgresBackend>::connect(url, password).await?,
+        ))
     } else {
         Err(Error::config(
             "control_db",

@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use dataloader_core::secret::SecretSetting;
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
     Claim, ConnectionConfig, Error, InvalidTable, LostRun, NewRun, Result, RetryVerdict, RunOwner,
@@ -28,8 +29,8 @@ pub struct SqlStore<B: Backend> {
 
 impl<B: Backend> SqlStore<B> {
     /// Connects to the database `url` names; not migrated (see [`Store::migrate`]).
-    pub(crate) async fn connect(url: &str) -> Result<Self> {
-        let (pool, location) = B::connect(url).await?;
+    pub(crate) async fn connect(url: &str, password: Option<SecretSetting>) -> Result<Self> {
+        let (pool, location) = B::connect(url, password).await?;
         Ok(SqlStore { pool, location })
     }
 }

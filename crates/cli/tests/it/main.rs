@@ -112,6 +112,8 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         "DAGSTER_PIPES_CONTEXT",
         "DAGSTER_PIPES_MESSAGES",
         "LAKEBASE_HOST",
+        "LAKEBASE_PASSWORD",
+        "DATALOADER_CONTROL_DB_PASSWORD",
         "DATABRICKS_TOKEN",
         "DATABRICKS_CLIENT_ID",
         "ARM_CLIENT_ID",

@@ -1,10 +1,11 @@
 //! Credentials read from AWS Secrets Manager (moto; scripts/test.sh starts it and sets
-//! `DATALOADER_TEST_SECRETS_MANAGER`): a PostgreSQL source's password and the Unity Catalog
-//! token.
+//! `DATALOADER_TEST_SECRETS_MANAGER`): a PostgreSQL source's password, the PostgreSQL control
+//! database's password and the Unity Catalog token.
 //!
 //! The main test server trusts every login, so the source's reference is shown to be resolved
 //! another way: one to a missing secret fails the connection and names it, one to an existing
-//! secret loads. The token is checked by what a loopback catalog receives.
+//! secret loads. The control database's password is checked for real, by a role of the TLS
+//! cluster that must give one; the token, by what a loopback catalog receives.
 
 use dataloader_testkit::http_mock::HttpMock;
 use dataloader_testkit::PgTestDb;
@@ -156,6 +157,116 @@ async fn a_load_reads_its_password_from_aws_secrets_manager() {
     assert!(history.stdout.contains(&missing), "{}", history.stdout);
     let export = run(&["export"]).ok();
     assert!(export.stdout.contains(&good), "{}", export.stdout);
+}
+
+#[tokio::test]
+async fn the_control_database_password_is_read_from_aws_secrets_manager() {
+    if !secrets_manager() {
+        return;
+    }
+    let Ok(url) = std::env::var("DATALOADER_TEST_PG_TLS_URL") else {
+        eprintln!("NOTICE: DATALOADER_TEST_PG_TLS_URL is not set: skipping (scripts/test.sh starts the TLS cluster)");
+        return;
+    };
+    // A role of the TLS cluster that must give its password (pg_hba: +password_login).
+    let (secret, password) = unique("control");
+    let role = format!("pw_{}", std::process::id());
+    let database = format!("dl_vault_control_{}", std::process::id());
+    let admin = format!("{url}?sslmode=require");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}' IN ROLE password_login"),
+        format!("CREATE DATABASE {database} OWNER {role}"),
+    ] {
+        let out = std::process::Command::new("psql")
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", &sql])
+            .output()
+            .expect("psql, the PostgreSQL client, runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    put_secret(&secret, format!(r#"{{"password":"{password}"}}"#)).await;
+    let (wrong_secret, wrong) = unique("wrong");
+    put_secret(&wrong_secret, format!(r#"{{"password":"{wrong}"}}"#)).await;
+
+    let host_port = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let (host, port) = host_port.split_once(':').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("LAKEBASE_HOST", host),
+            ("LAKEBASE_PORT", port),
+            ("LAKEBASE_DATABASE", database.as_str()),
+            ("LAKEBASE_USER", role.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        let run = dataloader_env(dir.path(), &["init", "--json"], &env);
+        for shown in [&password, &wrong] {
+            assert!(
+                !run.stdout.contains(shown.as_str()) && !run.stderr.contains(shown.as_str()),
+                "a password was shown:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+        run
+    };
+
+    let good = format!("aws-sm://{secret}#password");
+    let init = run(&[("LAKEBASE_PASSWORD", &good)]).ok();
+    assert!(
+        init.json()["control_db"]
+            .as_str()
+            .unwrap()
+            .contains(&database),
+        "{}",
+        init.stdout
+    );
+    // The role needs its password: the wrong one is refused by the server...
+    let refused = run(&[(
+        "LAKEBASE_PASSWORD",
+        &format!("aws-sm://{wrong_secret}#password"),
+    )]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("password authentication failed"),
+        "{}",
+        refused.stderr
+    );
+    // ...a missing secret is named...
+    let missing = format!("aws-sm://{secret}-missing#password");
+    let failed = run(&[("LAKEBASE_PASSWORD", &missing)]);
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("secret {missing}: not found")),
+        "{}",
+        failed.stderr
+    );
+    // ...and a URL given another way takes DATALOADER_CONTROL_DB_PASSWORD, not LAKEBASE_*'s.
+    let control_db = format!("postgres://{role}@{host_port}/{database}");
+    let flag = dataloader_env(
+        dir.path(),
+        &["--control-db", &control_db, "table", "list"],
+        &[
+            ("DATALOADER_CONTROL_DB_PASSWORD", good.as_str()),
+            ("LAKEBASE_PASSWORD", "not-this-one"),
+        ],
+    );
+    flag.ok();
+    let without = dataloader_env(
+        dir.path(),
+        &["--control-db", &control_db, "table", "list"],
+        &[("LAKEBASE_PASSWORD", good.as_str())],
+    );
+    assert_ne!(
+        without.code, 0,
+        "LAKEBASE_PASSWORD went to a URL it was not for"
+    );
 }
 
 // Multi-threaded: the loopback catalog answers while a blocking command runs the load.

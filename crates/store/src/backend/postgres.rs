@@ -7,10 +7,16 @@
 //! `sslmode` (and no `PGSSLMODE`) gets the sources' default ([`SslMode::default_for`]):
 //! `require` for a host over a network, `prefer` on this machine, where sqlx would `prefer`
 //! everywhere.
+//!
+//! A password given apart from the URL ([`crate::open_with_password`]) that is a file or vault
+//! reference is read again every [`PASSWORD_REFRESH`]: when it changed, the pool's options
+//! change, so a rotation reaches the connections opened after it (sqlx recycles each one
+//! within 30 minutes) without a restart.
 
 use std::str::FromStr;
+use std::time::Duration;
 
-use dataloader_core::secret::cause_unless_secret;
+use dataloader_core::secret::{cause_unless_secret, SecretSetting};
 use dataloader_core::tls::{self, SslMode};
 use dataloader_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
@@ -20,6 +26,10 @@ use super::{Backend, RowsAffected};
 use crate::migrations;
 
 pub struct PostgresBackend;
+
+/// How often a rotating control-database password is read again (a vault read is cached by
+/// the resolver for its own bound on top of this).
+pub const PASSWORD_REFRESH: Duration = Duration::from_secs(60);
 
 impl Backend for PostgresBackend {
     type Db = sqlx::Postgres;
@@ -51,10 +61,23 @@ impl Backend for PostgresBackend {
          FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
 
     /// `postgres://…` or `postgresql://…`.
-    async fn connect(url: &str) -> Result<(Pool<sqlx::Postgres>, String)> {
+    async fn connect(
+        url: &str,
+        password: Option<SecretSetting>,
+    ) -> Result<(Pool<sqlx::Postgres>, String)> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::config("control_db", redact_url(&e.to_string(), url)))?;
         let options = with_default_sslmode(options, url);
+        let given = match &password {
+            Some(_) if url_has_password(url) => {
+                return Err(Error::config(
+                    "control_db_password",
+                    "the control database URL holds a password already: give it in one place",
+                ))
+            }
+            Some(setting) => setting.get().await?,
+            None => String::new(),
+        };
         // sqlx's verify-ca asks rustls for the process's provider, which panics when none is
         // installed and two are built in (ring for sqlx, aws-lc-rs for the others): install
         // aws-lc-rs unless the program chose one. An error means one is installed already.
@@ -77,24 +100,60 @@ impl Backend for PostgresBackend {
             m => (options, m),
         };
         let location = redact_url(url, url);
+        let mut secrets = password_forms(url).to_vec();
+        secrets.push(given.clone());
+        let with_password = |o: &PgConnectOptions, p: &str| match p {
+            "" => o.clone(),
+            p => o.clone().password(p),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(with_password(&options, &given))
             .await
             .map_err(|e| {
                 let mut message = format!("{location}: {}", redact_url(&e.to_string(), url));
+                if !given.is_empty() {
+                    message = message.replace(&given, "***");
+                }
                 if let Some(hint) = tls::hint(&message, mode, rootcert) {
                     message = format!("{message}; {hint} (in the URL: ?sslmode=…&sslrootcert=…)");
                 }
                 Error::Store {
                     step: "connect to the PostgreSQL control database",
                     message,
-                    source: cause_unless_secret(e, &password_forms(url)),
+                    source: cause_unless_secret(e, &secrets),
                 }
             })?;
+        if let Some(setting) = password.filter(SecretSetting::may_rotate) {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut current = given;
+                let mut tick = tokio::time::interval(PASSWORD_REFRESH);
+                tick.tick().await;
+                while !pool.is_closed() {
+                    tick.tick().await;
+                    match setting.get().await {
+                        Ok(read) if read != current => {
+                            pool.set_connect_options(with_password(&options, &read));
+                            current = read;
+                            tracing::info!("the control database's password changed; new connections use the new one");
+                        }
+                        Ok(_) => {}
+                        // The open connections still work; the next read may succeed.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the control database's password again")
+                        }
+                    }
+                }
+            });
+        }
         Ok((pool, location))
     }
+}
+
+fn url_has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
 }
 
 /// `options` with the sources' default `sslmode` for its host, unless the URL (or `PGSSLMODE`)
@@ -123,21 +182,17 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
 }
 
 /// The `LAKEBASE_*` variables (as the Databricks loader DataLoader replaces names them) as a
-/// PostgreSQL URL, when `LAKEBASE_HOST` is set.
+/// PostgreSQL URL without a password, when `LAKEBASE_HOST` is set. `LAKEBASE_PASSWORD`, a
+/// value or a reference, is given to [`crate::open_with_password`] apart.
 pub fn lakebase_url_from_env() -> Option<String> {
     let host = std::env::var("LAKEBASE_HOST").ok()?;
     let port = std::env::var("LAKEBASE_PORT").unwrap_or_else(|_| "5432".into());
     let db = std::env::var("LAKEBASE_DATABASE").unwrap_or_else(|_| "dataloader".into());
     let user = std::env::var("LAKEBASE_USER").unwrap_or_else(|_| "postgres".into());
-    let url = match std::env::var("LAKEBASE_PASSWORD") {
-        Ok(pw) => format!(
-            "postgres://{}:{}@{host}:{port}/{db}",
-            url_escape(&user),
-            url_escape(&pw)
-        ),
-        Err(_) => format!("postgres://{}@{host}:{port}/{db}", url_escape(&user)),
-    };
-    Some(url)
+    Some(format!(
+        "postgres://{}@{host}:{port}/{db}",
+        url_escape(&user)
+    ))
 }
 
 fn url_escape(s: &str) -> String {

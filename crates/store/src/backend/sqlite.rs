@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 
+use dataloader_core::secret::SecretSetting;
 use dataloader_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::Pool;
@@ -36,7 +37,8 @@ impl Backend for SqliteBackend {
          FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
 
     /// `sqlite://path` (or `sqlite:path`), created if missing.
-    async fn connect(url: &str) -> Result<(Pool<sqlx::Sqlite>, String)> {
+    /// SQLite has no password: [`crate::open_with_password`] refuses one before this.
+    async fn connect(url: &str, _: Option<SecretSetting>) -> Result<(Pool<sqlx::Sqlite>, String)> {
         let rest = url.strip_prefix("sqlite:").unwrap_or(url);
         let path = rest.trim_start_matches("//");
         if path.is_empty() {

@@ -94,7 +94,9 @@ fn refused_by<T: std::fmt::Debug>(result: Result<T, sqlx::Error>, named: &str) {
 async fn sqlite_0008_keeps_old_rows_and_the_schema_around_them() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("control.db").display());
-    let store = SqlStore::<SqliteBackend>::connect(&url).await.unwrap();
+    let store = SqlStore::<SqliteBackend>::connect(&url, None)
+        .await
+        .unwrap();
     migrator(SQLITE).run_to(7, &store.pool).await.unwrap();
     store.pool.execute(ROWS_0007).await.unwrap();
     store
@@ -188,7 +190,7 @@ async fn sqlite_0008_keeps_old_rows_and_the_schema_around_them() {
 #[tokio::test]
 async fn postgres_0008_keeps_old_rows_and_marks_the_rules_they_break() {
     let pg = PgTestDb::create("upgrade").await;
-    let store = SqlStore::<PostgresBackend>::connect(&pg.url())
+    let store = SqlStore::<PostgresBackend>::connect(&pg.url(), None)
         .await
         .unwrap();
     migrator(POSTGRES).run_to(7, &store.pool).await.unwrap();
