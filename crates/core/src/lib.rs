@@ -3,6 +3,7 @@
 //! Nothing here knows a database driver, Delta Lake or HTTP: the other crates implement
 //! [`Source`], [`Store`] and [`Catalog`] and the engine composes them.
 
+pub mod access;
 pub mod catalog;
 pub mod check_query;
 pub mod clock;
@@ -43,7 +44,7 @@ pub use source::{
 pub use span::Span;
 pub use store::{
     Claim, InvalidTable, LostRun, NewRun, RetryVerdict, RunId, RunOwner, RunRecord, RunStatus,
-    RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger,
+    RunTotals, RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{ApiToken, Role};
 use crate::{
     ConnectionConfig, Error, ErrorKind, LoadStrategy, Result, RowCounts, TableSpec, TargetTable,
     Watermark,
@@ -345,6 +346,28 @@ pub struct HistoryRecord {
     pub new_values: Option<serde_json::Value>,
 }
 
+/// Upper bounds, in seconds, of the buckets of the load duration histogram.
+pub const DURATION_BUCKETS: [f64; 9] =
+    [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0];
+
+/// One table's runs that ended with one status (and retry recommendation), added up: what
+/// `/metrics` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTotals {
+    pub table_id: i64,
+    pub status: RunStatus,
+    /// The failed monitor's recommendation, for failed runs it has looked at.
+    pub retry: Option<String>,
+    pub runs: i64,
+    pub rows_written: i64,
+    pub bytes_written: i64,
+    /// Runs that started and finished, and the sum of their durations in seconds.
+    pub timed: i64,
+    pub seconds: f64,
+    /// How many of the timed runs took at most each of [`DURATION_BUCKETS`] (cumulative).
+    pub at_most: Vec<i64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Creates or upgrades the control tables; safe to run again.
@@ -475,4 +498,37 @@ pub trait Store: Send + Sync {
     async fn runs_to_analyze(&self, limit: i64) -> Result<Vec<RunRecord>>;
     /// Stores the verdict on the run and, for a retry, reschedules the table and counts it.
     async fn record_verdict(&self, run_id: i64, verdict: &RetryVerdict) -> Result<()>;
+
+    // What the console (`dataloader serve`) and `/metrics` read and do.
+    /// How many of this binary's migrations the database has not applied.
+    async fn pending_migrations(&self) -> Result<usize>;
+    /// The run each table's `last_run_id` names.
+    async fn last_runs(&self) -> Result<Vec<RunRecord>>;
+    /// When each table's newest successful run finished: `(table_id, finished_at)`.
+    async fn last_successes(&self) -> Result<Vec<(i64, DateTime<Utc>)>>;
+    /// Every run added up by table, status and retry recommendation.
+    async fn run_totals(&self) -> Result<Vec<RunTotals>>;
+    /// Pauses or resumes a table, naming `changed_by` in the audit row; `false` when it was
+    /// so already.
+    async fn set_active(
+        &self,
+        table_id: i64,
+        active: bool,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<bool>;
+    /// Saves a new token by its hash; an error when the name is taken.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The token with this hash (revoked ones too: the caller refuses them), noting its use.
+    async fn token_by_hash(&self, token_hash: &str, now: DateTime<Utc>)
+        -> Result<Option<ApiToken>>;
+    async fn tokens(&self) -> Result<Vec<ApiToken>>;
+    /// `false` when no unrevoked token has the name.
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool>;
 }

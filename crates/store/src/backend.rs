@@ -54,6 +54,9 @@ pub trait Backend: Send + Sync + 'static {
     /// columns as text.
     const HISTORY: &'static str;
 
+    /// A run's duration in seconds, as SQL over `historical_metadata` (NULL while unfinished).
+    const RUN_SECONDS: &'static str;
+
     /// Opens a pool on the database `url` names (`sqlite:…` or `postgres://…`), with
     /// `password` when the URL holds none, and says where it is for messages (credentials
     /// removed).

@@ -3,8 +3,8 @@
 //! one generic store ([`SqlStore`]); what differs between them is the [`Backend`] trait. The
 //! migrations differ only where the databases do (identity columns, trigger language).
 //!
-//! Modules by topic: `connections`, `tables`, `runs`, `leases`, `monitors` and `audit` hold the
-//! store's methods; `rows` reads rows into the core's types; `migrations` the schema;
+//! Modules by topic: `connections`, `tables`, `runs`, `leases`, `monitors`, `audit`,
+//! `summaries` (what the console and `/metrics` read) and `tokens` hold the store's methods; `rows` reads rows into the core's types; `migrations` the schema;
 //! `backend` what differs; `store` the `Store` impl that points to the rest.
 
 mod audit;
@@ -16,7 +16,9 @@ mod monitors;
 mod rows;
 mod runs;
 mod store;
+mod summaries;
 mod tables;
+mod tokens;
 
 use std::sync::Arc;
 

@@ -41,6 +41,10 @@ pub(crate) const SQLITE: &[(&str, &str)] = &[
         "0008_safe_control_tables.sql",
         include_str!("migrations/sqlite/0008_safe_control_tables.sql"),
     ),
+    (
+        "0009_api_tokens.sql",
+        include_str!("migrations/sqlite/0009_api_tokens.sql"),
+    ),
 ];
 
 /// PostgreSQL's scripts, in order: file name and SQL.
@@ -76,6 +80,10 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     (
         "0008_safe_control_tables.sql",
         include_str!("migrations/postgres/0008_safe_control_tables.sql"),
+    ),
+    (
+        "0009_api_tokens.sql",
+        include_str!("migrations/postgres/0009_api_tokens.sql"),
     ),
 ];
 

@@ -9,11 +9,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use dataloader_core::access::{ApiToken, Role};
 use dataloader_core::secret::SecretSetting;
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
     Claim, ConnectionConfig, Error, InvalidTable, LostRun, NewRun, Result, RetryVerdict, RunOwner,
-    RunRecord, RunUpdate, RunningRun, Store, TableControl, TableSpec, TargetTable, Watermark,
+    RunRecord, RunTotals, RunUpdate, RunningRun, Store, TableControl, TableSpec, TargetTable,
+    Watermark,
 };
 use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
 
@@ -233,5 +235,74 @@ where
 
     async fn table_history(&self, table_id: i64) -> Result<Vec<HistoryRecord>> {
         self.table_history(table_id).await
+    }
+
+    // summaries.rs, tables.rs and tokens.rs: the console's reads and acts
+
+    async fn pending_migrations(&self) -> Result<usize> {
+        let applied: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM _dataloader_migrations WHERE success",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match applied {
+            Ok(n) => Ok(B::MIGRATIONS.len().saturating_sub(n.max(0) as usize)),
+            // No bookkeeping table yet: nothing applied, if the database answers at all.
+            Err(_) => {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| Error::store("reach the control database", e))?;
+                Ok(B::MIGRATIONS.len())
+            }
+        }
+    }
+
+    async fn last_runs(&self) -> Result<Vec<RunRecord>> {
+        self.last_runs().await
+    }
+
+    async fn last_successes(&self) -> Result<Vec<(i64, DateTime<Utc>)>> {
+        self.last_successes().await
+    }
+
+    async fn run_totals(&self) -> Result<Vec<RunTotals>> {
+        self.run_totals().await
+    }
+
+    async fn set_active(
+        &self,
+        table_id: i64,
+        active: bool,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<bool> {
+        self.set_active(table_id, active, now, changed_by).await
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.create_token(name, role, token_hash, now).await
+    }
+
+    async fn token_by_hash(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiToken>> {
+        self.token_by_hash(token_hash, now).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        self.tokens().await
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.revoke_token(name, now).await
     }
 }

@@ -8,7 +8,7 @@ use dataloader_core::{
 };
 use sqlx::{ColumnIndex, Encode, Executor, Type};
 
-use crate::backend::{Backend, Conn, DbRow, Param, Value};
+use crate::backend::{Backend, Conn, DbRow, Param, RowsAffected, Value};
 use crate::rows::{json_list, json_map, unreadable, ControlRow, TABLE_COLUMNS};
 use crate::store::SqlStore;
 
@@ -274,5 +274,45 @@ where
             .await
             .map_err(|e| Error::store("reschedule the table", e))?;
         Ok(())
+    }
+
+    /// Pauses or resumes a table for `changed_by`, who is named in the audit row the change
+    /// writes; `false` when the table was so already (and nothing is written). The schedule's
+    /// next time follows a resume through migration 0008's `schedule_changed`.
+    pub(crate) async fn set_active(
+        &self,
+        table_id: i64,
+        active: bool,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<bool> {
+        let err = |e| Error::store("pause or resume the table", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let changed = sqlx::query(
+            "UPDATE table_control SET is_active = $2, updated_at = $3 \
+             WHERE table_id = $1 AND is_active <> $2",
+        )
+        .bind(table_id)
+        .bind(active)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected()
+            > 0;
+        if changed {
+            // The trigger wrote the row as the database's user: name the caller instead.
+            sqlx::query(
+                "UPDATE table_control_history SET changed_by = $1 WHERE history_id = \
+                 (SELECT MAX(history_id) FROM table_control_history WHERE table_id = $2)",
+            )
+            .bind(changed_by)
+            .bind(table_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(changed)
     }
 }

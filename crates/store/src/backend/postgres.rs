@@ -60,6 +60,9 @@ impl Backend for PostgresBackend {
          old_values::text AS old_values, new_values::text AS new_values \
          FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
 
+    const RUN_SECONDS: &'static str =
+        "CAST(EXTRACT(EPOCH FROM (finished_at - started_at)) AS DOUBLE PRECISION)";
+
     /// `postgres://…` or `postgresql://…`.
     async fn connect(
         url: &str,

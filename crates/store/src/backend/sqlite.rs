@@ -37,6 +37,10 @@ impl Backend for SqliteBackend {
          FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
 
     /// `sqlite://path` (or `sqlite:path`), created if missing.
+    /// Timestamps are RFC 3339 text, which julianday reads.
+    const RUN_SECONDS: &'static str =
+        "((julianday(finished_at) - julianday(started_at)) * 86400.0)";
+
     /// SQLite has no password: [`crate::open_with_password`] refuses one before this.
     async fn connect(url: &str, _: Option<SecretSetting>) -> Result<(Pool<sqlx::Sqlite>, String)> {
         let rest = url.strip_prefix("sqlite:").unwrap_or(url);
