@@ -1,0 +1,116 @@
+//! `dataloader serve`: the web console, the REST API under `/api/v1`, Prometheus metrics and
+//! the health checks, on one axum router over the control database.
+//!
+//! Pages are rendered on the server (maud) and refresh themselves with htmx, vendored in
+//! `assets/` and served from the binary: no front-end build, no CDN. Every page reads what the
+//! API reads ([`views`]), so the two never disagree.
+//!
+//! Modules: `access` (tokens, roles, CSRF), `api` (JSON routes and their OpenAPI document),
+//! `pages` (HTML), `metrics` (`/metrics`), `views` (what both show), `error` (JSON errors).
+
+mod access;
+mod api;
+mod error;
+mod metrics;
+mod pages;
+mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use dataloader_core::{Store, TargetTable};
+
+pub use access::{hash_token, new_token};
+pub use api::openapi_json;
+
+/// Runs a load for the console: the binary gives one built on the load engine.
+#[async_trait]
+pub trait Loader: Send + Sync {
+    /// Loads `table` to its end; the console spawns this and does not wait for it.
+    async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()>;
+}
+
+/// What every route works with.
+pub struct Console {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) loader: Arc<dyn Loader>,
+    /// Requests without a token act as an admin: only for a listener on loopback.
+    pub(crate) open: bool,
+}
+
+impl Console {
+    /// `open` lets requests without a token in as an admin; give it only for a loopback
+    /// listener (`dataloader serve` decides from the address).
+    pub fn new(store: Arc<dyn Store>, loader: Arc<dyn Loader>, open: bool) -> Arc<Console> {
+        Arc::new(Console {
+            store,
+            loader,
+            open,
+        })
+    }
+}
+
+/// Every route of the console, the API, `/metrics` and the health checks.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/assets/htmx.min.js", get(htmx))
+        .with_state(console)
+}
+
+/// Serves `router(console)` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    console: Arc<Console>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(console))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The process answers.
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The control database answers and its tables are at this binary's version.
+async fn readyz(
+    axum::extract::State(console): axum::extract::State<Arc<Console>>,
+) -> impl IntoResponse {
+    match console.store.pending_migrations().await {
+        Ok(0) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
+        Ok(n) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "not ready",
+                "reason": format!("{n} migration(s) of the control tables not applied: run dataloader init"),
+            })),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not ready", "reason": e.to_string()})),
+        ),
+    }
+}
+
+const HTMX: &str = include_str!("../assets/htmx.min.js");
+
+async fn htmx() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        HTMX,
+    )
+}
