@@ -10,6 +10,7 @@ use crate::bench::BenchCommand;
 use crate::commands::catalog::CatalogCommand;
 use crate::commands::connections::ConnectionCommand;
 use crate::commands::scheduler::RunArgs;
+use crate::commands::serve::TokenCommand;
 use crate::commands::tables::TableCommand;
 use crate::duration_arg::{parse_duration, parse_duration_or_zero};
 
@@ -135,6 +136,15 @@ pub(crate) enum Command {
     /// Every table_control row that cannot be loaded as it stands (unreadable, or breaking a
     /// rule), and why; exits non-zero when there is one.
     Validate,
+    /// The web console, the REST API (/api/v1) and Prometheus metrics (/metrics). On loopback
+    /// no token is needed; on any other address every request needs one (dataloader token).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Bearer tokens for the console and the API.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure DataLoader itself.
     #[command(subcommand)]
     Bench(BenchCommand),

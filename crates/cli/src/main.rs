@@ -29,7 +29,7 @@ use clap::Parser;
 
 use app::App;
 use cli::{Cli, Command};
-use commands::{catalog, connections, history, init, load, scheduler, tables, validate};
+use commands::{catalog, connections, history, init, load, scheduler, serve, tables, validate};
 
 fn main() -> ExitCode {
     setup::tune_memory();
@@ -122,6 +122,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Analyze => scheduler::analyze(&app).await?,
         Command::Status => history::status(&app).await?,
         Command::Validate => validate::validate(&app).await?,
+        Command::Serve { listen } => serve::serve(&app, listen).await?,
+        Command::Token(t) => serve::token(&app, t).await?,
         Command::Bench(bench::BenchCommand::Scheduler { tables, due }) => {
             bench::scheduler(&app, tables, due).await?
         }

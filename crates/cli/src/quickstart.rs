@@ -241,7 +241,8 @@ pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
     println!(
         "\nLook around:\n  {cd}\n  {exe} --control-db sqlite://dataloader.db table list\n  \
          {exe} --control-db sqlite://dataloader.db history bronze.demo.orders\n  \
-         {exe} --control-db sqlite://dataloader.db export\n\
+         {exe} --control-db sqlite://dataloader.db export\n  \
+         {exe} --control-db sqlite://dataloader.db serve    (the console: http://127.0.0.1:8080/)\n\
          The Delta tables are in {lake_root}/bronze/demo/ — open them with any Delta reader, for example\n  \
          python -c \"import deltalake; print(deltalake.DeltaTable('{lake_root}/bronze/demo/orders').to_pandas())\"\n  \
          duckdb -c \"SELECT * FROM delta_scan('{lake_root}/bronze/demo/orders') LIMIT 10\"\n\

@@ -7,5 +7,6 @@ pub(crate) mod history;
 pub(crate) mod init;
 pub(crate) mod load;
 pub(crate) mod scheduler;
+pub(crate) mod serve;
 pub(crate) mod tables;
 pub(crate) mod validate;

@@ -4,6 +4,7 @@
 mod apply;
 mod bad_input;
 mod column_types;
+mod console;
 mod crash;
 #[cfg(feature = "dagster")]
 mod dagster;
@@ -95,7 +96,9 @@ pub fn dataloader(dir: &Path, args: &[&str]) -> Run {
     dataloader_env(dir, args, &[])
 }
 
-pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+/// The dataloader command in `dir`, with the settings of the caller's environment removed and
+/// `env` set.
+pub fn dataloader_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dataloader"));
     cmd.args(args).current_dir(dir);
     for var in [
@@ -123,6 +126,11 @@ pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+pub fn dataloader_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = dataloader_command(dir, args, env);
     let out = cmd.output().expect("run dataloader");
     Run {
         code: out.status.code().unwrap_or(-1),

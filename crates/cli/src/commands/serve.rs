@@ -1,0 +1,127 @@
+//! `dataloader serve`: the console, the REST API and `/metrics` over the control database, with
+//! loads asked for in the console run in this process by the load engine. Also `run --serve`,
+//! the same beside the scheduler, and `dataloader token`, the console's bearer tokens.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use clap::Subcommand;
+use dataloader_core::access::Role;
+use dataloader_core::{Clock, SystemClock, TargetTable, Trigger};
+use dataloader_engine::{Engine, LoadRequest};
+
+use crate::app::App;
+use crate::print;
+use crate::signals;
+
+/// The console's loads: the engine's, as `dataloader load` runs them.
+struct EngineLoader(Engine);
+
+#[async_trait]
+impl dataloader_console::Loader for EngineLoader {
+    async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()> {
+        self.0
+            .load(LoadRequest::new(&table, Trigger::Manual).full_refresh(full_refresh))
+            .await
+            .map(|_| ())
+            .map_err(|f| f.error)
+    }
+}
+
+/// Binds `listen` and says where the console is and whether it needs a token.
+pub(crate) async fn bind(
+    app: &App,
+    listen: SocketAddr,
+) -> Result<(tokio::net::TcpListener, Arc<dataloader_console::Console>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("serve: cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    // Anything but loopback needs a token: the console can start loads and edit tables.
+    let open = address.ip().is_loopback();
+    let console = dataloader_console::Console::new(
+        app.store.clone(),
+        Arc::new(EngineLoader(app.engine()?)),
+        open,
+    );
+    let access = match open {
+        true => "on this machine only; no token needed",
+        false => "tokens required: dataloader token create --role viewer|operator|admin",
+    };
+    eprintln!("DataLoader console: http://{address}/ ({access})");
+    Ok((listener, console))
+}
+
+pub(crate) async fn serve(app: &App, listen: SocketAddr) -> Result<()> {
+    let (listener, console) = bind(app, listen).await?;
+    dataloader_console::serve(listener, console, signals::stop_requested())
+        .await
+        .context("serve")?;
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make a token for the console and API; it is printed once and only its hash is kept.
+    Create {
+        /// A name for the token: who or what uses it (shown in the audit trail).
+        name: String,
+        /// viewer reads; operator also loads, pauses and resumes; admin also edits.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// The tokens, without their values.
+    List,
+    /// Refuse a token from now on (its name stays, for the audit trail).
+    Revoke { name: String },
+}
+
+pub(crate) async fn token(app: &App, command: TokenCommand) -> Result<()> {
+    let now = SystemClock.now();
+    match command {
+        TokenCommand::Create { name, role } => {
+            let role: Role = role.parse()?;
+            let token = dataloader_console::new_token();
+            app.store
+                .create_token(&name, role, &dataloader_console::hash_token(&token), now)
+                .await?;
+            if app.json {
+                print::json(&serde_json::json!({"name": name, "role": role, "token": token}))?;
+            } else {
+                println!("{token}");
+                eprintln!("token {name} ({role}) made: keep it now, it is not shown again");
+            }
+        }
+        TokenCommand::List => {
+            let tokens = app.store.tokens().await?;
+            if app.json {
+                return print::json(&tokens);
+            }
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.role.to_string(),
+                        t.created_at.to_rfc3339(),
+                        print::opt(&t.last_used_at.map(|d| d.to_rfc3339())),
+                        print::opt(&t.revoked_at.map(|d| d.to_rfc3339())),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                print::table(&["NAME", "ROLE", "CREATED", "LAST USED", "REVOKED"], &rows)
+            );
+        }
+        TokenCommand::Revoke { name } => {
+            if !app.store.revoke_token(&name, now).await? {
+                bail!("no token {name} that is not revoked already (dataloader token list)");
+            }
+            println!("token {name} revoked");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `dataloader serve` after the quickstart, as a newcomer meets it: the three demo tables with
+//! their runs and rows, a token made by `dataloader token create`, a load started through the
+//! API and finished by the engine in the server's process, and `/metrics` counting it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use dataloader_lake::DeltaDestination;
+use serde_json::Value;
+
+use crate::{dataloader, dataloader_command, dataloader_env};
+
+const CONTROL: [&str; 2] = ["--control-db", "sqlite://dataloader.db"];
+
+/// The serve process, stopped when the test ends however it ends.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve` on `listen` in `dir` and reads the address it prints.
+fn serve(dir: &std::path::Path, listen: &str) -> (Served, String) {
+    let mut args = CONTROL.to_vec();
+    args.extend(["serve", "--listen", listen]);
+    let mut child = dataloader_command(dir, &args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let served = Served(child);
+    let line = lines.next().expect("serve printed its address").unwrap();
+    let port = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|address| address.rsplit(':').next())
+        .unwrap_or_else(|| panic!("no address in: {line}"))
+        .to_string();
+    assert!(line.contains("tokens required"), "{line}");
+    (served, format!("http://127.0.0.1:{port}"))
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn tables(base: &str, token: &str) -> Vec<Value> {
+    let (status, body) = get(&format!("{base}/api/v1/tables"), Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_quickstart_and_loads_a_table_asked_for_over_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    dataloader(dir.path(), &["quickstart", "--dir", "qs"]).ok();
+    let qs = dir.path().join("qs");
+    let mut args = CONTROL.to_vec();
+    args.extend(["token", "create", "ci", "--role", "operator"]);
+    let made = dataloader_env(&qs, &args, &[]).ok();
+    let token = made.stdout.trim().to_string();
+    assert!(token.starts_with("dl_"), "{}", made.stdout);
+    let mut args = CONTROL.to_vec();
+    args.extend(["token", "list"]);
+    let listed = dataloader_env(&qs, &args, &[]).ok();
+    assert!(listed.stdout.contains("ci") && listed.stdout.contains("operator"));
+    assert!(!listed.stdout.contains(&token), "a token was shown again");
+
+    // Not on loopback: every request needs the token.
+    let (_served, base) = serve(&qs, "0.0.0.0:0");
+    let (status, _) = get(&format!("{base}/api/v1/tables"), None).await;
+    assert_eq!(status, 401);
+
+    let (status, html) = get(&format!("{base}/"), Some(&token)).await;
+    assert_eq!(status, 200);
+    for table in [
+        "bronze.demo.customers",
+        "bronze.demo.products",
+        "bronze.demo.orders",
+    ] {
+        assert!(html.contains(table), "{table} not on the overview");
+    }
+    let rows: Vec<(String, i64)> = tables(&base, &token)
+        .await
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["last_run"]["rows_written"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("bronze.demo.customers".to_string(), 500),
+            ("bronze.demo.orders".to_string(), 5000),
+            ("bronze.demo.products".to_string(), 120),
+        ]
+    );
+
+    // A full refresh of the orders, asked for over the API and run by the server.
+    let orders = "bronze.demo.orders";
+    let before = tables(&base, &token).await[1]["last_run"]["run_id"]
+        .as_i64()
+        .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/tables/{orders}/load"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"full_refresh": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let started = Instant::now();
+    let last = loop {
+        let table = tables(&base, &token).await[1].clone();
+        let run = table["last_run"].clone();
+        if run["run_id"].as_i64() != Some(before) && run["status"] == "Succeeded" {
+            break run;
+        }
+        assert!(run["status"] != "Failed", "{run}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the load did not end: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(last["rows_written"], 5000, "{last}");
+    assert_eq!(last["trigger"], "manual");
+    let url = format!("file://{}/lakehouse/bronze/demo/orders", qs.display());
+    let delta = DeltaDestination::new(&url, orders)
+        .unwrap()
+        .read_all(&["order_id"])
+        .await
+        .unwrap();
+    assert_eq!(delta.iter().map(|b| b.num_rows()).sum::<usize>(), 5000);
+
+    let (status, metrics) = get(&format!("{base}/metrics"), Some(&token)).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!(
+            "dataloader_loads_total{{table=\"{orders}\",strategy=\"incremental\",outcome=\"Succeeded\"}} 2"
+        )),
+        "{metrics}"
+    );
+}
