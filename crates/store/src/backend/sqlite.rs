@@ -36,12 +36,13 @@ impl Backend for SqliteBackend {
         "SELECT history_id, table_id, operation, changed_at, changed_by, old_values, new_values \
          FROM table_control_history WHERE table_id = $1 ORDER BY history_id DESC";
 
-    /// `sqlite://path` (or `sqlite:path`), created if missing.
-    /// Timestamps are RFC 3339 text, which julianday reads.
+    /// Timestamps are RFC 3339 text, which unixepoch reads; `subsec` keeps the milliseconds
+    /// (julianday's day fractions lose tens of microseconds).
     const RUN_SECONDS: &'static str =
-        "((julianday(finished_at) - julianday(started_at)) * 86400.0)";
+        "(unixepoch(finished_at, 'subsec') - unixepoch(started_at, 'subsec'))";
 
-    /// SQLite has no password: [`crate::open_with_password`] refuses one before this.
+    /// `sqlite://path` (or `sqlite:path`), created if missing. SQLite has no password:
+    /// [`crate::open_with_password`] refuses one before this.
     async fn connect(url: &str, _: Option<SecretSetting>) -> Result<(Pool<sqlx::Sqlite>, String)> {
         let rest = url.strip_prefix("sqlite:").unwrap_or(url);
         let path = rest.trim_start_matches("//");
