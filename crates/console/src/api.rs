@@ -316,12 +316,12 @@ pub(crate) async fn start_load(
             table.status.map(|s| s.as_str()).unwrap_or_default()
         )));
     }
-    let loader = console.loader.clone();
+    let actions = console.actions.clone();
     let destination = table.spec.destination.clone();
     tracing::info!(table = %destination, by = %caller.name, full_refresh, "load asked for in the console");
     tokio::spawn(async move {
         // The run's outcome is in its history; this is for the server's log.
-        if let Err(e) = loader.load(destination.clone(), full_refresh).await {
+        if let Err(e) = actions.load(destination.clone(), full_refresh).await {
             tracing::warn!(table = %destination, error = %e, "the load asked for in the console failed");
         }
     });

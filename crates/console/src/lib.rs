@@ -23,22 +23,39 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use dataloader_core::{Store, TargetTable};
+use dataloader_core::{ConnectionConfig, Store, TargetTable};
 
 pub use access::{hash_token, new_token};
 pub use api::openapi_json;
 
-/// Runs a load for the console: the binary gives one built on the load engine.
+/// What the console asks of the rest of DataLoader, which this crate does not depend on: the
+/// binary gives one built on the load engine, the sources' registry and `apply`.
 #[async_trait]
-pub trait Loader: Send + Sync {
+pub trait Actions: Send + Sync {
     /// Loads `table` to its end; the console spawns this and does not wait for it.
     async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()>;
+    /// The connection types `connection add` takes.
+    fn db_types(&self) -> Vec<String>;
+    /// Checks a connection as `connection add` does (its connector's type and options), and
+    /// gives it with its type's canonical name.
+    fn validate_connection(
+        &self,
+        connection: &ConnectionConfig,
+    ) -> dataloader_core::Result<ConnectionConfig>;
+    /// Connects and says the server's version, as `connection test` does.
+    async fn test_connection(
+        &self,
+        connection: &ConnectionConfig,
+    ) -> dataloader_core::Result<String>;
+    /// The changes an `apply` file makes, one line each and a summary last; carried out when
+    /// `apply` is set.
+    async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>>;
 }
 
 /// What every route works with.
 pub struct Console {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) loader: Arc<dyn Loader>,
+    pub(crate) actions: Arc<dyn Actions>,
     /// Requests without a token act as an admin: only for a listener on loopback.
     pub(crate) open: bool,
 }
@@ -46,10 +63,10 @@ pub struct Console {
 impl Console {
     /// `open` lets requests without a token in as an admin; give it only for a loopback
     /// listener (`dataloader serve` decides from the address).
-    pub fn new(store: Arc<dyn Store>, loader: Arc<dyn Loader>, open: bool) -> Arc<Console> {
+    pub fn new(store: Arc<dyn Store>, actions: Arc<dyn Actions>, open: bool) -> Arc<Console> {
         Arc::new(Console {
             store,
-            loader,
+            actions,
             open,
         })
     }

@@ -517,6 +517,14 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         changed_by: &str,
     ) -> Result<bool>;
+    /// Names `changed_by` in the table's audit rows written after `after_history_id` (the
+    /// trigger writes the database's user): for a change made through the console or API.
+    async fn attribute_changes(
+        &self,
+        table_id: i64,
+        after_history_id: i64,
+        changed_by: &str,
+    ) -> Result<()>;
     /// Saves a new token by its hash; an error when the name is taken.
     async fn create_token(
         &self,

@@ -280,6 +280,25 @@ where
         self.set_active(table_id, active, now, changed_by).await
     }
 
+    async fn attribute_changes(
+        &self,
+        table_id: i64,
+        after_history_id: i64,
+        changed_by: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE table_control_history SET changed_by = $1 \
+             WHERE table_id = $2 AND history_id > $3",
+        )
+        .bind(changed_by)
+        .bind(table_id)
+        .bind(after_history_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| Error::store("name who changed the table", e))?;
+        Ok(())
+    }
+
     async fn create_token(
         &self,
         name: &str,

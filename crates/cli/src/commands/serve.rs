@@ -9,24 +9,71 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use clap::Subcommand;
 use dataloader_core::access::Role;
-use dataloader_core::{Clock, SystemClock, TargetTable, Trigger};
+use dataloader_core::{Clock, ConnectionConfig, Store, SystemClock, TargetTable, Trigger};
 use dataloader_engine::{Engine, LoadRequest};
 
 use crate::app::App;
 use crate::print;
 use crate::signals;
 
-/// The console's loads: the engine's, as `dataloader load` runs them.
-struct EngineLoader(Engine);
+/// What the console does through the rest of DataLoader: loads as `dataloader load` runs them,
+/// connections as `connection add` and `test` check them, files as `apply` plans them.
+struct ConsoleActions {
+    engine: Engine,
+    store: Arc<dyn Store>,
+}
 
 #[async_trait]
-impl dataloader_console::Loader for EngineLoader {
+impl dataloader_console::Actions for ConsoleActions {
     async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()> {
-        self.0
+        self.engine
             .load(LoadRequest::new(&table, Trigger::Manual).full_refresh(full_refresh))
             .await
             .map(|_| ())
             .map_err(|f| f.error)
+    }
+
+    fn db_types(&self) -> Vec<String> {
+        dataloader_sources::connectors()
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect()
+    }
+
+    fn validate_connection(
+        &self,
+        connection: &ConnectionConfig,
+    ) -> dataloader_core::Result<ConnectionConfig> {
+        let mut checked = connection.clone();
+        checked.db_type = dataloader_sources::db_type(connection.db_type.as_str())?;
+        dataloader_sources::validate(&checked)?;
+        Ok(checked)
+    }
+
+    async fn test_connection(
+        &self,
+        connection: &ConnectionConfig,
+    ) -> dataloader_core::Result<String> {
+        dataloader_sources::connect(connection)
+            .await?
+            .server_version()
+            .await
+    }
+
+    async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>> {
+        // apply's errors are anyhow's: their whole chain, as the command prints it.
+        let said = |e: anyhow::Error| dataloader_core::Error::config("file", format!("{e:#}"));
+        let desired = crate::apply::parse(yaml).map_err(said)?;
+        let plan = crate::apply::plan(self.store.as_ref(), desired)
+            .await
+            .map_err(said)?;
+        let mut lines: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
+        lines.push(plan.summary());
+        if apply {
+            plan.execute(self.store.as_ref()).await.map_err(said)?;
+            lines.push("Applied.".into());
+        }
+        Ok(lines)
     }
 }
 
@@ -43,7 +90,10 @@ pub(crate) async fn bind(
     let open = address.ip().is_loopback();
     let console = dataloader_console::Console::new(
         app.store.clone(),
-        Arc::new(EngineLoader(app.engine()?)),
+        Arc::new(ConsoleActions {
+            engine: app.engine()?,
+            store: app.store.clone(),
+        }),
         open,
     );
     let access = match open {

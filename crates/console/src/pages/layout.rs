@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use dataloader_core::access::Role;
+
 use crate::access::{self, Caller, CSRF_COOKIE};
 
 const STYLE: &str = r#"
@@ -41,6 +43,14 @@ button.primary { background:var(--run); color:#fff; border-color:var(--run); }
 .filters input, .filters select { font:inherit; padding:.25rem .4rem; }
 dl.kv { display:grid; grid-template-columns:max-content 1fr; gap:.2rem 1rem; background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; margin:0; }
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; word-break:break-word; }
+form.define label { display:block; margin:.5rem 0; }
+form.define label > span { display:block; color:var(--muted); font-size:12px; }
+form.define input[type=text], form.define select, form.define textarea { font:inherit; width:100%; padding:.35rem .45rem; border:1px solid #9aa5b1; border-radius:5px; }
+form.define textarea { font-family:ui-monospace,monospace; }
+form.define label.check { display:flex; gap:.4rem; align-items:center; }
+main.wide-form { max-width:640px; }
+.field-error { display:block; font-size:12px; }
+pre.plan { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; white-space:pre-wrap; }
 svg.chart { width:100%; height:160px; background:#fff; border:1px solid var(--line); border-radius:6px; }
 @media (max-width: 600px) { main { padding:.6rem; } dl.kv { grid-template-columns:1fr; } }
 "#;
@@ -75,6 +85,8 @@ pub(crate) fn shell(title: &str, caller: Option<&Caller>, body: Markup) -> Marku
                     a href="/" { "DataLoader" }
                     a href="/" { "Overview" }
                     a href="/tables" { "Tables" }
+                    a href="/connections" { "Connections" }
+                    @if caller.is_some_and(|c| c.role >= Role::Admin) { a href="/apply" { "Apply a file" } }
                     a href="/api/v1/openapi.json" { "API" }
                     @if let Some(c) = caller {
                         span.who {

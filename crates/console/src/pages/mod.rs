@@ -4,6 +4,9 @@
 //! Times are written as UTC `<time>` elements that a few lines of script show in the viewer's
 //! zone.
 
+mod apply;
+mod connections;
+mod define;
 mod layout;
 mod overview;
 mod table;
@@ -32,9 +35,27 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
     Router::new()
         .route("/", get(overview::overview))
         .route("/tables", get(tables::tables))
+        .route(
+            "/tables/new",
+            get(define::new_table).post(define::create_table),
+        )
         .route("/tables/{name}", get(table::table))
+        .route(
+            "/tables/{name}/edit",
+            get(define::edit_table).post(define::update_table),
+        )
         .route("/tables/{name}/{action}", post(act))
         .route("/runs/{id}", get(table::run))
+        .route("/connections", get(connections::connections))
+        .route(
+            "/connections/new",
+            get(connections::new_connection).post(connections::create_connection),
+        )
+        .route(
+            "/connections/{name}/test",
+            post(connections::test_connection),
+        )
+        .route("/apply", get(apply::apply_page).post(apply::apply_post))
         .route("/login", get(login).post(sign_in))
         .route("/logout", post(sign_out))
 }
@@ -72,6 +93,9 @@ pub(crate) fn encode(text: &str) -> String {
         .collect()
 }
 
+/// What a form post whose CSRF token does not match its cookie is told.
+pub(crate) const CSRF_REFUSED: &str = "This form is out of date or came from another site (its CSRF token does not match): reload the page and try again.";
+
 /// A button's form post.
 #[derive(Deserialize)]
 pub(crate) struct ActionForm {
@@ -88,29 +112,21 @@ async fn act(
     Form(form): Form<ActionForm>,
 ) -> Response {
     if !access::csrf_ok(&headers, &form.csrf) {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "This form is out of date or came from another site (its CSRF token does not match): reload the page and try again.",
-        );
+        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
     let done = match action.as_str() {
-        "load" => api::start_load(&console, &caller, &name, false)
-            .await
-            .map(|_| "load started"),
-        "full-refresh" => api::start_load(&console, &caller, &name, true)
-            .await
-            .map(|_| "full refresh started"),
+        "load" => api::start_load(&console, &caller, &name, false).await,
+        "full-refresh" => api::start_load(&console, &caller, &name, true).await,
         "pause" => api::set_active(&console, &caller, &name, false)
             .await
-            .map(|_| "paused"),
+            .map(|_| ()),
         "resume" => api::set_active(&console, &caller, &name, true)
             .await
-            .map(|_| "resumed"),
+            .map(|_| ()),
         other => Err(ApiError::not_found(format!("no action {other}"))),
     };
     match done {
-        Ok(said) => Redirect::to(&format!("/tables/{}?done={}", encode(&name), encode(said)))
-            .into_response(),
+        Ok(()) => Redirect::to(&format!("/tables/{}?done={action}", encode(&name))).into_response(),
         Err(e) => refused(e.status, &e.message),
     }
 }

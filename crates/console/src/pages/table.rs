@@ -50,12 +50,13 @@ pub(crate) async fn table(
     let body = html! {
         main {
             h1 { (t.name) }
-            @if let Some(said) = &done.done { p.done { "The table was " (said) "." } }
+            @if let Some(said) = done.done.as_deref().and_then(done_said) { p.done { (said) } }
             @if may_operate(&caller) {
                 p {
                     (button("load", "Load now", true)) " "
                     (button("full-refresh", "Full refresh", false)) " "
                     @if t.active { (button("pause", "Pause", false)) } @else { (button("resume", "Resume", false)) }
+                    @if caller.role >= dataloader_core::access::Role::Admin { " " a href={"/tables/" (t.name) "/edit"} { "Edit" } }
                 }
             }
             div #live hx-get={"/tables/" (t.name)} hx-select="#live" hx-target="this" hx-swap="outerHTML" hx-trigger="every 5s" {
@@ -97,6 +98,20 @@ pub(crate) async fn table(
         }
     };
     page.render(&t.name, &caller, body)
+}
+
+/// What the page says after a button or form sent the browser back to it (a fixed sentence
+/// per action: the query never puts text of its own on the page).
+fn done_said(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "load" => "A load started. This page shows the run when it ends.",
+        "full-refresh" => "A full refresh started. This page shows the run when it ends.",
+        "pause" => "The table was paused.",
+        "resume" => "The table was resumed.",
+        "created" => "The table was created.",
+        "updated" => "The table was updated.",
+        _ => return None,
+    })
 }
 
 /// The keys whose value an audit row changed: `key: old → new`.
@@ -153,7 +168,8 @@ fn chart(runs: &[RunView]) -> Markup {
         return html! { p.muted { "No finished run yet." } };
     }
     let (w, h) = (600.0_f64, 140.0_f64);
-    let step = w / runs.len() as f64;
+    // At least 20 slots, so that a table with few runs shows bars, not a block.
+    let step = w / runs.len().max(20) as f64;
     let max_rows = runs
         .iter()
         .filter_map(|r| r.rows_written)
@@ -174,7 +190,7 @@ fn chart(runs: &[RunView]) -> Markup {
         })
         .collect();
     html! {
-        svg.chart viewBox={"0 0 " (w) " " (h + 20.0)} preserveAspectRatio="none" role="img"
+        svg.chart viewBox={"0 0 " (w) " " (h)} preserveAspectRatio="none" role="img"
             aria-label="Rows written (bars) and duration (line) per run" {
             @for (i, r) in runs.iter().enumerate() {
                 @let rows = r.rows_written.unwrap_or(0) as f64;
@@ -186,9 +202,10 @@ fn chart(runs: &[RunView]) -> Markup {
                 }
             }
             polyline points=(line.join(" ")) fill="none" stroke="#1d232b" stroke-width="1.5" {}
-            text x="4" y=(h + 15.0) font-size="11" fill="#5c6773" {
-                "bars: rows written (max " (count(Some(max_rows as i64))) ") · line: duration (max " (duration(Some(max_secs))) ")"
-            }
+        }
+        p.muted {
+            "Bars: rows written (most " (count(Some(max_rows as i64))) "); line: duration (longest "
+            (duration(Some(max_secs))) "); oldest run on the left."
         }
     }
 }

@@ -35,6 +35,7 @@ pub(crate) async fn tables(
     let body = html! {
         main {
             h1 { "Tables (" (shown.len()) " of " (all.len()) ")" }
+            @if caller.role >= dataloader_core::access::Role::Admin { p { a href="/tables/new" { "New table" } } }
             form.filters method="get" action="/tables" {
                 input type="search" name="q" placeholder="Search name, source, connection" value=(filter.q.clone().unwrap_or_default());
                 (select("status", "any status", &options.statuses, filter.status.as_deref()))

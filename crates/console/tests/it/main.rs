@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
-use dataloader_console::{hash_token, Console, Loader};
+use dataloader_console::{hash_token, Actions, Console};
 use dataloader_core::access::Role;
 use dataloader_core::{
     ConnectionConfig, ErrorKind, NewRun, RetryVerdict, RowCounts, RunOwner, RunStatus, RunUpdate,
@@ -25,18 +25,42 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// Records the loads asked for.
+/// Records the loads asked for; the rest stands in for the CLI's sources and `apply`, which
+/// the CLI's console tests run for real.
 #[derive(Default)]
-struct RecordingLoader(Mutex<Vec<(String, bool)>>);
+struct RecordingActions(Mutex<Vec<(String, bool)>>);
 
 #[async_trait::async_trait]
-impl Loader for RecordingLoader {
+impl Actions for RecordingActions {
     async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()> {
         self.0
             .lock()
             .unwrap()
             .push((table.to_string(), full_refresh));
         Ok(())
+    }
+
+    fn db_types(&self) -> Vec<String> {
+        vec!["postgresql".into(), "sqlite".into()]
+    }
+
+    fn validate_connection(
+        &self,
+        connection: &ConnectionConfig,
+    ) -> dataloader_core::Result<ConnectionConfig> {
+        connection.validate()?;
+        Ok(connection.clone())
+    }
+
+    async fn test_connection(&self, c: &ConnectionConfig) -> dataloader_core::Result<String> {
+        Ok(format!("stand-in server for {}", c.name))
+    }
+
+    async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>> {
+        Ok(vec![format!(
+            "{} line(s), apply: {apply}",
+            yaml.lines().count()
+        )])
     }
 }
 
@@ -46,7 +70,7 @@ const BAD: &str = "main.sales.refunds";
 struct Server {
     url: String,
     store: Arc<dyn Store>,
-    loads: Arc<RecordingLoader>,
+    loads: Arc<RecordingActions>,
     http: reqwest::Client,
     _keep: Option<PgTestDb>,
     _dir: tempfile::TempDir,
@@ -157,7 +181,7 @@ async fn start(
     dir: tempfile::TempDir,
 ) -> Server {
     seeded(store.clone()).await;
-    let loads = Arc::new(RecordingLoader::default());
+    let loads = Arc::new(RecordingActions::default());
     let console = Console::new(store.clone(), loads.clone(), open);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -243,5 +267,6 @@ impl Server {
     }
 }
 
+mod forms;
 mod pages;
 mod routes;

@@ -285,7 +285,7 @@ async fn readyz_says_when_the_control_tables_are_not_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
     let store = dataloader_store::open(&url).await.unwrap();
-    let console = Console::new(store, Arc::new(RecordingLoader::default()), true);
+    let console = Console::new(store, Arc::new(RecordingActions::default()), true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/readyz", listener.local_addr().unwrap());
     tokio::spawn(dataloader_console::serve(

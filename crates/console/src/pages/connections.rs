@@ -1,0 +1,254 @@
+//! The connections: the list (with each password's reference, never a value), a form to add
+//! one (admins; checked by its connector as `connection add` checks it) and a test button
+//! (operators) that connects and says the server's version.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use dataloader_core::access::Role;
+use dataloader_core::secret::SecretRef;
+use dataloader_core::{ConnectionConfig, Error};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{encode, refused, Page, Viewer, CSRF_REFUSED};
+use crate::access::{self, Caller};
+use crate::Console;
+
+pub(crate) async fn connections(
+    State(console): State<Arc<Console>>,
+    Viewer(caller): Viewer,
+    headers: HeaderMap,
+) -> Response {
+    let list = match console.store.connections().await {
+        Ok(l) => l,
+        Err(e) => return refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let page = Page::new(&headers);
+    let body = html! {
+        main {
+            h1 { "Connections (" (list.len()) ")" }
+            @if caller.role >= Role::Admin { p { a href="/connections/new" { "New connection" } } }
+            div.scroll { table {
+                thead { tr { th { "Name" } th { "Type" } th { "Host" } th { "Database" } th { "User" } th { "Password from" } th {} } }
+                tbody { @for c in &list { tr {
+                    td { (c.name) }
+                    td { (c.db_type.as_str()) }
+                    td { (c.host.as_deref().unwrap_or("–")) @if let Some(p) = c.port { ":" (p) } }
+                    td { (c.database.as_deref().unwrap_or("–")) }
+                    td { (c.user.as_deref().unwrap_or("–")) }
+                    td { code { (c.password.as_deref().unwrap_or("–")) } }
+                    td { @if caller.role >= Role::Operator {
+                        form.inline method="post" action={"/connections/" (c.name) "/test"} {
+                            (page.csrf_field()) button type="submit" { "Test" }
+                        }
+                    } }
+                } } }
+            } }
+        }
+    };
+    page.render("Connections", &caller, body)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ConnectionForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    db_type: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    database: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    /// `key=value`, one a line.
+    #[serde(default)]
+    options: String,
+}
+
+impl ConnectionForm {
+    fn config(&self) -> Result<ConnectionConfig, Error> {
+        let optional = |t: &str| Some(t.trim().to_string()).filter(|s| !s.is_empty());
+        let port = match optional(&self.port) {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| Error::config("port", format!("\"{p}\" is not a port number")))?,
+            ),
+            None => None,
+        };
+        let mut options = BTreeMap::new();
+        for line in self
+            .options
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| Error::config("options", format!("\"{line}\" is not key=value")))?;
+            options.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(ConnectionConfig {
+            name: self.name.trim().to_string(),
+            db_type: self.db_type.trim().parse()?,
+            host: optional(&self.host),
+            port,
+            database: optional(&self.database),
+            user: optional(&self.user),
+            password: optional(&self.password),
+            options,
+            max_connections: None,
+        })
+    }
+}
+
+pub(crate) async fn new_connection(
+    State(console): State<Arc<Console>>,
+    Viewer(caller): Viewer,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = caller.require(Role::Admin) {
+        return refused(e.status, &e.message);
+    }
+    let page = Page::new(&headers);
+    let types = console.actions.db_types();
+    let body = form_page(&page, &ConnectionForm::default(), &types, None);
+    page.render("New connection", &caller, body)
+}
+
+pub(crate) async fn create_connection(
+    State(console): State<Arc<Console>>,
+    Viewer(caller): Viewer,
+    headers: HeaderMap,
+    Form(form): Form<ConnectionForm>,
+) -> Response {
+    if let Err(e) = caller.require(Role::Admin) {
+        return refused(e.status, &e.message);
+    }
+    if !access::csrf_ok(&headers, &form.csrf) {
+        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    }
+    let saved = async {
+        let config = console.actions.validate_connection(&form.config()?)?;
+        if console.store.connection(&config.name).await?.is_some() {
+            return Err(Error::config(
+                "name",
+                format!("a connection named \"{}\" exists already", config.name),
+            ));
+        }
+        console.store.upsert_connection(&config).await?;
+        Ok(config.name)
+    };
+    match saved.await {
+        Ok(name) => Redirect::to(&format!("/connections?done={}", encode(&name))).into_response(),
+        Err(e) => {
+            let page = Page::new(&headers);
+            let types = console.actions.db_types();
+            let body = form_page(&page, &form, &types, Some(e));
+            let mut response = page.render("New connection", &caller, body);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Csrf {
+    csrf: String,
+}
+
+/// Connects, as `connection test` does, and says how it went.
+pub(crate) async fn test_connection(
+    State(console): State<Arc<Console>>,
+    Viewer(caller): Viewer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<Csrf>,
+) -> Response {
+    if !access::csrf_ok(&headers, &form.csrf) {
+        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    }
+    match tested(&console, &caller, &name).await {
+        Ok(said) => {
+            let body = html! { main { h1 { "Connection " (name) } p.done { (said) } p { a href="/connections" { "Back to the connections" } } } };
+            Page::new(&headers).render(&name, &caller, body)
+        }
+        Err(e) => refused(StatusCode::BAD_GATEWAY, &format!("connection {name}: {e}")),
+    }
+}
+
+/// `ok in N ms — <server version>`; the error names the connection and never a secret (the
+/// sources mask it).
+pub(crate) async fn tested(
+    console: &Console,
+    caller: &Caller,
+    name: &str,
+) -> Result<String, Error> {
+    caller
+        .require(Role::Operator)
+        .map_err(|e| Error::config("role", e.message))?;
+    let config = console.store.require_connection(name).await?;
+    let started = std::time::Instant::now();
+    let version = console.actions.test_connection(&config).await?;
+    Ok(format!(
+        "ok in {} ms — {version}",
+        started.elapsed().as_millis()
+    ))
+}
+
+fn form_page(page: &Page, form: &ConnectionForm, types: &[String], said: Option<Error>) -> Markup {
+    let (field, message) = match said {
+        Some(Error::InvalidConfig { field, message }) => (field, message),
+        Some(other) => (String::new(), other.to_string()),
+        None => (String::new(), String::new()),
+    };
+    let fields = [
+        "name", "type", "host", "port", "database", "user", "password", "options",
+    ];
+    // A password typed where its reference belongs is never sent back to the page.
+    let shown_password = match SecretRef::parse(form.password.trim()) {
+        Ok(_) => form.password.clone(),
+        Err(_) => String::new(),
+    };
+    let error = |name: &str| -> Markup {
+        match field == name || (name == "type" && field == "db_type") {
+            true => html! { span.error.field-error { (message) } },
+            false => html! {},
+        }
+    };
+    let text = |name: &str, label: &str, value: &str, hint: &str| {
+        html! { label { span { (label) } input type="text" name=(name) id=(name) value=(value) placeholder=(hint); (error(name)) } }
+    };
+    html! {
+        main.narrow.wide-form {
+            h1 { "New connection" }
+            @if !message.is_empty() && !fields.contains(&field.as_str()) && field != "db_type" {
+                p.error { @if !field.is_empty() { (field) ": " } (message) }
+            }
+            form.define method="post" action="/connections/new" {
+                (page.csrf_field())
+                (text("name", "Name", &form.name, "erp"))
+                label { span { "Type" } select name="db_type" id="db_type" {
+                    @for t in types { option value=(t) selected[*t == form.db_type] { (t) } }
+                } (error("type")) }
+                (text("host", "Host", &form.host, "erp.db.internal"))
+                (text("port", "Port", &form.port, "the type's default"))
+                (text("database", "Database", &form.database, "erp"))
+                (text("user", "User", &form.user, "loader"))
+                (text("password", "Password reference", &shown_password, "env:ERP_PASSWORD, azure-keyvault://kv/secret, aws-sm://id#key"))
+                label { span { "Options (key=value, one a line)" }
+                    textarea name="options" id="options" rows="3" placeholder="sslmode=verify-full" { (form.options) }
+                    (error("options")) }
+                p { button.primary type="submit" { "Save" } " " a href="/connections" { "Cancel" } }
+            }
+        }
+    }
+}
