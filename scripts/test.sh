@@ -48,6 +48,15 @@ port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 free_port() { local p=$1; while ! port_free "$p"; do p=$((p + 1)); done; echo "$p"; }
 wait_listening() { for _ in $(seq 1 150); do port_free "$1" || return 0; sleep 0.2; done; return 1; }
 
+# Debian's chromium and chromedriver for the console's browser test (installed if missing). Its
+# screenshots of the main pages go to a folder kept after the run, printed at the end.
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver"
+  { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+    || echo "NOTICE: installing chromium failed" >&2
+fi
+export DATALOADER_TEST_SCREENSHOTS="${DATALOADER_TEST_SCREENSHOTS:-$CARGO_TARGET_DIR/console-screenshots}"
+
 # ClickHouse for the ClickHouse connector's tests: Debian's package (installed if missing),
 # started as a plain process with its data in a temporary folder.
 if [ -z "${DATALOADER_TEST_CLICKHOUSE:-}" ]; then
@@ -278,6 +287,7 @@ suite "PostgreSQL with TLS (second cluster, test CA)" "$(has DATALOADER_TEST_PG_
 suite "MariaDB with TLS (second mariadbd, test CA)" "$(has DATALOADER_TEST_MYSQL_TLS_URL)" yes
 suite "ClickHouse 18 over HTTPS (second clickhouse-server, test CA)" "$(has DATALOADER_TEST_CLICKHOUSE_TLS_URL)" yes
 suite "Dagster integration" "$([ -n "$dagster_venv" ] && echo yes || echo no)" yes
+suite "console in Chromium (headless, chromedriver)" "$([ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && echo yes || echo no)" yes
 suite "SQL Server (set DATALOADER_TEST_MSSQL_URL)" "$(has DATALOADER_TEST_MSSQL_URL)" no
 suite "Oracle (set DATALOADER_TEST_ORACLE_URL)" "$(has DATALOADER_TEST_ORACLE_URL)" no
 suite "Databricks (set DATALOADER_TEST_DATABRICKS_HOST and the rest, docs/testing.md)" "$(has DATALOADER_TEST_DATABRICKS_HOST)" no
@@ -307,4 +317,5 @@ else
   echo "NOTICE: installing Dagster failed: the Dagster integration tests are skipped" >&2
 fi
 print_suites
+echo "console screenshots: $DATALOADER_TEST_SCREENSHOTS"
 exit "$rust_status"

@@ -14,7 +14,7 @@ use crate::{dataloader, dataloader_command, dataloader_env};
 const CONTROL: [&str; 2] = ["--control-db", "sqlite://dataloader.db"];
 
 /// The serve process, stopped when the test ends however it ends.
-struct Served(Child);
+pub(crate) struct Served(Child);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -23,8 +23,9 @@ impl Drop for Served {
     }
 }
 
-/// Starts `serve` on `listen` in `dir` and reads the address it prints.
-fn serve(dir: &std::path::Path, listen: &str) -> (Served, String) {
+/// Starts `serve` on `listen` in `dir` (the quickstart's folder) and reads the line it prints:
+/// the process, the base URL on loopback, and the line.
+pub(crate) fn serve(dir: &std::path::Path, listen: &str) -> (Served, String, String) {
     let mut args = CONTROL.to_vec();
     args.extend(["serve", "--listen", listen]);
     let mut child = dataloader_command(dir, &args, &[])
@@ -42,8 +43,7 @@ fn serve(dir: &std::path::Path, listen: &str) -> (Served, String) {
         .and_then(|address| address.rsplit(':').next())
         .unwrap_or_else(|| panic!("no address in: {line}"))
         .to_string();
-    assert!(line.contains("tokens required"), "{line}");
-    (served, format!("http://127.0.0.1:{port}"))
+    (served, format!("http://127.0.0.1:{port}"), line)
 }
 
 async fn get(url: &str, token: Option<&str>) -> (u16, String) {
@@ -82,7 +82,8 @@ async fn the_console_shows_the_quickstart_and_loads_a_table_asked_for_over_the_a
     assert!(!listed.stdout.contains(&token), "a token was shown again");
 
     // Not on loopback: every request needs the token.
-    let (_served, base) = serve(&qs, "0.0.0.0:0");
+    let (_served, base, line) = serve(&qs, "0.0.0.0:0");
+    assert!(line.contains("tokens required"), "{line}");
     let (status, _) = get(&format!("{base}/api/v1/tables"), None).await;
     assert_eq!(status, 401);
 

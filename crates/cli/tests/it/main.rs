@@ -3,6 +3,7 @@
 
 mod apply;
 mod bad_input;
+mod browser;
 mod column_types;
 mod console;
 mod crash;
