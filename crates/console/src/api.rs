@@ -17,6 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::access::Caller;
+use crate::edits::{self, ConnectionView};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::views::{self, RunView, TableFilter, TableView};
 use crate::Console;
@@ -24,15 +25,28 @@ use crate::Console;
 pub(crate) fn routes() -> Router<Arc<Console>> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/tables", get(list_tables))
-        .route("/api/v1/tables/{name}", get(get_table))
+        .route("/api/v1/tables", get(list_tables).post(edits::create_table))
+        .route(
+            "/api/v1/tables/{name}",
+            get(get_table).put(edits::update_table),
+        )
         .route("/api/v1/tables/{name}/runs", get(table_runs))
         .route("/api/v1/tables/{name}/load", post(load_table))
         .route("/api/v1/tables/{name}/pause", post(pause_table))
         .route("/api/v1/tables/{name}/resume", post(resume_table))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(get_run))
-        .route("/api/v1/connections", get(list_connections))
+        .route("/api/v1/runs/{id}/retry", post(retry_run))
+        .route(
+            "/api/v1/connections",
+            get(list_connections).post(edits::create_connection),
+        )
+        .route(
+            "/api/v1/connections/{name}/test",
+            post(edits::test_connection_route),
+        )
+        .route("/api/v1/plan", post(edits::plan))
+        .route("/api/v1/apply", post(edits::apply))
 }
 
 #[derive(OpenApi)]
@@ -50,7 +64,14 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         resume_table,
         list_runs,
         get_run,
-        list_connections
+        retry_run,
+        list_connections,
+        edits::create_table,
+        edits::update_table,
+        edits::create_connection,
+        edits::test_connection_route,
+        edits::plan,
+        edits::apply
     ),
     components(schemas(
         TableView,
@@ -58,6 +79,11 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         TableDetail,
         HistoryView,
         ConnectionView,
+        edits::TableFields,
+        edits::ConnectionFields,
+        edits::Tested,
+        edits::ApplyFile,
+        edits::Planned,
         LoadRequest,
         Accepted,
         ErrorBody,
@@ -117,19 +143,6 @@ pub(crate) struct HistoryView {
     pub(crate) old_values: Option<serde_json::Value>,
     #[schema(value_type = Option<Object>)]
     pub(crate) new_values: Option<serde_json::Value>,
-}
-
-/// A source connection, with its password's reference only.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ConnectionView {
-    name: String,
-    db_type: String,
-    host: Option<String>,
-    port: Option<u16>,
-    database: Option<String>,
-    user: Option<String>,
-    /// `env:…`, `file:…`, `azure-keyvault://…` or `aws-sm://…`: where the password is read.
-    password_reference: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -259,18 +272,7 @@ async fn list_connections(
 ) -> Result<Json<Vec<ConnectionView>>, ApiError> {
     let connections = console.store.connections().await?;
     Ok(Json(
-        connections
-            .into_iter()
-            .map(|c| ConnectionView {
-                db_type: c.db_type.as_str().to_string(),
-                name: c.name,
-                host: c.host,
-                port: c.port,
-                database: c.database,
-                user: c.user,
-                password_reference: c.password,
-            })
-            .collect(),
+        connections.into_iter().map(ConnectionView::from).collect(),
     ))
 }
 
@@ -293,6 +295,37 @@ async fn load_table(
         Json(Accepted {
             table: name,
             full_refresh,
+            status: "started".into(),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", params(("id" = i64, Path)),
+    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry_run(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    caller.check_api_post(&headers)?;
+    let run = console
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    if run.status != RunStatus::Failed && run.status != RunStatus::Cancelled {
+        return Err(ApiError::conflict(format!(
+            "run {id} is {}: only a failed or cancelled run is retried",
+            run.status
+        )));
+    }
+    start_load(&console, &caller, &run.destination, false).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            table: run.destination,
+            full_refresh: false,
             status: "started".into(),
         }),
     ))

@@ -22,7 +22,8 @@ pub(crate) struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// `unauthorized`, `forbidden`, `not_found`, `invalid`, `conflict`, `unavailable`.
+    /// `unauthorized`, `forbidden`, `not_found`, `invalid`, `conflict`, `unreachable`,
+    /// `unavailable`.
     code: String,
     message: String,
 }
@@ -50,6 +51,11 @@ impl ApiError {
 
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    /// The console is fine; the server it was asked to reach is not.
+    pub(crate) fn bad_gateway(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_GATEWAY, "unreachable", message)
     }
 
     pub(crate) fn conflict(message: impl Into<String>) -> ApiError {

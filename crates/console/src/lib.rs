@@ -6,10 +6,12 @@
 //! API reads ([`views`]), so the two never disagree.
 //!
 //! Modules: `access` (tokens, roles, CSRF), `api` (JSON routes and their OpenAPI document),
-//! `pages` (HTML), `metrics` (`/metrics`), `views` (what both show), `error` (JSON errors).
+//! `edits` (the changes forms and API make, and the API's routes for them), `pages` (HTML),
+//! `metrics` (`/metrics`), `views` (what both show), `error` (JSON errors).
 
 mod access;
 mod api;
+mod edits;
 mod error;
 mod metrics;
 mod pages;

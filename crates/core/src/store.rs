@@ -517,11 +517,14 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         changed_by: &str,
     ) -> Result<bool>;
-    /// Names `changed_by` in the table's audit rows written after `after_history_id` (the
-    /// trigger writes the database's user): for a change made through the console or API.
+    /// The newest audit row's id (0 with none): taken before a change made through the
+    /// console or API, to name its caller in the rows the change writes.
+    async fn history_mark(&self) -> Result<i64>;
+    /// Names `changed_by` in the audit rows written after `after_history_id` (of one table,
+    /// or of all): the trigger wrote the database's user.
     async fn attribute_changes(
         &self,
-        table_id: i64,
+        table_id: Option<i64>,
         after_history_id: i64,
         changed_by: &str,
     ) -> Result<()>;

@@ -280,15 +280,24 @@ where
         self.set_active(table_id, active, now, changed_by).await
     }
 
+    async fn history_mark(&self) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(history_id), 0) AS BIGINT) FROM table_control_history",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| Error::store("read the audit trail's newest row", e))
+    }
+
     async fn attribute_changes(
         &self,
-        table_id: i64,
+        table_id: Option<i64>,
         after_history_id: i64,
         changed_by: &str,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE table_control_history SET changed_by = $1 \
-             WHERE table_id = $2 AND history_id > $3",
+             WHERE ($2 IS NULL OR table_id = $2) AND history_id > $3",
         )
         .bind(changed_by)
         .bind(table_id)

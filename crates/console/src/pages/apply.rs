@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{refused, Page, Viewer, CSRF_REFUSED};
 use crate::access;
+use crate::edits;
 use crate::Console;
 
 pub(crate) async fn apply_page(Viewer(caller): Viewer, headers: HeaderMap) -> Response {
@@ -45,7 +46,7 @@ pub(crate) async fn apply_post(
     }
     let apply = form.step == "apply";
     let page = Page::new(&headers);
-    let outcome = console.actions.plan(&form.yaml, apply).await;
+    let outcome = edits::planned_for(&console, &caller, &form.yaml, apply).await;
     let failed = outcome.is_err();
     let body = body(
         &page,

@@ -10,12 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use dataloader_core::access::Role;
 use dataloader_core::secret::SecretRef;
-use dataloader_core::{ConnectionConfig, Error};
+use dataloader_core::Error;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{encode, refused, Page, Viewer, CSRF_REFUSED};
 use crate::access::{self, Caller};
+use crate::edits::{self, ConnectionFields};
 use crate::Console;
 
 pub(crate) async fn connections(
@@ -75,14 +76,15 @@ pub(crate) struct ConnectionForm {
 }
 
 impl ConnectionForm {
-    fn config(&self) -> Result<ConnectionConfig, Error> {
-        let optional = |t: &str| Some(t.trim().to_string()).filter(|s| !s.is_empty());
-        let port = match optional(&self.port) {
-            Some(p) => Some(
+    /// The fields as the API takes them; a port or option line that does not parse is said
+    /// against its field.
+    fn fields(&self) -> Result<ConnectionFields, Error> {
+        let port = match self.port.trim() {
+            "" => None,
+            p => Some(
                 p.parse::<u16>()
                     .map_err(|_| Error::config("port", format!("\"{p}\" is not a port number")))?,
             ),
-            None => None,
         };
         let mut options = BTreeMap::new();
         for line in self
@@ -96,16 +98,15 @@ impl ConnectionForm {
                 .ok_or_else(|| Error::config("options", format!("\"{line}\" is not key=value")))?;
             options.insert(k.trim().to_string(), v.trim().to_string());
         }
-        Ok(ConnectionConfig {
-            name: self.name.trim().to_string(),
-            db_type: self.db_type.trim().parse()?,
-            host: optional(&self.host),
+        Ok(ConnectionFields {
+            name: self.name.clone(),
+            db_type: self.db_type.clone(),
+            host: Some(self.host.clone()),
             port,
-            database: optional(&self.database),
-            user: optional(&self.user),
-            password: optional(&self.password),
+            database: Some(self.database.clone()),
+            user: Some(self.user.clone()),
+            password_reference: Some(self.password.clone()),
             options,
-            max_connections: None,
         })
     }
 }
@@ -136,17 +137,7 @@ pub(crate) async fn create_connection(
     if !access::csrf_ok(&headers, &form.csrf) {
         return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
-    let saved = async {
-        let config = console.actions.validate_connection(&form.config()?)?;
-        if console.store.connection(&config.name).await?.is_some() {
-            return Err(Error::config(
-                "name",
-                format!("a connection named \"{}\" exists already", config.name),
-            ));
-        }
-        console.store.upsert_connection(&config).await?;
-        Ok(config.name)
-    };
+    let saved = async { edits::save_connection(&console, &form.fields()?).await };
     match saved.await {
         Ok(name) => Redirect::to(&format!("/connections?done={}", encode(&name))).into_response(),
         Err(e) => {
@@ -185,23 +176,13 @@ pub(crate) async fn test_connection(
     }
 }
 
-/// `ok in N ms — <server version>`; the error names the connection and never a secret (the
+/// The test, for an operator; the error names the connection and never a secret (the
 /// sources mask it).
-pub(crate) async fn tested(
-    console: &Console,
-    caller: &Caller,
-    name: &str,
-) -> Result<String, Error> {
+async fn tested(console: &Console, caller: &Caller, name: &str) -> Result<String, Error> {
     caller
         .require(Role::Operator)
         .map_err(|e| Error::config("role", e.message))?;
-    let config = console.store.require_connection(name).await?;
-    let started = std::time::Instant::now();
-    let version = console.actions.test_connection(&config).await?;
-    Ok(format!(
-        "ok in {} ms — {version}",
-        started.elapsed().as_millis()
-    ))
+    edits::test_connection(console, name).await
 }
 
 fn form_page(page: &Page, form: &ConnectionForm, types: &[String], said: Option<Error>) -> Markup {

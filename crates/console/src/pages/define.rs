@@ -1,21 +1,20 @@
-//! Defining and editing a table in a form (admins): the spec is built from the fields and
-//! checked by `TableSpec::validate` and the connection's existence, as `table add` and `apply`
-//! check it; an error is said next to the field it names. The audit rows the change writes
-//! name the caller.
+//! Defining and editing a table in a form (admins): the fields go to `edits::save_table`, as
+//! the API's do, which checks them as `table add` and `apply` do; an error is said next to the
+//! field it names.
 
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use dataloader_core::access::Role;
-use dataloader_core::{Error, LoadStrategy, SourceTable, Store, TableSpec, TargetTable};
+use dataloader_core::{Error, LoadStrategy, Store, TableSpec};
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{encode, refused, Page, Viewer};
 use crate::access::{self, Caller};
+use crate::edits::{self, TableFields};
 use crate::views;
 use crate::Console;
 
@@ -44,54 +43,38 @@ pub(crate) struct TableForm {
 
 impl TableForm {
     fn of(spec: &TableSpec) -> TableForm {
+        let fields = TableFields::of(spec);
         TableForm {
             csrf: String::new(),
-            connection: spec.connection.clone(),
-            source: spec.source.to_string(),
-            destination: spec.destination.to_string(),
-            strategy: spec.strategy.as_str().into(),
-            primary_keys: spec.primary_keys.join(", "),
-            incremental_column: spec.incremental_column.clone().unwrap_or_default(),
-            schedule: spec.schedule.clone().unwrap_or_default(),
-            timezone: spec.timezone.clone(),
-            tags: spec.tags.join(", "),
-            active: spec.is_active.then(|| "on".into()),
+            connection: fields.connection,
+            source: fields.source,
+            destination: fields.destination,
+            strategy: fields.strategy,
+            primary_keys: fields.primary_keys.join(", "),
+            incremental_column: fields.incremental_column.unwrap_or_default(),
+            schedule: fields.schedule.unwrap_or_default(),
+            timezone: fields.timezone.unwrap_or_default(),
+            tags: fields.tags.join(", "),
+            active: fields.active.then(|| "on".into()),
         }
     }
 
-    /// The spec the fields make, over `base` (an edited table keeps what the form does not
-    /// show); an error names the field it is about.
-    fn spec(&self, base: Option<&TableSpec>) -> Result<TableSpec, Error> {
-        let source = SourceTable::parse(self.source.trim())
-            .map_err(|e| Error::config("source", e.to_string()))?;
-        let destination = TargetTable::parse(self.destination.trim())
-            .map_err(|e| Error::config("destination", e.to_string()))?;
-        let mut spec = match base {
-            Some(b) => b.clone(),
-            None => TableSpec::new(self.connection.trim(), source.clone(), destination.clone()),
-        };
-        spec.connection = self.connection.trim().to_string();
-        spec.source = source;
-        spec.destination = destination;
-        spec.strategy = self.strategy.parse::<LoadStrategy>()?;
-        let list = |text: &str| -> Vec<String> {
-            text.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
-        let optional = |text: &str| Some(text.trim().to_string()).filter(|s| !s.is_empty());
-        spec.primary_keys = list(&self.primary_keys);
-        spec.incremental_column = optional(&self.incremental_column);
-        spec.schedule = optional(&self.schedule);
-        if let Some(tz) = optional(&self.timezone) {
-            spec.timezone = tz;
+    /// The fields as the API takes them (lists split at commas, blanks as none).
+    fn fields(&self) -> TableFields {
+        let list = |text: &str| text.split(',').map(|s| s.trim().to_string()).collect();
+        let optional = |text: &str| Some(text.to_string());
+        TableFields {
+            connection: self.connection.clone(),
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            strategy: self.strategy.clone(),
+            primary_keys: list(&self.primary_keys),
+            incremental_column: optional(&self.incremental_column),
+            schedule: optional(&self.schedule),
+            timezone: optional(&self.timezone),
+            tags: list(&self.tags),
+            active: self.active.is_some(),
         }
-        spec.tags = list(&self.tags);
-        spec.is_active = self.active.is_some();
-        spec.validate()?;
-        Ok(spec)
     }
 }
 
@@ -203,31 +186,8 @@ async fn save(
         },
         None => None,
     };
-    let saved = async {
-        let spec = form.spec(existing.as_ref().map(|t| &t.spec))?;
-        store
-            .require_connection(&spec.connection)
-            .await
-            .map_err(|e| Error::config("connection", e.to_string()))?;
-        let now = Utc::now();
-        let (table_id, mark) = match &existing {
-            Some(t) => {
-                let mark = store
-                    .table_history(t.table_id)
-                    .await?
-                    .first()
-                    .map(|h| h.history_id);
-                store.update_table_spec(t.table_id, &spec, now).await?;
-                (t.table_id, mark.unwrap_or(0))
-            }
-            None => (store.insert_table(&spec, now).await?, 0),
-        };
-        store
-            .attribute_changes(table_id, mark, &caller.audit_name())
-            .await?;
-        Ok::<_, Error>(spec.destination.to_string())
-    };
-    match saved.await {
+    let fields = form.fields();
+    match edits::save_table(console, caller, &fields, existing.as_ref()).await {
         Ok(name) => {
             let said = if editing.is_some() {
                 "updated"

@@ -267,6 +267,7 @@ impl Server {
     }
 }
 
+mod api_edits;
 mod forms;
 mod pages;
 mod routes;

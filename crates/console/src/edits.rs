@@ -1,0 +1,406 @@
+//! The changes the console's forms and the API make to the control tables, one way for both:
+//! a table's main settings, a connection, an apply file; checked as the CLI checks them, and
+//! named in the audit trail. Also the API's routes for them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use dataloader_core::access::Role;
+use dataloader_core::{
+    ConnectionConfig, Error, LoadStrategy, SourceTable, TableControl, TableSpec, TargetTable,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::views::{self, TableView};
+use crate::Console;
+
+fn full() -> String {
+    "full".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A table's main settings, as the form and `POST /api/v1/tables` give them. Every other
+/// setting: an apply file (`/api/v1/plan`, `/api/v1/apply`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub(crate) struct TableFields {
+    pub(crate) connection: String,
+    /// `schema.table` in the source.
+    pub(crate) source: String,
+    /// `catalog.schema.table`.
+    pub(crate) destination: String,
+    #[serde(default = "full")]
+    pub(crate) strategy: String,
+    #[serde(default)]
+    pub(crate) primary_keys: Vec<String>,
+    #[serde(default)]
+    pub(crate) incremental_column: Option<String>,
+    /// Five-field cron; none: only when asked.
+    #[serde(default)]
+    pub(crate) schedule: Option<String>,
+    /// IANA time zone of the schedule (default UTC).
+    #[serde(default)]
+    pub(crate) timezone: Option<String>,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    #[serde(default = "yes")]
+    pub(crate) active: bool,
+}
+
+impl TableFields {
+    pub(crate) fn of(spec: &TableSpec) -> TableFields {
+        TableFields {
+            connection: spec.connection.clone(),
+            source: spec.source.to_string(),
+            destination: spec.destination.to_string(),
+            strategy: spec.strategy.as_str().into(),
+            primary_keys: spec.primary_keys.clone(),
+            incremental_column: spec.incremental_column.clone(),
+            schedule: spec.schedule.clone(),
+            timezone: Some(spec.timezone.clone()),
+            tags: spec.tags.clone(),
+            active: spec.is_active,
+        }
+    }
+
+    /// The spec the fields make, over `base` (an edited table keeps what they do not say);
+    /// an error names the field it is about.
+    pub(crate) fn spec(&self, base: Option<&TableSpec>) -> Result<TableSpec, Error> {
+        let source = SourceTable::parse(self.source.trim())
+            .map_err(|e| Error::config("source", e.to_string()))?;
+        let destination = TargetTable::parse(self.destination.trim())
+            .map_err(|e| Error::config("destination", e.to_string()))?;
+        let mut spec = match base {
+            Some(b) => b.clone(),
+            None => TableSpec::new(self.connection.trim(), source.clone(), destination.clone()),
+        };
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        spec.connection = self.connection.trim().to_string();
+        spec.source = source;
+        spec.destination = destination;
+        spec.strategy = self.strategy.trim().parse::<LoadStrategy>()?;
+        spec.primary_keys = self
+            .primary_keys
+            .iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        spec.incremental_column = given(&self.incremental_column);
+        spec.schedule = given(&self.schedule);
+        if let Some(tz) = given(&self.timezone) {
+            spec.timezone = tz;
+        }
+        spec.tags = self
+            .tags
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        spec.is_active = self.active;
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// Creates the table (`existing` none) or changes it, for `caller` (an admin, checked by the
+/// route), whose name the audit rows carry; its destination.
+pub(crate) async fn save_table(
+    console: &Console,
+    caller: &Caller,
+    fields: &TableFields,
+    existing: Option<&TableControl>,
+) -> Result<String, Error> {
+    let store = console.store.as_ref();
+    let spec = fields.spec(existing.map(|t| &t.spec))?;
+    store
+        .require_connection(&spec.connection)
+        .await
+        .map_err(|e| Error::config("connection", e.to_string()))?;
+    let now = Utc::now();
+    let mark = store.history_mark().await?;
+    let table_id = match existing {
+        Some(t) => {
+            store.update_table_spec(t.table_id, &spec, now).await?;
+            t.table_id
+        }
+        None => {
+            if store
+                .table_by_destination(&spec.destination)
+                .await?
+                .is_some()
+            {
+                return Err(Error::config(
+                    "destination",
+                    format!("{} is defined already: edit it instead", spec.destination),
+                ));
+            }
+            store.insert_table(&spec, now).await?
+        }
+    };
+    store
+        .attribute_changes(Some(table_id), mark, &caller.audit_name())
+        .await?;
+    Ok(spec.destination.to_string())
+}
+
+/// A connection as the form and `POST /api/v1/connections` give it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub(crate) struct ConnectionFields {
+    pub(crate) name: String,
+    /// A connector's name or alias (`postgresql`, `mysql`, `mssql`, …).
+    pub(crate) db_type: String,
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+    #[serde(default)]
+    pub(crate) port: Option<u16>,
+    #[serde(default)]
+    pub(crate) database: Option<String>,
+    #[serde(default)]
+    pub(crate) user: Option<String>,
+    /// A reference (`env:…`, `file:…`, `azure-keyvault://…`, `aws-sm://…`), never a password.
+    #[serde(default)]
+    pub(crate) password_reference: Option<String>,
+    #[serde(default)]
+    pub(crate) options: BTreeMap<String, String>,
+}
+
+/// Adds the connection, checked by its connector; its name. A name in use is refused: the
+/// console never replaces a connection tables load from.
+pub(crate) async fn save_connection(
+    console: &Console,
+    fields: &ConnectionFields,
+) -> Result<String, Error> {
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let config = console.actions.validate_connection(&ConnectionConfig {
+        name: fields.name.trim().to_string(),
+        db_type: fields.db_type.trim().parse()?,
+        host: given(&fields.host),
+        port: fields.port,
+        database: given(&fields.database),
+        user: given(&fields.user),
+        password: given(&fields.password_reference),
+        options: fields.options.clone(),
+        max_connections: None,
+    })?;
+    if console.store.connection(&config.name).await?.is_some() {
+        return Err(Error::config(
+            "name",
+            format!("a connection named \"{}\" exists already", config.name),
+        ));
+    }
+    console.store.upsert_connection(&config).await?;
+    Ok(config.name)
+}
+
+/// `ok in N ms — <server version>`, as `connection test` says it.
+pub(crate) async fn test_connection(console: &Console, name: &str) -> Result<String, Error> {
+    let config = console.store.require_connection(name).await?;
+    let started = std::time::Instant::now();
+    let version = console.actions.test_connection(&config).await?;
+    Ok(format!(
+        "ok in {} ms — {version}",
+        started.elapsed().as_millis()
+    ))
+}
+
+// The API's routes for the above.
+
+#[utoipa::path(post, path = "/api/v1/tables", request_body = TableFields,
+    responses((status = 201, body = TableView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn create_table(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(fields): Json<TableFields>,
+) -> Result<(StatusCode, Json<TableView>), ApiError> {
+    caller.check_api_post(&headers)?;
+    caller.require(Role::Admin)?;
+    let name = save_table(&console, &caller, &fields, None).await?;
+    let table = views::table(console.store.as_ref(), &name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(views::table_view(table, None, None, Utc::now())),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/tables/{name}", params(("name" = String, Path)), request_body = TableFields,
+    responses((status = 200, body = TableView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update_table(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(fields): Json<TableFields>,
+) -> Result<Json<TableView>, ApiError> {
+    caller.check_api_post(&headers)?;
+    caller.require(Role::Admin)?;
+    let existing = views::table(console.store.as_ref(), &name).await?;
+    let saved = save_table(&console, &caller, &fields, Some(&existing)).await?;
+    let table = views::table(console.store.as_ref(), &saved).await?;
+    Ok(Json(views::table_view(table, None, None, Utc::now())))
+}
+
+/// A connection as the API shows it: its password's reference only.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConnectionView {
+    pub(crate) name: String,
+    pub(crate) db_type: String,
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) database: Option<String>,
+    pub(crate) user: Option<String>,
+    /// `env:…`, `file:…`, `azure-keyvault://…` or `aws-sm://…`: where the password is read.
+    pub(crate) password_reference: Option<String>,
+    pub(crate) options: BTreeMap<String, String>,
+}
+
+impl From<ConnectionConfig> for ConnectionView {
+    fn from(c: ConnectionConfig) -> ConnectionView {
+        // Options that hold secrets hold references (the store refuses values); masked still.
+        let c = c.masked();
+        ConnectionView {
+            db_type: c.db_type.as_str().to_string(),
+            name: c.name,
+            host: c.host,
+            port: c.port,
+            database: c.database,
+            user: c.user,
+            password_reference: c.password,
+            options: c.options,
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/connections", request_body = ConnectionFields,
+    responses((status = 201, body = ConnectionView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn create_connection(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(fields): Json<ConnectionFields>,
+) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
+    caller.check_api_post(&headers)?;
+    caller.require(Role::Admin)?;
+    let name = save_connection(&console, &fields).await?;
+    let saved = console.store.require_connection(&name).await?;
+    Ok((StatusCode::CREATED, Json(saved.into())))
+}
+
+/// How a connection test went.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Tested {
+    connection: String,
+    said: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/connections/{name}/test", params(("name" = String, Path)),
+    responses((status = 200, body = Tested), (status = 502, body = ErrorBody)))]
+pub(crate) async fn test_connection_route(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Tested>, ApiError> {
+    caller.check_api_post(&headers)?;
+    caller.require(Role::Operator)?;
+    match test_connection(&console, &name).await {
+        Ok(said) => Ok(Json(Tested {
+            connection: name,
+            said,
+        })),
+        Err(e @ (Error::UnknownConnection { .. } | Error::InvalidConfig { .. })) => Err(e.into()),
+        Err(e) => Err(ApiError::bad_gateway(format!("connection {name}: {e}"))),
+    }
+}
+
+/// An apply file, as `dataloader apply -f` reads it.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ApplyFile {
+    yaml: String,
+}
+
+/// The changes, one line each and a summary last.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Planned {
+    changes: Vec<String>,
+    applied: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/plan", request_body = ApplyFile,
+    responses((status = 200, body = Planned), (status = 400, body = ErrorBody)))]
+pub(crate) async fn plan(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(file): Json<ApplyFile>,
+) -> Result<Json<Planned>, ApiError> {
+    planned(&console, &caller, &headers, &file.yaml, false).await
+}
+
+#[utoipa::path(post, path = "/api/v1/apply", request_body = ApplyFile,
+    responses((status = 200, body = Planned), (status = 400, body = ErrorBody)))]
+pub(crate) async fn apply(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(file): Json<ApplyFile>,
+) -> Result<Json<Planned>, ApiError> {
+    planned(&console, &caller, &headers, &file.yaml, true).await
+}
+
+async fn planned(
+    console: &Console,
+    caller: &Caller,
+    headers: &HeaderMap,
+    yaml: &str,
+    apply: bool,
+) -> Result<Json<Planned>, ApiError> {
+    caller.check_api_post(headers)?;
+    caller.require(Role::Admin)?;
+    planned_for(console, caller, yaml, apply)
+        .await
+        .map(|changes| {
+            Json(Planned {
+                changes,
+                applied: apply,
+            })
+        })
+        .map_err(ApiError::from)
+}
+
+/// The plan of `yaml`, carried out when `apply`, its audit rows naming `caller`.
+pub(crate) async fn planned_for(
+    console: &Console,
+    caller: &Caller,
+    yaml: &str,
+    apply: bool,
+) -> Result<Vec<String>, Error> {
+    let store = console.store.as_ref();
+    let mark = store.history_mark().await?;
+    let changes = console.actions.plan(yaml, apply).await?;
+    if apply {
+        store
+            .attribute_changes(None, mark, &caller.audit_name())
+            .await?;
+    }
+    Ok(changes)
+}
