@@ -234,6 +234,7 @@ mod tests {
             "loaded from",
             "column types",
             "safe control tables",
+            "api tokens",
         ];
         for scripts in [SQLITE, POSTGRES] {
             let described: Vec<String> =
