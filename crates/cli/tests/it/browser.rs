@@ -93,13 +93,16 @@ async fn shot(client: &Client, name: &str) {
 async fn wait_for_text(client: &Client, text: &str, within: Duration) -> String {
     let started = Instant::now();
     loop {
+        // One script call: a page that navigates or swaps meanwhile leaves no stale element.
         let body = client
-            .find(Locator::Css("body"))
+            .execute(
+                "return document.body ? document.body.innerText : '';",
+                vec![],
+            )
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         if body.contains(text) {
             return body;
         }
