@@ -7,6 +7,7 @@
 //! is a small metric of its own that hands prometheus-client the counts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -60,6 +61,7 @@ async fn render(console: &Console) -> Result<String, ApiError> {
     let rows = Family::<Labels, Counter>::default();
     let bytes = Family::<Labels, Counter>::default();
     let verdicts = Family::<Labels, Counter>::default();
+    let catalog_failures = Family::<Labels, Counter>::default();
     let in_flight = Family::<Labels, Gauge>::default();
     let mut durations: BTreeMap<String, Durations> = BTreeMap::new();
     for status in [RunStatus::Queued, RunStatus::InProgress] {
@@ -86,6 +88,11 @@ async fn render(console: &Console) -> Result<String, ApiError> {
         bytes
             .get_or_create(&by_table)
             .inc_by(t.bytes_written.max(0) as u64);
+        if t.catalog_failures > 0 {
+            catalog_failures
+                .get_or_create(&by_table)
+                .inc_by(t.catalog_failures as u64);
+        }
         if let Some(retry) = &t.retry {
             verdicts
                 .get_or_create(&vec![("recommendation", retry.clone())])
@@ -105,6 +112,25 @@ async fn render(console: &Console) -> Result<String, ApiError> {
             lag.get_or_create(&vec![("table", t.spec.destination.to_string())])
                 .set((now - *at).num_seconds().max(0));
         }
+    }
+
+    let (tick_seconds, tick_lateness, tick_age) = (
+        Family::<Labels, Gauge<f64, AtomicU64>>::default(),
+        Family::<Labels, Gauge<f64, AtomicU64>>::default(),
+        Family::<Labels, Gauge<f64, AtomicU64>>::default(),
+    );
+    // Workers gone for a day are history, not series.
+    for w in store.workers().await? {
+        let age = (now - w.last_tick_at).num_milliseconds() as f64 / 1000.0;
+        if age > 86_400.0 {
+            continue;
+        }
+        let labels = vec![("worker", w.worker.clone())];
+        tick_seconds.get_or_create(&labels).set(w.last_tick_seconds);
+        tick_lateness
+            .get_or_create(&labels)
+            .set(w.last_tick_lateness_seconds);
+        tick_age.get_or_create(&labels).set(age.max(0.0));
     }
 
     let mut registry = Registry::with_prefix("dataloader");
@@ -130,6 +156,26 @@ async fn render(console: &Console) -> Result<String, ApiError> {
         "retry_verdicts",
         "Failed runs by the failed monitor's recommendation",
         verdicts,
+    );
+    registry.register(
+        "catalog_registration_failures",
+        "Runs whose data committed but whose catalog registration failed",
+        catalog_failures,
+    );
+    registry.register(
+        "scheduler_tick_seconds",
+        "How long each worker's last master-sensor tick took",
+        tick_seconds,
+    );
+    registry.register(
+        "scheduler_tick_lateness_seconds",
+        "How long after its planned time each worker's last tick began",
+        tick_lateness,
+    );
+    registry.register(
+        "scheduler_last_tick_age_seconds",
+        "Seconds since each worker's last tick (a stuck or stopped scheduler grows it)",
+        tick_age,
     );
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
@@ -206,6 +252,7 @@ mod tests {
             timed: 5,
             seconds: 20000.0,
             at_most,
+            catalog_failures: 0,
         });
         let buckets = d.buckets();
         assert_eq!(

@@ -44,7 +44,7 @@ pub use source::{
 pub use span::Span;
 pub use store::{
     Claim, InvalidTable, LostRun, NewRun, RetryVerdict, RunId, RunOwner, RunRecord, RunStatus,
-    RunTotals, RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger,
+    RunTotals, RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger, WorkerTick,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};

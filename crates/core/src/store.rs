@@ -346,6 +346,25 @@ pub struct HistoryRecord {
     pub new_values: Option<serde_json::Value>,
 }
 
+/// What a run's note says when its data committed but the catalog did not take the
+/// registration: the engine writes it, `/metrics` counts it.
+pub const CATALOG_FAILURE_NOTE: &str = "registering it in the catalog failed";
+
+/// A scheduler worker's last master-sensor tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerTick {
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub last_tick_at: DateTime<Utc>,
+    /// How long the tick took (failing lost runs and claiming).
+    pub last_tick_seconds: f64,
+    /// How long after its planned time the tick began.
+    pub last_tick_lateness_seconds: f64,
+    pub ticks: i64,
+    /// Loads the worker was running or waiting on at the tick.
+    pub running_loads: i64,
+}
+
 /// Upper bounds, in seconds, of the buckets of the load duration histogram.
 pub const DURATION_BUCKETS: [f64; 9] =
     [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0];
@@ -366,6 +385,8 @@ pub struct RunTotals {
     pub seconds: f64,
     /// How many of the timed runs took at most each of [`DURATION_BUCKETS`] (cumulative).
     pub at_most: Vec<i64>,
+    /// Runs whose data committed but whose catalog registration failed.
+    pub catalog_failures: i64,
 }
 
 #[async_trait]
@@ -517,6 +538,10 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         changed_by: &str,
     ) -> Result<bool>;
+    /// Records a worker's master-sensor tick (the first one records its start).
+    async fn record_tick(&self, tick: &WorkerTick) -> Result<()>;
+    /// Every worker that ever ticked, the most recent first.
+    async fn workers(&self) -> Result<Vec<WorkerTick>>;
     /// The newest audit row's id (0 with none): taken before a change made through the
     /// console or API, to name its caller in the rows the change writes.
     async fn history_mark(&self) -> Result<i64>;

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use dataloader_core::store::CATALOG_FAILURE_NOTE;
 use dataloader_core::{Registration, Result, TableSpec};
 
 use crate::Engine;
@@ -64,7 +65,7 @@ impl Engine {
         };
         failure.map(|e| {
             tracing::warn!(table = %spec.destination, error = %e, "catalog registration failed");
-            format!("the data is committed, but registering it in the catalog failed: {e}; the next load or `dataloader catalog sync` repairs it")
+            format!("the data is committed, but {CATALOG_FAILURE_NOTE}: {e}; the next load or `dataloader catalog sync` repairs it")
         })
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dataloader_core::{
     Claim, Clock, ErrorKind, LostRun, Result, RetryVerdict, RunOwner, RunStatus, RunUpdate, Store,
-    TableControl,
+    TableControl, WorkerTick,
 };
 use dataloader_engine::{Engine, LoadFailure, LoadReport, LoadRequest};
 use tokio::sync::Semaphore;
@@ -200,6 +200,8 @@ pub struct Scheduler {
     connection_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Cancelling it cancels every load this process runs.
     stop_loads: CancellationToken,
+    /// When this scheduler started, for its `scheduler_workers` row.
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -217,6 +219,7 @@ impl Scheduler {
             config,
             connection_slots: Mutex::new(HashMap::new()),
             stop_loads: CancellationToken::new(),
+            started_at: chrono::Utc::now(),
         }
     }
 
@@ -228,11 +231,32 @@ impl Scheduler {
     /// there are free worker slots (so that no claim waits behind this worker's own loads
     /// while another worker could run it).
     pub async fn tick(&self) -> Result<Vec<Claim>> {
-        self.tick_with(0).await
+        self.tick_with(0, Duration::ZERO).await
     }
 
-    /// A tick while `busy` claims of this worker are still running or waiting.
-    async fn tick_with(&self, busy: usize) -> Result<Vec<Claim>> {
+    /// A tick while `busy` claims of this worker are still running or waiting, begun `late`
+    /// after its planned time; recorded for the console and `/metrics`.
+    async fn tick_with(&self, busy: usize, late: Duration) -> Result<Vec<Claim>> {
+        let began = std::time::Instant::now();
+        let claims = self.claim(busy).await;
+        let tick = WorkerTick {
+            worker: self.worker.clone(),
+            started_at: self.started_at,
+            last_tick_at: self.clock.now(),
+            last_tick_seconds: began.elapsed().as_secs_f64(),
+            last_tick_lateness_seconds: late.as_secs_f64(),
+            ticks: 1,
+            running_loads: busy as i64,
+        };
+        // Only a record: a control plane that cannot take it fails the claim too, or not.
+        if let Err(e) = self.store.record_tick(&tick).await {
+            tracing::warn!(error = %e, "recording the scheduler's tick");
+        }
+        claims
+    }
+
+    /// Fails expired leases, then claims what is due for the free slots.
+    async fn claim(&self, busy: usize) -> Result<Vec<Claim>> {
         let now = self.clock.now();
         fail_lost_runs(self.store.as_ref(), now).await?;
         let free = self.config.max_concurrent_loads.max(1).saturating_sub(busy);
@@ -450,7 +474,7 @@ impl Scheduler {
         loop {
             let outcome: Result<()> = tokio::select! {
                 _ = &mut shutdown => break,
-                _ = sensor.tick() => match self.tick_with(loads.len()).await {
+                planned = sensor.tick() => match self.tick_with(loads.len(), planned.elapsed()).await {
                     Ok(claims) => {
                         for claim in claims {
                             tracing::info!(run_id = claim.run_id, table = %claim.table.spec.destination, "claimed");

@@ -4,7 +4,8 @@
 //! migrations differ only where the databases do (identity columns, trigger language).
 //!
 //! Modules by topic: `connections`, `tables`, `runs`, `leases`, `monitors`, `audit`,
-//! `summaries` (what the console and `/metrics` read) and `tokens` hold the store's methods; `rows` reads rows into the core's types; `migrations` the schema;
+//! `summaries` (what the console and `/metrics` read), `tokens` and `workers` hold the store's
+//! methods; `rows` reads rows into the core's types; `migrations` the schema;
 //! `backend` what differs; `store` the `Store` impl that points to the rest.
 
 mod audit;
@@ -19,6 +20,7 @@ mod store;
 mod summaries;
 mod tables;
 mod tokens;
+mod workers;
 
 use std::sync::Arc;
 

@@ -45,6 +45,10 @@ pub(crate) const SQLITE: &[(&str, &str)] = &[
         "0009_api_tokens.sql",
         include_str!("migrations/sqlite/0009_api_tokens.sql"),
     ),
+    (
+        "0010_scheduler_workers.sql",
+        include_str!("migrations/sqlite/0010_scheduler_workers.sql"),
+    ),
 ];
 
 /// PostgreSQL's scripts, in order: file name and SQL.
@@ -84,6 +88,10 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     (
         "0009_api_tokens.sql",
         include_str!("migrations/postgres/0009_api_tokens.sql"),
+    ),
+    (
+        "0010_scheduler_workers.sql",
+        include_str!("migrations/postgres/0010_scheduler_workers.sql"),
     ),
 ];
 
@@ -235,6 +243,7 @@ mod tests {
             "column types",
             "safe control tables",
             "api tokens",
+            "scheduler workers",
         ];
         for scripts in [SQLITE, POSTGRES] {
             let described: Vec<String> =

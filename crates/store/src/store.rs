@@ -15,7 +15,7 @@ use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
     Claim, ConnectionConfig, Error, InvalidTable, LostRun, NewRun, Result, RetryVerdict, RunOwner,
     RunRecord, RunTotals, RunUpdate, RunningRun, Store, TableControl, TableSpec, TargetTable,
-    Watermark,
+    Watermark, WorkerTick,
 };
 use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
 
@@ -278,6 +278,14 @@ where
         changed_by: &str,
     ) -> Result<bool> {
         self.set_active(table_id, active, now, changed_by).await
+    }
+
+    async fn record_tick(&self, tick: &WorkerTick) -> Result<()> {
+        self.record_tick(tick).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerTick>> {
+        self.workers().await
     }
 
     async fn history_mark(&self) -> Result<i64> {

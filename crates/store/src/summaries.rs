@@ -3,7 +3,7 @@
 //! table, outcome and retry verdict, with a histogram of durations counted in SQL.
 
 use chrono::{DateTime, Utc};
-use dataloader_core::store::{RunTotals, DURATION_BUCKETS};
+use dataloader_core::store::{RunTotals, CATALOG_FAILURE_NOTE, DURATION_BUCKETS};
 use dataloader_core::{Error, Result, RunRecord, RunStatus};
 use sqlx::{ColumnIndex, Encode, Executor, Row, Type};
 
@@ -70,7 +70,8 @@ where
              CAST(COALESCE(SUM(rows_written), 0) AS BIGINT), \
              CAST(COALESCE(SUM(bytes_written), 0) AS BIGINT), \
              CAST(SUM(CASE WHEN {seconds} IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
-             CAST(COALESCE(SUM({seconds}), 0) AS DOUBLE PRECISION), {} \
+             CAST(COALESCE(SUM({seconds}), 0) AS DOUBLE PRECISION), \
+             CAST(SUM(CASE WHEN notes LIKE '%{CATALOG_FAILURE_NOTE}%' THEN 1 ELSE 0 END) AS BIGINT), {} \
              FROM historical_metadata GROUP BY table_id, status, retry_recommendation \
              ORDER BY table_id",
             buckets.join(", ")
@@ -91,8 +92,9 @@ where
                     bytes_written: row.try_get(5usize).map_err(decode_err)?,
                     timed: row.try_get(6usize).map_err(decode_err)?,
                     seconds: row.try_get(7usize).map_err(decode_err)?,
+                    catalog_failures: row.try_get(8usize).map_err(decode_err)?,
                     at_most: (0..DURATION_BUCKETS.len())
-                        .map(|i| row.try_get::<i64, _>(8 + i).map_err(decode_err))
+                        .map(|i| row.try_get::<i64, _>(9 + i).map_err(decode_err))
                         .collect::<Result<_>>()?,
                 })
             })

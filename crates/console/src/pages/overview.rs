@@ -1,6 +1,6 @@
 //! The overview, for an operator with 30 seconds: tables by status, what runs and waits now
 //! (with the worker holding each lease), the last day's failures with the failed monitor's
-//! verdicts, and the next loads.
+//! verdicts, the schedulers' last ticks, and the next loads.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
+use dataloader_core::WorkerTick;
 use maud::{html, Markup};
 
 use super::layout::{badge, count, duration, time};
@@ -41,6 +42,13 @@ pub(crate) async fn overview(
         .iter()
         .filter(|r| r.status == "Queued" || r.status == "In Progress")
         .collect();
+    let workers: Vec<WorkerTick> = match console.store.workers().await {
+        Ok(w) => w
+            .into_iter()
+            .filter(|w| now - w.last_tick_at < Duration::hours(1))
+            .collect(),
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
     let mut next: Vec<&TableView> = tables
         .iter()
         .filter(|t| t.active && t.next_load.is_some())
@@ -64,6 +72,22 @@ pub(crate) async fn overview(
                     p.muted { "No run failed in the last 24 hours." }
                 } @else {
                     (runs_table(&failures, true))
+                }
+                h2 { "Schedulers (" (workers.len()) ")" }
+                @if workers.is_empty() {
+                    p.muted { "No " code { "dataloader run" } " worker ticked in the last hour: nothing loads tables when they are due." }
+                } @else {
+                    div.scroll { table {
+                        thead { tr { th { "Worker" } th { "Last tick" } th { "Tick took" } th { "Late by" } th.num { "Loads running" } th.num { "Ticks" } } }
+                        tbody { @for w in &workers { tr {
+                            td { (w.worker) }
+                            td { (time(Some(w.last_tick_at))) }
+                            td { (duration(Some(w.last_tick_seconds))) }
+                            td { (duration(Some(w.last_tick_lateness_seconds))) }
+                            td.num { (w.running_loads) }
+                            td.num { (count(Some(w.ticks))) }
+                        } } }
+                    } }
                 }
                 h2 { "Next loads" }
                 @if next.is_empty() {
