@@ -21,6 +21,9 @@ pub(crate) struct RunArgs {
     /// One sensor tick and the loads it claims, then exit (for cron and tests).
     #[arg(long)]
     once: bool,
+    /// Also serve the console, the API and /metrics on ADDR, as `dataloader serve` does.
+    #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+    serve: Option<std::net::SocketAddr>,
     /// Master sensor interval.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     poll_interval: Duration,
@@ -143,11 +146,25 @@ pub(crate) async fn run(app: &App, args: RunArgs) -> Result<()> {
         scheduler.worker(),
         app.store.describe()
     );
+    let console = match args.serve {
+        Some(listen) => {
+            let (listener, console) = crate::commands::serve::bind(app, listen).await?;
+            Some(tokio::spawn(dataloader_console::serve(
+                listener,
+                console,
+                signals::stop_requested(),
+            )))
+        }
+        None => None,
+    };
     let shutdown = async {
         signals::stop_requested().await;
         eprintln!("dataloader run: stopping (no more claims; running loads get the grace period)");
     };
     scheduler.run(shutdown).await?;
+    if let Some(console) = console {
+        console.abort();
+    }
     Ok(())
 }
 

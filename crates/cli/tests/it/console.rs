@@ -23,19 +23,28 @@ impl Drop for Served {
     }
 }
 
-/// Starts `serve` on `listen` in `dir` (the quickstart's folder) and reads the line it prints:
-/// the process, the base URL on loopback, and the line.
+/// Starts `serve` on `listen` in `dir` (the quickstart's folder): the process, the base URL on
+/// loopback, and the line it printed.
 pub(crate) fn serve(dir: &std::path::Path, listen: &str) -> (Served, String, String) {
-    let mut args = CONTROL.to_vec();
-    args.extend(["serve", "--listen", listen]);
-    let mut child = dataloader_command(dir, &args, &[])
+    spawn_console(dir, &["serve", "--listen", listen])
+}
+
+/// Starts `args` (a command that serves the console) in `dir` and reads its stderr up to the
+/// line that says where the console is.
+fn spawn_console(dir: &std::path::Path, args: &[&str]) -> (Served, String, String) {
+    let mut all = CONTROL.to_vec();
+    all.extend_from_slice(args);
+    let mut child = dataloader_command(dir, &all, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let served = Served(child);
-    let line = lines.next().expect("serve printed its address").unwrap();
+    let line = lines
+        .map(Result::unwrap)
+        .find(|l| l.contains("DataLoader console:"))
+        .expect("the console's address");
     let port = line
         .split("http://")
         .nth(1)
@@ -161,4 +170,37 @@ async fn the_console_shows_the_quickstart_and_loads_a_table_asked_for_over_the_a
         )),
         "{metrics}"
     );
+}
+
+/// `run --serve`: the scheduler and the console in one process; the overview and `/metrics`
+/// show the scheduler's ticks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_the_console_beside_the_scheduler_and_shows_its_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    dataloader(dir.path(), &["quickstart", "--dir", "qs"]).ok();
+    let qs = dir.path().join("qs");
+    let (_served, base, _) = spawn_console(
+        &qs,
+        &["run", "--serve", "127.0.0.1:0", "--poll-interval", "1s"],
+    );
+    let started = Instant::now();
+    let metrics = loop {
+        let (status, metrics) = get(&format!("{base}/metrics"), None).await;
+        assert_eq!(status, 200);
+        if metrics.contains("dataloader_scheduler_tick_seconds{") {
+            break metrics;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no tick:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        metrics.contains("dataloader_scheduler_last_tick_age_seconds{worker="),
+        "{metrics}"
+    );
+    let (status, html) = get(&format!("{base}/"), None).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Schedulers (1)"), "{html}");
 }
