@@ -21,16 +21,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::views::{self, TableView};
 use crate::Console;
 
-fn full() -> String {
-    "full".into()
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// A table's main settings, as the form and `POST /api/v1/tables` give them. Every other
-/// setting: an apply file (`/api/v1/plan`, `/api/v1/apply`).
+/// A table's main settings, as the form and `POST`/`PUT /api/v1/tables` give them. A field
+/// left out keeps the table's value (a new table's default); an empty text clears it. Every
+/// other setting: an apply file (`/api/v1/plan`, `/api/v1/apply`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 pub(crate) struct TableFields {
     pub(crate) connection: String,
@@ -38,22 +31,24 @@ pub(crate) struct TableFields {
     pub(crate) source: String,
     /// `catalog.schema.table`.
     pub(crate) destination: String,
-    #[serde(default = "full")]
-    pub(crate) strategy: String,
+    /// Default `full`.
     #[serde(default)]
-    pub(crate) primary_keys: Vec<String>,
+    pub(crate) strategy: Option<String>,
+    #[serde(default)]
+    pub(crate) primary_keys: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) incremental_column: Option<String>,
-    /// Five-field cron; none: only when asked.
+    /// Five-field cron; empty: only when asked.
     #[serde(default)]
     pub(crate) schedule: Option<String>,
     /// IANA time zone of the schedule (default UTC).
     #[serde(default)]
     pub(crate) timezone: Option<String>,
     #[serde(default)]
-    pub(crate) tags: Vec<String>,
-    #[serde(default = "yes")]
-    pub(crate) active: bool,
+    pub(crate) tags: Option<Vec<String>>,
+    /// Default true.
+    #[serde(default)]
+    pub(crate) active: Option<bool>,
 }
 
 impl TableFields {
@@ -62,17 +57,17 @@ impl TableFields {
             connection: spec.connection.clone(),
             source: spec.source.to_string(),
             destination: spec.destination.to_string(),
-            strategy: spec.strategy.as_str().into(),
-            primary_keys: spec.primary_keys.clone(),
+            strategy: Some(spec.strategy.as_str().into()),
+            primary_keys: Some(spec.primary_keys.clone()),
             incremental_column: spec.incremental_column.clone(),
             schedule: spec.schedule.clone(),
             timezone: Some(spec.timezone.clone()),
-            tags: spec.tags.clone(),
-            active: spec.is_active,
+            tags: Some(spec.tags.clone()),
+            active: Some(spec.is_active),
         }
     }
 
-    /// The spec the fields make, over `base` (an edited table keeps what they do not say);
+    /// The spec the fields make, over `base` (an edited table keeps what they leave out);
     /// an error names the field it is about.
     pub(crate) fn spec(&self, base: Option<&TableSpec>) -> Result<TableSpec, Error> {
         let source = SourceTable::parse(self.source.trim())
@@ -83,34 +78,37 @@ impl TableFields {
             Some(b) => b.clone(),
             None => TableSpec::new(self.connection.trim(), source.clone(), destination.clone()),
         };
-        let given = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
+        let text = |v: &str| Some(v.trim().to_string()).filter(|s| !s.is_empty());
+        let names = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect()
         };
         spec.connection = self.connection.trim().to_string();
         spec.source = source;
         spec.destination = destination;
-        spec.strategy = self.strategy.trim().parse::<LoadStrategy>()?;
-        spec.primary_keys = self
-            .primary_keys
-            .iter()
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect();
-        spec.incremental_column = given(&self.incremental_column);
-        spec.schedule = given(&self.schedule);
-        if let Some(tz) = given(&self.timezone) {
+        if let Some(strategy) = &self.strategy {
+            spec.strategy = strategy.trim().parse::<LoadStrategy>()?;
+        }
+        if let Some(keys) = &self.primary_keys {
+            spec.primary_keys = names(keys);
+        }
+        if let Some(column) = &self.incremental_column {
+            spec.incremental_column = text(column);
+        }
+        if let Some(schedule) = &self.schedule {
+            spec.schedule = text(schedule);
+        }
+        if let Some(tz) = self.timezone.as_deref().and_then(text) {
             spec.timezone = tz;
         }
-        spec.tags = self
-            .tags
-            .iter()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
-        spec.is_active = self.active;
+        if let Some(tags) = &self.tags {
+            spec.tags = names(tags);
+        }
+        if let Some(active) = self.active {
+            spec.is_active = active;
+        }
         spec.validate()?;
         Ok(spec)
     }

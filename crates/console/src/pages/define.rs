@@ -49,31 +49,31 @@ impl TableForm {
             connection: fields.connection,
             source: fields.source,
             destination: fields.destination,
-            strategy: fields.strategy,
-            primary_keys: fields.primary_keys.join(", "),
+            strategy: fields.strategy.unwrap_or_default(),
+            primary_keys: fields.primary_keys.unwrap_or_default().join(", "),
             incremental_column: fields.incremental_column.unwrap_or_default(),
             schedule: fields.schedule.unwrap_or_default(),
             timezone: fields.timezone.unwrap_or_default(),
-            tags: fields.tags.join(", "),
-            active: fields.active.then(|| "on".into()),
+            tags: fields.tags.unwrap_or_default().join(", "),
+            active: fields.active.unwrap_or(true).then(|| "on".into()),
         }
     }
 
-    /// The fields as the API takes them (lists split at commas, blanks as none).
+    /// The fields as the API takes them: every one given (a blank clears it), lists split at
+    /// commas.
     fn fields(&self) -> TableFields {
-        let list = |text: &str| text.split(',').map(|s| s.trim().to_string()).collect();
-        let optional = |text: &str| Some(text.to_string());
+        let list = |text: &str| Some(text.split(',').map(|s| s.trim().to_string()).collect());
         TableFields {
             connection: self.connection.clone(),
             source: self.source.clone(),
             destination: self.destination.clone(),
-            strategy: self.strategy.clone(),
+            strategy: Some(self.strategy.clone()),
             primary_keys: list(&self.primary_keys),
-            incremental_column: optional(&self.incremental_column),
-            schedule: optional(&self.schedule),
-            timezone: optional(&self.timezone),
+            incremental_column: Some(self.incremental_column.clone()),
+            schedule: Some(self.schedule.clone()),
+            timezone: Some(self.timezone.clone()),
             tags: list(&self.tags),
-            active: self.active.is_some(),
+            active: Some(self.active.is_some()),
         }
     }
 }

@@ -35,7 +35,8 @@ async fn edits(s: Server) {
         .await;
     assert_eq!(status, 400, "a second definition: {body}");
 
-    let edited = table.replace("0 3 * * *", "15 4 * * *");
+    // Only the schedule: the rest stays as it is.
+    let edited = r#"{"connection": "erp", "source": "dbo.payments", "destination": "main.sales.payments", "schedule": "15 4 * * *"}"#;
     let response = s
         .http
         .put(format!("{}/api/v1/tables/main.sales.payments", s.url))
@@ -49,6 +50,9 @@ async fn edits(s: Server) {
     let dest = TargetTable::parse("main.sales.payments").unwrap();
     let made = s.store.table_by_destination(&dest).await.unwrap().unwrap();
     assert_eq!(made.spec.schedule.as_deref(), Some("15 4 * * *"));
+    assert_eq!(made.spec.strategy.as_str(), "incremental");
+    assert_eq!(made.spec.incremental_column.as_deref(), Some("paid_at"));
+    assert_eq!(made.spec.tags, vec!["finance"]);
     let history = s.store.table_history(made.table_id).await.unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
     assert!(
