@@ -9,6 +9,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use dataloader_core::access::Role;
+use dataloader_core::connection::is_secret_option;
 use dataloader_core::secret::SecretRef;
 use dataloader_core::Error;
 use maud::{html, Markup};
@@ -24,8 +25,9 @@ pub(crate) async fn connections(
     Viewer(caller): Viewer,
     headers: HeaderMap,
 ) -> Response {
+    // Masked: a password an old version stored in clear shows as ***.
     let list = match console.store.connections().await {
-        Ok(l) => l,
+        Ok(l) => l.iter().map(|c| c.masked()).collect::<Vec<_>>(),
         Err(e) => return refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let page = Page::new(&headers);
@@ -194,11 +196,21 @@ fn form_page(page: &Page, form: &ConnectionForm, types: &[String], said: Option<
     let fields = [
         "name", "type", "host", "port", "database", "user", "password", "options",
     ];
-    // A password typed where its reference belongs is never sent back to the page.
-    let shown_password = match SecretRef::parse(form.password.trim()) {
-        Ok(_) => form.password.clone(),
-        Err(_) => String::new(),
+    // A password typed where its reference belongs is never sent back to the page, nor a
+    // secret option's value that is not a reference.
+    let reference = |v: &str| SecretRef::parse(v.trim()).is_ok();
+    let shown_password = match reference(&form.password) {
+        true => form.password.clone(),
+        false => String::new(),
     };
+    let shown_options: Vec<String> = form
+        .options
+        .lines()
+        .map(|line| match line.split_once('=') {
+            Some((k, v)) if is_secret_option(k.trim()) && !reference(v) => format!("{}=", k.trim()),
+            _ => line.to_string(),
+        })
+        .collect();
     let error = |name: &str| -> Markup {
         match field == name || (name == "type" && field == "db_type") {
             true => html! { span.error.field-error { (message) } },
@@ -226,7 +238,7 @@ fn form_page(page: &Page, form: &ConnectionForm, types: &[String], said: Option<
                 (text("user", "User", &form.user, "loader"))
                 (text("password", "Password reference", &shown_password, "env:ERP_PASSWORD, azure-keyvault://kv/secret, aws-sm://id#key"))
                 label { span { "Options (key=value, one a line)" }
-                    textarea name="options" id="options" rows="3" placeholder="sslmode=verify-full" { (form.options) }
+                    textarea name="options" id="options" rows="3" placeholder="sslmode=verify-full" { (shown_options.join("\n")) }
                     (error("options")) }
                 p { button.primary type="submit" { "Save" } " " a href="/connections" { "Cancel" } }
             }
