@@ -247,14 +247,15 @@ where
         .await;
         match applied {
             Ok(n) => Ok(B::MIGRATIONS.len().saturating_sub(n.max(0) as usize)),
-            // No bookkeeping table yet: nothing applied, if the database answers at all.
-            Err(_) => {
-                sqlx::query("SELECT 1")
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| Error::store("reach the control database", e))?;
+            // No bookkeeping table yet ("no such table" on SQLite, 42P01 on PostgreSQL):
+            // nothing applied. Any other failure is the database's, and said as such.
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("42P01")
+                    || e.message().contains("no such table") =>
+            {
                 Ok(B::MIGRATIONS.len())
             }
+            Err(e) => Err(Error::store("read the applied migrations", e)),
         }
     }
 

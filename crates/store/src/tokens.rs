@@ -101,12 +101,15 @@ where
             .last_used_at
             .is_none_or(|t| now - t > chrono::Duration::minutes(1));
         if token.revoked_at.is_none() && stale {
-            sqlx::query("UPDATE api_token SET last_used_at = $1 WHERE token_hash = $2")
+            // Only a note: a database that cannot take it (read-only, busy) still answers.
+            let noted = sqlx::query("UPDATE api_token SET last_used_at = $1 WHERE token_hash = $2")
                 .bind(now)
                 .bind(token_hash)
                 .execute(&self.pool)
-                .await
-                .map_err(|e| Error::store("note the token's use", e))?;
+                .await;
+            if let Err(e) = noted {
+                tracing::warn!(token = %token.name, error = %e, "noting the token's use");
+            }
         }
         Ok(Some(token))
     }
