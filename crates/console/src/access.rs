@@ -107,7 +107,8 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Whether a form's `csrf` field repeats the request's CSRF cookie.
 pub(crate) fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
-    cookie(headers, CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == field)
+    // As long as the pages make it: a short value is one the console never set.
+    cookie(headers, CSRF_COOKIE).is_some_and(|c| c.len() >= 32 && c == field)
 }
 
 impl FromRequestParts<Arc<Console>> for Caller {
@@ -121,7 +122,12 @@ impl FromRequestParts<Arc<Console>> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_string());
+            .map(|v| match v.split_once(' ') {
+                // The scheme is case-insensitive (RFC 9110).
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+                _ => v.trim(),
+            })
+            .map(str::to_string);
         let by_header = bearer.is_some();
         let token = bearer.or_else(|| cookie(&parts.headers, TOKEN_COOKIE));
         let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -183,11 +189,17 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            "a=1; dl_csrf=xyz; dl_token=t".parse().unwrap(),
+            "a=1; dl_csrf=0123456789abcdef0123456789abcdef; dl_token=t"
+                .parse()
+                .unwrap(),
         );
         assert_eq!(cookie(&headers, "dl_token").as_deref(), Some("t"));
-        assert!(csrf_ok(&headers, "xyz"));
-        assert!(!csrf_ok(&headers, "xy"));
+        assert!(csrf_ok(&headers, "0123456789abcdef0123456789abcdef"));
+        assert!(!csrf_ok(&headers, "0123456789abcdef0123456789abcde"));
+        let short: HeaderMap = [(header::COOKIE, "dl_csrf=xyz".parse().unwrap())]
+            .into_iter()
+            .collect();
+        assert!(!csrf_ok(&short, "xyz"), "a value the pages never make");
         assert!(!csrf_ok(&HeaderMap::new(), ""));
     }
 

@@ -23,7 +23,8 @@ pub(crate) struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
     /// `unauthorized`, `forbidden`, `not_found`, `invalid`, `conflict`, `unreachable`,
-    /// `unavailable`.
+    /// `unavailable`, `internal` (and, from the router, `method_not_allowed`,
+    /// `unsupported_media_type`).
     code: String,
     message: String,
 }
@@ -58,6 +59,10 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_GATEWAY, "unreachable", message)
     }
 
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
     pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
@@ -72,6 +77,8 @@ impl From<Error> for ApiError {
             }
             _ => match e.kind() {
                 ErrorKind::Config => ApiError::invalid(e.to_string()),
+                ErrorKind::Conflict => ApiError::conflict(e.to_string()),
+                ErrorKind::Internal => ApiError::internal(e.to_string()),
                 _ => ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",

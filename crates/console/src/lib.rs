@@ -13,6 +13,7 @@ mod access;
 mod api;
 mod edits;
 mod error;
+mod guard;
 mod metrics;
 mod pages;
 mod views;
@@ -83,6 +84,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/assets/htmx.min.js", get(htmx))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            guard::guard,
+        ))
         .with_state(console)
 }
 
@@ -115,10 +120,16 @@ async fn readyz(
                 "reason": format!("{n} migration(s) of the control tables not applied: run dataloader init"),
             })),
         ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not ready", "reason": e.to_string()})),
-        ),
+        Err(e) => {
+            // The store's words may name the database's host: the log has them, the probe not.
+            tracing::warn!(error = %e, "readyz: the control database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    serde_json::json!({"status": "not ready", "reason": "the control database does not answer"}),
+                ),
+            )
+        }
     }
 }
 

@@ -179,10 +179,9 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) 
         .await;
     match found {
         Ok(Some(t)) if t.revoked_at.is_none() => {
-            // Only a path on this site: never an open redirect.
             let next = form
                 .next
-                .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+                .filter(|n| local_path(n))
                 .unwrap_or_else(|| "/".into());
             let cookie =
                 format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
@@ -196,6 +195,16 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) 
     }
 }
 
+/// Whether `next` is a path on this site, never an open redirect: `/x` but not `//host`,
+/// `/\host` (which browsers read as `//host`), nor anything with a backslash or a control
+/// character.
+fn local_path(next: &str) -> bool {
+    let mut chars = next.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.chars().any(|c| c == '\\' || c.is_control())
+}
+
 async fn sign_out() -> Response {
     let cookie = format!("{TOKEN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
@@ -204,4 +213,27 @@ async fn sign_out() -> Response {
 /// Whether `caller` may press the operators' buttons.
 pub(crate) fn may_operate(caller: &Caller) -> bool {
     caller.role >= Role::Operator
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_a_path_on_this_site_is_followed_after_sign_in() {
+        for ok in ["/", "/tables", "/tables/main.a.b?done=load"] {
+            assert!(local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "evil",
+            "",
+            "/a\\b",
+        ] {
+            assert!(!local_path(bad), "{bad}");
+        }
+    }
 }

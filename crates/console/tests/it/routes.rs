@@ -67,6 +67,20 @@ async fn every_route_by_role(s: Server) {
     assert!(body.contains("\"not_found\""), "{body}");
     let (status, _) = s.get("/api/v1/runs/999999", Some("tok-viewer")).await;
     assert_eq!(status, 404);
+    // Errors the router makes are the API's JSON too.
+    for (path, status, code) in [
+        ("/api/v1/runs/abc", 400, "invalid"),
+        ("/api/v1/nothing", 404, "not_found"),
+        ("/api/v1/runs?limit=x", 400, "invalid"),
+    ] {
+        let (got, body) = s.get(path, Some("tok-viewer")).await;
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: {body}"));
+        assert_eq!(
+            (got, error["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+    }
 
     // Connections: the password's reference, never a value.
     let connections = s.json("/api/v1/connections", "tok-viewer").await;
@@ -179,6 +193,30 @@ async fn an_open_console_refuses_a_post_another_site_could_forge() {
         assert_eq!(forged.status().as_u16(), status, "{content_type:?}");
     }
     assert!(s.loads.0.lock().unwrap().is_empty());
+    // A browser's post from another origin, or a request for another host name (a rebound
+    // DNS name), is refused whatever it carries.
+    let cross = s
+        .http
+        .post(&load)
+        .header(CONTENT_TYPE, "application/json")
+        .header("origin", "http://127.0.0.1:1")
+        .header("sec-fetch-site", "same-site")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    let rebound = s
+        .http
+        .get(format!("{}/api/v1/tables", s.url))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
+    let said = rebound.text().await.unwrap();
+    assert!(said.contains("on this machine only"), "{said}");
+    assert!(s.loads.0.lock().unwrap().is_empty());
     let (status, body) = s
         .post(&format!("/api/v1/tables/{GOOD}/load"), None, Some("{}"))
         .await;
@@ -191,6 +229,8 @@ async fn an_open_console_refuses_a_post_another_site_could_forge() {
 }
 
 async fn metrics_and_health(s: Server) {
+    let (status, _) = s.get("/metrics", None).await;
+    assert_eq!(status, 401, "/metrics needs a token off loopback");
     let (status, text) = s.get("/metrics", Some("tok-viewer")).await;
     assert_eq!(status, 200, "{text}");
     let lines = text.lines().map(|l| Ok(l.to_string()));
@@ -242,6 +282,10 @@ async fn metrics_and_health(s: Server) {
         1.0
     );
     assert_eq!(value("dataloader_runs", &[("status", "In Progress")]), 0.0);
+    assert!(
+        !text.contains("outcome=\"Queued\"") && !text.contains("outcome=\"In Progress\""),
+        "an open run is not an outcome:\n{text}"
+    );
     let lag = value("dataloader_freshness_lag_seconds", &[("table", GOOD)]);
     assert!((10.0..120.0).contains(&lag), "{lag}");
     // Two finished runs of 10 and 12 seconds: both in the 15 s bucket, none in the 5 s one.
