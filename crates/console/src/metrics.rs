@@ -23,17 +23,21 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::Console;
 
 type Labels = Vec<(&'static str, String)>;
 
-pub(crate) async fn metrics(State(console): State<Arc<Console>>) -> Response {
+/// Any token may read (Prometheus sends one as a bearer: `authorization` in its scrape
+/// config); on loopback none is needed.
+pub(crate) async fn metrics(State(console): State<Arc<Console>>, _caller: Caller) -> Response {
     match render(&console).await {
         Ok(text) => (
+            // prometheus-client writes OpenMetrics text (`# EOF`, counters' `_total`).
             [(
                 header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             text,
         )
@@ -76,13 +80,18 @@ async fn render(console: &Console) -> Result<String, ApiError> {
             .unwrap_or_else(|| (format!("table_id:{}", t.table_id), "unknown".into()));
         let outcome = t.status.as_str().to_string();
         let by_table = vec![("table", table.clone())];
-        loads
-            .get_or_create(&vec![
-                ("table", table.clone()),
-                ("strategy", strategy.clone()),
-                ("outcome", outcome.clone()),
-            ])
-            .inc_by(t.runs as u64);
+        let open = matches!(t.status, RunStatus::Queued | RunStatus::InProgress);
+        // A counter counts ended runs only: an open run's series would vanish when it ends,
+        // which Prometheus reads as a reset.
+        if !open {
+            loads
+                .get_or_create(&vec![
+                    ("table", table.clone()),
+                    ("strategy", strategy.clone()),
+                    ("outcome", outcome.clone()),
+                ])
+                .inc_by(t.runs as u64);
+        }
         rows.get_or_create(&by_table)
             .inc_by(t.rows_written.max(0) as u64);
         bytes
@@ -98,7 +107,7 @@ async fn render(console: &Console) -> Result<String, ApiError> {
                 .get_or_create(&vec![("recommendation", retry.clone())])
                 .inc_by(t.runs as u64);
         }
-        if matches!(t.status, RunStatus::Queued | RunStatus::InProgress) {
+        if open {
             in_flight
                 .get_or_create(&vec![("status", outcome)])
                 .inc_by(t.runs);
@@ -136,7 +145,7 @@ async fn render(console: &Console) -> Result<String, ApiError> {
     let mut registry = Registry::with_prefix("dataloader");
     registry.register(
         "loads",
-        "Loads by table, strategy and outcome (a run's final status, or Queued/In Progress)",
+        "Ended loads by table, strategy and outcome (the run's final status)",
         loads,
     );
     registry.register("rows_written", "Rows written to Delta tables", rows);
@@ -179,7 +188,7 @@ async fn render(console: &Console) -> Result<String, ApiError> {
     );
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
-        .map_err(|e| ApiError::invalid(format!("encoding the metrics: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;
     Ok(text)
 }
 
