@@ -4,6 +4,7 @@
 //! [`Source`], [`Store`] and [`Catalog`] and the engine composes them.
 
 pub mod access;
+pub mod alert;
 pub mod catalog;
 pub mod check_query;
 pub mod clock;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{ApiToken, Role};
+use crate::alert::{AlertRule, Attempt, Delivery, NewDelivery};
 use crate::{
     ConnectionConfig, Error, ErrorKind, LoadStrategy, Result, RowCounts, TableSpec, TargetTable,
     Watermark,
@@ -538,6 +539,30 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         changed_by: &str,
     ) -> Result<bool>;
+    /// Adds or replaces (by name) an alert rule.
+    async fn save_alert_rule(&self, rule: &AlertRule, now: DateTime<Utc>) -> Result<()>;
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>>;
+    /// `false` when no rule has the name. Its deliveries stay, for the record.
+    async fn delete_alert_rule(&self, name: &str) -> Result<bool>;
+    /// Queues a delivery; `false` when the rule's event has one already (nothing is added).
+    async fn queue_delivery(&self, delivery: &NewDelivery, now: DateTime<Utc>) -> Result<bool>;
+    /// Pending deliveries due at `now`, each held until `hold_until` for this caller to send.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
+    async fn record_attempt(
+        &self,
+        delivery_id: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The newest deliveries first.
+    async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>>;
+    /// Runs that ended at or after `since`, oldest first.
+    async fn runs_finished_since(&self, since: DateTime<Utc>) -> Result<Vec<RunRecord>>;
     /// Records a worker's master-sensor tick (the first one records its start).
     async fn record_tick(&self, tick: &WorkerTick) -> Result<()>;
     /// Every worker that ever ticked, the most recent first.

@@ -3,11 +3,12 @@
 //! one generic store ([`SqlStore`]); what differs between them is the [`Backend`] trait. The
 //! migrations differ only where the databases do (identity columns, trigger language).
 //!
-//! Modules by topic: `connections`, `tables`, `runs`, `leases`, `monitors`, `audit`,
+//! Modules by topic: `connections`, `tables`, `runs`, `leases`, `monitors`, `audit`, `alerts`,
 //! `summaries` (what the console and `/metrics` read), `tokens` and `workers` hold the store's
 //! methods; `rows` reads rows into the core's types; `migrations` the schema;
 //! `backend` what differs; `store` the `Store` impl that points to the rest.
 
+mod alerts;
 mod audit;
 mod backend;
 mod connections;

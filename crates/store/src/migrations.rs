@@ -49,6 +49,10 @@ pub(crate) const SQLITE: &[(&str, &str)] = &[
         "0010_scheduler_workers.sql",
         include_str!("migrations/sqlite/0010_scheduler_workers.sql"),
     ),
+    (
+        "0011_alerts.sql",
+        include_str!("migrations/sqlite/0011_alerts.sql"),
+    ),
 ];
 
 /// PostgreSQL's scripts, in order: file name and SQL.
@@ -92,6 +96,10 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     (
         "0010_scheduler_workers.sql",
         include_str!("migrations/postgres/0010_scheduler_workers.sql"),
+    ),
+    (
+        "0011_alerts.sql",
+        include_str!("migrations/postgres/0011_alerts.sql"),
     ),
 ];
 
@@ -244,6 +252,7 @@ mod tests {
             "safe control tables",
             "api tokens",
             "scheduler workers",
+            "alerts",
         ];
         for scripts in [SQLITE, POSTGRES] {
             let described: Vec<String> =

@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataloader_core::access::{ApiToken, Role};
+use dataloader_core::alert::{AlertRule, Attempt, Delivery, NewDelivery};
 use dataloader_core::secret::SecretSetting;
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
@@ -279,6 +280,50 @@ where
         changed_by: &str,
     ) -> Result<bool> {
         self.set_active(table_id, active, now, changed_by).await
+    }
+
+    // alerts.rs
+
+    async fn save_alert_rule(&self, rule: &AlertRule, now: DateTime<Utc>) -> Result<()> {
+        self.save_alert_rule(rule, now).await
+    }
+
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>> {
+        self.alert_rules().await
+    }
+
+    async fn delete_alert_rule(&self, name: &str) -> Result<bool> {
+        self.delete_alert_rule(name).await
+    }
+
+    async fn queue_delivery(&self, delivery: &NewDelivery, now: DateTime<Utc>) -> Result<bool> {
+        self.queue_delivery(delivery, now).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        self.claim_deliveries(now, hold_until, limit).await
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery_id: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.record_attempt(delivery_id, attempt, now).await
+    }
+
+    async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>> {
+        self.deliveries(limit).await
+    }
+
+    async fn runs_finished_since(&self, since: DateTime<Utc>) -> Result<Vec<RunRecord>> {
+        self.runs_finished_since(since).await
     }
 
     async fn record_tick(&self, tick: &WorkerTick) -> Result<()> {
