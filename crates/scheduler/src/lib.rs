@@ -12,6 +12,7 @@
 //! | failed monitor | retry analysis, reschedules retryable failures with backoff |
 //! | landing-table monitor | schema files and dbt `sources.yml` |
 
+pub mod alerts;
 pub mod landing;
 pub mod retry;
 
@@ -53,6 +54,8 @@ pub struct SchedulerConfig {
     pub llm: Option<LlmConfig>,
     /// Most tables one sensor tick claims (never more than there are free worker slots).
     pub claim_batch: i64,
+    /// How often the alert monitor looks for events and sends deliveries.
+    pub alert_interval: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -73,6 +76,7 @@ impl Default for SchedulerConfig {
             retry_max: Duration::from_secs(3600),
             llm: None,
             claim_batch: 100,
+            alert_interval: Duration::from_secs(30),
         }
     }
 }
@@ -202,6 +206,8 @@ pub struct Scheduler {
     stop_loads: CancellationToken,
     /// When this scheduler started, for its `scheduler_workers` row.
     started_at: chrono::DateTime<chrono::Utc>,
+    /// The alert monitor's webhook client.
+    http: reqwest::Client,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -220,6 +226,7 @@ impl Scheduler {
             connection_slots: Mutex::new(HashMap::new()),
             stop_loads: CancellationToken::new(),
             started_at: chrono::Utc::now(),
+            http: reqwest::Client::new(),
         }
     }
 
@@ -378,9 +385,28 @@ impl Scheduler {
     /// One sensor tick and the loads it claimed, run to the end, then the failed monitor over
     /// what failed (`dataloader run --once`).
     pub async fn run_once_and_analyze(self: &Arc<Self>) -> Result<Vec<LoadResult>> {
+        let started = self.clock.now();
         let results = self.run_once().await?;
         self.failed().await?;
+        // The events of this pass's runs, and what else is due now.
+        self.alerts_since(started - chrono::Duration::minutes(10))
+            .await?;
         Ok(results)
+    }
+
+    /// The alert monitor's pass: events of runs that ended in the last two intervals (a window
+    /// that overlaps the last pass, so a slow pass misses nothing; the store drops repeats),
+    /// then the deliveries due.
+    pub async fn alerts(&self) -> Result<alerts::AlertPass> {
+        let window = chrono_duration(self.config.alert_interval * 2) + chrono::Duration::minutes(1);
+        self.alerts_since(self.clock.now() - window).await
+    }
+
+    async fn alerts_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<alerts::AlertPass> {
+        alerts::pass(self.store.as_ref(), &self.http, self.clock.now(), since).await
     }
 
     /// One sensor tick and the loads it claimed, run to the end.
@@ -468,6 +494,7 @@ impl Scheduler {
         let mut running = interval(self.config.running_monitor_interval);
         let mut failed = interval(self.config.failed_monitor_interval);
         let mut landing = interval(self.config.landing_monitor_interval);
+        let mut alerting = interval(self.config.alert_interval);
         let mut loads: JoinSet<LoadResult> = JoinSet::new();
         tokio::pin!(shutdown);
         tracing::info!(worker = %self.worker, "scheduler started");
@@ -488,6 +515,7 @@ impl Scheduler {
                 _ = running.tick() => self.long_running().await.map(|_| ()),
                 _ = failed.tick() => self.failed().await.map(|_| ()),
                 _ = landing.tick() => self.landing().await.map(|_| ()),
+                _ = alerting.tick() => self.alerts().await.map(|_| ()),
                 Some(done) = loads.join_next(), if !loads.is_empty() => {
                     if let Ok(Err(failure)) = done {
                         tracing::warn!(run_id = ?failure.run_id, error = %failure.error, "load failed");

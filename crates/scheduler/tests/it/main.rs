@@ -2,6 +2,7 @@
 //! intervals and thresholds. Multi-process behaviour is tested through the binary in the CLI
 //! crate.
 
+mod alerts;
 use std::sync::Arc;
 use std::time::Duration;
 
