@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::bench::BenchCommand;
+use crate::commands::alerts::AlertCommand;
 use crate::commands::catalog::CatalogCommand;
 use crate::commands::connections::ConnectionCommand;
 use crate::commands::scheduler::RunArgs;
@@ -142,6 +143,9 @@ pub(crate) enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Alert rules (on failure, recovery, a long run, a stale table) and their deliveries.
+    #[command(subcommand)]
+    Alert(AlertCommand),
     /// Bearer tokens for the console and the API.
     #[command(subcommand)]
     Token(TokenCommand),

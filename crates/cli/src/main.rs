@@ -29,7 +29,9 @@ use clap::Parser;
 
 use app::App;
 use cli::{Cli, Command};
-use commands::{catalog, connections, history, init, load, scheduler, serve, tables, validate};
+use commands::{
+    alerts, catalog, connections, history, init, load, scheduler, serve, tables, validate,
+};
 
 fn main() -> ExitCode {
     setup::tune_memory();
@@ -124,6 +126,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Validate => validate::validate(&app).await?,
         Command::Serve { listen } => serve::serve(&app, listen).await?,
         Command::Token(t) => serve::token(&app, t).await?,
+        Command::Alert(a) => alerts::alert(&app, a).await?,
         Command::Bench(bench::BenchCommand::Scheduler { tables, due }) => {
             bench::scheduler(&app, tables, due).await?
         }

@@ -4,7 +4,10 @@
 use anyhow::Result;
 use dataloader_core::{ColumnNaming, DeleteDetection, SchemaEvolution, Store};
 
-use super::file::{ConnectionEntry, OneOrMany, TableEntry, TablesFile};
+use dataloader_core::alert::AlertFormat;
+use dataloader_core::secret::SecretSetting;
+
+use super::file::{AlertEntry, ConnectionEntry, OneOrMany, TableEntry, TablesFile};
 
 /// The control tables as a file that `apply` turns back into the same tables.
 pub async fn export(store: &dyn Store) -> Result<String> {
@@ -70,6 +73,33 @@ pub async fn export(store: &dyn Store) -> Result<String> {
             row_group_rows: s.row_group_rows,
             column_types: s.column_types,
         });
+    }
+    let rules = store.alert_rules().await?;
+    if !rules.is_empty() {
+        let mut alerts = std::collections::BTreeMap::new();
+        for r in rules {
+            // A webhook given as a URL is a secret (a Slack webhook's path): written masked, so
+            // the file says to give a reference instead.
+            let webhook = match r.webhook() {
+                Ok(SecretSetting::Reference(reference)) => reference.to_string(),
+                _ => format!(
+                    "*** ({}: give a reference to keep it out of files)",
+                    r.shown_url()
+                ),
+            };
+            alerts.insert(
+                r.name.clone(),
+                AlertEntry {
+                    on: r.event.as_str().into(),
+                    after: r.threshold_minutes.map(|m| format!("{m}m")),
+                    tables: r.tables,
+                    webhook,
+                    format: (r.format != AlertFormat::Json).then(|| r.format.as_str().into()),
+                    active: (!r.is_active).then_some(false),
+                },
+            );
+        }
+        file.alerts = Some(alerts);
     }
     Ok(serde_yaml::to_string(&file)?)
 }

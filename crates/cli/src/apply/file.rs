@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use anyhow::{bail, Result};
+use dataloader_core::alert::{AlertEvent, AlertFormat, AlertRule};
 use dataloader_core::{
     CheckMode, ColumnNaming, ConnectionConfig, DeleteDetection, Error, LoadStrategy, NullWatermark,
     SchemaEvolution, SourceTable, TableSpec, TargetTable,
@@ -20,6 +21,57 @@ pub struct TablesFile {
     pub defaults: Defaults,
     #[serde(default)]
     pub tables: Vec<TableEntry>,
+    /// Alert rules by name; when the file has this key, rules it leaves out are paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<BTreeMap<String, AlertEntry>>,
+}
+
+/// An alert rule, as `dataloader alert add` takes it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertEntry {
+    /// `failure`, `recovery`, `long_run` or `freshness`.
+    pub on: String,
+    /// `long_run` and `freshness`: a duration such as `90m` or `26h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// A destination, or a prefix ending in `*`; every table when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<String>,
+    /// The URL, or a reference to it (keep a Slack webhook's URL in a vault).
+    pub webhook: String,
+    /// `json` (default) or `slack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+impl AlertEntry {
+    fn rule(&self, name: &str) -> std::result::Result<AlertRule, String> {
+        let minutes = match &self.after {
+            Some(text) => {
+                Some((crate::duration_arg::parse_duration(text)?.as_secs() / 60).max(1) as i64)
+            }
+            None => None,
+        };
+        let rule = AlertRule {
+            name: name.to_string(),
+            event: self.on.parse::<AlertEvent>().map_err(|e| e.to_string())?,
+            threshold_minutes: minutes,
+            tables: self.tables.clone(),
+            url: self.webhook.clone(),
+            format: self
+                .format
+                .as_deref()
+                .unwrap_or("json")
+                .parse::<AlertFormat>()
+                .map_err(|e| e.to_string())?,
+            is_active: self.active.unwrap_or(true),
+        };
+        rule.validate().map_err(|e| e.to_string())?;
+        Ok(rule)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -232,6 +284,8 @@ fn line_of(text: &str, source: &str) -> Option<usize> {
 pub struct Desired {
     pub connections: Vec<ConnectionConfig>,
     pub tables: Vec<TableSpec>,
+    /// `None` when the file has no `alerts` key: the rules are left as they are.
+    pub alerts: Option<Vec<AlertRule>>,
 }
 
 /// Parses and validates the whole file, reporting every problem at once.
@@ -279,6 +333,18 @@ pub fn parse(text: &str) -> Result<Desired> {
             Err(e) => problems.push(format!("{at}: {e}")),
         }
     }
+    let alerts = file.alerts.as_ref().map(|entries| {
+        entries
+            .iter()
+            .filter_map(|(name, entry)| match entry.rule(name) {
+                Ok(rule) => Some(rule),
+                Err(e) => {
+                    problems.push(format!("alerts.{name}: {e}"));
+                    None
+                }
+            })
+            .collect()
+    });
     if !problems.is_empty() {
         bail!(
             "{} problem(s) in the file:\n  {}",
@@ -289,6 +355,7 @@ pub fn parse(text: &str) -> Result<Desired> {
     Ok(Desired {
         connections,
         tables,
+        alerts,
     })
 }
 

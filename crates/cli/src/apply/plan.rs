@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use chrono::Utc;
+use dataloader_core::alert::AlertRule;
 use dataloader_core::{ConnectionConfig, Error, LoadStrategy, Store, TableSpec};
 use serde::Serialize;
 
@@ -31,6 +32,15 @@ pub enum PlanAction {
     },
     DeactivateTable {
         destination: String,
+    },
+    CreateAlert {
+        name: String,
+    },
+    ChangeAlert {
+        name: String,
+    },
+    PauseAlert {
+        name: String,
     },
 }
 
@@ -64,6 +74,11 @@ impl std::fmt::Display for PlanAction {
                     write!(f, "\n    {}: {} → {}", c.field, c.from, c.to)?;
                 }
                 Ok(())
+            }
+            PlanAction::CreateAlert { name } => write!(f, "+ create alert {name}"),
+            PlanAction::ChangeAlert { name } => write!(f, "~ change alert {name}"),
+            PlanAction::PauseAlert { name } => {
+                write!(f, "- pause alert {name} (not in the file)")
             }
             PlanAction::DeactivateTable { destination } => {
                 write!(f, "- deactivate table {destination} (not in the file)")
@@ -168,6 +183,7 @@ pub struct Plan {
     connections: Vec<ConnectionConfig>,
     creates: Vec<TableSpec>,
     updates: Vec<(i64, TableSpec)>,
+    alerts: Vec<AlertRule>,
 }
 
 pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
@@ -287,12 +303,49 @@ pub async fn plan(store: &dyn Store, desired: Desired) -> Result<Plan> {
             updates.push((t.table_id, spec));
         }
     }
+    let alerts = match &desired.alerts {
+        Some(wanted) => plan_alerts(store, wanted, &mut changes).await?,
+        None => Vec::new(),
+    };
     Ok(Plan {
         changes,
         connections,
         creates,
         updates,
+        alerts,
     })
+}
+
+/// The rules to save so that the stored ones match `wanted`: new and changed ones, and those
+/// the file leaves out, paused (never deleted: their deliveries stay meaningful).
+async fn plan_alerts(
+    store: &dyn Store,
+    wanted: &[AlertRule],
+    changes: &mut Vec<PlanAction>,
+) -> Result<Vec<AlertRule>> {
+    let stored = store.alert_rules().await?;
+    let mut save = Vec::new();
+    for rule in wanted {
+        let name = rule.name.clone();
+        match stored.iter().find(|r| r.name == rule.name) {
+            None => changes.push(PlanAction::CreateAlert { name }),
+            Some(old) if old != rule => changes.push(PlanAction::ChangeAlert { name }),
+            Some(_) => continue,
+        }
+        save.push(rule.clone());
+    }
+    for old in stored.iter().filter(|r| r.is_active) {
+        if !wanted.iter().any(|r| r.name == old.name) {
+            changes.push(PlanAction::PauseAlert {
+                name: old.name.clone(),
+            });
+            save.push(AlertRule {
+                is_active: false,
+                ..old.clone()
+            });
+        }
+    }
+    Ok(save)
 }
 
 fn backfill_finished(existing: &dataloader_core::TableControl, desired: &TableSpec) -> bool {
@@ -329,6 +382,9 @@ impl Plan {
         }
         for (id, spec) in &self.updates {
             store.update_table_spec(*id, spec, now).await?;
+        }
+        for rule in &self.alerts {
+            store.save_alert_rule(rule, now).await?;
         }
         Ok(())
     }

@@ -21,6 +21,9 @@ pub(crate) struct RunArgs {
     /// One sensor tick and the loads it claims, then exit (for cron and tests).
     #[arg(long)]
     once: bool,
+    /// How often the alert monitor looks for events and sends what is due (dataloader alert).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    alert_interval: Duration,
     /// Also serve the console, the API and /metrics on ADDR, as `dataloader serve` does.
     #[arg(long, value_name = "ADDR", conflicts_with = "once")]
     serve: Option<std::net::SocketAddr>,
@@ -113,6 +116,7 @@ pub(crate) async fn run(app: &App, args: RunArgs) -> Result<()> {
         retry_max: args.retry_max,
         llm,
         claim_batch: 100,
+        alert_interval: args.alert_interval,
     };
     let scheduler = Arc::new(dataloader_scheduler::Scheduler::new(
         Arc::new(app.engine()?),

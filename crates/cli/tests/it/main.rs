@@ -1,6 +1,7 @@
 //! The `dataloader` binary as a user runs it: each test in a fresh folder, against the real
 //! PostgreSQL on 127.0.0.1:5432 where a source is needed.
 
+mod alerts;
 mod apply;
 mod bad_input;
 mod browser;
