@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use dataloader_core::store::{RunTotals, DURATION_BUCKETS};
+use dataloader_core::summary::{RunTotals, DURATION_BUCKETS};
 use dataloader_core::RunStatus;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;

@@ -23,6 +23,7 @@ pub mod source_query;
 pub mod span;
 pub mod store;
 pub mod strategy;
+pub mod summary;
 pub mod table;
 pub mod tls;
 pub mod watermark;
@@ -45,8 +46,9 @@ pub use source::{
 pub use span::Span;
 pub use store::{
     Claim, InvalidTable, LostRun, NewRun, RetryVerdict, RunId, RunOwner, RunRecord, RunStatus,
-    RunTotals, RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger, WorkerTick,
+    RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
+pub use summary::{RunTotals, WorkerTick};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};
 pub use watermark::{Watermark, WatermarkKind};

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use dataloader_core::store::CATALOG_FAILURE_NOTE;
+use dataloader_core::summary::CATALOG_FAILURE_NOTE;
 use dataloader_core::{Registration, Result, TableSpec};
 
 use crate::Engine;

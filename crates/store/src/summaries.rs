@@ -3,7 +3,7 @@
 //! table, outcome and retry verdict, with a histogram of durations counted in SQL.
 
 use chrono::{DateTime, Utc};
-use dataloader_core::store::{RunTotals, CATALOG_FAILURE_NOTE, DURATION_BUCKETS};
+use dataloader_core::summary::{RunTotals, CATALOG_FAILURE_NOTE, DURATION_BUCKETS};
 use dataloader_core::{Error, Result, RunRecord, RunStatus};
 use sqlx::{ColumnIndex, Encode, Executor, Row, Type};
 
