@@ -42,6 +42,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             get(list_connections).post(edits::create_connection),
         )
         .route(
+            "/api/v1/connections/{name}",
+            axum::routing::put(edits::update_connection),
+        )
+        .route(
             "/api/v1/connections/{name}/test",
             post(edits::test_connection_route),
         )
@@ -69,6 +73,7 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         edits::create_table,
         edits::update_table,
         edits::create_connection,
+        edits::update_connection,
         edits::test_connection_route,
         edits::plan,
         edits::apply

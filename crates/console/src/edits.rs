@@ -176,11 +176,13 @@ pub(crate) struct ConnectionFields {
     pub(crate) options: BTreeMap<String, String>,
 }
 
-/// Adds the connection, checked by its connector; its name. A name in use is refused: the
-/// console never replaces a connection tables load from.
+/// Adds the connection (`editing` none) or changes the one named `editing`, checked by its
+/// connector; its name. Adding over a name in use, or renaming, is refused: tables load from
+/// a connection by its name.
 pub(crate) async fn save_connection(
     console: &Console,
     fields: &ConnectionFields,
+    editing: Option<&str>,
 ) -> Result<String, Error> {
     let given = |v: &Option<String>| {
         v.as_deref()
@@ -199,11 +201,27 @@ pub(crate) async fn save_connection(
         options: fields.options.clone(),
         max_connections: None,
     })?;
-    if console.store.connection(&config.name).await?.is_some() {
-        return Err(Error::config(
-            "name",
-            format!("a connection named \"{}\" exists already", config.name),
-        ));
+    let exists = console.store.connection(&config.name).await?.is_some();
+    match editing {
+        None if exists => {
+            return Err(Error::config(
+                "name",
+                format!("a connection named \"{}\" exists already", config.name),
+            ))
+        }
+        Some(name) if name != config.name => {
+            return Err(Error::config(
+                "name",
+                format!("a connection keeps its name (tables load from \"{name}\" by it)"),
+            ))
+        }
+        Some(name) if !exists => {
+            return Err(Error::UnknownConnection {
+                name: name.to_string(),
+                known: Vec::new(),
+            })
+        }
+        _ => {}
     }
     console.store.upsert_connection(&config).await?;
     Ok(config.name)
@@ -298,9 +316,24 @@ pub(crate) async fn create_connection(
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
     caller.check_api_post(&headers)?;
     caller.require(Role::Admin)?;
-    let name = save_connection(&console, &fields).await?;
+    let name = save_connection(&console, &fields, None).await?;
     let saved = console.store.require_connection(&name).await?;
     Ok((StatusCode::CREATED, Json(saved.into())))
+}
+
+#[utoipa::path(put, path = "/api/v1/connections/{name}", params(("name" = String, Path)), request_body = ConnectionFields,
+    responses((status = 200, body = ConnectionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update_connection(
+    State(console): State<Arc<Console>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(fields): Json<ConnectionFields>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    caller.check_api_post(&headers)?;
+    caller.require(Role::Admin)?;
+    save_connection(&console, &fields, Some(&name)).await?;
+    Ok(Json(console.store.require_connection(&name).await?.into()))
 }
 
 /// How a connection test went.

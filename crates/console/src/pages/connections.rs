@@ -44,7 +44,8 @@ pub(crate) async fn connections(
                     td { (c.database.as_deref().unwrap_or("–")) }
                     td { (c.user.as_deref().unwrap_or("–")) }
                     td { code { (c.password.as_deref().unwrap_or("–")) } }
-                    td { @if caller.role >= Role::Operator {
+                    td { @if caller.role >= Role::Admin { a href={"/connections/" (c.name) "/edit"} { "Edit" } " " }
+                        @if caller.role >= Role::Operator {
                         form.inline method="post" action={"/connections/" (c.name) "/test"} {
                             (page.csrf_field()) button type="submit" { "Test" }
                         }
@@ -123,7 +124,7 @@ pub(crate) async fn new_connection(
     }
     let page = Page::new(&headers);
     let types = console.actions.db_types();
-    let body = form_page(&page, &ConnectionForm::default(), &types, None);
+    let body = form_page(&page, &ConnectionForm::default(), &types, None, None);
     page.render("New connection", &caller, body)
 }
 
@@ -139,14 +140,78 @@ pub(crate) async fn create_connection(
     if !access::csrf_ok(&headers, &form.csrf) {
         return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
-    let saved = async { edits::save_connection(&console, &form.fields()?).await };
+    save(&console, &caller, &headers, form, None).await
+}
+
+pub(crate) async fn edit_connection(
+    State(console): State<Arc<Console>>,
+    Viewer(caller): Viewer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(e) = caller.require(Role::Admin) {
+        return refused(e.status, &e.message);
+    }
+    let c = match console.store.require_connection(&name).await {
+        Ok(c) => c.masked(),
+        Err(e) => return refused(StatusCode::NOT_FOUND, &e.to_string()),
+    };
+    let form = ConnectionForm {
+        csrf: String::new(),
+        name: c.name,
+        db_type: c.db_type.as_str().to_string(),
+        host: c.host.unwrap_or_default(),
+        port: c.port.map(|p| p.to_string()).unwrap_or_default(),
+        database: c.database.unwrap_or_default(),
+        user: c.user.unwrap_or_default(),
+        password: c.password.unwrap_or_default(),
+        options: c
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let page = Page::new(&headers);
+    let types = console.actions.db_types();
+    let body = form_page(&page, &form, &types, None, Some(&name));
+    page.render(&name, &caller, body)
+}
+
+pub(crate) async fn update_connection(
+    State(console): State<Arc<Console>>,
+    Viewer(caller): Viewer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<ConnectionForm>,
+) -> Response {
+    if let Err(e) = caller.require(Role::Admin) {
+        return refused(e.status, &e.message);
+    }
+    if !access::csrf_ok(&headers, &form.csrf) {
+        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    }
+    save(&console, &caller, &headers, form, Some(name)).await
+}
+
+/// Saves the form (a new connection, or the one named `editing`); the form again, with what is
+/// wrong, when the connector refuses it.
+async fn save(
+    console: &Console,
+    caller: &Caller,
+    headers: &HeaderMap,
+    form: ConnectionForm,
+    editing: Option<String>,
+) -> Response {
+    let saved =
+        async { edits::save_connection(console, &form.fields()?, editing.as_deref()).await };
     match saved.await {
         Ok(name) => Redirect::to(&format!("/connections?done={}", encode(&name))).into_response(),
         Err(e) => {
-            let page = Page::new(&headers);
+            let page = Page::new(headers);
             let types = console.actions.db_types();
-            let body = form_page(&page, &form, &types, Some(e));
-            let mut response = page.render("New connection", &caller, body);
+            let body = form_page(&page, &form, &types, Some(e), editing.as_deref());
+            let mut response = page.render("Connection", caller, body);
             *response.status_mut() = StatusCode::BAD_REQUEST;
             response
         }
@@ -187,7 +252,13 @@ async fn tested(console: &Console, caller: &Caller, name: &str) -> Result<String
     edits::test_connection(console, name).await
 }
 
-fn form_page(page: &Page, form: &ConnectionForm, types: &[String], said: Option<Error>) -> Markup {
+fn form_page(
+    page: &Page,
+    form: &ConnectionForm,
+    types: &[String],
+    said: Option<Error>,
+    editing: Option<&str>,
+) -> Markup {
     let (field, message) = match said {
         Some(Error::InvalidConfig { field, message }) => (field, message),
         Some(other) => (String::new(), other.to_string()),
@@ -222,11 +293,11 @@ fn form_page(page: &Page, form: &ConnectionForm, types: &[String], said: Option<
     };
     html! {
         main.narrow.wide-form {
-            h1 { "New connection" }
+            h1 { @match editing { Some(name) => { "Edit " (name) }, None => { "New connection" } } }
             @if !message.is_empty() && !fields.contains(&field.as_str()) && field != "db_type" {
                 p.error { @if !field.is_empty() { (field) ": " } (message) }
             }
-            form.define method="post" action="/connections/new" {
+            form.define method="post" action=(match editing { Some(name) => format!("/connections/{name}/edit"), None => "/connections/new".into() }) {
                 (page.csrf_field())
                 (text("name", "Name", &form.name, "erp"))
                 label { span { "Type" } select name="db_type" id="db_type" {

@@ -52,6 +52,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             get(connections::new_connection).post(connections::create_connection),
         )
         .route(
+            "/connections/{name}/edit",
+            get(connections::edit_connection).post(connections::update_connection),
+        )
+        .route(
             "/connections/{name}/test",
             post(connections::test_connection),
         )

@@ -83,6 +83,35 @@ async fn edits(s: Server) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["password_reference"], "env:CRM_PASSWORD");
+    let put = |path: &str, token: &str, body: String| {
+        s.http
+            .put(format!("{}{path}", s.url))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+    };
+    let moved = connection
+        .replace("PASSWORD", "env:CRM_PASSWORD")
+        .replace("crm.internal", "crm2.internal");
+    let response = put("/api/v1/connections/crm", "tok-operator", moved.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let response = put("/api/v1/connections/crm", "tok-admin", moved.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let crm = s.store.connection("crm").await.unwrap().unwrap();
+    assert_eq!(crm.host.as_deref(), Some("crm2.internal"));
+    let response = put("/api/v1/connections/nothing", "tok-admin", moved)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        400,
+        "renaming through the URL is refused"
+    );
     let (status, body) = s
         .post("/api/v1/connections/crm/test", Some("tok-viewer"), None)
         .await;

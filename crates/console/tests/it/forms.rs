@@ -161,6 +161,22 @@ async fn forms(s: Server) {
     assert_eq!(status, 200);
     assert!(html.contains("stand-in server for crm"), "{html}");
 
+    // Edited: the host changes; a new name is refused (tables load from it by name).
+    let mut edited = connection("env:CRM_PASSWORD");
+    edited.retain(|(k, _)| *k != "host");
+    edited.push(("host", "crm2.internal"));
+    edited.push(("csrf", &csrf));
+    let (status, _, html) = post_form(&s, "/connections/crm/edit", &cookies, &edited).await;
+    assert_eq!(status, 303, "{html}");
+    let crm = s.store.connection("crm").await.unwrap().unwrap();
+    assert_eq!(crm.host.as_deref(), Some("crm2.internal"));
+    let mut renamed = edited.clone();
+    renamed.retain(|(k, _)| *k != "name");
+    renamed.push(("name", "crm_new"));
+    let (status, _, html) = post_form(&s, "/connections/crm/edit", &cookies, &renamed).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("keeps its name"), "{html}");
+
     // A file is planned, then applied.
     let (status, _, html) = post_form(
         &s,
