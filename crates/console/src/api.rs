@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use dataloader_core::access::Role;
-use dataloader_core::{RunStatus, TableControl};
+use dataloader_core::{RunStatus, TableControl, TableStorage};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -136,6 +136,11 @@ pub(crate) struct TableDetail {
     pub(crate) runs: Vec<RunView>,
     /// Changes to the table's row, newest first.
     pub(crate) history: Vec<HistoryView>,
+    /// The Delta table and its catalog registration; none when they could not be read (see
+    /// `storage_error`).
+    #[schema(value_type = Option<Object>)]
+    pub(crate) storage: Option<TableStorage>,
+    pub(crate) storage_error: Option<String>,
 }
 
 /// One change to a table's row, written by the control database's trigger.
@@ -209,6 +214,11 @@ pub(crate) async fn table_detail(console: &Console, name: &str) -> Result<TableD
         .find_map(|r| r.finished_at);
     let history = store.table_history(table.table_id).await?;
     let settings = serde_json::to_value(&table).unwrap_or_default();
+    // The lake may be out of reach (credentials, network): the page still shows the rest.
+    let (storage, storage_error) = match console.actions.storage(&table.spec).await {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let last = table
         .last_run_id
         .and_then(|id| runs.iter().find(|r| r.run_id == id).cloned());
@@ -226,6 +236,8 @@ pub(crate) async fn table_detail(console: &Console, name: &str) -> Result<TableD
                 new_values: h.new_values,
             })
             .collect(),
+        storage,
+        storage_error,
     })
 }
 

@@ -26,7 +26,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use dataloader_core::{ConnectionConfig, Store, TargetTable};
+use dataloader_core::{ConnectionConfig, Store, TableSpec, TableStorage, TargetTable};
 
 pub use access::{hash_token, new_token};
 pub use api::openapi_json;
@@ -50,6 +50,9 @@ pub trait Actions: Send + Sync {
         &self,
         connection: &ConnectionConfig,
     ) -> dataloader_core::Result<String>;
+    /// What the lake and the catalog hold of the table (its Delta version and files, its
+    /// registration).
+    async fn storage(&self, table: &TableSpec) -> dataloader_core::Result<TableStorage>;
     /// The changes an `apply` file makes, one line each and a summary last; carried out when
     /// `apply` is set.
     async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>>;

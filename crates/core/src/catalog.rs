@@ -56,6 +56,18 @@ pub enum Drift {
     NotManaged,
 }
 
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Drift::Current => f.write_str("current"),
+            Drift::Missing => f.write_str("missing"),
+            Drift::WrongLocation { registered } => write!(f, "registered at {registered}"),
+            Drift::Stale { changes } => write!(f, "stale: {}", changes.join("; ")),
+            Drift::NotManaged => f.write_str("registered by something else: left alone"),
+        }
+    }
+}
+
 /// Short-lived storage credentials a catalog vends for one table; `credential: None`: use the
 /// lake's own credentials.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]

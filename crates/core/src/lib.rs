@@ -49,6 +49,6 @@ pub use store::{
     RunUpdate, RunningRun, StateUpdate, Store, TableControl, Trigger,
 };
 pub use strategy::{CheckMode, DeleteDetection, LoadStrategy, NullWatermark, SchemaEvolution};
-pub use summary::{RunTotals, WorkerTick};
+pub use summary::{RunTotals, TableStorage, WorkerTick};
 pub use table::{Parallelism, SourceTable, TableSpec, TargetTable};
 pub use watermark::{Watermark, WatermarkKind};

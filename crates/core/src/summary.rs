@@ -48,3 +48,15 @@ pub struct RunTotals {
     /// Runs whose data committed but whose catalog registration failed.
     pub catalog_failures: i64,
 }
+
+/// What the lake and the catalog hold of one table, for its page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableStorage {
+    /// The Delta table's version; none before a first commit.
+    pub delta_version: Option<i64>,
+    /// Its data files and their bytes at that version.
+    pub files: Option<u64>,
+    pub bytes: Option<u64>,
+    /// The catalog registration: `current`, `missing`, `stale: …`, or why there is none.
+    pub catalog: String,
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use dataloader_core::summary::CATALOG_FAILURE_NOTE;
-use dataloader_core::{Registration, Result, TableSpec};
+use dataloader_core::{Registration, Result, TableSpec, TableStorage};
 
 use crate::Engine;
 
@@ -15,6 +15,34 @@ use crate::Engine;
 const REGISTRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Engine {
+    /// What the lake and the catalog hold of the table: its Delta version and files, and how
+    /// its registration stands (read with the catalog's vended credentials, as a load reads).
+    pub async fn storage(&self, spec: &TableSpec) -> Result<TableStorage> {
+        let destination = self.destination(&spec.destination)?;
+        let destination = self.with_vended(&spec.destination, destination).await;
+        let files = destination.files().await?;
+        let catalog = if !self.catalog.keeps_registry() {
+            format!(
+                "{}: no registry, found by its path",
+                self.catalog.describe()
+            )
+        } else {
+            match self.registration(spec).await? {
+                None => "nothing to register before a first load".into(),
+                Some(desired) => match self.catalog.drift(&desired).await {
+                    Ok(drift) => drift.to_string(),
+                    Err(e) => format!("cannot tell: {e}"),
+                },
+            }
+        };
+        Ok(TableStorage {
+            delta_version: files.map(|f| f.0),
+            files: files.map(|f| f.1),
+            bytes: files.map(|f| f.2),
+            catalog,
+        })
+    }
+
     /// What the table's registration should be; `None` while its Delta table does not exist.
     pub async fn registration(&self, spec: &TableSpec) -> Result<Option<Registration>> {
         let destination = self.destination(&spec.destination)?;

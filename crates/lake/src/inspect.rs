@@ -24,6 +24,23 @@ pub struct KeyCounts {
 }
 
 impl DeltaDestination {
+    /// The table's version, its data files and their bytes; `None` before a first commit.
+    pub async fn files(&self) -> Result<Option<(i64, u64, u64)>> {
+        let Some(table) = self.open().await? else {
+            return Ok(None);
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| self.error("read the table's files", e))?;
+        let log = snapshot.log_data();
+        let bytes = log.iter().map(|f| f.size().max(0) as u64).sum();
+        Ok(Some((
+            snapshot.version() as i64,
+            log.num_files() as u64,
+            bytes,
+        )))
+    }
+
     /// The bytes of the data files that the commits after version `after` (all commits when
     /// `None`) up to and including `through` added: the sum of their `add` actions' sizes.
     pub async fn bytes_added(&self, after: Option<i64>, through: i64) -> Result<u64> {

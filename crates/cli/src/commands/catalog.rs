@@ -29,16 +29,6 @@ struct Synced {
     action: String,
 }
 
-fn words(drift: &Drift) -> String {
-    match drift {
-        Drift::Current => "current".into(),
-        Drift::Missing => "missing".into(),
-        Drift::WrongLocation { registered } => format!("registered at {registered}"),
-        Drift::Stale { changes } => format!("stale: {}", changes.join("; ")),
-        Drift::NotManaged => "registered by something else: left alone".into(),
-    }
-}
-
 pub(crate) async fn catalog(app: &App, command: CatalogCommand) -> Result<()> {
     let CatalogCommand::Sync { dry_run } = command;
     let engine = app.engine()?;
@@ -100,7 +90,10 @@ pub(crate) async fn catalog(app: &App, command: CatalogCommand) -> Result<()> {
             .map(|r| {
                 vec![
                     r.table.clone(),
-                    r.drift.as_ref().map(words).unwrap_or_default(),
+                    r.drift
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                     r.action.clone(),
                 ]
             })

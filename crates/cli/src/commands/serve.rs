@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use clap::Subcommand;
 use dataloader_core::access::Role;
-use dataloader_core::{Clock, ConnectionConfig, Store, SystemClock, TargetTable, Trigger};
+use dataloader_core::{
+    Clock, ConnectionConfig, Store, SystemClock, TableSpec, TableStorage, TargetTable, Trigger,
+};
 use dataloader_engine::{Engine, LoadRequest};
 
 use crate::app::App;
@@ -58,6 +60,10 @@ impl dataloader_console::Actions for ConsoleActions {
             .await?
             .server_version()
             .await
+    }
+
+    async fn storage(&self, table: &TableSpec) -> dataloader_core::Result<TableStorage> {
+        self.engine.storage(table).await
     }
 
     async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>> {

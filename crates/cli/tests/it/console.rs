@@ -161,6 +161,21 @@ async fn the_console_shows_the_quickstart_and_loads_a_table_asked_for_over_the_a
         .await
         .unwrap();
     assert_eq!(delta.iter().map(|b| b.num_rows()).sum::<usize>(), 5000);
+    // The table's page: the Delta table's version and files, read by the server.
+    let (status, body) = get(&format!("{base}/api/v1/tables/{orders}"), Some(&token)).await;
+    assert_eq!(status, 200);
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    let storage = &detail["storage"];
+    assert_eq!(storage["delta_version"], 1, "{storage}");
+    assert!(storage["files"].as_u64().unwrap() >= 1, "{storage}");
+    assert!(storage["bytes"].as_u64().unwrap() > 0, "{storage}");
+    assert!(
+        storage["catalog"]
+            .as_str()
+            .unwrap()
+            .contains("found by its path"),
+        "{storage}"
+    );
 
     let (status, metrics) = get(&format!("{base}/metrics"), Some(&token)).await;
     assert_eq!(status, 200);

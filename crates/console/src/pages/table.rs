@@ -67,7 +67,19 @@ pub(crate) async fn table(
                     dt { "Schedule" } dd { (t.schedule.as_deref().unwrap_or("only when asked")) " " span.muted { (t.timezone) } }
                     dt { "Next load" } dd { (time(t.next_load)) }
                     dt { "Watermark" } dd { (t.watermark.as_deref().unwrap_or("–")) }
-                    dt { "Delta version" } dd { (last.and_then(|r| r.delta_version).map(|v| v.to_string()).unwrap_or("–".into())) }
+                    @match (&detail.storage, &detail.storage_error) {
+                        (Some(s), _) => {
+                            dt { "Delta table" } dd {
+                                @match s.delta_version {
+                                    Some(v) => { "version " (v) ", " (count(s.files.map(|f| f as i64))) " files, " (count(s.bytes.map(|b| b as i64))) " bytes" }
+                                    None => { "not written yet" }
+                                }
+                            }
+                            dt { "Catalog" } dd { (s.catalog) }
+                        }
+                        (None, Some(e)) => { dt { "Delta table" } dd.error { (e) } }
+                        (None, None) => {}
+                    }
                     dt { "Last success" } dd { (time(t.last_success)) " " span.muted { "lag " (duration(t.lag_seconds.map(|s| s as f64))) } }
                     dt { "Retries since then" } dd { (t.retry_count) }
                 }

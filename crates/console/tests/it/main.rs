@@ -10,7 +10,7 @@ use dataloader_console::{hash_token, Actions, Console};
 use dataloader_core::access::Role;
 use dataloader_core::{
     ConnectionConfig, ErrorKind, NewRun, RetryVerdict, RowCounts, RunOwner, RunStatus, RunUpdate,
-    SourceTable, StateUpdate, Store, TableSpec, TargetTable, Trigger,
+    SourceTable, StateUpdate, Store, TableSpec, TableStorage, TargetTable, Trigger,
 };
 use dataloader_testkit::PgTestDb;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION};
@@ -54,6 +54,15 @@ impl Actions for RecordingActions {
 
     async fn test_connection(&self, c: &ConnectionConfig) -> dataloader_core::Result<String> {
         Ok(format!("stand-in server for {}", c.name))
+    }
+
+    async fn storage(&self, t: &TableSpec) -> dataloader_core::Result<TableStorage> {
+        Ok(TableStorage {
+            delta_version: Some(3),
+            files: Some(2),
+            bytes: Some(2048),
+            catalog: format!("stand-in catalog for {}", t.destination),
+        })
     }
 
     async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>> {

@@ -102,6 +102,8 @@ async fn pages_by_role(s: Server) {
         "<svg",
         "Audit trail",
         "0 2 * * *",
+        "version 3, 2 files, 2,048 bytes",
+        "stand-in catalog for main.sales.orders",
     ] {
         assert!(html.contains(shown), "{shown} not on the table's page");
     }

@@ -47,6 +47,11 @@ async fn every_route_by_role(s: Server) {
         .await;
     assert_eq!(detail["runs"].as_array().unwrap().len(), 1, "{detail}");
     assert_eq!(detail["settings"]["schedule"], "0 2 * * *");
+    assert_eq!(detail["storage"]["files"], 2, "{detail}");
+    assert_eq!(
+        detail["storage"]["catalog"],
+        format!("stand-in catalog for {GOOD}")
+    );
     let run_id = detail["runs"][0]["run_id"].as_i64().unwrap();
     let run = s
         .json(&format!("/api/v1/runs/{run_id}"), "tok-viewer")
