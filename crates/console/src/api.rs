@@ -174,9 +174,10 @@ pub(crate) struct LoadRequest {
     full_refresh: bool,
 }
 
-/// A load that started; follow it at `/api/v1/tables/{name}`.
+/// A load that started; follow it at `/api/v1/runs/{run_id}`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Accepted {
+    run_id: i64,
     table: String,
     full_refresh: bool,
     status: String,
@@ -306,10 +307,11 @@ async fn load_table(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.check_api_post(&headers)?;
     let full_refresh = body.map(|Json(b)| b.full_refresh).unwrap_or_default();
-    start_load(&console, &caller, &name, full_refresh).await?;
+    let run_id = start_load(&console, &caller, &name, full_refresh).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
+            run_id,
             table: name,
             full_refresh,
             status: "started".into(),
@@ -337,10 +339,11 @@ async fn retry_run(
             run.status
         )));
     }
-    start_load(&console, &caller, &run.destination, false).await?;
+    let run_id = start_load(&console, &caller, &run.destination, false).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
+            run_id,
             table: run.destination,
             full_refresh: false,
             status: "started".into(),
@@ -348,13 +351,14 @@ async fn retry_run(
     ))
 }
 
-/// Starts a load of `name` for `caller` (an operator), unless one is queued or running.
+/// Starts a load of `name` for `caller` (an operator), unless one is queued or running; the
+/// run's id.
 pub(crate) async fn start_load(
     console: &Console,
     caller: &Caller,
     name: &str,
     full_refresh: bool,
-) -> Result<(), ApiError> {
+) -> Result<i64, ApiError> {
     caller.require(Role::Operator)?;
     let table = views::table(console.store.as_ref(), name).await?;
     if matches!(
@@ -366,16 +370,9 @@ pub(crate) async fn start_load(
             table.status.map(|s| s.as_str()).unwrap_or_default()
         )));
     }
-    let actions = console.actions.clone();
-    let destination = table.spec.destination.clone();
-    tracing::info!(table = %destination, by = %caller.name, full_refresh, "load asked for in the console");
-    tokio::spawn(async move {
-        // The run's outcome is in its history; this is for the server's log.
-        if let Err(e) = actions.load(destination.clone(), full_refresh).await {
-            tracing::warn!(table = %destination, error = %e, "the load asked for in the console failed");
-        }
-    });
-    Ok(())
+    tracing::info!(table = %name, by = %caller.name, full_refresh, "load asked for in the console");
+    // Queued before the answer: a run another worker started meanwhile is a 409 here.
+    Ok(console.actions.start_load(&table, full_refresh).await?)
 }
 
 #[utoipa::path(post, path = "/api/v1/tables/{name}/pause", params(("name" = String, Path)),

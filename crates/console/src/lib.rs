@@ -26,7 +26,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use dataloader_core::{ConnectionConfig, Store, TableSpec, TableStorage, TargetTable};
+use dataloader_core::{ConnectionConfig, Store, TableControl, TableSpec, TableStorage};
 
 pub use access::{hash_token, new_token};
 pub use api::openapi_json;
@@ -35,8 +35,16 @@ pub use api::openapi_json;
 /// binary gives one built on the load engine, the sources' registry and `apply`.
 #[async_trait]
 pub trait Actions: Send + Sync {
-    /// Loads `table` to its end; the console spawns this and does not wait for it.
-    async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()>;
+    /// Queues a run of `table` and starts it in the background; the run's id. A table with a
+    /// run queued or running is a conflict, said at once.
+    async fn start_load(
+        &self,
+        table: &TableControl,
+        full_refresh: bool,
+    ) -> dataloader_core::Result<i64>;
+    /// Stops the loads it started (their runs end cancelled, nothing half-committed) and
+    /// waits for them: called when the server stops.
+    async fn shutdown(&self) {}
     /// The connection types `connection add` takes.
     fn db_types(&self) -> Vec<String>;
     /// Checks a connection as `connection add` does (its connector's type and options), and
@@ -100,9 +108,11 @@ pub async fn serve(
     console: Arc<Console>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(console))
+    axum::serve(listener, router(console.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    console.actions.shutdown().await;
+    Ok(())
 }
 
 /// The process answers.

@@ -9,30 +9,85 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use clap::Subcommand;
 use dataloader_core::access::Role;
+use std::sync::Mutex;
+
 use dataloader_core::{
-    Clock, ConnectionConfig, Store, SystemClock, TableSpec, TableStorage, TargetTable, Trigger,
+    Claim, Clock, ConnectionConfig, NewRun, Store, SystemClock, TableControl, TableSpec,
+    TableStorage, Trigger,
 };
-use dataloader_engine::{Engine, LoadRequest};
+use dataloader_engine::{spawn_heartbeat, Engine, LoadRequest};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::print;
 use crate::signals;
 
-/// What the console does through the rest of DataLoader: loads as `dataloader load` runs them,
-/// connections as `connection add` and `test` check them, files as `apply` plans them.
+/// What the console does through the rest of DataLoader: loads as the scheduler runs them
+/// (queued first, leased to this process, kept alive by a heartbeat), connections as
+/// `connection add` and `test` check them, files as `apply` plans them.
 struct ConsoleActions {
-    engine: Engine,
+    engine: Arc<Engine>,
     store: Arc<dyn Store>,
+    lease: std::time::Duration,
+    /// Cancels the loads this process started, when it stops.
+    stop: CancellationToken,
+    loads: Mutex<JoinSet<()>>,
 }
 
 #[async_trait]
 impl dataloader_console::Actions for ConsoleActions {
-    async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()> {
-        self.engine
-            .load(LoadRequest::new(&table, Trigger::Manual).full_refresh(full_refresh))
-            .await
-            .map(|_| ())
-            .map_err(|f| f.error)
+    async fn start_load(
+        &self,
+        table: &TableControl,
+        full_refresh: bool,
+    ) -> dataloader_core::Result<i64> {
+        let now = SystemClock.now();
+        let worker = self.engine.worker().to_string();
+        let run_id = self
+            .store
+            .create_run(&NewRun {
+                table_id: table.table_id,
+                trigger: Trigger::Manual,
+                queued_at: now,
+                watermark_before: table.incremental_value.clone(),
+                worker: worker.clone(),
+                lease_until: now
+                    + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
+            })
+            .await?;
+        let claim = Claim {
+            run_id,
+            table: table.clone(),
+        };
+        let cancel = self.stop.child_token();
+        let heartbeat = spawn_heartbeat(
+            self.store.clone(),
+            Arc::new(SystemClock),
+            run_id,
+            worker,
+            self.lease,
+            cancel.clone(),
+        );
+        let engine = self.engine.clone();
+        let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+        loads.spawn(async move {
+            let request = LoadRequest::claimed(&claim, heartbeat.lease())
+                .full_refresh(full_refresh)
+                .cancel_on(cancel);
+            // The run's outcome is in its history; this is for the server's log.
+            if let Err(f) = engine.load(request).await {
+                tracing::warn!(run_id, error = %f.error, "a load started in the console failed");
+            }
+            drop(heartbeat);
+        });
+        Ok(run_id)
+    }
+
+    async fn shutdown(&self) {
+        self.stop.cancel();
+        let mut loads = std::mem::take(&mut *self.loads.lock().unwrap_or_else(|e| e.into_inner()));
+        while loads.join_next().await.is_some() {}
     }
 
     fn db_types(&self) -> Vec<String> {
@@ -97,8 +152,11 @@ pub(crate) async fn bind(
     let console = dataloader_console::Console::new(
         app.store.clone(),
         Arc::new(ConsoleActions {
-            engine: app.engine()?,
+            engine: Arc::new(app.engine()?),
             store: app.store.clone(),
+            lease: app.lease,
+            stop: CancellationToken::new(),
+            loads: Mutex::new(JoinSet::new()),
         }),
         open,
     );

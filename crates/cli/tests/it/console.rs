@@ -138,11 +138,14 @@ async fn the_console_shows_the_quickstart_and_loads_a_table_asked_for_over_the_a
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
+    let accepted: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let run_id = accepted["run_id"].as_i64().expect("the queued run's id");
+    assert!(run_id > before, "a new run: {accepted}");
     let started = Instant::now();
     let last = loop {
         let table = tables(&base, &token).await[1].clone();
         let run = table["last_run"].clone();
-        if run["run_id"].as_i64() != Some(before) && run["status"] == "Succeeded" {
+        if run["run_id"].as_i64() == Some(run_id) && run["status"] == "Succeeded" {
             break run;
         }
         assert!(run["status"] != "Failed", "{run}");

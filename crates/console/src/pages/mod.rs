@@ -119,8 +119,12 @@ async fn act(
         return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
     let done = match action.as_str() {
-        "load" => api::start_load(&console, &caller, &name, false).await,
-        "full-refresh" => api::start_load(&console, &caller, &name, true).await,
+        "load" => api::start_load(&console, &caller, &name, false)
+            .await
+            .map(|_| ()),
+        "full-refresh" => api::start_load(&console, &caller, &name, true)
+            .await
+            .map(|_| ()),
         "pause" => api::set_active(&console, &caller, &name, false)
             .await
             .map(|_| ()),

@@ -10,7 +10,7 @@ use dataloader_console::{hash_token, Actions, Console};
 use dataloader_core::access::Role;
 use dataloader_core::{
     ConnectionConfig, ErrorKind, NewRun, RetryVerdict, RowCounts, RunOwner, RunStatus, RunUpdate,
-    SourceTable, StateUpdate, Store, TableSpec, TableStorage, TargetTable, Trigger,
+    SourceTable, StateUpdate, Store, TableControl, TableSpec, TableStorage, TargetTable, Trigger,
 };
 use dataloader_testkit::PgTestDb;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION};
@@ -32,12 +32,14 @@ struct RecordingActions(Mutex<Vec<(String, bool)>>);
 
 #[async_trait::async_trait]
 impl Actions for RecordingActions {
-    async fn load(&self, table: TargetTable, full_refresh: bool) -> dataloader_core::Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((table.to_string(), full_refresh));
-        Ok(())
+    async fn start_load(
+        &self,
+        table: &TableControl,
+        full_refresh: bool,
+    ) -> dataloader_core::Result<i64> {
+        let mut loads = self.0.lock().unwrap();
+        loads.push((table.spec.destination.to_string(), full_refresh));
+        Ok(1000 + loads.len() as i64)
     }
 
     fn db_types(&self) -> Vec<String> {

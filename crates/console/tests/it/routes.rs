@@ -109,6 +109,7 @@ async fn every_route_by_role(s: Server) {
         )
         .await;
     assert_eq!(status, 202, "{body}");
+    assert_eq!(body["run_id"], 1001, "the run the actions queued: {body}");
     assert_eq!(s.loads(1).await, vec![(GOOD.to_string(), true)]);
 
     let (status, body) = s
