@@ -194,7 +194,7 @@ pub async fn run(dir: &Path, json: bool, batch_size: usize) -> Result<()> {
     let yaml = TABLES_YAML.replace("{source}", &source_path.display().to_string());
     std::fs::write(dir.join("tables.yaml"), &yaml)?;
     let plan = apply::plan(store.as_ref(), apply::parse(&yaml)?).await?;
-    plan.execute(store.as_ref()).await?;
+    plan.execute(store.as_ref(), None).await?;
 
     let app = App {
         store: store.clone(),

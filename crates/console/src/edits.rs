@@ -129,11 +129,12 @@ pub(crate) async fn save_table(
         .await
         .map_err(|e| Error::config("connection", e.to_string()))?;
     let now = Utc::now();
-    let mark = store.history_mark().await?;
-    let table_id = match existing {
+    let by = caller.audit_name();
+    match existing {
         Some(t) => {
-            store.update_table_spec(t.table_id, &spec, now).await?;
-            t.table_id
+            store
+                .update_table_spec_by(t.table_id, &spec, now, &by)
+                .await?
         }
         None => {
             if store
@@ -146,12 +147,9 @@ pub(crate) async fn save_table(
                     format!("{} is defined already: edit it instead", spec.destination),
                 ));
             }
-            store.insert_table(&spec, now).await?
+            store.insert_table_by(&spec, now, &by).await?;
         }
-    };
-    store
-        .attribute_changes(Some(table_id), mark, &caller.audit_name())
-        .await?;
+    }
     Ok(spec.destination.to_string())
 }
 
@@ -425,13 +423,8 @@ pub(crate) async fn planned_for(
     yaml: &str,
     apply: bool,
 ) -> Result<Vec<String>, Error> {
-    let store = console.store.as_ref();
-    let mark = store.history_mark().await?;
-    let changes = console.actions.plan(yaml, apply).await?;
-    if apply {
-        store
-            .attribute_changes(None, mark, &caller.audit_name())
-            .await?;
-    }
-    Ok(changes)
+    console
+        .actions
+        .plan(yaml, apply.then(|| caller.audit_name()).as_deref())
+        .await
 }

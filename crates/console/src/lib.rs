@@ -62,8 +62,12 @@ pub trait Actions: Send + Sync {
     /// registration).
     async fn storage(&self, table: &TableSpec) -> dataloader_core::Result<TableStorage>;
     /// The changes an `apply` file makes, one line each and a summary last; carried out when
-    /// `apply` is set.
-    async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>>;
+    /// `apply_as` names who applies it (the audit rows name them).
+    async fn plan(
+        &self,
+        yaml: &str,
+        apply_as: Option<&str>,
+    ) -> dataloader_core::Result<Vec<String>>;
 }
 
 /// What every route works with.

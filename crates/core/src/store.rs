@@ -525,15 +525,20 @@ pub trait Store: Send + Sync {
     async fn record_tick(&self, tick: &WorkerTick) -> Result<()>;
     /// Every worker that ever ticked, the most recent first.
     async fn workers(&self) -> Result<Vec<WorkerTick>>;
-    /// The newest audit row's id (0 with none): taken before a change made through the
-    /// console or API, to name its caller in the rows the change writes.
-    async fn history_mark(&self) -> Result<i64>;
-    /// Names `changed_by` in the audit rows written after `after_history_id` (of one table,
-    /// or of all): the trigger wrote the database's user.
-    async fn attribute_changes(
+    /// [`Store::insert_table`] for a caller (a console or API token) that the audit row names
+    /// instead of the database's user, in the same transaction.
+    async fn insert_table_by(
         &self,
-        table_id: Option<i64>,
-        after_history_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<i64>;
+    /// [`Store::update_table_spec`] for a caller the audit rows name, in one transaction.
+    async fn update_table_spec_by(
+        &self,
+        table_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
         changed_by: &str,
     ) -> Result<()>;
     /// Saves a new token by its hash; an error when the name is taken.

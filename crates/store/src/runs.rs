@@ -28,11 +28,10 @@ where
     pub(crate) async fn create_run(&self, run: &NewRun) -> Result<i64> {
         // SQLite takes the write lock at once (`BEGIN IMMEDIATE`): a second load waits for the
         // first and then sees its run, instead of failing to upgrade a read lock.
-        let mut tx = match B::BEGIN_WRITE {
-            Some(begin) => self.pool.begin_with(begin).await,
-            None => self.pool.begin().await,
-        }
-        .map_err(|e| Error::store("queue the run", e))?;
+        let mut tx = self
+            .begin_write()
+            .await
+            .map_err(|e| Error::store("queue the run", e))?;
         let destination: String = {
             // PostgreSQL locks the row (`FOR UPDATE`): two loads starting at once take turns.
             let row = sqlx::query(B::TABLE_FOR_RUN)

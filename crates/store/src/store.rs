@@ -36,6 +36,17 @@ impl<B: Backend> SqlStore<B> {
         let (pool, location) = B::connect(url, password).await?;
         Ok(SqlStore { pool, location })
     }
+
+    /// A write transaction. SQLite takes the write lock at once (`BEGIN IMMEDIATE`): a second
+    /// writer waits for the first, instead of failing to upgrade a read lock.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, B::Db>, sqlx::Error> {
+        match B::BEGIN_WRITE {
+            Some(begin) => self.pool.begin_with(begin).await,
+            None => self.pool.begin().await,
+        }
+    }
 }
 
 #[async_trait]
@@ -334,32 +345,24 @@ where
         self.workers().await
     }
 
-    async fn history_mark(&self) -> Result<i64> {
-        sqlx::query_scalar(
-            "SELECT CAST(COALESCE(MAX(history_id), 0) AS BIGINT) FROM table_control_history",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| Error::store("read the audit trail's newest row", e))
+    async fn insert_table_by(
+        &self,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<i64> {
+        self.insert_table_by(spec, now, changed_by).await
     }
 
-    async fn attribute_changes(
+    async fn update_table_spec_by(
         &self,
-        table_id: Option<i64>,
-        after_history_id: i64,
+        table_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
         changed_by: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE table_control_history SET changed_by = $1 \
-             WHERE ($2 IS NULL OR table_id = $2) AND history_id > $3",
-        )
-        .bind(changed_by)
-        .bind(table_id)
-        .bind(after_history_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Error::store("name who changed the table", e))?;
-        Ok(())
+        self.update_table_spec_by(table_id, spec, now, changed_by)
+            .await
     }
 
     async fn create_token(

@@ -28,6 +28,30 @@ where
     Option<DateTime<Utc>>: Param<B::Db>,
 {
     pub(crate) async fn insert_table(&self, spec: &TableSpec, now: DateTime<Utc>) -> Result<i64> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Error::store("add the table", e))?;
+        Self::insert_on(&mut conn, spec, now).await
+    }
+
+    /// Adds the table, naming `changed_by` in the audit row it writes, in one transaction.
+    pub(crate) async fn insert_table_by(
+        &self,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<i64> {
+        let err = |e| Error::store("add the table", e);
+        let mut tx = self.begin_write().await.map_err(err)?;
+        let table_id = Self::insert_on(&mut tx, spec, now).await?;
+        Self::name_changes(&mut tx, table_id, 0, changed_by).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(table_id)
+    }
+
+    async fn insert_on(conn: &mut Conn<B>, spec: &TableSpec, now: DateTime<Utc>) -> Result<i64> {
         spec.validate()?;
         // A scheduled table is due at once; one without a schedule waits to be asked.
         let next = spec.schedule.as_ref().map(|_| now);
@@ -83,13 +107,76 @@ where
         .bind(spec.row_group_rows)
         .bind(&spec.source_query)
         .bind(json_map(&spec.column_types))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| Error::store("add the table", e))
     }
 
     pub(crate) async fn update_table_spec(
         &self,
+        table_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Error::store("update the table", e))?;
+        Self::update_on(&mut conn, table_id, spec, now).await
+    }
+
+    /// Changes the table, naming `changed_by` in the audit rows it writes. The row is locked
+    /// first (PostgreSQL; SQLite has one writer), so no other change's audit row is named.
+    pub(crate) async fn update_table_spec_by(
+        &self,
+        table_id: i64,
+        spec: &TableSpec,
+        now: DateTime<Utc>,
+        changed_by: &str,
+    ) -> Result<()> {
+        let err = |e| Error::store("update the table", e);
+        let mut tx = self.begin_write().await.map_err(err)?;
+        sqlx::query(B::TABLE_FOR_RUN)
+            .bind(table_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        let mark: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(history_id), 0) AS BIGINT) FROM table_control_history \
+             WHERE table_id = $1",
+        )
+        .bind(table_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        Self::update_on(&mut tx, table_id, spec, now).await?;
+        Self::name_changes(&mut tx, table_id, mark, changed_by).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// Names `changed_by` in the table's audit rows after `mark` (the trigger wrote the
+    /// database's user).
+    async fn name_changes(
+        conn: &mut Conn<B>,
+        table_id: i64,
+        mark: i64,
+        changed_by: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE table_control_history SET changed_by = $1 WHERE table_id = $2 AND history_id > $3",
+        )
+        .bind(changed_by)
+        .bind(table_id)
+        .bind(mark)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| Error::store("name who changed the table", e))?;
+        Ok(())
+    }
+
+    async fn update_on(
+        conn: &mut Conn<B>,
         table_id: i64,
         spec: &TableSpec,
         now: DateTime<Utc>,
@@ -168,7 +255,7 @@ where
         .bind(spec.row_group_rows)
         .bind(&spec.source_query)
         .bind(json_map(&spec.column_types))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await
         .map_err(|e| Error::store("update the table", e))?;
         Ok(())

@@ -37,7 +37,7 @@ pub(crate) async fn apply(app: &App, file: &Path, dry_run: bool) -> Result<()> {
         println!("{}", plan.summary());
     }
     if !dry_run {
-        plan.execute(app.store.as_ref()).await?;
+        plan.execute(app.store.as_ref(), None).await?;
         if !app.json && !plan.changes.is_empty() {
             println!("Applied.");
         }

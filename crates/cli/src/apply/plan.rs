@@ -372,16 +372,24 @@ impl Plan {
         )
     }
 
-    pub async fn execute(&self, store: &dyn Store) -> Result<()> {
+    /// Carries the plan out; with `changed_by`, the audit rows name it (the console's caller)
+    /// instead of the database's user.
+    pub async fn execute(&self, store: &dyn Store, changed_by: Option<&str>) -> Result<()> {
         let now = Utc::now();
         for c in &self.connections {
             store.upsert_connection(c).await?;
         }
         for spec in &self.creates {
-            store.insert_table(spec, now).await?;
+            match changed_by {
+                Some(by) => store.insert_table_by(spec, now, by).await?,
+                None => store.insert_table(spec, now).await?,
+            };
         }
         for (id, spec) in &self.updates {
-            store.update_table_spec(*id, spec, now).await?;
+            match changed_by {
+                Some(by) => store.update_table_spec_by(*id, spec, now, by).await?,
+                None => store.update_table_spec(*id, spec, now).await?,
+            }
         }
         for rule in &self.alerts {
             store.save_alert_rule(rule, now).await?;

@@ -121,7 +121,11 @@ impl dataloader_console::Actions for ConsoleActions {
         self.engine.storage(table).await
     }
 
-    async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>> {
+    async fn plan(
+        &self,
+        yaml: &str,
+        apply_as: Option<&str>,
+    ) -> dataloader_core::Result<Vec<String>> {
         // apply's errors are anyhow's: their whole chain, as the command prints it.
         let said = |e: anyhow::Error| dataloader_core::Error::config("file", format!("{e:#}"));
         let desired = crate::apply::parse(yaml).map_err(said)?;
@@ -130,8 +134,10 @@ impl dataloader_console::Actions for ConsoleActions {
             .map_err(said)?;
         let mut lines: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
         lines.push(plan.summary());
-        if apply {
-            plan.execute(self.store.as_ref()).await.map_err(said)?;
+        if let Some(by) = apply_as {
+            plan.execute(self.store.as_ref(), Some(by))
+                .await
+                .map_err(said)?;
             lines.push("Applied.".into());
         }
         Ok(lines)

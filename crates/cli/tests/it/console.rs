@@ -180,6 +180,49 @@ async fn the_console_shows_the_quickstart_and_loads_a_table_asked_for_over_the_a
         "{storage}"
     );
 
+    // The quickstart's own file, one schedule changed, applied over the API: the audit row
+    // names the token.
+    let file = std::fs::read_to_string(qs.join("tables.yaml")).unwrap();
+    let changed = file.replacen("*/15 * * * *", "*/20 * * * *", 1);
+    assert_ne!(changed, file, "the orders' schedule is in the file");
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/apply"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "yaml": changed }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403, "an operator may not apply");
+    let mut args = CONTROL.to_vec();
+    args.extend(["token", "create", "lead", "--role", "admin"]);
+    let admin = dataloader_env(&qs, &args, &[])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/apply"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "yaml": changed }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let applied: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert!(
+        applied["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("change table bronze.demo.orders"),
+        "{applied}"
+    );
+    let mut args = CONTROL.to_vec();
+    args.extend(["history", orders, "--changes", "--json"]);
+    let history = dataloader_env(&qs, &args, &[]).ok().json();
+    assert_eq!(history[0]["changed_by"], "token:lead", "{history}");
+
     let (status, metrics) = get(&format!("{base}/metrics"), Some(&token)).await;
     assert_eq!(status, 200);
     assert!(

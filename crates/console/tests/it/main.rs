@@ -67,7 +67,12 @@ impl Actions for RecordingActions {
         })
     }
 
-    async fn plan(&self, yaml: &str, apply: bool) -> dataloader_core::Result<Vec<String>> {
+    async fn plan(
+        &self,
+        yaml: &str,
+        apply_as: Option<&str>,
+    ) -> dataloader_core::Result<Vec<String>> {
+        let apply = apply_as.is_some();
         Ok(vec![format!(
             "{} line(s), apply: {apply}",
             yaml.lines().count()
