@@ -46,6 +46,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             axum::routing::put(edits::update_connection),
         )
         .route(
+            "/api/v1/connections/{name}/history",
+            get(edits::connection_history),
+        )
+        .route(
             "/api/v1/connections/{name}/test",
             post(edits::test_connection_route),
         )
@@ -74,6 +78,7 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         edits::update_table,
         edits::create_connection,
         edits::update_connection,
+        edits::connection_history,
         edits::test_connection_route,
         edits::plan,
         edits::apply

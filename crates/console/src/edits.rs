@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::Utc;
 use dataloader_core::access::Role;
+use dataloader_core::connection::ConnectionChange;
 use dataloader_core::{
     ConnectionConfig, Error, LoadStrategy, SourceTable, TableControl, TableSpec, TargetTable,
 };
@@ -179,6 +180,7 @@ pub(crate) struct ConnectionFields {
 /// a connection by its name.
 pub(crate) async fn save_connection(
     console: &Console,
+    caller: &Caller,
     fields: &ConnectionFields,
     editing: Option<&str>,
 ) -> Result<String, Error> {
@@ -221,7 +223,10 @@ pub(crate) async fn save_connection(
         }
         _ => {}
     }
-    console.store.upsert_connection(&config).await?;
+    console
+        .store
+        .upsert_connection_by(&config, &caller.audit_name())
+        .await?;
     Ok(config.name)
 }
 
@@ -314,7 +319,7 @@ pub(crate) async fn create_connection(
 ) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
     caller.check_api_post(&headers)?;
     caller.require(Role::Admin)?;
-    let name = save_connection(&console, &fields, None).await?;
+    let name = save_connection(&console, &caller, &fields, None).await?;
     let saved = console.store.require_connection(&name).await?;
     Ok((StatusCode::CREATED, Json(saved.into())))
 }
@@ -330,8 +335,19 @@ pub(crate) async fn update_connection(
 ) -> Result<Json<ConnectionView>, ApiError> {
     caller.check_api_post(&headers)?;
     caller.require(Role::Admin)?;
-    save_connection(&console, &fields, Some(&name)).await?;
+    save_connection(&console, &caller, &fields, Some(&name)).await?;
     Ok(Json(console.store.require_connection(&name).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/connections/{name}/history", params(("name" = String, Path)),
+    responses((status = 200, body = [Object]), (status = 404, body = ErrorBody)))]
+pub(crate) async fn connection_history(
+    State(console): State<Arc<Console>>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<ConnectionChange>>, ApiError> {
+    console.store.require_connection(&name).await?;
+    Ok(Json(console.store.connection_history(&name).await?))
 }
 
 /// How a connection test went.

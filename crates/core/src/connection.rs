@@ -149,6 +149,48 @@ pub async fn resolve_optional(reference: Option<&str>) -> Result<Option<String>>
     }
 }
 
+/// A `connection_history` row: who changed which fields of a connection, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionChange {
+    pub connection: String,
+    /// `INSERT`, `UPDATE` or `DELETE`.
+    pub operation: String,
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+    pub changed_by: String,
+    /// `host`, `password`, `options.sslmode`, …
+    pub fields: Vec<String>,
+}
+
+impl ConnectionConfig {
+    /// The fields that differ from `old`, by name (an option as `options.KEY`).
+    pub fn changed_fields(&self, old: &ConnectionConfig) -> Vec<String> {
+        let mut fields: Vec<String> = [
+            ("type", old.db_type != self.db_type),
+            ("host", old.host != self.host),
+            ("port", old.port != self.port),
+            ("database", old.database != self.database),
+            ("user", old.user != self.user),
+            ("password", old.password != self.password),
+            (
+                "max_connections",
+                old.max_connections != self.max_connections,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name.to_string())
+        .collect();
+        let keys: std::collections::BTreeSet<&String> =
+            old.options.keys().chain(self.options.keys()).collect();
+        fields.extend(
+            keys.into_iter()
+                .filter(|k| old.options.get(*k) != self.options.get(*k))
+                .map(|k| format!("options.{k}")),
+        );
+        fields
+    }
+}
+
 /// Whether an option's value is a secret: its name says so.
 pub fn is_secret_option(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -215,5 +257,24 @@ mod tests {
             "{err}"
         );
         assert!(serde_json::from_str::<DbType>("\"\"").is_err());
+    }
+
+    #[test]
+    fn changed_fields_name_fields_and_options_never_values() {
+        let old = connection(&[("sslmode", "require"), ("app", "x")]);
+        let mut new = connection(&[("sslmode", "verify-full"), ("trust", "no")]);
+        new.host = Some("h2".into());
+        new.password = Some("env:P".into());
+        assert_eq!(
+            new.changed_fields(&old),
+            vec![
+                "host",
+                "password",
+                "options.app",
+                "options.sslmode",
+                "options.trust"
+            ]
+        );
+        assert!(old.changed_fields(&old.clone()).is_empty());
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{ApiToken, Role};
 use crate::alert::{AlertRule, Attempt, Delivery, NewDelivery};
+use crate::connection::ConnectionChange;
 use crate::summary::{RunTotals, WorkerTick};
 use crate::{
     ConnectionConfig, Error, ErrorKind, LoadStrategy, Result, RowCounts, TableSpec, TargetTable,
@@ -356,7 +357,18 @@ pub trait Store: Send + Sync {
     /// Where the store is, for messages (credentials removed).
     fn describe(&self) -> String;
 
-    async fn upsert_connection(&self, connection: &ConnectionConfig) -> Result<()>;
+    /// Adds or changes a connection; `connection_history` records it as the CLI's change.
+    async fn upsert_connection(&self, connection: &ConnectionConfig) -> Result<()> {
+        self.upsert_connection_by(connection, "cli").await
+    }
+    /// [`Store::upsert_connection`] for a caller that the change's record names.
+    async fn upsert_connection_by(
+        &self,
+        connection: &ConnectionConfig,
+        changed_by: &str,
+    ) -> Result<()>;
+    /// Who changed a connection, and which fields, newest first.
+    async fn connection_history(&self, name: &str) -> Result<Vec<ConnectionChange>>;
     async fn connection(&self, name: &str) -> Result<Option<ConnectionConfig>>;
     async fn connections(&self) -> Result<Vec<ConnectionConfig>>;
     /// The named connection, or an error that lists the known ones.

@@ -53,6 +53,10 @@ pub(crate) const SQLITE: &[(&str, &str)] = &[
         "0011_alerts.sql",
         include_str!("migrations/sqlite/0011_alerts.sql"),
     ),
+    (
+        "0012_connection_history.sql",
+        include_str!("migrations/sqlite/0012_connection_history.sql"),
+    ),
 ];
 
 /// PostgreSQL's scripts, in order: file name and SQL.
@@ -100,6 +104,10 @@ pub(crate) const POSTGRES: &[(&str, &str)] = &[
     (
         "0011_alerts.sql",
         include_str!("migrations/postgres/0011_alerts.sql"),
+    ),
+    (
+        "0012_connection_history.sql",
+        include_str!("migrations/postgres/0012_connection_history.sql"),
     ),
 ];
 
@@ -253,6 +261,7 @@ mod tests {
             "api tokens",
             "scheduler workers",
             "alerts",
+            "connection history",
         ];
         for scripts in [SQLITE, POSTGRES] {
             let described: Vec<String> =

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dataloader_core::access::{ApiToken, Role};
 use dataloader_core::alert::{AlertRule, Attempt, Delivery, NewDelivery};
+use dataloader_core::connection::ConnectionChange;
 use dataloader_core::secret::SecretSetting;
 use dataloader_core::store::HistoryRecord;
 use dataloader_core::{
@@ -78,8 +79,16 @@ where
 
     // connections.rs
 
-    async fn upsert_connection(&self, connection: &ConnectionConfig) -> Result<()> {
-        self.upsert_connection(connection).await
+    async fn upsert_connection_by(
+        &self,
+        connection: &ConnectionConfig,
+        changed_by: &str,
+    ) -> Result<()> {
+        self.upsert_connection(connection, changed_by).await
+    }
+
+    async fn connection_history(&self, name: &str) -> Result<Vec<ConnectionChange>> {
+        self.connection_history(name).await
     }
 
     async fn connection(&self, name: &str) -> Result<Option<ConnectionConfig>> {
@@ -91,7 +100,7 @@ where
     }
 
     async fn delete_connection(&self, name: &str) -> Result<bool> {
-        self.delete_connection(name).await
+        self.delete_connection(name, "cli").await
     }
 
     // tables.rs

@@ -377,7 +377,10 @@ impl Plan {
     pub async fn execute(&self, store: &dyn Store, changed_by: Option<&str>) -> Result<()> {
         let now = Utc::now();
         for c in &self.connections {
-            store.upsert_connection(c).await?;
+            match changed_by {
+                Some(by) => store.upsert_connection_by(c, by).await?,
+                None => store.upsert_connection(c).await?,
+            }
         }
         for spec in &self.creates {
             match changed_by {

@@ -203,8 +203,9 @@ async fn save(
     form: ConnectionForm,
     editing: Option<String>,
 ) -> Response {
-    let saved =
-        async { edits::save_connection(console, &form.fields()?, editing.as_deref()).await };
+    let saved = async {
+        edits::save_connection(console, caller, &form.fields()?, editing.as_deref()).await
+    };
     match saved.await {
         Ok(name) => Redirect::to(&format!("/connections?done={}", encode(&name))).into_response(),
         Err(e) => {

@@ -104,6 +104,15 @@ async fn edits(s: Server) {
     assert_eq!(response.status().as_u16(), 200);
     let crm = s.store.connection("crm").await.unwrap().unwrap();
     assert_eq!(crm.host.as_deref(), Some("crm2.internal"));
+    // Its changes, by the token's name and field, never a value.
+    let changes = s
+        .json("/api/v1/connections/crm/history", "tok-viewer")
+        .await;
+    assert_eq!(changes[0]["operation"], "UPDATE", "{changes}");
+    assert_eq!(changes[0]["changed_by"], "token:admin");
+    assert_eq!(changes[0]["fields"], serde_json::json!(["host"]));
+    assert_eq!(changes[1]["operation"], "INSERT");
+    assert!(!changes.to_string().contains("crm2.internal"), "{changes}");
     let response = put("/api/v1/connections/nothing", "tok-admin", moved)
         .await
         .unwrap();
