@@ -167,7 +167,14 @@ pub(crate) async fn run(app: &App, args: RunArgs) -> Result<()> {
     };
     scheduler.run(shutdown).await?;
     if let Some(console) = console {
-        console.abort();
+        // The console stops on the same signal and cancels the loads it started; give it the
+        // grace period to record them, then go.
+        if tokio::time::timeout(args.grace_period, console)
+            .await
+            .is_err()
+        {
+            eprintln!("dataloader run: the console did not stop within the grace period");
+        }
     }
     Ok(())
 }

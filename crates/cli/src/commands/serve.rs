@@ -53,7 +53,8 @@ impl dataloader_console::Actions for ConsoleActions {
                 watermark_before: table.incremental_value.clone(),
                 worker: worker.clone(),
                 lease_until: now
-                    + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
+                    + chrono::Duration::from_std(self.lease)
+                        .unwrap_or(chrono::Duration::seconds(60)),
             })
             .await?;
         let claim = Claim {
@@ -71,6 +72,8 @@ impl dataloader_console::Actions for ConsoleActions {
         );
         let engine = self.engine.clone();
         let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+        // Ended loads leave the set, so a long-running server keeps only the live ones.
+        while loads.try_join_next().is_some() {}
         loads.spawn(async move {
             let request = LoadRequest::claimed(&claim, heartbeat.lease())
                 .full_refresh(full_refresh)
@@ -126,8 +129,12 @@ impl dataloader_console::Actions for ConsoleActions {
         yaml: &str,
         apply_as: Option<&str>,
     ) -> dataloader_core::Result<Vec<String>> {
-        // apply's errors are anyhow's: their whole chain, as the command prints it.
-        let said = |e: anyhow::Error| dataloader_core::Error::config("file", format!("{e:#}"));
+        // apply's errors are anyhow's: a store's error keeps its kind (a database down is not
+        // the file's fault); the others are the file's, with their whole chain.
+        let said = |e: anyhow::Error| match e.downcast::<dataloader_core::Error>() {
+            Ok(e) => e,
+            Err(e) => dataloader_core::Error::config("file", format!("{e:#}")),
+        };
         let desired = crate::apply::parse(yaml).map_err(said)?;
         let plan = crate::apply::plan(self.store.as_ref(), desired)
             .await
