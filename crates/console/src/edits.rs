@@ -190,6 +190,7 @@ pub(crate) async fn save_connection(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
+    let stored = console.store.connection(fields.name.trim()).await?;
     let config = console.actions.validate_connection(&ConnectionConfig {
         name: fields.name.trim().to_string(),
         db_type: fields.db_type.trim().parse()?,
@@ -199,9 +200,10 @@ pub(crate) async fn save_connection(
         user: given(&fields.user),
         password: given(&fields.password_reference),
         options: fields.options.clone(),
-        max_connections: None,
+        // Not a field of the form: an edit keeps what `apply` or the CLI set.
+        max_connections: stored.as_ref().and_then(|c| c.max_connections),
     })?;
-    let exists = console.store.connection(&config.name).await?.is_some();
+    let exists = stored.is_some();
     match editing {
         None if exists => {
             return Err(Error::config(
