@@ -232,15 +232,25 @@ pub(crate) async fn save_connection(
     Ok(config.name)
 }
 
-/// `ok in N ms — <server version>`, as `connection test` says it.
-pub(crate) async fn test_connection(console: &Console, name: &str) -> Result<String, Error> {
+/// `ok in N ms — <server version>`, as `connection test` says it, for an operator. A server
+/// that cannot be reached is a 502; an unknown connection or a bad one, the API's usual.
+pub(crate) async fn test_connection(
+    console: &Console,
+    caller: &Caller,
+    name: &str,
+) -> Result<String, ApiError> {
+    caller.require(Role::Operator)?;
     let config = console.store.require_connection(name).await?;
     let started = std::time::Instant::now();
-    let version = console.actions.test_connection(&config).await?;
-    Ok(format!(
-        "ok in {} ms — {version}",
-        started.elapsed().as_millis()
-    ))
+    match console.actions.test_connection(&config).await {
+        Ok(version) => Ok(format!(
+            "ok in {} ms — {version}",
+            started.elapsed().as_millis()
+        )),
+        Err(e @ Error::InvalidConfig { .. }) => Err(e.into()),
+        // The sources mask any secret out of their errors.
+        Err(e) => Err(ApiError::bad_gateway(format!("connection {name}: {e}"))),
+    }
 }
 
 // The API's routes for the above.
@@ -368,15 +378,11 @@ pub(crate) async fn test_connection_route(
     Path(name): Path<String>,
 ) -> Result<Json<Tested>, ApiError> {
     caller.check_api_post(&headers)?;
-    caller.require(Role::Operator)?;
-    match test_connection(&console, &name).await {
-        Ok(said) => Ok(Json(Tested {
-            connection: name,
-            said,
-        })),
-        Err(e @ (Error::UnknownConnection { .. } | Error::InvalidConfig { .. })) => Err(e.into()),
-        Err(e) => Err(ApiError::bad_gateway(format!("connection {name}: {e}"))),
-    }
+    let said = test_connection(&console, &caller, &name).await?;
+    Ok(Json(Tested {
+        connection: name,
+        said,
+    }))
 }
 
 /// An apply file, as `dataloader apply -f` reads it.

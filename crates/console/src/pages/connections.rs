@@ -235,22 +235,13 @@ pub(crate) async fn test_connection(
     if !access::csrf_ok(&headers, &form.csrf) {
         return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
-    match tested(&console, &caller, &name).await {
+    match edits::test_connection(&console, &caller, &name).await {
         Ok(said) => {
             let body = html! { main { h1 { "Connection " (name) } p.done { (said) } p { a href="/connections" { "Back to the connections" } } } };
             Page::new(&headers).render(&name, &caller, body)
         }
-        Err(e) => refused(StatusCode::BAD_GATEWAY, &format!("connection {name}: {e}")),
+        Err(e) => refused(e.status, &e.message),
     }
-}
-
-/// The test, for an operator; the error names the connection and never a secret (the
-/// sources mask it).
-async fn tested(console: &Console, caller: &Caller, name: &str) -> Result<String, Error> {
-    caller
-        .require(Role::Operator)
-        .map_err(|e| Error::config("role", e.message))?;
-    edits::test_connection(console, name).await
 }
 
 fn form_page(
