@@ -63,6 +63,7 @@ async fn events(
     let mut out = Vec::new();
     for run in store.runs_finished_since(since).await? {
         let table = run.destination.as_str();
+        let about = Subject::of_run(&run);
         if run.status == RunStatus::Failed {
             for rule in on(AlertEvent::Failure).filter(|r| r.covers(table)) {
                 let text = format!(
@@ -71,7 +72,7 @@ async fn events(
                     run.error_class.as_deref().unwrap_or("error"),
                     clip(run.error_text.as_deref().unwrap_or(""))
                 );
-                out.push(delivery(rule, "failure", table, Some(&run), &text, now));
+                out.push(delivery(rule, "failure", &about, &text, now));
             }
         }
         let recovery_rules: Vec<&AlertRule> = on(AlertEvent::Recovery)
@@ -88,19 +89,25 @@ async fn events(
                     run.rows_written.unwrap_or(0)
                 );
                 for rule in recovery_rules {
-                    out.push(delivery(rule, "recovery", table, Some(&run), &text, now));
+                    out.push(delivery(rule, "recovery", &about, &text, now));
                 }
             }
         }
     }
-    let names: HashMap<i64, String> = store
-        .tables()
-        .await?
-        .into_iter()
-        .filter(|t| t.spec.is_active)
+    let (long_runs, stale) = (
+        on(AlertEvent::LongRun).next(),
+        on(AlertEvent::Freshness).next(),
+    );
+    if long_runs.is_none() && stale.is_none() {
+        return Ok(out);
+    }
+    let tables = store.tables().await?;
+    let names: HashMap<i64, String> = tables
+        .iter()
         .map(|t| (t.table_id, t.spec.destination.to_string()))
         .collect();
-    if on(AlertEvent::LongRun).next().is_some() {
+    if long_runs.is_some() {
+        // Paused or not: a run that does not end is worth a word.
         for running in store.running_runs().await? {
             let Some(table) = names.get(&running.table_id) else {
                 continue;
@@ -112,17 +119,27 @@ async fn events(
                         "{table} has been running for {minutes} minutes (run {})",
                         running.run_id
                     );
-                    let mut d = delivery(rule, "long_run", table, None, &text, now);
-                    d.event_key = format!("long_run:run:{}", running.run_id);
-                    d.run_id = Some(running.run_id);
-                    out.push(d);
+                    let about = Subject {
+                        key: format!("run:{}", running.run_id),
+                        table,
+                        table_id: running.table_id,
+                        run_id: Some(running.run_id),
+                        status: Some(RunStatus::InProgress.as_str()),
+                        error_class: None,
+                    };
+                    out.push(delivery(rule, "long_run", &about, &text, now));
                 }
             }
         }
     }
-    if on(AlertEvent::Freshness).next().is_some() {
+    if stale.is_some() {
+        // A paused table is stale on purpose.
+        let active: HashMap<i64, bool> = tables
+            .iter()
+            .map(|t| (t.table_id, t.spec.is_active))
+            .collect();
         for (table_id, last) in store.last_successes().await? {
-            let Some(table) = names.get(&table_id) else {
+            let (Some(table), Some(true)) = (names.get(&table_id), active.get(&table_id)) else {
                 continue;
             };
             let minutes = (now - last).num_minutes();
@@ -132,11 +149,16 @@ async fn events(
                         "{table} has not loaded successfully for {minutes} minutes (last success {})",
                         last.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                     );
-                    let mut d = delivery(rule, "freshness", table, None, &text, now);
                     // One alert per stale spell: the next success starts another.
-                    d.event_key = format!("freshness:table:{table_id}:since:{}", last.timestamp());
-                    d.table_id = Some(table_id);
-                    out.push(d);
+                    let about = Subject {
+                        key: format!("table:{table_id}:since:{}", last.timestamp()),
+                        table,
+                        table_id,
+                        run_id: None,
+                        status: None,
+                        error_class: None,
+                    };
+                    out.push(delivery(rule, "freshness", &about, &text, now));
                 }
             }
         }
@@ -153,12 +175,35 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// The delivery of `rule` for the event `kind` of `table` (and `run`): its key and body.
+/// What an event is about: its key (unique for the rule, with the event's kind before it),
+/// its table and run.
+struct Subject<'a> {
+    key: String,
+    table: &'a str,
+    table_id: i64,
+    run_id: Option<i64>,
+    status: Option<&'a str>,
+    error_class: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    fn of_run(run: &'a RunRecord) -> Subject<'a> {
+        Subject {
+            key: format!("run:{}", run.run_id),
+            table: &run.destination,
+            table_id: run.table_id,
+            run_id: Some(run.run_id),
+            status: Some(run.status.as_str()),
+            error_class: run.error_class.as_deref(),
+        }
+    }
+}
+
+/// The delivery of `rule` for the event `kind` about `about`: its key and body.
 fn delivery(
     rule: &AlertRule,
     kind: &str,
-    table: &str,
-    run: Option<&RunRecord>,
+    about: &Subject,
     text: &str,
     now: DateTime<Utc>,
 ) -> NewDelivery {
@@ -167,22 +212,19 @@ fn delivery(
         AlertFormat::Json => serde_json::json!({
             "event": kind,
             "rule": rule.name,
-            "table": table,
-            "run_id": run.map(|r| r.run_id),
-            "status": run.map(|r| r.status.as_str()),
-            "error_class": run.and_then(|r| r.error_class.clone()),
+            "table": about.table,
+            "run_id": about.run_id,
+            "status": about.status,
+            "error_class": about.error_class,
             "message": text,
             "at": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }),
     };
     NewDelivery {
         rule: rule.name.clone(),
-        event_key: match run {
-            Some(r) => format!("{kind}:run:{}", r.run_id),
-            None => format!("{kind}:table:{table}"),
-        },
-        table_id: run.map(|r| r.table_id),
-        run_id: run.map(|r| r.run_id),
+        event_key: format!("{kind}:{}", about.key),
+        table_id: Some(about.table_id),
+        run_id: about.run_id,
         payload: payload.to_string(),
     }
 }

@@ -222,6 +222,8 @@ async fn alerts(store: Arc<dyn Store>) {
         .unwrap()
         .ends_with("cannot reach erp.internal:1433"));
     assert_eq!(of("long_run")["table"], "main.ops.slow");
+    assert_eq!(of("long_run")["status"], "In Progress");
+    assert!(of("long_run")["run_id"].as_i64().is_some(), "{bodies:?}");
     assert_eq!(of("freshness")["table"], "main.ops.stale");
     let slack = bodies
         .iter()
