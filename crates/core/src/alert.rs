@@ -152,6 +152,15 @@ impl AlertRule {
         }
     }
 
+    /// `after` (a duration given as `90m`, `26h`) as the rule's whole minutes; less than a
+    /// minute is refused.
+    pub fn minutes(after: std::time::Duration) -> Result<i64> {
+        match after.as_secs() / 60 {
+            0 => Err(Error::config("after", "must be a minute or more")),
+            m => Ok(m as i64),
+        }
+    }
+
     /// The URL as a value or a reference, read when a delivery is sent.
     pub fn webhook(&self) -> Result<SecretSetting> {
         SecretSetting::parse("webhook", &self.url)

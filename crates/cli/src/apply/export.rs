@@ -77,15 +77,16 @@ pub async fn export(store: &dyn Store) -> Result<String> {
     let rules = store.alert_rules().await?;
     if !rules.is_empty() {
         let mut alerts = std::collections::BTreeMap::new();
+        let mut left_out = Vec::new();
         for r in rules {
-            // A webhook given as a URL is a secret (a Slack webhook's path): written masked, so
-            // the file says to give a reference instead.
+            // A webhook given as a URL is a secret (a Slack webhook's path): it is never
+            // written to a file.
             let webhook = match r.webhook() {
                 Ok(SecretSetting::Reference(reference)) => reference.to_string(),
-                _ => format!(
-                    "*** ({}: give a reference to keep it out of files)",
-                    r.shown_url()
-                ),
+                _ => {
+                    left_out.push(format!("{} ({})", r.name, r.shown_url()));
+                    continue;
+                }
             };
             alerts.insert(
                 r.name.clone(),
@@ -99,7 +100,16 @@ pub async fn export(store: &dyn Store) -> Result<String> {
                 },
             );
         }
-        file.alerts = Some(alerts);
+        // A file with some rules would pause the others when applied: all or none.
+        if left_out.is_empty() {
+            file.alerts = Some(alerts);
+        } else {
+            eprintln!(
+                "export: no alerts written: {} {} a webhook given as a URL, a secret; give those as references (env:, file:, a vault) to export the rules",
+                left_out.join(", "),
+                if left_out.len() == 1 { "has" } else { "have" }
+            );
+        }
     }
     Ok(serde_yaml::to_string(&file)?)
 }

@@ -50,9 +50,10 @@ pub struct AlertEntry {
 impl AlertEntry {
     fn rule(&self, name: &str) -> std::result::Result<AlertRule, String> {
         let minutes = match &self.after {
-            Some(text) => {
-                Some((crate::duration_arg::parse_duration(text)?.as_secs() / 60).max(1) as i64)
-            }
+            Some(text) => Some(
+                AlertRule::minutes(crate::duration_arg::parse_duration(text)?)
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         let rule = AlertRule {

@@ -60,7 +60,7 @@ pub(crate) async fn alert(app: &App, command: AlertCommand) -> Result<()> {
             let rule = AlertRule {
                 name,
                 event: on.parse::<AlertEvent>()?,
-                threshold_minutes: after.map(|d| (d.as_secs() / 60).max(1) as i64),
+                threshold_minutes: after.map(AlertRule::minutes).transpose()?,
                 tables,
                 url: webhook,
                 format: format.parse::<AlertFormat>()?,

@@ -45,6 +45,13 @@ async fn a_failed_load_is_alerted_once_to_a_webhook_from_an_apply_file() {
         listed.stdout
     );
     let exported = run(&["export"]).ok();
+    assert!(
+        exported
+            .stderr
+            .contains("no alerts written: oncall (http://127.0.0.1:"),
+        "{}",
+        exported.stderr
+    );
     for shown in [&listed.stdout, &exported.stdout] {
         assert!(
             !shown.contains("XXXXSECRET"),
