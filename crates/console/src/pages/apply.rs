@@ -30,6 +30,9 @@ pub(crate) struct ApplyForm {
     yaml: String,
     /// `plan` or `apply`.
     step: String,
+    /// The SHA-256 of the text that was planned: only that text is applied.
+    #[serde(default)]
+    planned: String,
 }
 
 pub(crate) async fn apply_post(
@@ -44,7 +47,9 @@ pub(crate) async fn apply_post(
     if !access::csrf_ok(&headers, &form.csrf) {
         return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
     }
-    let apply = form.step == "apply";
+    // The text may have been edited after its plan was shown: then it is planned again, not
+    // applied unseen.
+    let apply = form.step == "apply" && form.planned == access::hash_token(&form.yaml);
     let page = Page::new(&headers);
     let outcome = edits::planned_for(&console, &caller, &form.yaml, apply).await;
     let failed = outcome.is_err();
@@ -82,6 +87,7 @@ fn body(
             }
             form.define method="post" action="/apply" {
                 (page.csrf_field())
+                @if planned { input type="hidden" name="planned" value=(access::hash_token(yaml)); }
                 textarea name="yaml" rows="18" spellcheck="false" placeholder="tables:\n  - connection: erp\n    source: dbo.orders\n    destination: bronze.erp.orders" { (yaml) }
                 p {
                     button type="submit" name="step" value="plan" class=[(!planned).then_some("primary")] { "Plan" }

@@ -190,6 +190,30 @@ async fn forms(s: Server) {
         html.contains("apply: false") && html.contains("Apply this plan"),
         "{html}"
     );
+    let planned = hash_token("tables: []");
+    assert!(
+        html.contains(&planned),
+        "the plan's hash rides with the form"
+    );
+    // Text edited after its plan is planned again, not applied; the planned text is applied.
+    let apply = |yaml: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("yaml", yaml.to_string()),
+            ("step", "apply".to_string()),
+            ("planned", planned.clone()),
+        ]
+    };
+    for (yaml, applied) in [("tables: [] # edited", false), ("tables: []", true)] {
+        let pairs = apply(yaml);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, html) = post_form(&s, "/apply", &cookies, &pairs).await;
+        assert_eq!(status, 200);
+        assert!(
+            html.contains(&format!("apply: {applied}")),
+            "{yaml}: {html}"
+        );
+    }
 }
 
 #[tokio::test]
