@@ -214,10 +214,13 @@ pub(crate) async fn table_detail(console: &Console, name: &str) -> Result<TableD
     let store = console.store.as_ref();
     let table = views::table(store, name).await?;
     let runs = store.runs(Some(table.table_id), 50).await?;
-    let last_success = runs
-        .iter()
-        .filter(|r| r.status == RunStatus::Succeeded)
-        .find_map(|r| r.finished_at);
+    // Whenever it was: the newest 50 runs may all have failed.
+    let last_success = store
+        .last_successes()
+        .await?
+        .into_iter()
+        .find(|(id, _)| *id == table.table_id)
+        .map(|(_, at)| at);
     let history = store.table_history(table.table_id).await?;
     let settings = serde_json::to_value(&table).unwrap_or_default();
     // The lake may be out of reach (credentials, network): the page still shows the rest.
