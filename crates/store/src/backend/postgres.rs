@@ -16,7 +16,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use dataloader_core::secret::{cause_unless_secret, SecretSetting};
+use dataloader_core::secret::{cause_unless_secret, mask, SecretSetting};
 use dataloader_core::tls::{self, SslMode};
 use dataloader_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
@@ -116,9 +116,7 @@ impl Backend for PostgresBackend {
             .await
             .map_err(|e| {
                 let mut message = format!("{location}: {}", redact_url(&e.to_string(), url));
-                if !given.is_empty() {
-                    message = message.replace(&given, "***");
-                }
+                message = mask(&message, &given);
                 if let Some(hint) = tls::hint(&message, mode, rootcert) {
                     message = format!("{message}; {hint} (in the URL: ?sslmode=…&sslrootcert=…)");
                 }
