@@ -148,11 +148,21 @@ impl FromRequestParts<Arc<Console>> for Caller {
                 "this console needs a token ({how}; dataloader token create makes one)"
             )));
         };
+        Caller::of_token(console, &token, by_header).await
+    }
+}
+
+impl Caller {
+    /// The caller a token makes: its name and role, unless it is unknown or revoked.
+    pub(crate) async fn of_token(
+        console: &Console,
+        token: &str,
+        by_header: bool,
+    ) -> Result<Caller, ApiError> {
         let found = console
             .store
-            .token_by_hash(&hash_token(&token), chrono::Utc::now())
-            .await
-            .map_err(ApiError::from)?;
+            .token_by_hash(&hash_token(token), chrono::Utc::now())
+            .await?;
         match found {
             Some(t) if t.revoked_at.is_none() => Ok(Caller {
                 name: t.name,

@@ -181,12 +181,8 @@ struct SignIn {
 /// Checks the token and keeps it in an HttpOnly cookie.
 async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) -> Response {
     let token = form.token.trim();
-    let found = console
-        .store
-        .token_by_hash(&access::hash_token(token), chrono::Utc::now())
-        .await;
-    match found {
-        Ok(Some(t)) if t.revoked_at.is_none() => {
+    match Caller::of_token(&console, token, false).await {
+        Ok(_) => {
             let next = form
                 .next
                 .filter(|n| local_path(n))
@@ -195,11 +191,7 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) 
                 format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200");
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
-        Ok(_) => refused(
-            StatusCode::UNAUTHORIZED,
-            "That token is not known here, or was revoked.",
-        ),
-        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => refused(e.status, &e.message),
     }
 }
 
