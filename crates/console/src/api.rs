@@ -206,27 +206,30 @@ async fn get_table(
     _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<TableDetail>, ApiError> {
-    Ok(Json(table_detail(&console, &name).await?))
+    Ok(Json(table_detail(&console, &name, true).await?))
 }
 
-/// What the API and the table's page show of one table.
-pub(crate) async fn table_detail(console: &Console, name: &str) -> Result<TableDetail, ApiError> {
+/// What the API and the table's page show of one table; the lake and the catalog are read when
+/// `with_storage` (not at a page's every refresh).
+pub(crate) async fn table_detail(
+    console: &Console,
+    name: &str,
+    with_storage: bool,
+) -> Result<TableDetail, ApiError> {
     let store = console.store.as_ref();
     let table = views::table(store, name).await?;
     let runs = store.runs(Some(table.table_id), 50).await?;
     // Whenever it was: the newest 50 runs may all have failed.
-    let last_success = store
-        .last_successes()
-        .await?
-        .into_iter()
-        .find(|(id, _)| *id == table.table_id)
-        .map(|(_, at)| at);
+    let last_success = views::last_success(store, table.table_id).await?;
     let history = store.table_history(table.table_id).await?;
     let settings = serde_json::to_value(&table).unwrap_or_default();
     // The lake may be out of reach (credentials, network): the page still shows the rest.
-    let (storage, storage_error) = match console.actions.storage(&table.spec).await {
-        Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e.to_string())),
+    let (storage, storage_error) = match with_storage {
+        false => (None, None),
+        true => match console.actions.storage(&table.spec).await {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
     };
     let last = table
         .last_run_id
@@ -420,6 +423,5 @@ pub(crate) async fn set_active(
     store
         .set_active(table.table_id, active, Utc::now(), &caller.audit_name())
         .await?;
-    let updated = views::table(store, name).await?;
-    Ok(views::table_view(updated, None, None, Utc::now()))
+    views::one(store, name).await
 }

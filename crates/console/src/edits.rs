@@ -266,10 +266,9 @@ pub(crate) async fn create_table(
     caller.check_api_post(&headers)?;
     caller.require(Role::Admin)?;
     let name = save_table(&console, &caller, &fields, None).await?;
-    let table = views::table(console.store.as_ref(), &name).await?;
     Ok((
         StatusCode::CREATED,
-        Json(views::table_view(table, None, None, Utc::now())),
+        Json(views::one(console.store.as_ref(), &name).await?),
     ))
 }
 
@@ -286,8 +285,7 @@ pub(crate) async fn update_table(
     caller.require(Role::Admin)?;
     let existing = views::table(console.store.as_ref(), &name).await?;
     let saved = save_table(&console, &caller, &fields, Some(&existing)).await?;
-    let table = views::table(console.store.as_ref(), &saved).await?;
-    Ok(Json(views::table_view(table, None, None, Utc::now())))
+    Ok(Json(views::one(console.store.as_ref(), &saved).await?))
 }
 
 /// A connection as the API shows it: its password's reference only.

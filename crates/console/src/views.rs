@@ -231,3 +231,27 @@ pub(crate) async fn table(store: &dyn Store, name: &str) -> Result<TableControl,
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no table {name} in table_control")))
 }
+
+/// One table as the list shows it (its last run and last success), read by name.
+pub(crate) async fn one(store: &dyn Store, name: &str) -> Result<TableView, ApiError> {
+    let table = table(store, name).await?;
+    let last_run = match table.last_run_id {
+        Some(id) => store.run(id).await?,
+        None => None,
+    };
+    let last_success = last_success(store, table.table_id).await?;
+    Ok(table_view(table, last_run, last_success, Utc::now()))
+}
+
+/// When the table's newest successful run finished, whenever that was.
+pub(crate) async fn last_success(
+    store: &dyn Store,
+    table_id: i64,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(store
+        .last_successes()
+        .await?
+        .into_iter()
+        .find(|(id, _)| *id == table_id)
+        .map(|(_, at)| at))
+}

@@ -42,6 +42,7 @@ button.primary { background:var(--run); color:#fff; border-color:var(--run); }
 .filters { display:flex; flex-wrap:wrap; gap:.5rem; margin-bottom:.8rem; }
 .filters input, .filters select { font:inherit; padding:.25rem .4rem; }
 dl.kv { display:grid; grid-template-columns:max-content 1fr; gap:.2rem 1rem; background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; margin:0; }
+dl.kv.storage { margin-bottom:.6rem; }
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; word-break:break-word; }
 form.define label { display:block; margin:.5rem 0; }
 form.define label > span { display:block; color:var(--muted); font-size:12px; }

@@ -16,9 +16,6 @@ use super::{Page, Viewer};
 use crate::views::{self, RunView, TableView};
 use crate::Console;
 
-/// How many runs the overview reads to find the last day's failures.
-const RECENT_RUNS: i64 = 1000;
-
 pub(crate) async fn overview(
     State(console): State<Arc<Console>>,
     Viewer(caller): Viewer,
@@ -29,17 +26,17 @@ pub(crate) async fn overview(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let recent: Vec<RunView> = match console.store.runs(None, RECENT_RUNS).await {
-        Ok(runs) => runs.into_iter().map(RunView::from).collect(),
+    // The runs that ended in the last day, not a fixed number of the newest.
+    let day_ago = now - Duration::hours(24);
+    let ended: Vec<RunView> = match console.store.runs_finished_since(day_ago).await {
+        Ok(runs) => runs.into_iter().rev().map(RunView::from).collect(),
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
-    let day_ago = now - Duration::hours(24);
-    let failures: Vec<&RunView> = recent
+    let failures: Vec<&RunView> = ended.iter().filter(|r| r.status == "Failed").collect();
+    // An open run is its table's last one.
+    let live: Vec<&RunView> = tables
         .iter()
-        .filter(|r| r.status == "Failed" && r.queued_at >= day_ago)
-        .collect();
-    let live: Vec<&RunView> = recent
-        .iter()
+        .filter_map(|t| t.last_run.as_ref())
         .filter(|r| r.status == "Queued" || r.status == "In Progress")
         .collect();
     let workers: Vec<WorkerTick> = match console.store.workers().await {

@@ -30,7 +30,9 @@ pub(crate) async fn table(
     Path(name): Path<String>,
     Query(done): Query<Done>,
 ) -> Response {
-    let detail = match api::table_detail(&console, &name).await {
+    // The live part's refresh (htmx) leaves out the lake and the catalog.
+    let refresh = headers.contains_key("hx-request");
+    let detail = match api::table_detail(&console, &name, !refresh).await {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
@@ -59,6 +61,22 @@ pub(crate) async fn table(
                     @if caller.role >= dataloader_core::access::Role::Admin { " " a href={"/tables/" (t.name) "/edit"} { "Edit" } }
                 }
             }
+            // Read from the lake and the catalog once per page, not at every refresh.
+            dl.kv.storage {
+                @match (&detail.storage, &detail.storage_error) {
+                    (Some(s), _) => {
+                        dt { "Delta table" } dd {
+                            @match s.delta_version {
+                                Some(v) => { "version " (v) ", " (count(s.files.map(|f| f as i64))) " files, " (count(s.bytes.map(|b| b as i64))) " bytes" }
+                                None => { "not written yet" }
+                            }
+                        }
+                        dt { "Catalog" } dd { (s.catalog) }
+                    }
+                    (None, Some(e)) => { dt { "Delta table" } dd.error { (e) } }
+                    (None, None) => {}
+                }
+            }
             div #live hx-get={"/tables/" (t.name)} hx-select="#live" hx-target="this" hx-swap="outerHTML" hx-trigger="every 5s" {
                 dl.kv {
                     dt { "Status" } dd { (badge(t.status.as_deref())) @if !t.active { " " span.badge { "paused" } } }
@@ -67,19 +85,6 @@ pub(crate) async fn table(
                     dt { "Schedule" } dd { (t.schedule.as_deref().unwrap_or("only when asked")) " " span.muted { (t.timezone) } }
                     dt { "Next load" } dd { (time(t.next_load)) }
                     dt { "Watermark" } dd { (t.watermark.as_deref().unwrap_or("–")) }
-                    @match (&detail.storage, &detail.storage_error) {
-                        (Some(s), _) => {
-                            dt { "Delta table" } dd {
-                                @match s.delta_version {
-                                    Some(v) => { "version " (v) ", " (count(s.files.map(|f| f as i64))) " files, " (count(s.bytes.map(|b| b as i64))) " bytes" }
-                                    None => { "not written yet" }
-                                }
-                            }
-                            dt { "Catalog" } dd { (s.catalog) }
-                        }
-                        (None, Some(e)) => { dt { "Delta table" } dd.error { (e) } }
-                        (None, None) => {}
-                    }
                     dt { "Last success" } dd { (time(t.last_success)) " " span.muted { "lag " (duration(t.lag_seconds.map(|s| s as f64))) } }
                     dt { "Retries since then" } dd { (t.retry_count) }
                 }

@@ -107,6 +107,22 @@ async fn pages_by_role(s: Server) {
     ] {
         assert!(html.contains(shown), "{shown} not on the table's page");
     }
+    // The live part's refresh does not read the lake again.
+    let refresh = s
+        .http
+        .get(format!("{}/tables/{GOOD}", s.url))
+        .header(COOKIE, operator)
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        refresh.contains("Load now") && !refresh.contains("2 files"),
+        "{refresh}"
+    );
     let run_id = s.store.runs(None, 10).await.unwrap().last().unwrap().run_id;
     let (status, _, _, html) = page(&s, &format!("/runs/{run_id}"), operator).await;
     assert_eq!(status, 200);
