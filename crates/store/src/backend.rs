@@ -59,12 +59,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Opens a pool on the database `url` names (`sqlite:…` or `postgres://…`), with
     /// `password` when the URL holds none, and says where it is for messages (credentials
-    /// removed).
+    /// removed); with the task that follows a rotating password, if any, to stop with the
+    /// store.
     fn connect(
         url: &str,
         password: Option<SecretSetting>,
-    ) -> impl Future<Output = Result<(Pool<Self::Db>, String)>> + Send;
+    ) -> impl Future<Output = Result<Connected<Self::Db>>> + Send;
 }
+
+/// An opened pool, where it is (for messages), and the task that follows a rotating password.
+pub type Connected<DB> = (Pool<DB>, String, Option<tokio::task::AbortHandle>);
 
 /// A connection of `B`'s driver (an executor as `&mut`).
 pub type Conn<B> = <<B as Backend>::Db as Database>::Connection;

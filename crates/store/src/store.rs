@@ -29,13 +29,27 @@ pub struct SqlStore<B: Backend> {
     pub(crate) pool: Pool<B::Db>,
     /// Where the database is, for messages (credentials removed).
     pub(crate) location: String,
+    /// The task that reads a rotating password again (PostgreSQL), stopped with the store.
+    password_refresh: Option<tokio::task::AbortHandle>,
+}
+
+impl<B: Backend> Drop for SqlStore<B> {
+    fn drop(&mut self) {
+        if let Some(task) = &self.password_refresh {
+            task.abort();
+        }
+    }
 }
 
 impl<B: Backend> SqlStore<B> {
     /// Connects to the database `url` names; not migrated (see [`Store::migrate`]).
     pub(crate) async fn connect(url: &str, password: Option<SecretSetting>) -> Result<Self> {
-        let (pool, location) = B::connect(url, password).await?;
-        Ok(SqlStore { pool, location })
+        let (pool, location, password_refresh) = B::connect(url, password).await?;
+        Ok(SqlStore {
+            pool,
+            location,
+            password_refresh,
+        })
     }
 
     /// A write transaction. SQLite takes the write lock at once (`BEGIN IMMEDIATE`): a second

@@ -20,9 +20,8 @@ use dataloader_core::secret::{cause_unless_secret, mask, SecretSetting};
 use dataloader_core::tls::{self, SslMode};
 use dataloader_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::Pool;
 
-use super::{Backend, RowsAffected};
+use super::{Backend, Connected, RowsAffected};
 use crate::migrations;
 
 pub struct PostgresBackend;
@@ -67,7 +66,7 @@ impl Backend for PostgresBackend {
     async fn connect(
         url: &str,
         password: Option<SecretSetting>,
-    ) -> Result<(Pool<sqlx::Postgres>, String)> {
+    ) -> Result<Connected<sqlx::Postgres>> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::config("control_db", redact_url(&e.to_string(), url)))?;
         let options = with_default_sslmode(options, url);
@@ -126,9 +125,10 @@ impl Backend for PostgresBackend {
                     source: cause_unless_secret(e, &secrets),
                 }
             })?;
+        let mut refresh = None;
         if let Some(setting) = password.filter(SecretSetting::may_rotate) {
             let pool = pool.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let mut current = given;
                 let mut tick = tokio::time::interval(PASSWORD_REFRESH);
                 tick.tick().await;
@@ -148,8 +148,9 @@ impl Backend for PostgresBackend {
                     }
                 }
             });
+            refresh = Some(task.abort_handle());
         }
-        Ok((pool, location))
+        Ok((pool, location, refresh))
     }
 }
 

@@ -5,9 +5,8 @@ use std::str::FromStr;
 use dataloader_core::secret::SecretSetting;
 use dataloader_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::Pool;
 
-use super::{Backend, RowsAffected};
+use super::{Backend, Connected, RowsAffected};
 use crate::migrations;
 
 pub struct SqliteBackend;
@@ -43,7 +42,7 @@ impl Backend for SqliteBackend {
 
     /// `sqlite://path` (or `sqlite:path`), created if missing. SQLite has no password:
     /// [`crate::open_with_password`] refuses one before this.
-    async fn connect(url: &str, _: Option<SecretSetting>) -> Result<(Pool<sqlx::Sqlite>, String)> {
+    async fn connect(url: &str, _: Option<SecretSetting>) -> Result<Connected<sqlx::Sqlite>> {
         let rest = url.strip_prefix("sqlite:").unwrap_or(url);
         let path = rest.trim_start_matches("//");
         if path.is_empty() {
@@ -67,7 +66,7 @@ impl Backend for SqliteBackend {
                 message: format!("{path}: {e}"),
                 source: Some(e.into()),
             })?;
-        Ok((pool, format!("sqlite://{path}")))
+        Ok((pool, format!("sqlite://{path}"), None))
     }
 }
 
