@@ -10,14 +10,14 @@ use dataloader_core::access::Role;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{refused, Page, Viewer, CSRF_REFUSED};
+use super::{refusal, Page, Viewer};
 use crate::access;
 use crate::edits;
 use crate::Console;
 
 pub(crate) async fn apply_page(Viewer(caller): Viewer, headers: HeaderMap) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, None) {
+        return page;
     }
     let page = Page::new(&headers);
     let body = body(&page, "", None, false);
@@ -41,11 +41,8 @@ pub(crate) async fn apply_post(
     headers: HeaderMap,
     Form(form): Form<ApplyForm>,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
-    }
-    if !access::csrf_ok(&headers, &form.csrf) {
-        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, Some(&form.csrf)) {
+        return page;
     }
     // The text may have been edited after its plan was shown: then it is planned again, not
     // applied unseen.

@@ -15,8 +15,8 @@ use dataloader_core::Error;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{encode, refused, Page, Viewer, CSRF_REFUSED};
-use crate::access::{self, Caller};
+use super::{encode, refusal, refused, Page, Viewer};
+use crate::access::Caller;
 use crate::edits::{self, ConnectionFields};
 use crate::Console;
 
@@ -119,8 +119,8 @@ pub(crate) async fn new_connection(
     Viewer(caller): Viewer,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, None) {
+        return page;
     }
     let page = Page::new(&headers);
     let types = console.actions.db_types();
@@ -134,11 +134,8 @@ pub(crate) async fn create_connection(
     headers: HeaderMap,
     Form(form): Form<ConnectionForm>,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
-    }
-    if !access::csrf_ok(&headers, &form.csrf) {
-        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, Some(&form.csrf)) {
+        return page;
     }
     save(&console, &caller, &headers, form, None).await
 }
@@ -149,8 +146,8 @@ pub(crate) async fn edit_connection(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, None) {
+        return page;
     }
     let c = match console.store.require_connection(&name).await {
         Ok(c) => c.masked(),
@@ -185,11 +182,8 @@ pub(crate) async fn update_connection(
     Path(name): Path<String>,
     Form(form): Form<ConnectionForm>,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
-    }
-    if !access::csrf_ok(&headers, &form.csrf) {
-        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, Some(&form.csrf)) {
+        return page;
     }
     save(&console, &caller, &headers, form, Some(name)).await
 }
@@ -232,8 +226,9 @@ pub(crate) async fn test_connection(
     Path(name): Path<String>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    if !access::csrf_ok(&headers, &form.csrf) {
-        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    // An operator's: the test checks the role.
+    if let Some(page) = refusal(&caller, Role::Viewer, &headers, Some(&form.csrf)) {
+        return page;
     }
     match edits::test_connection(&console, &caller, &name).await {
         Ok(said) => {

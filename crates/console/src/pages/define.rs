@@ -12,8 +12,8 @@ use dataloader_core::{Error, LoadStrategy, Store, TableSpec};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{encode, refused, Page, Viewer};
-use crate::access::{self, Caller};
+use super::{encode, refusal, refused, Page, Viewer};
+use crate::access::Caller;
 use crate::edits::{self, TableFields};
 use crate::views;
 use crate::Console;
@@ -101,8 +101,8 @@ pub(crate) async fn new_table(
     Viewer(caller): Viewer,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, None) {
+        return page;
     }
     let form = TableForm {
         strategy: "full".into(),
@@ -122,8 +122,8 @@ pub(crate) async fn edit_table(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
+    if let Some(page) = refusal(&caller, Role::Admin, &headers, None) {
+        return page;
     }
     let table = match views::table(console.store.as_ref(), &name).await {
         Ok(t) => t,
@@ -172,11 +172,8 @@ async fn save(
     form: TableForm,
     editing: Option<String>,
 ) -> Response {
-    if let Err(e) = caller.require(Role::Admin) {
-        return refused(e.status, &e.message);
-    }
-    if !access::csrf_ok(headers, &form.csrf) {
-        return refused(StatusCode::FORBIDDEN, super::CSRF_REFUSED);
+    if let Some(page) = refusal(caller, Role::Admin, headers, Some(&form.csrf)) {
+        return page;
     }
     let store = console.store.as_ref();
     let existing = match &editing {

@@ -115,8 +115,9 @@ async fn act(
     Path((name, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if !access::csrf_ok(&headers, &form.csrf) {
-        return refused(StatusCode::FORBIDDEN, CSRF_REFUSED);
+    // The role each action needs is checked by the action.
+    if let Some(page) = refusal(&caller, Role::Viewer, &headers, Some(&form.csrf)) {
+        return page;
     }
     let done = match action.as_str() {
         "load" => api::start_load(&console, &caller, &name, false)
@@ -136,6 +137,25 @@ async fn act(
     match done {
         Ok(()) => Redirect::to(&format!("/tables/{}?done={action}", encode(&name))).into_response(),
         Err(e) => refused(e.status, &e.message),
+    }
+}
+
+/// The page that says why, unless `caller` has `role` and, for a form post (`csrf` given),
+/// the form's CSRF token matches its cookie.
+pub(crate) fn refusal(
+    caller: &Caller,
+    role: Role,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Option<Response> {
+    if let Err(e) = caller.require(role) {
+        return Some(refused(e.status, &e.message));
+    }
+    match csrf {
+        Some(field) if !access::csrf_ok(headers, field) => {
+            Some(refused(StatusCode::FORBIDDEN, CSRF_REFUSED))
+        }
+        _ => None,
     }
 }
 
