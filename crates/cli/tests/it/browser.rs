@@ -208,6 +208,10 @@ async fn a_newcomer_sees_the_quickstart_defines_a_table_and_loads_it_in_chromium
     wait_for_text(&client, "A load started.", Duration::from_secs(10)).await;
     let page = wait_for_text(&client, "5,000", Duration::from_secs(90)).await;
     assert!(page.contains("Succeeded"), "{page}");
+    // Loaded again, the page reads the Delta table the load wrote.
+    client.refresh().await.unwrap();
+    let page = wait_for_text(&client, "version 0", Duration::from_secs(10)).await;
+    assert!(page.contains("found by its path"), "{page}");
     shot(&client, "table").await;
     let url = format!(
         "file://{}/lakehouse/bronze/demo/orders_snapshot",

@@ -21,6 +21,8 @@ use crate::Console;
 pub(crate) struct Done {
     /// What the last button did, said once at the top.
     done: Option<String>,
+    /// `storage`: a refresh of the Delta table and catalog part.
+    part: Option<String>,
 }
 
 pub(crate) async fn table(
@@ -28,10 +30,11 @@ pub(crate) async fn table(
     Viewer(caller): Viewer,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Query(done): Query<Done>,
+    Query(part): Query<Done>,
 ) -> Response {
-    // The live part's refresh (htmx) leaves out the lake and the catalog.
-    let refresh = headers.contains_key("hx-request");
+    // The live part's refresh (htmx) leaves out the lake and the catalog; the storage part's
+    // own, slower refresh asks for them.
+    let refresh = headers.contains_key("hx-request") && part.part.as_deref() != Some("storage");
     let detail = match api::table_detail(&console, &name, !refresh).await {
         Ok(d) => d,
         Err(e) => return e.into_response(),
@@ -52,7 +55,7 @@ pub(crate) async fn table(
     let body = html! {
         main {
             h1 { (t.name) }
-            @if let Some(said) = done.done.as_deref().and_then(done_said) { p.done { (said) } }
+            @if let Some(said) = part.done.as_deref().and_then(done_said) { p.done { (said) } }
             @if may_operate(&caller) {
                 p {
                     (button("load", "Load now", true)) " "
@@ -61,8 +64,9 @@ pub(crate) async fn table(
                     @if caller.role >= dataloader_core::access::Role::Admin { " " a href={"/tables/" (t.name) "/edit"} { "Edit" } }
                 }
             }
-            // Read from the lake and the catalog once per page, not at every refresh.
-            dl.kv.storage {
+            // Read from the lake and the catalog at load and every 30 s, not at the live part's
+            // every refresh.
+            dl.kv.storage #storage hx-get={"/tables/" (t.name) "?part=storage"} hx-select="#storage" hx-target="this" hx-swap="outerHTML" hx-trigger="every 30s" {
                 @match (&detail.storage, &detail.storage_error) {
                     (Some(s), _) => {
                         dt { "Delta table" } dd {

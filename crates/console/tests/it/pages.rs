@@ -123,6 +123,21 @@ async fn pages_by_role(s: Server) {
         refresh.contains("Load now") && !refresh.contains("2 files"),
         "{refresh}"
     );
+    let storage = s
+        .http
+        .get(format!("{}/tables/{GOOD}?part=storage", s.url))
+        .header(COOKIE, operator)
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        storage.contains("2 files"),
+        "the storage part's own refresh reads it"
+    );
     let run_id = s.store.runs(None, 10).await.unwrap().last().unwrap().run_id;
     let (status, _, _, html) = page(&s, &format!("/runs/{run_id}"), operator).await;
     assert_eq!(status, 200);
