@@ -71,7 +71,7 @@ pub(crate) async fn table(
                     (Some(s), _) => {
                         dt { "Delta table" } dd {
                             @match s.delta_version {
-                                Some(v) => { "version " (v) ", " (count(s.files.map(|f| f as i64))) " files, " (count(s.bytes.map(|b| b as i64))) " bytes" }
+                                Some(v) => { "version " (v) ", " (count(s.files.map(|f| f as i64))) @if s.files == Some(1) { " file, " } @else { " files, " } (count(s.bytes.map(|b| b as i64))) " bytes" }
                                 None => { "not written yet" }
                             }
                         }
