@@ -53,6 +53,8 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             "/api/v1/connections/{name}/test",
             post(edits::test_connection_route),
         )
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/deliveries", get(list_deliveries))
         .route("/api/v1/plan", post(edits::plan))
         .route("/api/v1/apply", post(edits::apply))
 }
@@ -74,6 +76,8 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         get_run,
         retry_run,
         list_connections,
+        list_alerts,
+        list_deliveries,
         edits::create_table,
         edits::update_table,
         edits::create_connection,
@@ -89,6 +93,7 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         TableDetail,
         HistoryView,
         ConnectionView,
+        AlertView,
         edits::TableFields,
         edits::ConnectionFields,
         edits::Tested,
@@ -424,4 +429,49 @@ pub(crate) async fn set_active(
         .set_active(table.table_id, active, Utc::now(), &caller.audit_name())
         .await?;
     views::one(store, name).await
+}
+
+/// An alert rule, its webhook shown by its host or its reference, never its URL's path.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AlertView {
+    name: String,
+    /// `failure`, `recovery`, `long_run` or `freshness`.
+    event: String,
+    threshold_minutes: Option<i64>,
+    tables: Option<String>,
+    format: String,
+    webhook: String,
+    active: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = [AlertView])))]
+async fn list_alerts(
+    State(console): State<Arc<Console>>,
+    _caller: Caller,
+) -> Result<Json<Vec<AlertView>>, ApiError> {
+    let rules = console.store.alert_rules().await?;
+    Ok(Json(
+        rules
+            .into_iter()
+            .map(|r| AlertView {
+                webhook: r.shown_url(),
+                name: r.name,
+                event: r.event.as_str().into(),
+                threshold_minutes: r.threshold_minutes,
+                tables: r.tables,
+                format: r.format.as_str().into(),
+                active: r.is_active,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/deliveries", params(Limit),
+    responses((status = 200, body = [Object])))]
+async fn list_deliveries(
+    State(console): State<Arc<Console>>,
+    _caller: Caller,
+    Query(limit): Query<Limit>,
+) -> Result<Json<Vec<dataloader_core::alert::Delivery>>, ApiError> {
+    Ok(Json(console.store.deliveries(limit.get()).await?))
 }

@@ -87,6 +87,7 @@ pub(crate) fn shell(title: &str, caller: Option<&Caller>, body: Markup) -> Marku
                     a href="/" { "Overview" }
                     a href="/tables" { "Tables" }
                     a href="/connections" { "Connections" }
+                    a href="/alerts" { "Alerts" }
                     @if caller.is_some_and(|c| c.role >= Role::Admin) { a href="/apply" { "Apply a file" } }
                     a href="/api/v1/openapi.json" { "API" }
                     @if let Some(c) = caller {

@@ -4,6 +4,7 @@
 //! Times are written as UTC `<time>` elements that a few lines of script show in the viewer's
 //! zone.
 
+mod alerts;
 mod apply;
 mod connections;
 mod define;
@@ -47,6 +48,7 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         .route("/tables/{name}/{action}", post(act))
         .route("/runs/{id}", get(table::run))
         .route("/connections", get(connections::connections))
+        .route("/alerts", get(alerts::alerts))
         .route(
             "/connections/new",
             get(connections::new_connection).post(connections::create_connection),

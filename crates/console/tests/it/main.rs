@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{Duration, Utc};
 use dataloader_console::{hash_token, Actions, Console};
 use dataloader_core::access::Role;
+use dataloader_core::alert::{AlertEvent, AlertFormat, AlertRule, NewDelivery};
 use dataloader_core::{
     ConnectionConfig, ErrorKind, NewRun, RetryVerdict, RowCounts, RunOwner, RunStatus, RunUpdate,
     SourceTable, StateUpdate, Store, TableControl, TableSpec, TableStorage, TargetTable, Trigger,
@@ -181,6 +182,35 @@ async fn seeded(store: Arc<dyn Store>) {
                 .unwrap();
         }
     }
+    // An alert rule with a Slack webhook (its path is a secret) and one delivery.
+    store
+        .save_alert_rule(
+            &AlertRule {
+                name: "oncall".into(),
+                event: AlertEvent::Failure,
+                threshold_minutes: None,
+                tables: None,
+                url: "https://hooks.slack.com/services/T0/B0/SECRETPATH".into(),
+                format: AlertFormat::Slack,
+                is_active: true,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .queue_delivery(
+            &NewDelivery {
+                rule: "oncall".into(),
+                event_key: "failure:run:2".into(),
+                table_id: None,
+                run_id: Some(2),
+                payload: r#"{"text":"failed"}"#.into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
     for role in Role::ALL {
         let name = role.as_str();
         store

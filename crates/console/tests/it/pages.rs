@@ -91,6 +91,18 @@ async fn pages_by_role(s: Server) {
         "{html}"
     );
 
+    // The alerts: the rule and its delivery, the webhook by its host.
+    let (status, _, _, html) = page(&s, "/alerts", operator).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("oncall") && html.contains("failure:run:2"),
+        "{html}"
+    );
+    assert!(
+        html.contains("https://hooks.slack.com/…") && !html.contains("SECRETPATH"),
+        "{html}"
+    );
+
     // A table: its run, rows, chart and buttons; a run.
     let (status, _, _, html) = page(&s, &format!("/tables/{GOOD}"), operator).await;
     assert_eq!(status, 200);

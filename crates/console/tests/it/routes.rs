@@ -87,6 +87,17 @@ async fn every_route_by_role(s: Server) {
         );
     }
 
+    // Alerts: the webhook by its host, never its secret path; the deliveries.
+    let alerts = s.json("/api/v1/alerts", "tok-viewer").await;
+    assert_eq!(
+        alerts[0]["webhook"], "https://hooks.slack.com/…",
+        "{alerts}"
+    );
+    assert!(!alerts.to_string().contains("SECRETPATH"), "{alerts}");
+    let deliveries = s.json("/api/v1/alerts/deliveries", "tok-viewer").await;
+    assert_eq!(deliveries[0]["event_key"], "failure:run:2", "{deliveries}");
+    assert_eq!(deliveries[0]["status"], "pending");
+
     // Connections: the password's reference, never a value.
     let connections = s.json("/api/v1/connections", "tok-viewer").await;
     assert_eq!(
