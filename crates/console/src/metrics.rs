@@ -51,7 +51,7 @@ async fn render(console: &Console) -> Result<String, ApiError> {
     let tables = store.tables().await?;
     let totals = store.run_totals().await?;
     let successes: HashMap<i64, chrono::DateTime<Utc>> =
-        store.last_successes().await?.into_iter().collect();
+        store.last_successes(None).await?.into_iter().collect();
     let names: HashMap<i64, (String, String)> = tables
         .iter()
         .map(|t| {

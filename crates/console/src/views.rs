@@ -185,7 +185,7 @@ pub(crate) async fn tables(
         .map(|r| (r.table_id, r))
         .collect();
     let successes: HashMap<i64, DateTime<Utc>> =
-        store.last_successes().await?.into_iter().collect();
+        store.last_successes(None).await?.into_iter().collect();
     Ok(tables
         .into_iter()
         .map(|t| {
@@ -249,9 +249,8 @@ pub(crate) async fn last_success(
     table_id: i64,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
     Ok(store
-        .last_successes()
+        .last_successes(Some(table_id))
         .await?
-        .into_iter()
-        .find(|(id, _)| *id == table_id)
-        .map(|(_, at)| at))
+        .first()
+        .map(|(_, at)| *at))
 }

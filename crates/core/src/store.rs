@@ -496,8 +496,9 @@ pub trait Store: Send + Sync {
     async fn pending_migrations(&self) -> Result<usize>;
     /// The run each table's `last_run_id` names.
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
-    /// When each table's newest successful run finished: `(table_id, finished_at)`.
-    async fn last_successes(&self) -> Result<Vec<(i64, DateTime<Utc>)>>;
+    /// When each table's (or only `table_id`'s) newest successful run finished:
+    /// `(table_id, finished_at)`.
+    async fn last_successes(&self, table_id: Option<i64>) -> Result<Vec<(i64, DateTime<Utc>)>>;
     /// Every run added up by table, status and retry recommendation.
     async fn run_totals(&self) -> Result<Vec<RunTotals>>;
     /// Pauses or resumes a table, naming `changed_by` in the audit row; `false` when it was

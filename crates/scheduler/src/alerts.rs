@@ -138,7 +138,7 @@ async fn events(
             .iter()
             .map(|t| (t.table_id, t.spec.is_active))
             .collect();
-        for (table_id, last) in store.last_successes().await? {
+        for (table_id, last) in store.last_successes(None).await? {
             let (Some(table), Some(true)) = (names.get(&table_id), active.get(&table_id)) else {
                 continue;
             };

@@ -298,8 +298,8 @@ where
         self.last_runs().await
     }
 
-    async fn last_successes(&self) -> Result<Vec<(i64, DateTime<Utc>)>> {
-        self.last_successes().await
+    async fn last_successes(&self, table_id: Option<i64>) -> Result<Vec<(i64, DateTime<Utc>)>> {
+        self.last_successes(table_id).await
     }
 
     async fn run_totals(&self) -> Result<Vec<RunTotals>> {

@@ -42,11 +42,15 @@ where
     }
 
     /// When each table's newest successful run finished.
-    pub(crate) async fn last_successes(&self) -> Result<Vec<(i64, DateTime<Utc>)>> {
+    pub(crate) async fn last_successes(
+        &self,
+        table_id: Option<i64>,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>> {
         let rows: Vec<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
             "SELECT table_id, MAX(finished_at) FROM historical_metadata \
-             WHERE status = 'Succeeded' GROUP BY table_id",
+             WHERE status = 'Succeeded' AND ($1 IS NULL OR table_id = $1) GROUP BY table_id",
         )
+        .bind(table_id)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| Error::store("read the tables' last successes", e))?;
