@@ -137,22 +137,29 @@ where
     ) -> Result<()> {
         let err = |e| Error::store("update the table", e);
         let mut tx = self.begin_write().await.map_err(err)?;
+        let mark = Self::lock_and_mark(&mut tx, table_id).await?;
+        Self::update_on(&mut tx, table_id, spec, now).await?;
+        Self::name_changes(&mut tx, table_id, mark, changed_by).await?;
+        tx.commit().await.map_err(err)
+    }
+
+    /// Locks the table's row (PostgreSQL; SQLite's write transaction has the database) and
+    /// gives its newest audit row's id: the rows after it are the caller's change's.
+    async fn lock_and_mark(conn: &mut Conn<B>, table_id: i64) -> Result<i64> {
+        let err = |e| Error::store("lock the table for a change", e);
         sqlx::query(B::TABLE_FOR_RUN)
             .bind(table_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(err)?;
-        let mark: i64 = sqlx::query_scalar(
+        sqlx::query_scalar(
             "SELECT CAST(COALESCE(MAX(history_id), 0) AS BIGINT) FROM table_control_history \
              WHERE table_id = $1",
         )
         .bind(table_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
-        .map_err(err)?;
-        Self::update_on(&mut tx, table_id, spec, now).await?;
-        Self::name_changes(&mut tx, table_id, mark, changed_by).await?;
-        tx.commit().await.map_err(err)
+        .map_err(err)
     }
 
     /// Names `changed_by` in the table's audit rows after `mark` (the trigger wrote the
@@ -374,7 +381,8 @@ where
         changed_by: &str,
     ) -> Result<bool> {
         let err = |e| Error::store("pause or resume the table", e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin_write().await.map_err(err)?;
+        let mark = Self::lock_and_mark(&mut tx, table_id).await?;
         let changed = sqlx::query(
             "UPDATE table_control SET is_active = $2, updated_at = $3 \
              WHERE table_id = $1 AND is_active <> $2",
@@ -388,16 +396,7 @@ where
         .rows_affected()
             > 0;
         if changed {
-            // The trigger wrote the row as the database's user: name the caller instead.
-            sqlx::query(
-                "UPDATE table_control_history SET changed_by = $1 WHERE history_id = \
-                 (SELECT MAX(history_id) FROM table_control_history WHERE table_id = $2)",
-            )
-            .bind(changed_by)
-            .bind(table_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+            Self::name_changes(&mut tx, table_id, mark, changed_by).await?;
         }
         tx.commit().await.map_err(err)?;
         Ok(changed)
