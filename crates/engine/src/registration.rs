@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use dataloader_core::summary::CATALOG_FAILURE_NOTE;
 use dataloader_core::{Registration, Result, TableSpec, TableStorage};
+use dataloader_lake::DeltaDestination;
 
 use crate::Engine;
 
@@ -27,7 +28,7 @@ impl Engine {
                 self.catalog.describe()
             )
         } else {
-            match self.registration(spec).await? {
+            match self.registration_of(spec, &destination).await? {
                 None => "nothing to register before a first load".into(),
                 Some(desired) => match self.catalog.drift(&desired).await {
                     Ok(drift) => drift.to_string(),
@@ -47,6 +48,16 @@ impl Engine {
     pub async fn registration(&self, spec: &TableSpec) -> Result<Option<Registration>> {
         let destination = self.destination(&spec.destination)?;
         let destination = self.with_vended(&spec.destination, destination).await;
+        self.registration_of(spec, &destination).await
+    }
+
+    /// [`Engine::registration`] read through a destination already opened with its vended
+    /// credentials.
+    async fn registration_of(
+        &self,
+        spec: &TableSpec,
+        destination: &DeltaDestination,
+    ) -> Result<Option<Registration>> {
         let Some(columns) = destination.catalog_columns().await? else {
             return Ok(None);
         };
