@@ -22,6 +22,11 @@ use crate::error::{ApiError, ErrorBody};
 use crate::views::{self, TableView};
 use crate::Console;
 
+/// `text` trimmed, or none when that leaves nothing: a blank field says "not set".
+fn filled(text: &str) -> Option<String> {
+    Some(text.trim().to_string()).filter(|s| !s.is_empty())
+}
+
 /// A table's main settings, as the form and `POST`/`PUT /api/v1/tables` give them. A field
 /// left out keeps the table's value (a new table's default); an empty text clears it. Every
 /// other setting: an apply file (`/api/v1/plan`, `/api/v1/apply`).
@@ -79,7 +84,6 @@ impl TableFields {
             Some(b) => b.clone(),
             None => TableSpec::new(self.connection.trim(), source.clone(), destination.clone()),
         };
-        let text = |v: &str| Some(v.trim().to_string()).filter(|s| !s.is_empty());
         let names = |v: &[String]| -> Vec<String> {
             v.iter()
                 .map(|k| k.trim().to_string())
@@ -96,12 +100,12 @@ impl TableFields {
             spec.primary_keys = names(keys);
         }
         if let Some(column) = &self.incremental_column {
-            spec.incremental_column = text(column);
+            spec.incremental_column = filled(column);
         }
         if let Some(schedule) = &self.schedule {
-            spec.schedule = text(schedule);
+            spec.schedule = filled(schedule);
         }
-        if let Some(tz) = self.timezone.as_deref().and_then(text) {
+        if let Some(tz) = self.timezone.as_deref().and_then(filled) {
             spec.timezone = tz;
         }
         if let Some(tags) = &self.tags {
@@ -184,12 +188,7 @@ pub(crate) async fn save_connection(
     fields: &ConnectionFields,
     editing: Option<&str>,
 ) -> Result<String, Error> {
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let given = |v: &Option<String>| v.as_deref().and_then(filled);
     let stored = console.store.connection(fields.name.trim()).await?;
     let config = console.actions.validate_connection(&ConnectionConfig {
         name: fields.name.trim().to_string(),
